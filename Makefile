@@ -1,0 +1,94 @@
+# MGX backend. The two commands that matter: `make run` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+MODULES   := proto pkg gateway agentd sandboxd deploy/local
+BIN       := $(CURDIR)/bin
+TOOLBIN   := $(BIN)/tools
+PROTODEPS := $(CURDIR)/.cache/protodeps
+# Third-party .proto imports are copied out of these Go modules (never committed, never fetched from BSR).
+GOOGLEAPIS_MOD    := github.com/grpc-ecosystem/grpc-gateway@v1.16.0
+PROTOVALIDATE_MOD := github.com/bufbuild/protovalidate@v1.2.2
+TOOLS := github.com/bufbuild/buf/cmd/buf \
+         google.golang.org/protobuf/cmd/protoc-gen-go \
+         google.golang.org/grpc/cmd/protoc-gen-go-grpc \
+         github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
+         github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
+GOTEST_FLAGS ?= -race -count=1
+export PATH := $(TOOLBIN):$(PATH)
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+## ---- build and run ----------------------------------------------------------------------------
+
+.PHONY: build
+build: ## build every binary into bin/
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/ ./gateway/cmd/gateway ./agentd/cmd/agentd ./sandboxd/cmd/sandboxd ./deploy/local/cmd/mgx-local
+	# sandbox-agent runs inside arbitrary images, so it must be static.
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(BIN)/ ./sandboxd/cmd/sandbox-agent
+
+.PHONY: run
+run: build ## start the whole product locally (Ctrl-C stops everything)
+	exec $(BIN)/mgx-local
+
+## ---- tests -----------------------------------------------------------------------------------
+
+.PHONY: test
+test: check-generated ## all tests: unit and integration (real Redis, real Docker when an engine answers)
+	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
+
+.PHONY: bench
+bench: build ## benchmarks that print product-vs-baseline tables
+	@echo "no benchmarks yet"
+
+## ---- code generation -------------------------------------------------------------------------
+
+.PHONY: tools
+tools: ## build the pinned code generators from tools/go.mod into bin/tools
+	@mkdir -p $(TOOLBIN)
+	cd tools && GOWORK=off go build -o $(TOOLBIN)/ $(TOOLS)
+
+.PHONY: protodeps
+protodeps: ## copy third-party .proto imports out of the Go module cache into .cache/protodeps
+	@rm -rf $(PROTODEPS) && mkdir -p $(PROTODEPS)/google/api $(PROTODEPS)/buf/validate $(PROTODEPS)/protoc-gen-openapiv2/options
+	@gapi=$$(GOWORK=off go mod download -json $(GOOGLEAPIS_MOD) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+	 pv=$$(GOWORK=off go mod download -json $(PROTOVALIDATE_MOD) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+	 gw2=$$(cd tools && GOWORK=off go list -m -f '{{.Dir}}' github.com/grpc-ecosystem/grpc-gateway/v2); \
+	 cp $$gapi/third_party/googleapis/google/api/annotations.proto $$gapi/third_party/googleapis/google/api/http.proto $(PROTODEPS)/google/api/; \
+	 cp $$pv/proto/protovalidate/buf/validate/validate.proto $(PROTODEPS)/buf/validate/; \
+	 cp $$gw2/protoc-gen-openapiv2/options/annotations.proto $$gw2/protoc-gen-openapiv2/options/openapiv2.proto $(PROTODEPS)/protoc-gen-openapiv2/options/
+	@chmod -R u+w $(PROTODEPS)
+
+.PHONY: generate
+generate: tools protodeps ## regenerate Go code and the OpenAPI document from proto/
+	buf generate
+	@echo "generated proto/gen"
+
+.PHONY: check-generated
+check-generated: generate ## fail when the committed generated code differs from a fresh `make generate`
+	@if [ -n "$$(git status --porcelain -- proto/gen)" ]; then \
+	  echo "generated code is stale; run 'make generate' and commit:"; git status --porcelain -- proto/gen; \
+	  git --no-pager diff --stat -- proto/gen; exit 1; fi
+	@echo "generated code is up to date"
+
+## ---- lint ------------------------------------------------------------------------------------
+
+.PHONY: lint
+lint: tools protodeps ## gofmt, go vet, golangci-lint and buf lint
+	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^proto/gen/')); if [ -n "$$bad" ]; then echo "not gofmt-ed:"; echo "$$bad"; exit 1; fi
+	@for m in $(MODULES); do echo "== vet $$m"; (cd $$m && GOWORK=off go vet ./...); done
+	cd tools && GOWORK=off go build -o $(TOOLBIN)/ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	@for m in $(MODULES); do echo "== golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
+	buf lint
+
+.PHONY: check-modules
+check-modules: ## every module builds and vets alone (GOWORK=off)
+	@for m in $(MODULES); do echo "== $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go vet ./...); done
+
+.PHONY: clean
+clean: ## remove build outputs
+	rm -rf $(BIN) .cache
