@@ -1,0 +1,165 @@
+// Package stack is the composition root of `make run`: it brings up Redis, then sandboxd, agentd and
+// the gateway as child processes with embedded defaults, waits until the edge reports every service
+// healthy, and takes everything down in reverse order on a signal or when any child dies.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mgx-ai/mgx/deploy/local/internal/devredis"
+	"github.com/mgx-ai/mgx/deploy/local/internal/supervisor"
+)
+
+// Config is read from the environment; everything else is passed through to the services unchanged.
+type Config struct {
+	BinDir        string
+	RunDir        string // MGX_RUN_DIR: Redis data and per-sandbox state for local runs.
+	GatewayListen string // GATEWAY_LISTEN
+	ForceEmbedded bool   // MGX_EMBEDDED_REDIS=1: use the in-process Redis even when redis-server exists.
+	Out           io.Writer
+}
+
+// FromEnv builds the launcher's config with the defaults of a fresh machine.
+func FromEnv() (Config, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return Config{}, fmt.Errorf("locate launcher: %w", err)
+	}
+	return Config{
+		BinDir:        filepath.Dir(exe),
+		RunDir:        envOr("MGX_RUN_DIR", filepath.Join(".cache", "run")),
+		GatewayListen: envOr("GATEWAY_LISTEN", "127.0.0.1:8000"),
+		ForceEmbedded: os.Getenv("MGX_EMBEDDED_REDIS") == "1",
+		Out:           os.Stdout,
+	}, nil
+}
+
+// Run starts the stack and blocks until ctx is cancelled (a signal) or a service dies.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
+	runDir, err := filepath.Abs(cfg.RunDir)
+	if err != nil {
+		return err
+	}
+	red, err := devredis.Start(ctx, filepath.Join(runDir, "redis"), cfg.ForceEmbedded)
+	if err != nil {
+		return err
+	}
+	log.Info("redis ready", "kind", red.Kind, "url", red.URL)
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, red.Stop(stopCtx))
+		log.Info("stopped", "service", "redis")
+	}()
+
+	env := serviceEnv(red.URL, runDir)
+	sup := supervisor.New(log)
+	defer func() { err = errors.Join(err, sup.StopAll(15*time.Second)) }()
+
+	// Start order follows the call graph (gateway → agentd → sandboxd) backwards, so every service finds
+	// its upstream already listening; StopAll reverses it.
+	for _, name := range []string{"sandboxd", "agentd", "gateway"} {
+		if _, err := sup.Start(name, filepath.Join(cfg.BinDir, name), env, cfg.Out); err != nil {
+			return err
+		}
+	}
+
+	url := "http://" + cfg.GatewayListen
+	if err := waitHealthy(ctx, url+"/healthz", sup.Exited, 90*time.Second); err != nil {
+		return err
+	}
+	printBanner(cfg.Out, url, red.Kind)
+
+	select {
+	case <-ctx.Done():
+		log.Info("signal received; stopping in order: gateway, agentd, sandboxd, redis")
+		return nil
+	case c := <-sup.Exited:
+		return fmt.Errorf("%s exited unexpectedly (%v); stopping the rest", c.Name, c.Err())
+	}
+}
+
+// serviceEnv gives each service the local defaults unless the developer already set them.
+func serviceEnv(redisURL, runDir string) []string {
+	var env []string
+	set := func(k, v string) {
+		if _, ok := os.LookupEnv(k); !ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for _, k := range []string{"GATEWAY_REDIS_URL", "AGENTD_REDIS_URL", "SANDBOXD_REDIS_URL"} {
+		set(k, redisURL)
+	}
+	// A fresh secret per run: nothing outside this stack can call the internal APIs.
+	set("MGX_INTERNAL_TOKEN", randomHex(24))
+	set("SANDBOXD_STATE_DIR", filepath.Join(runDir, "sandboxes"))
+	set("MGX_DEMO_EMAIL", "demo@mgx.dev")
+	set("MGX_DEMO_PASSWORD", "demo-password")
+	return env
+}
+
+func waitHealthy(ctx context.Context, url string, exited <-chan *supervisor.Child, limit time.Duration) error {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		if resp, err := client.Get(url); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case c := <-exited:
+			return fmt.Errorf("%s exited during start-up (%v)", c.Name, c.Err())
+		case <-deadline.C:
+			return fmt.Errorf("%s did not report healthy within %s", url, limit)
+		case <-tick.C:
+		}
+	}
+}
+
+func printBanner(w io.Writer, url, redisKind string) {
+	llm := "scripted offline provider (set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model)"
+	if os.Getenv("OPENAI_API_KEY") != "" || os.Getenv("ANTHROPIC_API_KEY") != "" {
+		llm = "real provider from your API key"
+	}
+	fmt.Fprintf(w, `
+MGX is running.
+  API        %[1]s/api   (OpenAPI: %[1]s/api/openapi.json)
+  Health     %[1]s/healthz
+  Redis      %[2]s
+  LLM        %[3]s
+  Demo login %[4]s / %[5]s
+Stop with Ctrl-C (or kill -TERM %[6]d): every service is stopped in order.
+
+`, url, redisKind, llm, envOr("MGX_DEMO_EMAIL", "demo@mgx.dev"), envOr("MGX_DEMO_PASSWORD", "demo-password"), os.Getpid())
+}
+
+func envOr(k, def string) string {
+	if v, ok := os.LookupEnv(k); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
