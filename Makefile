@@ -38,7 +38,7 @@ run: build ## start the whole product locally (Ctrl-C stops everything)
 ## ---- tests -----------------------------------------------------------------------------------
 
 .PHONY: test
-test: check-generated ## all tests: unit and integration (real Redis, real Docker when an engine answers)
+test: check-generated check-modules ## all tests: unit and integration (real Redis, real Docker when an engine answers)
 	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
 
 .PHONY: bench
