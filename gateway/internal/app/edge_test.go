@@ -1,0 +1,233 @@
+package app_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/mgx-ai/mgx/pkg/grpcserver"
+)
+
+// healthOnly serves a real gRPC server with just the health service, in
+// the given state, as an upstream for /healthz.
+func healthOnly(t *testing.T, st healthpb.HealthCheckResponse_ServingStatus) string {
+	t.Helper()
+	srv, hs, err := grpcserver.New(grpcserver.Options{InternalToken: "test-internal-token"})
+	require.NoError(t, err)
+	hs.SetServingStatus("", st)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+func TestHealthz(t *testing.T) {
+	tests := []struct {
+		name     string
+		agentd   string
+		sandboxd string
+		want     int
+		services map[string]any
+	}{
+		{
+			name: "upstreams down", want: http.StatusServiceUnavailable,
+			services: map[string]any{"gateway": "SERVING", "agentd": "UNREACHABLE", "sandboxd": "UNREACHABLE"},
+		},
+		{
+			name:   "all serving",
+			agentd: healthOnly(t, healthpb.HealthCheckResponse_SERVING), sandboxd: healthOnly(t, healthpb.HealthCheckResponse_SERVING),
+			want:     http.StatusOK,
+			services: map[string]any{"gateway": "SERVING", "agentd": "SERVING", "sandboxd": "SERVING"},
+		},
+		{
+			name:   "one not serving",
+			agentd: healthOnly(t, healthpb.HealthCheckResponse_SERVING), sandboxd: healthOnly(t, healthpb.HealthCheckResponse_NOT_SERVING),
+			want:     http.StatusServiceUnavailable,
+			services: map[string]any{"gateway": "SERVING", "agentd": "SERVING", "sandboxd": "NOT_SERVING"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			if tt.agentd != "" {
+				env["AGENTD_ADDR"], env["SANDBOXD_ADDR"] = tt.agentd, tt.sandboxd
+			}
+			g := startGateway(t, env)
+			r := g.do(req{path: "/healthz"})
+			require.Equal(t, tt.want, r.status, "%s", r.body)
+			m := r.json(t)
+			require.Equal(t, tt.services, m["services"])
+			if tt.want == http.StatusOK {
+				require.Equal(t, "ok", m["status"])
+			} else {
+				require.Equal(t, "degraded", m["status"])
+			}
+		})
+	}
+}
+
+func TestOpenAPI(t *testing.T) {
+	g := startGateway(t, nil)
+	r := g.do(req{path: "/api/openapi.json"})
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, "application/json", r.header.Get("Content-Type"))
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &doc))
+	for path, method := range map[string]string{
+		"/api/auth/register":                  "post",
+		"/api/auth/login":                     "post",
+		"/api/auth/refresh":                   "post",
+		"/api/auth/logout":                    "post",
+		"/api/auth/me":                        "get",
+		"/api/sessions":                       "post",
+		"/api/sessions/{id}":                  "delete",
+		"/api/sessions/{session_id}/messages": "get",
+		"/api/chat/messages/{session_id}":     "get",
+		"/api/chat/messages":                  "post",
+		"/api/files/{session_id}/tree":        "get",
+		"/api/files/{session_id}":             "get",
+		"/api/sandbox/launch":                 "post",
+		"/api/sandbox/exec":                   "post",
+		"/api/sandbox/destroy":                "post",
+		"/api/sandbox/destroy_all":            "post",
+		"/api/sandbox/preview/{session_id}":   "get",
+		"/healthz":                            "get",
+	} {
+		require.Contains(t, doc.Paths, path)
+		require.Contains(t, doc.Paths[path], method, path)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	g := startGateway(t, map[string]string{"GATEWAY_RATE_LIMIT": "5", "GATEWAY_RATE_WINDOW": "1h"})
+	a := g.register("busy@example.com") // register + me: 2 requests (one per subject)
+	limited := 0
+	for range 8 {
+		r := g.do(req{path: "/api/auth/me", token: a.access})
+		if r.status == http.StatusTooManyRequests {
+			limited++
+			requireError(t, r, http.StatusTooManyRequests)
+			require.NotEmpty(t, r.header.Get("Retry-After"))
+			continue
+		}
+		require.Equal(t, http.StatusOK, r.status)
+	}
+	require.Equal(t, 4, limited)
+	// Another user has a budget of their own.
+	b := g.register("calm@example.com")
+	require.Equal(t, http.StatusOK, g.do(req{path: "/api/auth/me", token: b.access}).status)
+}
+
+func TestCORS(t *testing.T) {
+	g := startGateway(t, nil)
+	preflight := func(origin string) response {
+		return g.do(req{method: "OPTIONS", path: "/api/sessions", header: map[string]string{
+			"Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type",
+		}})
+	}
+	ok := preflight("http://localhost:3000")
+	require.Less(t, ok.status, 300)
+	require.Equal(t, "http://localhost:3000", ok.header.Get("Access-Control-Allow-Origin"))
+	require.Empty(t, preflight("https://evil.example").header.Get("Access-Control-Allow-Origin"))
+
+	custom := startGateway(t, map[string]string{"GATEWAY_CORS_ORIGINS": "https://app.example,https://admin.example"})
+	r := custom.do(req{path: "/healthz", header: map[string]string{"Origin": "https://admin.example"}})
+	require.Equal(t, "https://admin.example", r.header.Get("Access-Control-Allow-Origin"))
+}
+
+// TestHostileInputs: nothing a client sends may produce a 5xx, and every
+// refusal carries a detail.
+func TestHostileInputs(t *testing.T) {
+	g := startGateway(t, map[string]string{"GATEWAY_MAX_BODY_BYTES": "4096"})
+	a := g.register("hostile@example.com")
+	huge := `{"email":"a@b.co","password":"` + strings.Repeat("x", 10000) + `"}`
+
+	tests := []struct {
+		name   string
+		r      req
+		status int
+	}{
+		{"malformed json", req{method: "POST", path: "/api/auth/login", body: `{"email":`}, 400},
+		{"not json", req{method: "POST", path: "/api/auth/login", body: `hello`}, 400},
+		{"array body", req{method: "POST", path: "/api/auth/login", body: `[1,2]`}, 400},
+		{"wrong types", req{method: "POST", path: "/api/auth/login", body: `{"email":42,"password":true}`}, 400},
+		{"unknown field", req{method: "POST", path: "/api/auth/register", body: `{"email":"u@example.com","password":"password1","admin":true}`}, 400},
+		{"null byte", req{method: "POST", path: "/api/auth/login", body: "{\"email\":\"a\u0000@b.co\",\"password\":\"x\"}"}, 400},
+		{"escaped null byte", req{method: "POST", path: "/api/auth/login", body: `{"email":"a\u0000@b.co","password":"x"}`}, 401},
+		{"invalid utf8", req{method: "POST", path: "/api/auth/login", body: []byte("{\"email\":\"\xff\xfe\",\"password\":\"x\"}")}, 400},
+		{"huge body", req{method: "POST", path: "/api/auth/login", body: huge}, 413},
+		{"huge body chunked", req{method: "POST", path: "/api/auth/register", body: huge, header: map[string]string{"Transfer-Encoding": "chunked"}}, 413},
+		{"empty body", req{method: "POST", path: "/api/auth/login", body: ""}, 400},
+		{"too long password", req{method: "POST", path: "/api/auth/register", body: `{"email":"l@example.com","password":"` + strings.Repeat("p", 300) + `"}`}, 400},
+		{"bad uuid api key", req{method: "DELETE", path: "/api/auth/api_keys/../../etc", token: a.access}, 404},
+		{"bad uuid", req{method: "DELETE", path: "/api/auth/api_keys/123", token: a.access}, 400},
+		{"unknown path", req{path: "/api/nope", token: a.access}, 404},
+		{"wrong method", req{method: "PUT", path: "/api/auth/login", body: `{}`}, 405},
+		{"forged user id header", req{path: "/api/auth/me", header: map[string]string{"Grpc-Metadata-X-Mgx-User-Id": a.id}}, 401},
+		{"forged internal token", req{path: "/api/auth/me", header: map[string]string{"Grpc-Metadata-X-Mgx-Internal-Token": "test-internal-token"}}, 401},
+		{"bad request id", req{path: "/api/auth/me", token: a.access, header: map[string]string{"X-Request-Id": "a b\tc"}}, 200},
+		{"token in query and header", req{path: "/api/auth/me?token=garbage", token: a.access}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := g.do(tt.r)
+			require.Less(t, r.status, 500, "body: %s", r.body)
+			if tt.status >= 400 {
+				if tt.status == 405 {
+					require.Equal(t, tt.status, r.status, "%s", r.body)
+					return
+				}
+				requireError(t, r, tt.status)
+				return
+			}
+			require.Equal(t, tt.status, r.status, "%s", r.body)
+		})
+	}
+
+	t.Run("forged user id does not change identity", func(t *testing.T) {
+		b := g.register("victim@example.com")
+		r := g.do(req{path: "/api/auth/me", token: a.access, header: map[string]string{
+			"Grpc-Metadata-X-Mgx-User-Id": b.id, "X-Mgx-User-Id": b.id,
+		}})
+		require.Equal(t, http.StatusOK, r.status)
+		require.Equal(t, a.id, r.json(t)["id"])
+	})
+	t.Run("request id echoed only when valid", func(t *testing.T) {
+		r := g.do(req{path: "/healthz", header: map[string]string{"X-Request-Id": "trace-123"}})
+		require.Equal(t, "trace-123", r.header.Get("X-Request-Id"))
+		r = g.do(req{path: "/healthz", header: map[string]string{"X-Request-Id": "evil value"}})
+		require.NotEqual(t, "evil value", r.header.Get("X-Request-Id"))
+	})
+	t.Run("raw header injection", func(t *testing.T) {
+		for _, raw := range []string{
+			"GET /api/auth/me HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\x01b\r\n\r\n",
+			"GET /api/auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n b\r\n\r\n",
+			"GET /api/auth/me?token=%0d%0aSet-Cookie:%20x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+			"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n{}{}{}{",
+		} {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(g.base, "http://"))
+			require.NoError(t, err)
+			_, err = conn.Write([]byte(raw))
+			require.NoError(t, err)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			require.NoError(t, err)
+			require.Less(t, resp.StatusCode, 500)
+			require.GreaterOrEqual(t, resp.StatusCode, 400)
+			require.Empty(t, resp.Header.Get("Set-Cookie"))
+			_ = conn.Close()
+		}
+	})
+	t.Run("upstream down is 503 without internals", func(t *testing.T) {
+		m := requireError(t, g.do(req{path: "/api/sessions", token: a.access}), http.StatusServiceUnavailable)
+		require.NotContains(t, m["detail"], "127.0.0.1")
+	})
+}

@@ -1,0 +1,102 @@
+// Package config is the gateway's configuration, read from the environment
+// once at start (see README for every variable).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
+)
+
+// Validation errors.
+var (
+	ErrShortJWTSecret = errors.New("must be at least 32 bytes")
+	ErrBadURL         = errors.New("must be an absolute http(s) URL")
+	ErrNotPositive    = errors.New("must be positive")
+	ErrDemoPassword   = errors.New("MGX_DEMO_PASSWORD must be at least 8 characters when MGX_DEMO_EMAIL is set")
+)
+
+// Config is the gateway's configuration.
+type Config struct {
+	pkgconfig.Common
+
+	Listen       string `env:"GATEWAY_LISTEN" envDefault:"127.0.0.1:8000"`
+	RedisURL     string `env:"GATEWAY_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
+	AgentdAddr   string `env:"AGENTD_ADDR" envDefault:"127.0.0.1:8101"`
+	SandboxdAddr string `env:"SANDBOXD_ADDR" envDefault:"127.0.0.1:8201"`
+	PreviewURL   string `env:"SANDBOXD_PREVIEW_URL" envDefault:"http://127.0.0.1:8202"`
+	PublicURL    string `env:"MGX_PUBLIC_URL" envDefault:"http://localhost:8000"`
+
+	CORSOrigins []string `env:"GATEWAY_CORS_ORIGINS" envDefault:"http://localhost:3000" envSeparator:","`
+
+	// JWTSecret signs access tokens. Empty means a random secret per
+	// process: fine for one local gateway, but tokens then die with it and
+	// replicas do not accept each other's.
+	JWTSecret      string        `env:"GATEWAY_JWT_SECRET" secret:"true"`
+	AccessTTL      time.Duration `env:"GATEWAY_ACCESS_TOKEN_TTL" envDefault:"15m"`
+	RefreshTTL     time.Duration `env:"GATEWAY_REFRESH_TOKEN_TTL" envDefault:"720h"`
+	OperatorEmails []string      `env:"GATEWAY_OPERATOR_EMAILS" envSeparator:","`
+	DemoEmail      string        `env:"MGX_DEMO_EMAIL"`
+	DemoPassword   string        `env:"MGX_DEMO_PASSWORD" secret:"true"`
+
+	LoginMaxFailures   int           `env:"GATEWAY_LOGIN_MAX_FAILURES" envDefault:"5"`
+	LoginMaxFailuresIP int           `env:"GATEWAY_LOGIN_MAX_FAILURES_IP" envDefault:"50"`
+	LoginFailureWindow time.Duration `env:"GATEWAY_LOGIN_FAILURE_WINDOW" envDefault:"15m"`
+
+	RateLimit  int           `env:"GATEWAY_RATE_LIMIT" envDefault:"600"`
+	RateWindow time.Duration `env:"GATEWAY_RATE_WINDOW" envDefault:"1m"`
+
+	MaxBodyBytes    int64         `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"1048576"`
+	UpstreamTimeout time.Duration `env:"GATEWAY_UPSTREAM_TIMEOUT" envDefault:"30s"`
+
+	MaxStreamsPerUser int           `env:"GATEWAY_MAX_STREAMS_PER_USER" envDefault:"16"`
+	StreamBuffer      int           `env:"GATEWAY_STREAM_BUFFER" envDefault:"1024"`
+	PingInterval      time.Duration `env:"GATEWAY_PING_INTERVAL" envDefault:"20s"`
+
+	ShutdownTimeout time.Duration `env:"GATEWAY_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+}
+
+// Validate implements pkgconfig.Validator.
+func (c Config) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		return fmt.Errorf("GATEWAY_JWT_SECRET: %w", ErrShortJWTSecret)
+	}
+	for name, raw := range map[string]string{"SANDBOXD_PREVIEW_URL": c.PreviewURL, "MGX_PUBLIC_URL": c.PublicURL} {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s=%q: %w", name, raw, ErrBadURL)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"GATEWAY_ACCESS_TOKEN_TTL": c.AccessTTL, "GATEWAY_REFRESH_TOKEN_TTL": c.RefreshTTL,
+		"GATEWAY_LOGIN_FAILURE_WINDOW": c.LoginFailureWindow, "GATEWAY_RATE_WINDOW": c.RateWindow,
+		"GATEWAY_UPSTREAM_TIMEOUT": c.UpstreamTimeout, "GATEWAY_PING_INTERVAL": c.PingInterval,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s=%s: %w", name, d, ErrNotPositive)
+		}
+	}
+	if c.MaxBodyBytes <= 0 || c.StreamBuffer <= 0 || c.MaxStreamsPerUser <= 0 {
+		return fmt.Errorf("GATEWAY_MAX_BODY_BYTES, GATEWAY_STREAM_BUFFER, GATEWAY_MAX_STREAMS_PER_USER: %w", ErrNotPositive)
+	}
+	if c.DemoEmail != "" && len(c.DemoPassword) < 8 {
+		return ErrDemoPassword
+	}
+	return nil
+}
+
+// PreviewHostSuffix is ".preview.<host of MGX_PUBLIC_URL>": preview origins
+// look like p5173-<session>.preview.localhost:8000.
+func (c Config) PreviewHostSuffix() string {
+	u, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return ""
+	}
+	return ".preview." + u.Hostname()
+}

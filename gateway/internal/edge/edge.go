@@ -1,0 +1,263 @@
+// Package edge is the gateway's HTTP surface: routing between the REST API,
+// the event stream bridge, preview traffic and the OpenAPI document, and the
+// middleware every API request passes: request id, access log, CORS, body
+// limit, authentication and rate limiting.
+package edge
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/cors"
+	"google.golang.org/grpc/codes"
+
+	"github.com/mgx-ai/mgx/gateway/internal/auth"
+	"github.com/mgx-ai/mgx/gateway/internal/httperr"
+	"github.com/mgx-ai/mgx/gateway/internal/ratelimit"
+	"github.com/mgx-ai/mgx/pkg/requestid"
+)
+
+// Authenticator resolves a bearer credential to its principal.
+type Authenticator interface {
+	Authenticate(ctx context.Context, credential string) (auth.Principal, error)
+}
+
+// Options assembles the edge.
+type Options struct {
+	Logger  *slog.Logger
+	Errors  httperr.Writer
+	Auth    Authenticator
+	Limiter *ratelimit.Limiter
+
+	// API serves the REST table (the grpc-gateway mux).
+	API http.Handler
+	// Events serves WS /api/ws/sessions/{id}; EventsSSE serves
+	// GET /api/sessions/{id}/events.
+	Events    http.Handler
+	EventsSSE http.Handler
+	// Preview serves preview traffic, recognised by PreviewHostSuffix
+	// (".preview.localhost") or the /preview/ path prefix.
+	Preview           http.Handler
+	PreviewHostSuffix string
+	OpenAPI           []byte
+
+	CORSOrigins  []string
+	MaxBodyBytes int64
+}
+
+// publicPaths need no credential.
+var publicPaths = map[string]bool{
+	"/api/auth/register": true,
+	"/api/auth/login":    true,
+	"/api/auth/refresh":  true,
+	"/api/openapi.json":  true,
+	"/healthz":           true,
+}
+
+// New returns the gateway's root handler.
+func New(o Options) http.Handler {
+	e := &edge{o: o}
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/openapi.json", e.openAPI)
+	if o.Events != nil {
+		api.Handle("GET /api/ws/sessions/{session_id}", o.Events)
+	}
+	if o.EventsSSE != nil {
+		api.Handle("GET /api/sessions/{session_id}/events", o.EventsSSE)
+	}
+	api.Handle("/", o.API)
+
+	c := cors.New(cors.Options{
+		AllowedOrigins:   o.CORSOrigins,
+		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		AllowedHeaders:   []string{"Authorization", "Content-Type", "X-Api-Key", "X-Request-Id", "Last-Event-Id"},
+		ExposedHeaders:   []string{"Retry-After", "X-Request-Id"},
+		AllowCredentials: true,
+		MaxAge:           600,
+	})
+	e.api = c.Handler(e.guard(api))
+	return e
+}
+
+type edge struct {
+	o   Options
+	api http.Handler
+}
+
+func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := r.Header.Get(requestid.MetadataKey)
+	if !requestid.Valid(id) {
+		id = requestid.New()
+	}
+	w.Header().Set("X-Request-Id", id)
+	ctx := requestid.NewContext(r.Context(), id)
+	ctx = auth.ContextWithClientIP(ctx, remoteIP(r))
+	r = r.WithContext(ctx)
+
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			e.o.Logger.ErrorContext(ctx, "panic in HTTP handler", "panic", p, "path", r.URL.Path)
+			if !rec.wrote {
+				e.o.Errors.Status(rec, r, codes.Internal, "internal error")
+			}
+		}
+		// The query is left out: it may carry ?token=.
+		e.o.Logger.LogAttrs(ctx, slog.LevelInfo, "http request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
+			slog.String("request_id", id))
+	}()
+
+	if e.isPreview(r) {
+		e.o.Preview.ServeHTTP(rec, r)
+		return
+	}
+	e.api.ServeHTTP(rec, r)
+}
+
+func (e *edge) isPreview(r *http.Request) bool {
+	if e.o.Preview == nil {
+		return false
+	}
+	if strings.HasPrefix(r.URL.Path, "/preview/") {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return e.o.PreviewHostSuffix != "" && strings.HasSuffix(strings.ToLower(host), e.o.PreviewHostSuffix)
+}
+
+// guard applies the body limit, authentication and the rate limit.
+func (e *edge) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.o.MaxBodyBytes > 0 {
+			if r.ContentLength > e.o.MaxBodyBytes {
+				w.Header().Set("Connection", "close")
+				e.o.Errors.Status(w, httperr.MarkTooLarge(r), codes.InvalidArgument, "request body too large")
+				return
+			}
+			r = httperr.LimitBody(w, r, e.o.MaxBodyBytes)
+		}
+
+		subject := "ip:" + auth.ClientIPFromContext(r.Context())
+		if !publicPaths[r.URL.Path] {
+			cred, fromQuery := credential(r)
+			p, err := e.o.Auth.Authenticate(r.Context(), cred)
+			if err != nil {
+				e.o.Errors.Write(w, r, auth.ToStatus(r.Context(), e.o.Logger, err))
+				return
+			}
+			if fromQuery {
+				// The token has done its job; it must not reach grpc-gateway's
+				// query parser (an unknown field there) or any log.
+				q := r.URL.Query()
+				q.Del("token")
+				r.URL.RawQuery = q.Encode()
+			}
+			r = r.WithContext(auth.NewContext(r.Context(), p))
+			subject = "user:" + p.UserID
+		}
+
+		if e.o.Limiter != nil {
+			d, err := e.o.Limiter.Allow(r.Context(), subject)
+			switch {
+			case err != nil:
+				// Fail open: a Redis outage must not take the whole API down
+				// with it; the limit is abuse protection, not billing.
+				e.o.Logger.WarnContext(r.Context(), "rate limiter unavailable", "err", err)
+			case !d.Allowed:
+				secs := int((d.RetryAfter + time.Second - 1) / time.Second)
+				w.Header().Set("Retry-After", strconv.Itoa(secs))
+				e.o.Errors.Status(w, r, codes.ResourceExhausted, "rate limit exceeded, retry in "+strconv.Itoa(secs)+"s")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// credential returns the caller's bearer credential: the Authorization
+// header (access token or API key), X-Api-Key, or the `token` query
+// parameter that browsers use where they cannot set headers (WebSocket,
+// EventSource, links).
+func credential(r *http.Request) (cred string, fromQuery bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "bearer") {
+			return strings.TrimSpace(tok), false
+		}
+		return "", false
+	}
+	if k := r.Header.Get("X-Api-Key"); k != "" {
+		return k, false
+	}
+	if t := r.URL.Query().Get("token"); t != "" {
+		return t, true
+	}
+	return "", false
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (e *edge) openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(e.o.OpenAPI)
+}
+
+// statusRecorder remembers the status for the access log. It forwards
+// Flush and Hijack, which SSE and WebSocket need.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := s.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	s.status = http.StatusSwitchingProtocols
+	return h.Hijack()
+}

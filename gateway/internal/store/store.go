@@ -1,0 +1,299 @@
+// Package store keeps the gateway's state in its own Redis keyspace: users,
+// refresh tokens, API keys and login-failure counters. It takes a
+// redis.UniversalClient, so single node, Sentinel and Cluster all work; no
+// operation spans two hash slots.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Domain errors. The auth service's funnel turns them into gRPC statuses.
+var (
+	ErrNotFound   = errors.New("not found")
+	ErrEmailTaken = errors.New("email already registered")
+)
+
+// Store is the gateway's Redis persistence.
+type Store struct {
+	rdb redis.UniversalClient
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// User is an account.
+type User struct {
+	ID           string
+	Email        string
+	Name         string
+	PasswordHash string
+	Credits      int32
+	Plan         string
+	CreatedAt    time.Time
+}
+
+// CreateUser stores u, failing with ErrEmailTaken when its email is in use.
+// The email index is claimed first with SET NX: two concurrent registrations
+// of one email cannot both win, and a crash after the claim leaves only an
+// index entry pointing at no user, which UserByEmail reports as ErrNotFound.
+func (s *Store) CreateUser(ctx context.Context, u User) error {
+	ok, err := s.rdb.SetNX(ctx, KeyEmail(u.Email), u.ID, 0).Result()
+	if err != nil {
+		return fmt.Errorf("claim email: %w", err)
+	}
+	if !ok {
+		return ErrEmailTaken
+	}
+	err = s.rdb.HSet(ctx, KeyUser(u.ID),
+		"id", u.ID,
+		"email", u.Email,
+		"name", u.Name,
+		"password_hash", u.PasswordHash,
+		"credits", u.Credits,
+		"plan", u.Plan,
+		"created_at", u.CreatedAt.UnixMilli(),
+	).Err()
+	if err != nil {
+		_ = s.rdb.Del(context.WithoutCancel(ctx), KeyEmail(u.Email)).Err()
+		return fmt.Errorf("store user: %w", err)
+	}
+	return nil
+}
+
+// User returns the user with id.
+func (s *Store) User(ctx context.Context, id string) (User, error) {
+	m, err := s.rdb.HGetAll(ctx, KeyUser(id)).Result()
+	if err != nil {
+		return User{}, fmt.Errorf("load user: %w", err)
+	}
+	if len(m) == 0 {
+		return User{}, ErrNotFound
+	}
+	credits, _ := strconv.ParseInt(m["credits"], 10, 32)
+	created, _ := strconv.ParseInt(m["created_at"], 10, 64)
+	return User{
+		ID:           m["id"],
+		Email:        m["email"],
+		Name:         m["name"],
+		PasswordHash: m["password_hash"],
+		Credits:      int32(credits),
+		Plan:         m["plan"],
+		CreatedAt:    time.UnixMilli(created),
+	}, nil
+}
+
+// UserByEmail returns the user registered with the normalised email.
+func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+	id, err := s.rdb.Get(ctx, KeyEmail(email)).Result()
+	if errors.Is(err, redis.Nil) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("load email: %w", err)
+	}
+	return s.User(ctx, id)
+}
+
+// SaveRefresh stores a refresh token (by hash) for userID until ttl passes.
+func (s *Store) SaveRefresh(ctx context.Context, tokenHash, userID string, ttl time.Duration) error {
+	if err := s.rdb.Set(ctx, KeyRefresh(tokenHash), userID, ttl).Err(); err != nil {
+		return fmt.Errorf("store refresh token: %w", err)
+	}
+	return nil
+}
+
+// ConsumeRefresh deletes a refresh token and returns its user. GETDEL makes
+// rotation single-use: of two concurrent refreshes with one token exactly
+// one gets the user, the other ErrNotFound.
+func (s *Store) ConsumeRefresh(ctx context.Context, tokenHash string) (string, error) {
+	userID, err := s.rdb.GetDel(ctx, KeyRefresh(tokenHash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("consume refresh token: %w", err)
+	}
+	return userID, nil
+}
+
+// revokeOwned deletes KEYS[1] only when it belongs to the caller.
+//
+//	KEYS[1] the record (a string holding the owner id, or a hash with field user_id)
+//	ARGV[1] the caller's user id
+//	returns 1 when deleted, 0 when missing or owned by someone else
+var revokeOwned = redis.NewScript(`
+local t = redis.call('TYPE', KEYS[1])['ok']
+local owner
+if t == 'string' then
+  owner = redis.call('GET', KEYS[1])
+elseif t == 'hash' then
+  owner = redis.call('HGET', KEYS[1], 'user_id')
+else
+  return 0
+end
+if owner ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+// RevokeRefresh deletes userID's refresh token; another user's token, or an
+// unknown one, is ErrNotFound and stays untouched.
+func (s *Store) RevokeRefresh(ctx context.Context, tokenHash, userID string) error {
+	n, err := revokeOwned.Run(ctx, s.rdb, []string{KeyRefresh(tokenHash)}, userID).Int()
+	if err != nil {
+		return fmt.Errorf("revoke refresh token: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// APIKey is a stored API key; Hash is the SHA-256 of its secret.
+type APIKey struct {
+	ID         string
+	UserID     string
+	Name       string
+	Prefix     string
+	Hash       string
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+}
+
+// CreateAPIKey stores k and indexes it under its user. The key is written
+// before the index so a listed id always resolves (a crash in between leaves
+// an unlisted key that still works until revoked by id).
+func (s *Store) CreateAPIKey(ctx context.Context, k APIKey) error {
+	err := s.rdb.HSet(ctx, KeyAPIKey(k.ID),
+		"id", k.ID, "user_id", k.UserID, "name", k.Name, "prefix", k.Prefix,
+		"hash", k.Hash, "created_at", k.CreatedAt.UnixMilli(),
+	).Err()
+	if err != nil {
+		return fmt.Errorf("store api key: %w", err)
+	}
+	if err := s.rdb.SAdd(ctx, KeyUserAPIKeys(k.UserID), k.ID).Err(); err != nil {
+		return fmt.Errorf("index api key: %w", err)
+	}
+	return nil
+}
+
+// APIKey returns the key with id.
+func (s *Store) APIKey(ctx context.Context, id string) (APIKey, error) {
+	m, err := s.rdb.HGetAll(ctx, KeyAPIKey(id)).Result()
+	if err != nil {
+		return APIKey{}, fmt.Errorf("load api key: %w", err)
+	}
+	if len(m) == 0 {
+		return APIKey{}, ErrNotFound
+	}
+	created, _ := strconv.ParseInt(m["created_at"], 10, 64)
+	k := APIKey{
+		ID: m["id"], UserID: m["user_id"], Name: m["name"], Prefix: m["prefix"], Hash: m["hash"],
+		CreatedAt: time.UnixMilli(created),
+	}
+	if used, err := strconv.ParseInt(m["last_used_at"], 10, 64); err == nil {
+		k.LastUsedAt = time.UnixMilli(used)
+	}
+	return k, nil
+}
+
+// ListAPIKeys returns userID's keys, oldest first.
+func (s *Store) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error) {
+	ids, err := s.rdb.SMembers(ctx, KeyUserAPIKeys(userID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	keys := make([]APIKey, 0, len(ids))
+	for _, id := range ids {
+		k, err := s.APIKey(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	sortByCreated(keys)
+	return keys, nil
+}
+
+func sortByCreated(keys []APIKey) {
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j].CreatedAt.Before(keys[j-1].CreatedAt); j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+}
+
+// TouchAPIKey records a use of the key.
+func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
+	return s.rdb.HSet(ctx, KeyAPIKey(id), "last_used_at", at.UnixMilli()).Err()
+}
+
+// RevokeAPIKey deletes userID's key id; another user's key is ErrNotFound.
+func (s *Store) RevokeAPIKey(ctx context.Context, userID, id string) error {
+	n, err := revokeOwned.Run(ctx, s.rdb, []string{KeyAPIKey(id)}, userID).Int()
+	if err != nil {
+		return fmt.Errorf("revoke api key: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	if err := s.rdb.SRem(ctx, KeyUserAPIKeys(userID), id).Err(); err != nil {
+		return fmt.Errorf("unindex api key: %w", err)
+	}
+	return nil
+}
+
+// countFailure increments KEYS[1] and starts its window on the first hit.
+//
+//	KEYS[1] the counter
+//	ARGV[1] the window in milliseconds
+//	returns {count, remaining ttl in ms}
+var countFailure = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return {n, redis.call('PTTL', KEYS[1])}
+`)
+
+// AddFailure counts a failed login against key (built with
+// KeyLoginFailuresAccount or KeyLoginFailuresIP) in a fixed window.
+func (s *Store) AddFailure(ctx context.Context, key string, window time.Duration) (int64, time.Duration, error) {
+	res, err := countFailure.Run(ctx, s.rdb, []string{key}, window.Milliseconds()).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("count failure: %w", err)
+	}
+	return res[0], time.Duration(res[1]) * time.Millisecond, nil
+}
+
+// Failures returns the failure count of key and the time until it resets.
+func (s *Store) Failures(ctx context.Context, key string) (int64, time.Duration, error) {
+	pipe := s.rdb.Pipeline()
+	get := pipe.Get(ctx, key)
+	ttl := pipe.PTTL(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, 0, fmt.Errorf("read failures: %w", err)
+	}
+	n, _ := get.Int64()
+	return n, ttl.Val(), nil
+}
+
+// ResetFailures forgets the failures counted against key.
+func (s *Store) ResetFailures(ctx context.Context, key string) error {
+	return s.rdb.Del(ctx, key).Err()
+}

@@ -1,0 +1,214 @@
+// Package stream bridges agentd's per-session event log (EventService
+// StreamEvents, gRPC server streaming) to browsers over WebSocket and
+// Server-Sent Events.
+//
+// Each client connection gets its own upstream stream and its own bounded
+// buffer, so a slow client is dropped without delaying anyone else, and the
+// upstream stream is cancelled the moment its client goes. Events are
+// forwarded in sequence order and never twice: the bridge remembers the last
+// sequence it forwarded and, when the upstream stream breaks (an agentd
+// restart), resumes it from there.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/mgx-ai/mgx/gateway/internal/auth"
+	"github.com/mgx-ai/mgx/gateway/internal/httperr"
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+)
+
+// errSlowConsumer ends a connection whose client does not keep up.
+var errSlowConsumer = errors.New("slow consumer")
+
+// Options configures a Bridge.
+type Options struct {
+	Events   agentdv1.EventServiceClient
+	Sessions agentdv1.SessionServiceClient
+	Errors   httperr.Writer
+	Logger   *slog.Logger
+	// JSON encodes each event (the gateway's one JSON encoding).
+	JSON protojson.MarshalOptions
+	// MaxPerUser bounds concurrent streams per user on this replica.
+	MaxPerUser int
+	// Buffer is how many events may wait for a slow client before it is
+	// dropped.
+	Buffer int
+	// PingInterval is the keep-alive period (WebSocket ping, SSE comment).
+	PingInterval time.Duration
+	// WriteTimeout bounds one write to the client.
+	WriteTimeout time.Duration
+	// OriginPatterns are the browser origins allowed to open a WebSocket
+	// (host patterns, see websocket.AcceptOptions).
+	OriginPatterns []string
+}
+
+// Bridge serves event streams.
+type Bridge struct {
+	o Options
+
+	mu      sync.Mutex
+	perUser map[string]int
+}
+
+// New returns a Bridge.
+func New(o Options) *Bridge {
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	return &Bridge{o: o, perUser: map[string]int{}}
+}
+
+// frame is one encoded event.
+type frame struct {
+	seq  uint32
+	data []byte
+}
+
+// subscription is an admitted client: its principal, session and position.
+type subscription struct {
+	user    auth.Principal
+	session string
+	after   uint32
+	release func()
+}
+
+// admit validates the request, checks the caller owns the session, and takes
+// one of the user's stream slots. On failure it has answered the request.
+func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID string) (*subscription, bool) {
+	p, ok := auth.FromContext(r.Context())
+	if !ok {
+		b.o.Errors.Status(w, r, codes.Unauthenticated, "authentication required")
+		return nil, false
+	}
+	session := r.PathValue("session_id")
+	if _, err := uuid.Parse(session); err != nil {
+		b.o.Errors.Status(w, r, codes.InvalidArgument, "session_id: must be a UUID")
+		return nil, false
+	}
+	var after uint32
+	raw := r.URL.Query().Get("after_seq")
+	if raw == "" {
+		raw = lastEventID
+	}
+	if raw != "" {
+		n, err := strconv.ParseUint(raw, 10, 32)
+		if err != nil {
+			b.o.Errors.Status(w, r, codes.InvalidArgument, "after_seq: must be a non-negative integer")
+			return nil, false
+		}
+		after = uint32(n)
+	}
+	// StreamEvents reports a foreign session only on its first receive,
+	// which may never come for a quiet session; asking first gives the
+	// client a proper 404 before any upgrade.
+	if _, err := b.o.Sessions.GetSession(r.Context(), &agentdv1.GetSessionRequest{Id: session}); err != nil {
+		b.o.Errors.Write(w, r, err)
+		return nil, false
+	}
+	release, ok := b.acquire(p.UserID)
+	if !ok {
+		w.Header().Set("Retry-After", "5")
+		b.o.Errors.Status(w, r, codes.ResourceExhausted, fmt.Sprintf("too many open event streams (max %d per user)", b.o.MaxPerUser))
+		return nil, false
+	}
+	return &subscription{user: p, session: session, after: after, release: release}, true
+}
+
+func (b *Bridge) acquire(user string) (func(), bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.perUser[user] >= b.o.MaxPerUser {
+		return nil, false
+	}
+	b.perUser[user]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.perUser[user]--; b.perUser[user] <= 0 {
+				delete(b.perUser, user)
+			}
+		})
+	}, true
+}
+
+// resumeAttempts bounds how often a broken upstream stream is reopened
+// before the client is told to reconnect itself.
+const resumeAttempts = 5
+
+// pump reads the session's events from agentd into out until ctx ends, the
+// upstream ends the stream, or out is full. It closes out when it returns.
+func (b *Bridge) pump(ctx context.Context, sub *subscription, out chan<- frame) error {
+	defer close(out)
+	last := sub.after
+	failures := 0
+	for {
+		err := b.follow(ctx, sub.session, &last, out, &failures)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, errSlowConsumer) || errors.Is(err, io.EOF) {
+			return err
+		}
+		// Unavailable means the connection to agentd broke (a restart, a
+		// replica going away): the log is durable, so pick up where we
+		// were. Anything else (NotFound after a delete, ...) is final.
+		if status.Code(err) != codes.Unavailable || failures >= resumeAttempts {
+			return err
+		}
+		failures++
+		b.o.Logger.WarnContext(ctx, "event stream broke, resuming", "session_id", sub.session, "after_seq", last, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(failures) * 200 * time.Millisecond):
+		}
+	}
+}
+
+func (b *Bridge) follow(ctx context.Context, session string, last *uint32, out chan<- frame, failures *int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := b.o.Events.StreamEvents(ctx, &agentdv1.StreamEventsRequest{SessionId: session, AfterSeq: *last})
+	if err != nil {
+		return err
+	}
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		*failures = 0
+		ev := resp.GetEvent()
+		// The log's sequence is strictly increasing; anything at or below
+		// what we forwarded is a replay overlap after a resume.
+		if ev == nil || ev.GetSequence() <= *last {
+			continue
+		}
+		data, err := b.o.JSON.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		select {
+		case out <- frame{seq: ev.GetSequence(), data: data}:
+			*last = ev.GetSequence()
+		default:
+			return errSlowConsumer
+		}
+	}
+}
