@@ -43,6 +43,15 @@ func deadAddr(t *testing.T) string {
 // top of test defaults and serves it until the test ends.
 func startGateway(t *testing.T, env map[string]string) *gateway {
 	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return startGatewayOn(t, lis, env)
+}
+
+// startGatewayOn is startGateway on a listener opened by the caller (whose
+// address other services must know before the gateway starts).
+func startGatewayOn(t *testing.T, lis net.Listener, env map[string]string) *gateway {
+	t.Helper()
 	vars := map[string]string{
 		"GATEWAY_REDIS_URL":    redistest.Shared(t),
 		"AGENTD_ADDR":          deadAddr(t),
@@ -65,8 +74,6 @@ func startGateway(t *testing.T, env map[string]string) *gateway {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, logger)
-	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, lis) }()

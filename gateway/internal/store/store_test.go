@@ -1,0 +1,83 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mgx-ai/mgx/gateway/internal/ratelimit"
+	"github.com/mgx-ai/mgx/gateway/internal/store"
+	"github.com/mgx-ai/mgx/pkg/redisclient"
+	"github.com/mgx-ai/mgx/pkg/redistest"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// TestStore runs every store operation on a single node and on a cluster:
+// each Lua script must touch keys of one hash slot only.
+func TestStore(t *testing.T) {
+	for name, url := range map[string]func(testing.TB) string{"single": redistest.Shared, "cluster": redistest.StartCluster} {
+		t.Run(name, func(t *testing.T) {
+			rdb, err := redisclient.New(t.Context(), url(t))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = rdb.Close() })
+			st := store.New(rdb)
+			ctx := t.Context()
+
+			u := store.User{ID: "u1", Email: "a@example.com", Name: "A", PasswordHash: "h", Credits: 7, Plan: "free", CreatedAt: time.UnixMilli(1000)}
+			require.NoError(t, st.CreateUser(ctx, u))
+			require.ErrorIs(t, st.CreateUser(ctx, store.User{ID: "u2", Email: "a@example.com"}), store.ErrEmailTaken)
+			got, err := st.UserByEmail(ctx, "a@example.com")
+			require.NoError(t, err)
+			require.Equal(t, u, got)
+			_, err = st.User(ctx, "missing")
+			require.ErrorIs(t, err, store.ErrNotFound)
+
+			require.NoError(t, st.SaveRefresh(ctx, "h1", "u1", time.Minute))
+			require.ErrorIs(t, st.RevokeRefresh(ctx, "h1", "someone-else"), store.ErrNotFound)
+			owner, err := st.ConsumeRefresh(ctx, "h1")
+			require.NoError(t, err)
+			require.Equal(t, "u1", owner)
+			_, err = st.ConsumeRefresh(ctx, "h1")
+			require.ErrorIs(t, err, store.ErrNotFound)
+
+			k := store.APIKey{ID: "k1", UserID: "u1", Name: "ci", Prefix: "mgx_", Hash: "x", CreatedAt: time.UnixMilli(5)}
+			require.NoError(t, st.CreateAPIKey(ctx, k))
+			require.NoError(t, st.CreateAPIKey(ctx, store.APIKey{ID: "k0", UserID: "u1", CreatedAt: time.UnixMilli(1)}))
+			keys, err := st.ListAPIKeys(ctx, "u1")
+			require.NoError(t, err)
+			require.Len(t, keys, 2)
+			require.Equal(t, "k0", keys[0].ID)
+			require.ErrorIs(t, st.RevokeAPIKey(ctx, "u2", "k1"), store.ErrNotFound)
+			require.NoError(t, st.RevokeAPIKey(ctx, "u1", "k1"))
+			_, err = st.APIKey(ctx, "k1")
+			require.ErrorIs(t, err, store.ErrNotFound)
+
+			key := store.KeyLoginFailuresAccount("a@example.com")
+			for i := 1; i <= 3; i++ {
+				n, ttl, err := st.AddFailure(ctx, key, time.Minute)
+				require.NoError(t, err)
+				require.EqualValues(t, i, n)
+				require.Positive(t, ttl)
+			}
+			n, _, err := st.Failures(ctx, key)
+			require.NoError(t, err)
+			require.EqualValues(t, 3, n)
+			require.NoError(t, st.ResetFailures(ctx, key))
+			n, _, err = st.Failures(ctx, key)
+			require.NoError(t, err)
+			require.Zero(t, n)
+
+			lim := ratelimit.New(rdb, 2, time.Hour)
+			for i, want := range []bool{true, true, false} {
+				d, err := lim.Allow(ctx, "user:u1")
+				require.NoError(t, err)
+				require.Equal(t, want, d.Allowed, "request %d", i)
+				if !want {
+					require.Positive(t, d.RetryAfter)
+				}
+			}
+		})
+	}
+}
