@@ -137,7 +137,7 @@ func assignAllSlots(addr string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster_state not ok within %s: %v", startTimeout, err)
+			return fmt.Errorf("cluster_state not ok within %s: %w", startTimeout, err)
 		case <-tick.C:
 		}
 	}

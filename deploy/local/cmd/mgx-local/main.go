@@ -20,8 +20,9 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := stack.Run(ctx, cfg, log); err != nil {
+	err = stack.Run(ctx, cfg, log)
+	stop()
+	if err != nil {
 		log.Error("stopped with an error", "err", err)
 		os.Exit(1)
 	}

@@ -73,11 +73,14 @@ func startRedisServer(ctx context.Context, path, dataDir string, port int, addr 
 	stop := func(ctx context.Context) error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("redis-server exited: %w", err)
+			}
 			return nil
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
-			<-done
+			<-done // the kill is the error worth reporting, not its exit status
 			return fmt.Errorf("redis-server did not stop in time: %w", ctx.Err())
 		}
 	}
@@ -98,7 +101,7 @@ func waitPing(ctx context.Context, addr string, exited <-chan error) (string, er
 		}
 		select {
 		case err := <-exited:
-			return "", fmt.Errorf("redis-server exited at start: %v", err)
+			return "", fmt.Errorf("redis-server exited at start: %w", err)
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-time.After(50 * time.Millisecond):
@@ -122,8 +125,11 @@ func ping(addr string) (string, error) {
 	}
 	r := bufio.NewReader(c)
 	line, err := r.ReadString('\n')
-	if err != nil || line != "+PONG\r\n" {
-		return "", fmt.Errorf("unexpected PING reply %q: %v", line, err)
+	if err != nil {
+		return "", err
+	}
+	if line != "+PONG\r\n" {
+		return "", fmt.Errorf("unexpected PING reply %q", line)
 	}
 	for {
 		l, err := r.ReadString('\n')
@@ -131,7 +137,7 @@ func ping(addr string) (string, error) {
 			return "unknown", nil
 		}
 		if len(l) > 14 && l[:14] == "redis_version:" {
-			return string(l[14 : len(l)-2]), nil
+			return l[14 : len(l)-2], nil
 		}
 	}
 }

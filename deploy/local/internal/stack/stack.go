@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		log.Info("signal received; stopping in order: gateway, agentd, sandboxd, redis")
 		return nil
 	case c := <-sup.Exited:
-		return fmt.Errorf("%s exited unexpectedly (%v); stopping the rest", c.Name, c.Err())
+		return fmt.Errorf("%s exited unexpectedly; stopping the rest: %w", c.Name, c.Err())
 	}
 }
 
@@ -126,7 +126,7 @@ func waitHealthy(ctx context.Context, url string, exited <-chan *supervisor.Chil
 		case <-ctx.Done():
 			return ctx.Err()
 		case c := <-exited:
-			return fmt.Errorf("%s exited during start-up (%v)", c.Name, c.Err())
+			return fmt.Errorf("%s exited during start-up: %w", c.Name, c.Err())
 		case <-deadline.C:
 			return fmt.Errorf("%s did not report healthy within %s", url, limit)
 		case <-tick.C:
