@@ -80,8 +80,7 @@ func startRedisServer(ctx context.Context, path, dataDir string, port int, addr 
 			return nil
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
-			<-done // the kill is the error worth reporting, not its exit status
-			return fmt.Errorf("redis-server did not stop in time: %w", ctx.Err())
+			return errors.Join(fmt.Errorf("redis-server did not stop in time: %w", ctx.Err()), <-done)
 		}
 	}
 	version, err := waitPing(ctx, addr, done)
