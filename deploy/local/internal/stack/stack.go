@@ -102,7 +102,7 @@ func serviceEnv(redisURL, runDir string) []string {
 	}
 	// A fresh secret per run: nothing outside this stack can call the internal APIs.
 	set("MGX_INTERNAL_TOKEN", randomHex(24))
-	set("SANDBOXD_STATE_DIR", filepath.Join(runDir, "sandboxes"))
+	set("SANDBOXD_RUN_DIR", filepath.Join(runDir, "sandboxes"))
 	set("MGX_DEMO_EMAIL", "demo@mgx.dev")
 	set("MGX_DEMO_PASSWORD", "demo-password")
 	return env
