@@ -1,0 +1,342 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
+
+	"github.com/mgx-ai/mgx/agentd/internal/events"
+	"github.com/mgx-ai/mgx/agentd/internal/registry"
+	"github.com/mgx-ai/mgx/agentd/internal/store"
+	"github.com/mgx-ai/mgx/pkg/authn"
+)
+
+// Options configures the services.
+type Options struct {
+	// LaunchTimeout bounds the sandbox provisioning a session creation waits for.
+	LaunchTimeout time.Duration
+	// TailBlock is how long one wait for new events blocks before the stream re-checks the session.
+	TailBlock time.Duration
+}
+
+// Server implements agentd's gRPC services.
+type Server struct {
+	agentdv1.UnimplementedSessionServiceServer
+	agentdv1.UnimplementedChatServiceServer
+	agentdv1.UnimplementedEventServiceServer
+	agentdv1.UnimplementedAgentServiceServer
+
+	store     *store.Store
+	sandboxes sandboxdv1.SandboxServiceClient
+	registry  *registry.Registry
+	log       *slog.Logger
+	opts      Options
+}
+
+// New returns the services over st, calling sandboxd through sandboxes.
+func New(st *store.Store, sandboxes sandboxdv1.SandboxServiceClient, reg *registry.Registry, log *slog.Logger, opts Options) *Server {
+	if opts.LaunchTimeout <= 0 {
+		opts.LaunchTimeout = 60 * time.Second
+	}
+	if opts.TailBlock <= 0 {
+		opts.TailBlock = 5 * time.Second
+	}
+	return &Server{store: st, sandboxes: sandboxes, registry: reg, log: log, opts: opts}
+}
+
+// Register registers every service on srv.
+func (s *Server) Register(srv grpc.ServiceRegistrar) {
+	agentdv1.RegisterSessionServiceServer(srv, s)
+	agentdv1.RegisterChatServiceServer(srv, s)
+	agentdv1.RegisterEventServiceServer(srv, s)
+	agentdv1.RegisterAgentServiceServer(srv, s)
+}
+
+func user(ctx context.Context) (string, error) {
+	id, ok := authn.UserID(ctx)
+	if !ok {
+		return "", errNoUser
+	}
+	return id, nil
+}
+
+// CreateSession creates the session, then provisions its sandbox as the owner. When sandboxd cannot
+// provision it the session is removed again and the call fails with Unavailable: the contract
+// promises a session with a sandbox, and a half-made session would only confuse the user.
+func (s *Server) CreateSession(ctx context.Context, req *agentdv1.CreateSessionRequest) (*agentdv1.CreateSessionResponse, error) {
+	sess, _, err := s.createWithSandbox(ctx, req.GetTitle())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &agentdv1.CreateSessionResponse{Session: sessionPB(sess, nil)}, nil
+}
+
+func (s *Server) createWithSandbox(ctx context.Context, title string) (store.Session, *sandboxdv1.LaunchSandboxResponse, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return store.Session{}, nil, err
+	}
+	if title == "" {
+		title = "New session"
+	}
+	sess := store.Session{ID: uuid.NewString(), Title: title, OwnerID: uid, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return store.Session{}, nil, err
+	}
+	launched, err := s.launch(ctx, uid, sess.ID)
+	if err != nil {
+		if derr := s.store.DeleteSession(context.WithoutCancel(ctx), uid, sess.ID); derr != nil {
+			s.log.WarnContext(ctx, "removing a session whose sandbox failed", "session", sess.ID, "err", derr)
+		}
+		return store.Session{}, nil, err
+	}
+	return sess, launched, nil
+}
+
+func (s *Server) launch(ctx context.Context, uid, sid string) (*sandboxdv1.LaunchSandboxResponse, error) {
+	lctx, cancel := context.WithTimeout(authn.WithUser(ctx, uid), s.opts.LaunchTimeout)
+	defer cancel()
+	resp, err := s.sandboxes.LaunchSandbox(lctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+	if err != nil {
+		if c := status.Code(err); c == codes.Unavailable || c == codes.DeadlineExceeded && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: %w", errSandboxUnavailable, err)
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// ListSessions implements SessionService.
+func (s *Server) ListSessions(ctx context.Context, _ *agentdv1.ListSessionsRequest) (*agentdv1.ListSessionsResponse, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	list, err := s.store.ListSessions(ctx, uid)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	out := &agentdv1.ListSessionsResponse{Sessions: make([]*agentdv1.Session, 0, len(list))}
+	for _, sess := range list {
+		out.Sessions = append(out.Sessions, sessionPB(sess, nil))
+	}
+	return out, nil
+}
+
+// GetSession implements SessionService.
+func (s *Server) GetSession(ctx context.Context, req *agentdv1.GetSessionRequest) (*agentdv1.GetSessionResponse, error) {
+	sess, msgs, err := s.sessionWithMessages(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &agentdv1.GetSessionResponse{Session: sessionPB(sess, msgs)}, nil
+}
+
+func (s *Server) sessionWithMessages(ctx context.Context, id string) (store.Session, []events.Message, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return store.Session{}, nil, err
+	}
+	sess, err := s.store.GetSession(ctx, uid, id)
+	if err != nil {
+		return store.Session{}, nil, err
+	}
+	msgs, err := s.store.Messages(ctx, id)
+	return sess, msgs, err
+}
+
+// ListMessages implements SessionService.
+func (s *Server) ListMessages(ctx context.Context, req *agentdv1.ListMessagesRequest) (*agentdv1.ListMessagesResponse, error) {
+	_, msgs, err := s.sessionWithMessages(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	out := &agentdv1.ListMessagesResponse{Messages: make([]*agentdv1.Message, 0, len(msgs))}
+	for _, m := range msgs {
+		out.Messages = append(out.Messages, messagePB(m))
+	}
+	return out, nil
+}
+
+// DeleteSession deletes the session and has sandboxd destroy and forget its sandbox. The sandbox goes
+// first: should sandboxd fail, the session stays and the user can retry.
+func (s *Server) DeleteSession(ctx context.Context, req *agentdv1.DeleteSessionRequest) (*agentdv1.DeleteSessionResponse, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if _, err := s.store.GetSession(ctx, uid, req.GetId()); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	// Stop a running run first so it does not keep using the sandbox.
+	if rid, _ := s.store.ActiveRun(ctx, req.GetId()); rid != "" {
+		_, _ = s.store.CancelRun(ctx, uid, req.GetId(), rid, s.cancelEvent(req.GetId(), rid))
+	}
+	_, err = s.sandboxes.DestroySandbox(authn.WithUser(ctx, uid), &sandboxdv1.DestroySandboxRequest{SessionId: req.GetId(), Forget: true})
+	if err != nil && status.Code(err) != codes.NotFound {
+		if status.Code(err) == codes.Unavailable {
+			err = fmt.Errorf("%w: %w", errSandboxUnavailable, err)
+		}
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if err := s.store.DeleteSession(ctx, uid, req.GetId()); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &agentdv1.DeleteSessionResponse{}, nil
+}
+
+// LaunchSandbox ensures a session (creating one when no id is given) and its running sandbox.
+func (s *Server) LaunchSandbox(ctx context.Context, req *agentdv1.LaunchSandboxRequest) (*agentdv1.LaunchSandboxResponse, error) {
+	var (
+		sess     store.Session
+		launched *sandboxdv1.LaunchSandboxResponse
+		err      error
+	)
+	if req.GetSessionId() == "" {
+		sess, launched, err = s.createWithSandbox(ctx, req.GetTitle())
+	} else {
+		var uid string
+		if uid, err = user(ctx); err == nil {
+			if sess, err = s.store.GetSession(ctx, uid, req.GetSessionId()); err == nil {
+				launched, err = s.launch(ctx, uid, sess.ID)
+			}
+		}
+	}
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	msgs, err := s.store.Messages(ctx, sess.ID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	sb := launched.GetSandbox()
+	logs := launched.GetLogs()
+	if logs == nil {
+		logs = []string{}
+	}
+	return &agentdv1.LaunchSandboxResponse{
+		Session: sessionPB(sess, msgs), ContainerId: sb.GetContainerId(), ContainerName: sb.GetContainerName(),
+		WorkspacePath: sb.GetWorkspacePath(), Logs: logs,
+	}, nil
+}
+
+// PostMessage stores the message and starts a run for it in the background (or answers the run
+// waiting in ask_human). While a run is queued or running, the message is refused with Aborted (409)
+// and not stored: one run per session, and the user decides whether to wait or cancel.
+func (s *Server) PostMessage(ctx context.Context, req *agentdv1.PostMessageRequest) (*agentdv1.PostMessageResponse, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	msg := events.Message{ID: uuid.NewString(), SessionID: req.GetSessionId(), Sender: events.SenderUser,
+		Content: req.GetContent(), Timestamp: time.Now().UTC()}
+	_, runID, err := s.store.StartRun(ctx, uid, msg, uuid.NewString())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if err := s.store.Enqueue(ctx, msg.SessionID, runID); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &agentdv1.PostMessageResponse{User: messagePB(msg), Responses: []*agentdv1.Message{}, RunId: runID}, nil
+}
+
+func (s *Server) cancelEvent(sid, rid string) events.Event {
+	return events.Event{Type: events.TypeStatus, Sender: events.SenderStatus, Content: "Run cancelled.", SessionID: sid,
+		Timestamp: time.Now().UTC(), RunID: rid, Data: map[string]any{"status": store.RunCancelled}}
+}
+
+// CancelRun implements ChatService.
+func (s *Server) CancelRun(ctx context.Context, req *agentdv1.CancelRunRequest) (*agentdv1.CancelRunResponse, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if _, err := s.store.GetSession(ctx, uid, req.GetSessionId()); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	rid, err := s.store.ActiveRun(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	out := &agentdv1.CancelRunResponse{SessionId: req.GetSessionId()}
+	if rid == "" {
+		return out, nil
+	}
+	res, err := s.store.CancelRun(ctx, uid, req.GetSessionId(), rid, s.cancelEvent(req.GetSessionId(), rid))
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if res != store.CancelInactive {
+		out.RunId, out.Cancelled = rid, true
+	}
+	return out, nil
+}
+
+// StreamEvents replays the session's log after after_seq, then follows it. Sequences are the stream
+// ids, so replay and tail meet without gap or duplicate on any replica.
+func (s *Server) StreamEvents(req *agentdv1.StreamEventsRequest, stream grpc.ServerStreamingServer[agentdv1.StreamEventsResponse]) error {
+	ctx := stream.Context()
+	uid, err := user(ctx)
+	if err != nil {
+		return toStatus(ctx, s.log, err)
+	}
+	sid := req.GetSessionId()
+	if _, err := s.store.GetSession(ctx, uid, sid); err != nil {
+		return toStatus(ctx, s.log, err)
+	}
+	after := req.GetAfterSeq()
+	for {
+		evs, err := s.store.EventsAfter(ctx, sid, after, 512)
+		if err != nil {
+			return toStatus(ctx, s.log, err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			if err := stream.Send(&agentdv1.StreamEventsResponse{Event: eventPB(ev)}); err != nil {
+				return err
+			}
+			after = ev.Sequence
+		}
+	}
+	for {
+		evs, err := s.store.WaitEvents(ctx, sid, after, s.opts.TailBlock)
+		if err != nil {
+			return toStatus(ctx, s.log, err)
+		}
+		if len(evs) == 0 {
+			// Nothing new: end the stream if the session was deleted meanwhile.
+			if ok, err := s.store.SessionExists(ctx, sid); err != nil {
+				return toStatus(ctx, s.log, err)
+			} else if !ok {
+				return toStatus(ctx, s.log, store.ErrNotFound)
+			}
+			continue
+		}
+		for _, ev := range evs {
+			if err := stream.Send(&agentdv1.StreamEventsResponse{Event: eventPB(ev)}); err != nil {
+				return err
+			}
+			after = ev.Sequence
+		}
+	}
+}
+
+// ListAgents implements AgentService.
+func (s *Server) ListAgents(ctx context.Context, _ *agentdv1.ListAgentsRequest) (*agentdv1.ListAgentsResponse, error) {
+	out := &agentdv1.ListAgentsResponse{}
+	for _, a := range s.registry.All() {
+		out.Agents = append(out.Agents, &agentdv1.Agent{Name: a.Name, Title: a.Title, Description: a.Description, Model: a.Model, Tools: a.Tools})
+	}
+	return out, nil
+}

@@ -1,0 +1,387 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mgx-ai/mgx/agentd/internal/events"
+)
+
+// Run statuses.
+const (
+	RunQueued    = "queued"
+	RunRunning   = "running"
+	RunWaiting   = "waiting" // paused by ask_human until the user answers
+	RunCompleted = "completed"
+	RunFailed    = "failed"
+	RunCancelled = "cancelled"
+	RunStopped   = "stopped" // a bound or repetition stopped it
+)
+
+// Lease identifies the holder of a run's lease. The zero Lease means "no lease" (unfenced writes).
+type Lease struct {
+	SessionID string
+	RunID     string
+	Token     string
+}
+
+// Run is a run's record.
+type Run struct {
+	ID           string
+	SessionID    string
+	OwnerID      string
+	Status       string
+	Prompt       string
+	Answer       string
+	Checkpoint   []byte
+	Cancel       bool
+	Attempts     int
+	Error        string
+	InputTokens  int64
+	OutputTokens int64
+	CostUSD      float64
+}
+
+// StartOutcome says what PostMessage did with the user's message.
+type StartOutcome string
+
+// Outcomes of StartRun.
+const (
+	Started  StartOutcome = "started"
+	Answered StartOutcome = "answer" // the message answered the run waiting in ask_human
+)
+
+// StartRun records the user's message and starts a run for it, or hands it as the answer to the run
+// waiting for the user. It fails with ErrRunActive while another run is queued or running, and the
+// message is then not stored. The caller enqueues the returned run id.
+func (s *Store) StartRun(ctx context.Context, ownerID string, msg events.Message, newRunID string) (StartOutcome, string, error) {
+	sid := msg.SessionID
+	for range 10 {
+		active, err := s.rdb.Get(ctx, sessionActiveKey(sid)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return "", "", fmt.Errorf("store: active run: %w", err)
+		}
+		activeRunKey := runKey(sid, newRunID)
+		if active != "" {
+			activeRunKey = runKey(sid, active)
+		}
+		m := msg
+		m.RunID = newRunID
+		if active != "" {
+			m.RunID = active
+		}
+		evJSON, msgJSON, err := encodeEvent(m.Event(), &m)
+		if err != nil {
+			return "", "", err
+		}
+		res, err := startRunScript.Run(ctx, s.rdb,
+			append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, newRunID), activeRunKey, sessionRunsKey(sid)),
+			ownerID, active, newRunID, evJSON, msgJSON, s.now().UnixMilli(), msg.Content, msg.ID, sid).StringSlice()
+		if err != nil {
+			return "", "", fmt.Errorf("store: start run: %w", err)
+		}
+		switch res[0] {
+		case "notfound":
+			return "", "", ErrNotFound
+		case "busy":
+			return "", res[1], ErrRunActive
+		case "retry":
+			continue
+		default:
+			return StartOutcome(res[0]), res[1], nil
+		}
+	}
+	return "", "", fmt.Errorf("store: start run: %w", ErrRunActive)
+}
+
+// ActiveRun returns the id of the session's active run, or "".
+func (s *Store) ActiveRun(ctx context.Context, sessionID string) (string, error) {
+	id, err := s.rdb.Get(ctx, sessionActiveKey(sessionID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: active run: %w", err)
+	}
+	return id, nil
+}
+
+// GetRun returns a run's record.
+func (s *Store) GetRun(ctx context.Context, sessionID, runID string) (Run, error) {
+	m, err := s.rdb.HGetAll(ctx, runKey(sessionID, runID)).Result()
+	if err != nil {
+		return Run{}, fmt.Errorf("store: get run: %w", err)
+	}
+	if m["id"] == "" {
+		return Run{}, ErrNotFound
+	}
+	attempts, _ := strconv.Atoi(m["attempts"])
+	in, _ := strconv.ParseInt(m["input_tokens"], 10, 64)
+	out, _ := strconv.ParseInt(m["output_tokens"], 10, 64)
+	cost, _ := strconv.ParseFloat(m["cost_usd"], 64)
+	return Run{
+		ID: m["id"], SessionID: m["session_id"], OwnerID: m["owner"], Status: m["status"],
+		Prompt: m["prompt"], Answer: m["answer"], Checkpoint: []byte(m["checkpoint"]),
+		Cancel: m["cancel"] == "1", Attempts: attempts, Error: m["error"],
+		InputTokens: in, OutputTokens: out, CostUSD: cost,
+	}, nil
+}
+
+// AcquireLease takes the run's lease for token. ok is false when another live replica holds it or the
+// run no longer needs executing; status then says why ("held", "gone", or the run's status).
+func (s *Store) AcquireLease(ctx context.Context, l Lease, ttl time.Duration) (ok bool, status string, err error) {
+	res, err := acquireLeaseScript.Run(ctx, s.rdb, []string{runKey(l.SessionID, l.RunID), runLeaseKey(l.SessionID, l.RunID)},
+		l.Token, ttl.Milliseconds(), s.now().UnixMilli()).Text()
+	if err != nil {
+		return false, "", fmt.Errorf("store: acquire lease: %w", err)
+	}
+	return res == "ok", res, nil
+}
+
+// RenewLease extends the lease. cancel reports that the run was asked to stop.
+func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (cancel bool, err error) {
+	n, err := renewLeaseScript.Run(ctx, s.rdb, []string{runKey(l.SessionID, l.RunID), runLeaseKey(l.SessionID, l.RunID)},
+		l.Token, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("store: renew lease: %w", err)
+	}
+	if n < 0 {
+		return false, ErrLeaseLost
+	}
+	return n == 1, nil
+}
+
+// Usage is token usage and cost to add to a run and its session.
+type Usage struct {
+	InputTokens  int64
+	OutputTokens int64
+	CostUSD      float64
+}
+
+// Checkpoint saves the run's state (opaque JSON) and adds usage.
+func (s *Store) Checkpoint(ctx context.Context, l Lease, state []byte, u Usage) error {
+	n, err := checkpointScript.Run(ctx, s.rdb,
+		[]string{sessionKey(l.SessionID), runKey(l.SessionID, l.RunID), runLeaseKey(l.SessionID, l.RunID)},
+		l.Token, state, u.InputTokens, u.OutputTokens, strconv.FormatFloat(u.CostUSD, 'f', -1, 64), s.now().UnixMilli()).Int()
+	if err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	if n < 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// ToolRecord is what is known of one tool call, keyed by its call id.
+type ToolRecord struct {
+	State  string `json:"state"` // "started" or "done"
+	Tool   string `json:"tool"`
+	Result string `json:"result,omitempty"`
+	Error  bool   `json:"error,omitempty"`
+	Token  string `json:"token,omitempty"` // the lease token of the replica that ran it
+}
+
+// BeginTool records that callID is about to execute. When the call has a record already, it returns
+// it with started=false and the caller must not execute the call again.
+func (s *Store) BeginTool(ctx context.Context, l Lease, callID, tool string) (started bool, prev ToolRecord, err error) {
+	rec, _ := json.Marshal(ToolRecord{State: "started", Tool: tool, Token: l.Token})
+	res, err := toolBeginScript.Run(ctx, s.rdb, []string{runToolsKey(l.SessionID, l.RunID), runLeaseKey(l.SessionID, l.RunID)},
+		l.Token, callID, rec).Result()
+	if err != nil {
+		return false, ToolRecord{}, fmt.Errorf("store: begin tool: %w", err)
+	}
+	switch v := res.(type) {
+	case int64:
+		return false, ToolRecord{}, ErrLeaseLost
+	case string:
+		if v == "" {
+			return true, ToolRecord{}, nil
+		}
+		if err := json.Unmarshal([]byte(v), &prev); err != nil {
+			return false, ToolRecord{}, fmt.Errorf("store: decode tool record: %w", err)
+		}
+		return false, prev, nil
+	}
+	return false, ToolRecord{}, fmt.Errorf("store: begin tool: unexpected reply %T", res)
+}
+
+// EndTool records a tool call's result.
+func (s *Store) EndTool(ctx context.Context, l Lease, callID string, rec ToolRecord) error {
+	rec.State = "done"
+	rec.Token = l.Token
+	b, _ := json.Marshal(rec)
+	n, err := toolEndScript.Run(ctx, s.rdb, []string{runToolsKey(l.SessionID, l.RunID), runLeaseKey(l.SessionID, l.RunID)},
+		l.Token, callID, b).Int()
+	if err != nil {
+		return fmt.Errorf("store: end tool: %w", err)
+	}
+	if n < 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// ToolRecords returns every tool record of a run, by call id.
+func (s *Store) ToolRecords(ctx context.Context, sessionID, runID string) (map[string]ToolRecord, error) {
+	m, err := s.rdb.HGetAll(ctx, runToolsKey(sessionID, runID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: tool records: %w", err)
+	}
+	out := make(map[string]ToolRecord, len(m))
+	for k, v := range m {
+		var r ToolRecord
+		_ = json.Unmarshal([]byte(v), &r)
+		out[k] = r
+	}
+	return out, nil
+}
+
+// FinishRun moves the run to status (terminal or RunWaiting), releases the lease and appends ev (and
+// msg to the history) when ev is not nil.
+func (s *Store) FinishRun(ctx context.Context, l Lease, status, errText string, ev *events.Event, msg *events.Message) (uint32, error) {
+	var evJSON, msgJSON string
+	if ev != nil {
+		var err error
+		if evJSON, msgJSON, err = encodeEvent(*ev, msg); err != nil {
+			return 0, err
+		}
+	}
+	sid := l.SessionID
+	seq, err := finishRunScript.Run(ctx, s.rdb,
+		append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, l.RunID), runLeaseKey(sid, l.RunID)),
+		l.Token, status, evJSON, msgJSON, s.now().UnixMilli(), errText, l.RunID).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("store: finish run: %w", err)
+	}
+	if seq < 0 {
+		return 0, ErrLeaseLost
+	}
+	return uint32(seq), nil
+}
+
+// CancelOutcome says what CancelRun did.
+type CancelOutcome string
+
+// Outcomes of CancelRun.
+const (
+	CancelInactive  CancelOutcome = "inactive"  // no run to cancel
+	CancelDone      CancelOutcome = "cancelled" // the run was not executing and is now cancelled
+	CancelSignalled CancelOutcome = "signalled" // the executing replica was asked to stop it
+)
+
+// CancelRun cancels the session's active run runID; ev is appended when the run is cancelled here.
+func (s *Store) CancelRun(ctx context.Context, ownerID, sessionID, runID string, ev events.Event) (CancelOutcome, error) {
+	evJSON, _, err := encodeEvent(ev, nil)
+	if err != nil {
+		return "", err
+	}
+	res, err := cancelRunScript.Run(ctx, s.rdb,
+		append(appendKeys(sessionID), sessionActiveKey(sessionID), runKey(sessionID, runID)),
+		ownerID, runID, evJSON, s.now().UnixMilli()).Text()
+	if err != nil {
+		return "", fmt.Errorf("store: cancel run: %w", err)
+	}
+	if res == "notfound" {
+		return "", ErrNotFound
+	}
+	if res == string(CancelSignalled) {
+		// Best effort: the flag is authoritative, the message only makes the stop immediate.
+		s.rdb.Publish(ctx, CancelChannel, sessionID+"/"+runID)
+	}
+	return CancelOutcome(res), nil
+}
+
+// QueueEntry is one delivery of the run queue.
+type QueueEntry struct {
+	ID        string
+	SessionID string
+	RunID     string
+}
+
+// EnsureQueue creates the run queue's consumer group.
+func (s *Store) EnsureQueue(ctx context.Context) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, RunQueueStream, RunQueueGroup, "0").Err()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("store: create run queue group: %w", err)
+	}
+	return nil
+}
+
+// Enqueue puts a run on the queue.
+func (s *Store) Enqueue(ctx context.Context, sessionID, runID string) error {
+	err := s.rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: RunQueueStream,
+		MaxLen: 100000,
+		Approx: true,
+		Values: map[string]any{"session_id": sessionID, "run_id": runID},
+	}).Err()
+	if err != nil {
+		return fmt.Errorf("store: enqueue run: %w", err)
+	}
+	return nil
+}
+
+// ReadQueue waits up to block for new entries for consumer.
+func (s *Store) ReadQueue(ctx context.Context, consumer string, count int64, block time.Duration) ([]QueueEntry, error) {
+	res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: RunQueueGroup, Consumer: consumer, Streams: []string{RunQueueStream, ">"},
+		Count: count, Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read run queue: %w", err)
+	}
+	var out []QueueEntry
+	for _, st := range res {
+		out = append(out, queueEntries(st.Messages)...)
+	}
+	return out, nil
+}
+
+// ClaimIdle claims entries delivered to any consumer and not acknowledged for minIdle: their replica
+// may have died. The run's lease decides whether they really are orphaned.
+func (s *Store) ClaimIdle(ctx context.Context, consumer string, minIdle time.Duration, count int64) ([]QueueEntry, error) {
+	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: RunQueueStream, Group: RunQueueGroup, Consumer: consumer,
+		MinIdle: minIdle, Start: "0-0", Count: count,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: claim run queue: %w", err)
+	}
+	return queueEntries(msgs), nil
+}
+
+// Ack acknowledges a queue entry: the run is finished, waiting, or handled elsewhere.
+func (s *Store) Ack(ctx context.Context, entryID string) error {
+	if err := s.rdb.XAck(ctx, RunQueueStream, RunQueueGroup, entryID).Err(); err != nil {
+		return fmt.Errorf("store: ack run: %w", err)
+	}
+	return nil
+}
+
+func queueEntries(msgs []redis.XMessage) []QueueEntry {
+	out := make([]QueueEntry, 0, len(msgs))
+	for _, m := range msgs {
+		sid, _ := m.Values["session_id"].(string)
+		rid, _ := m.Values["run_id"].(string)
+		out = append(out, QueueEntry{ID: m.ID, SessionID: sid, RunID: rid})
+	}
+	return out
+}
+
+// ReleaseLease gives up the run's lease without changing the run, for a replica shutting down.
+func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
+	if err := releaseLeaseScript.Run(ctx, s.rdb, []string{runLeaseKey(l.SessionID, l.RunID)}, l.Token).Err(); err != nil {
+		return fmt.Errorf("store: release lease: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package store
+
+import "github.com/redis/go-redis/v9"
+
+// appendLua appends one event to a session's log: the sequence comes from the session's counter and is
+// also the stream entry id ("<seq>-0"), so a reader resumes after any sequence with XRANGE/XREAD and
+// sees neither gaps nor duplicates. A message is pushed to the history in the same step, which is what
+// keeps the history and the stream in agreement.
+// Expects KEYS[1] session, KEYS[2] seq counter, KEYS[3] events stream, KEYS[4] messages list.
+const appendLua = `
+local function append(event, message)
+  local seq = redis.call('INCR', KEYS[2])
+  redis.call('XADD', KEYS[3], seq .. '-0', 'e', event)
+  if message ~= '' then redis.call('RPUSH', KEYS[4], message) end
+  return seq
+end
+local function fenced(leaseKey, token)
+  return token == '' or redis.call('GET', leaseKey) == token
+end
+`
+
+// appendEventScript appends an event unless the session is gone or, for a run's events, the caller no
+// longer holds the run's lease (a replica that lost its run must not write into the log).
+//
+// KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 run lease
+// ARGV: 1 event JSON, 2 message JSON or "", 3 lease token or "" (unfenced)
+// Returns the sequence, 0 when the session does not exist, -1 when the lease is lost.
+var appendEventScript = redis.NewScript(appendLua + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if not fenced(KEYS[5], ARGV[3]) then return -1 end
+return append(ARGV[1], ARGV[2])
+`)
+
+// startRunScript stores the user's message and either starts a run, answers the run that waits for the
+// user (ask_human), or refuses because a run is active. The caller read the active run id first and
+// passes it as the expected value: a mismatch means another message raced us, and the caller retries.
+//
+// KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 active run id, 6 new run, 7 active run (or new run
+//
+//	when none is expected), 8 session's run set
+//
+// ARGV: 1 owner, 2 expected active run id or "", 3 new run id, 4 event JSON, 5 message JSON,
+//
+//	6 now (unix ms), 7 message text, 8 message id, 9 session id
+//
+// Returns {outcome, run id}: outcome "started", "answer", "busy", "retry" or "notfound".
+var startRunScript = redis.NewScript(appendLua + `
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return {'notfound', ''} end
+local active = redis.call('GET', KEYS[5]) or ''
+if active ~= ARGV[2] then return {'retry', active} end
+if active ~= '' then
+  local st = redis.call('HGET', KEYS[7], 'status')
+  if st == 'waiting' then
+    redis.call('HSET', KEYS[7], 'status', 'queued', 'answer', ARGV[7], 'updated_at', ARGV[6])
+    append(ARGV[4], ARGV[5])
+    return {'answer', active}
+  end
+  if st == 'queued' or st == 'running' then return {'busy', active} end
+  -- A finished run still marked active (its finisher died between steps) is replaced.
+end
+redis.call('SET', KEYS[5], ARGV[3])
+redis.call('HSET', KEYS[6], 'id', ARGV[3], 'session_id', ARGV[9], 'owner', ARGV[1], 'status', 'queued',
+  'message_id', ARGV[8], 'prompt', ARGV[7], 'created_at', ARGV[6], 'updated_at', ARGV[6])
+redis.call('SADD', KEYS[8], ARGV[3])
+append(ARGV[4], ARGV[5])
+return {'started', ARGV[3]}
+`)
+
+// acquireLeaseScript takes a run's lease so this replica may execute it. A live lease held by another
+// replica wins; an expired one (its replica died) is taken over.
+//
+// KEYS: 1 run, 2 lease
+// ARGV: 1 token, 2 ttl ms, 3 now (unix ms)
+// Returns "ok", "held", "gone" (no such run) or the run's terminal/waiting status.
+var acquireLeaseScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return 'gone' end
+if st ~= 'queued' and st ~= 'running' then return st end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return 'held' end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', 'running', 'lease_owner', ARGV[1], 'updated_at', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+return 'ok'
+`)
+
+// renewLeaseScript extends the lease only while the caller still holds it (compare-and-set).
+//
+// KEYS: 1 run, 2 lease
+// ARGV: 1 token, 2 ttl ms
+// Returns -1 when the lease is lost, else 1 when the run was asked to cancel, 0 otherwise.
+var renewLeaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then return 1 end
+return 0
+`)
+
+// checkpointScript saves a run's state after a step and adds the step's usage to the run and the session.
+//
+// KEYS: 1 session, 2 run, 3 lease
+// ARGV: 1 token, 2 checkpoint JSON, 3 input tokens, 4 output tokens, 5 cost (USD), 6 now (unix ms)
+// Returns 1, or -1 when the lease is lost.
+var checkpointScript = redis.NewScript(`
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[2], 'checkpoint', ARGV[2], 'updated_at', ARGV[6])
+for _, k in ipairs({KEYS[1], KEYS[2]}) do
+  redis.call('HINCRBY', k, 'input_tokens', ARGV[3])
+  redis.call('HINCRBY', k, 'output_tokens', ARGV[4])
+  redis.call('HINCRBYFLOAT', k, 'cost_usd', ARGV[5])
+end
+return 1
+`)
+
+// toolBeginScript records that a tool call is about to run, keyed by its call id. When a record exists
+// the call ran (or started) before — under this or a dead replica — and it is returned instead, so the
+// caller never executes a side-effecting call twice.
+//
+// KEYS: 1 run's tool records, 2 lease
+// ARGV: 1 token, 2 call id, 3 "started" record JSON
+// Returns "" when recorded now, the existing record, or -1 when the lease is lost.
+var toolBeginScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+local existing = redis.call('HGET', KEYS[1], ARGV[2])
+if existing then return existing end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return ''
+`)
+
+// toolEndScript records a tool call's result.
+//
+// KEYS: 1 run's tool records, 2 lease
+// ARGV: 1 token, 2 call id, 3 result record JSON
+// Returns 1, or -1 when the lease is lost.
+var toolEndScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return 1
+`)
+
+// finishRunScript moves a run to a final status, or to "waiting" for the user, releases its lease and
+// appends the closing event. Only a terminal status frees the session for the next run.
+//
+// KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 active run id, 6 run, 7 lease
+// ARGV: 1 token ("" when no lease is held, e.g. a queued run cancelled), 2 status, 3 event JSON or "",
+//
+//	4 message JSON or "", 5 now (unix ms), 6 error text, 7 run id
+//
+// Returns the event's sequence (0 without event), or -1 when the lease is lost.
+var finishRunScript = redis.NewScript(appendLua + `
+if not fenced(KEYS[7], ARGV[1]) then return -1 end
+redis.call('HSET', KEYS[6], 'status', ARGV[2], 'updated_at', ARGV[5], 'error', ARGV[6])
+if ARGV[2] ~= 'waiting' and redis.call('GET', KEYS[5]) == ARGV[7] then redis.call('DEL', KEYS[5]) end
+redis.call('DEL', KEYS[7])
+if ARGV[3] == '' or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return append(ARGV[3], ARGV[4])
+`)
+
+// cancelRunScript cancels the session's active run. A run nobody executes (queued or waiting for the
+// user) is finished here; a running one is flagged, and its replica stops it (told over pub/sub, and
+// from the flag at its next lease renewal should the message be lost).
+//
+// KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 active run id, 6 run
+// ARGV: 1 owner, 2 run id, 3 event JSON, 4 now (unix ms)
+// Returns "notfound", "inactive", "cancelled" or "signalled".
+var cancelRunScript = redis.NewScript(appendLua + `
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 'notfound' end
+if (redis.call('GET', KEYS[5]) or '') ~= ARGV[2] or ARGV[2] == '' then return 'inactive' end
+local st = redis.call('HGET', KEYS[6], 'status')
+if st == 'waiting' or st == 'queued' then
+  redis.call('HSET', KEYS[6], 'status', 'cancelled', 'updated_at', ARGV[4])
+  redis.call('DEL', KEYS[5])
+  append(ARGV[3], '')
+  return 'cancelled'
+end
+redis.call('HSET', KEYS[6], 'cancel', '1')
+return 'signalled'
+`)
+
+// deleteSessionScript deletes a session with its log, history and runs, if the caller owns it. Run keys
+// are found through the session's run set; they carry the session's hash tag, so they live in the
+// same cluster slot as the declared keys.
+//
+// KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 active run id, 6 run set
+// ARGV: 1 owner, 2 run key prefix ("agentd:session:{id}:run:")
+// Returns 1, or 0 when the session does not exist or belongs to someone else.
+var deleteSessionScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+for _, rid in ipairs(redis.call('SMEMBERS', KEYS[6])) do
+  local k = ARGV[2] .. rid
+  redis.call('DEL', k, k .. ':lease', k .. ':tools')
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+return 1
+`)
+
+// releaseLeaseScript gives a run's lease up (compare-and-delete), so another replica may take the run
+// over as soon as it claims the queue entry, without waiting for the lease to expire.
+//
+// KEYS: 1 lease
+// ARGV: 1 token
+// Returns 1 when released, 0 when the lease was not ours.
+var releaseLeaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+`)

@@ -1,0 +1,245 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mgx-ai/mgx/agentd/internal/events"
+	"github.com/mgx-ai/mgx/agentd/internal/store"
+	"github.com/mgx-ai/mgx/pkg/redistest"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+func newStore(t *testing.T) *store.Store {
+	t.Helper()
+	opt, err := redis.ParseURL(redistest.Shared(t))
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return store.New(rdb)
+}
+
+func newSession(t *testing.T, s *store.Store, owner string) store.Session {
+	t.Helper()
+	sess := store.Session{ID: uuid.NewString(), Title: "t", OwnerID: owner, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	require.NoError(t, s.CreateSession(t.Context(), sess))
+	return sess
+}
+
+func TestSessionsOwnershipAndOrder(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	a := newSession(t, s, "alice")
+	time.Sleep(2 * time.Millisecond) // distinct creation times order the list
+	b := newSession(t, s, "alice")
+	newSession(t, s, "bob")
+
+	list, err := s.ListSessions(ctx, "alice")
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.Equal(t, []string{b.ID, a.ID}, []string{list[0].ID, list[1].ID}, "newest first")
+
+	_, err = s.GetSession(ctx, "bob", a.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "another user's session is not found")
+	require.ErrorIs(t, s.DeleteSession(ctx, "bob", a.ID), store.ErrNotFound)
+	require.NoError(t, s.DeleteSession(ctx, "alice", a.ID))
+	_, err = s.GetSession(ctx, "alice", a.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func TestAppendAssignsStrictlyIncreasingSequences(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	sess := newSession(t, s, "alice")
+	const writers, each = 8, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				var msg *events.Message
+				if i%10 == 0 {
+					msg = &events.Message{ID: uuid.NewString(), SessionID: sess.ID, Sender: "agent", Content: fmt.Sprint(w, i), Timestamp: time.Now()}
+				}
+				ev := events.Event{Type: events.TypeStatus, SessionID: sess.ID, Content: fmt.Sprint(w, i), Timestamp: time.Now()}
+				if msg != nil {
+					ev = msg.Event()
+				}
+				_, err := s.Append(ctx, ev, msg, store.Lease{})
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	all, err := s.EventsAfter(ctx, sess.ID, 0, 10000)
+	require.NoError(t, err)
+	require.Len(t, all, writers*each)
+	for i, ev := range all {
+		require.Equal(t, uint32(i+1), ev.Sequence, "no gaps, no duplicates")
+	}
+	tail, err := s.EventsAfter(ctx, sess.ID, 390, 10000)
+	require.NoError(t, err)
+	require.Len(t, tail, 10)
+	require.Equal(t, uint32(391), tail[0].Sequence)
+
+	// The history holds exactly the message events, in log order.
+	msgs, err := s.Messages(ctx, sess.ID)
+	require.NoError(t, err)
+	var fromLog []string
+	for _, ev := range all {
+		if ev.Type == events.TypeMessage {
+			fromLog = append(fromLog, ev.MessageID)
+		}
+	}
+	var fromHistory []string
+	for _, m := range msgs {
+		fromHistory = append(fromHistory, m.ID)
+	}
+	require.Equal(t, fromLog, fromHistory)
+
+	_, err = s.Append(ctx, events.Event{Type: "status", SessionID: uuid.NewString()}, nil, store.Lease{})
+	require.ErrorIs(t, err, store.ErrNotFound, "no events for a missing session")
+}
+
+func TestWaitEventsTails(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	sess := newSession(t, s, "alice")
+	got := make(chan []events.Event, 1)
+	go func() {
+		evs, _ := s.WaitEvents(context.WithoutCancel(ctx), sess.ID, 0, 5*time.Second)
+		got <- evs
+	}()
+	_, err := s.Append(ctx, events.Event{Type: "status", SessionID: sess.ID, Content: "x"}, nil, store.Lease{})
+	require.NoError(t, err)
+	select {
+	case evs := <-got:
+		require.Len(t, evs, 1)
+		require.Equal(t, uint32(1), evs[0].Sequence)
+	case <-time.After(5 * time.Second):
+		t.Fatal("tail did not see the event")
+	}
+}
+
+func startRun(t *testing.T, s *store.Store, sess store.Session, text string) (store.StartOutcome, string, error) {
+	t.Helper()
+	msg := events.Message{ID: uuid.NewString(), SessionID: sess.ID, Sender: events.SenderUser, Content: text, Timestamp: time.Now()}
+	return s.StartRun(t.Context(), sess.OwnerID, msg, uuid.NewString())
+}
+
+func TestRunLifecycle(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	sess := newSession(t, s, "alice")
+
+	out, rid, err := startRun(t, s, sess, "build")
+	require.NoError(t, err)
+	require.Equal(t, store.Started, out)
+	_, active, err := startRun(t, s, sess, "second")
+	require.ErrorIs(t, err, store.ErrRunActive, "one active run per session")
+	require.Equal(t, rid, active)
+	msgs, _ := s.Messages(ctx, sess.ID)
+	require.Len(t, msgs, 1, "a refused message is not stored")
+
+	_, _, err = s.StartRun(ctx, "mallory", events.Message{ID: "m", SessionID: sess.ID}, uuid.NewString())
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	l1 := store.Lease{SessionID: sess.ID, RunID: rid, Token: "r1"}
+	l2 := store.Lease{SessionID: sess.ID, RunID: rid, Token: "r2"}
+	ok, _, err := s.AcquireLease(ctx, l1, 200*time.Millisecond)
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, status, err := s.AcquireLease(ctx, l2, time.Second)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.Equal(t, "held", status)
+
+	started, _, err := s.BeginTool(ctx, l1, "f0:c1", "sandbox_shell")
+	require.NoError(t, err)
+	require.True(t, started)
+
+	// r1 dies: its lease expires and r2 takes over; r1's writes are fenced off from then on.
+	require.Eventually(t, func() bool {
+		ok, _, err := s.AcquireLease(ctx, l2, time.Second)
+		return err == nil && ok
+	}, 3*time.Second, 20*time.Millisecond)
+	_, err = s.Append(ctx, events.Event{Type: "status", SessionID: sess.ID}, nil, l1)
+	require.ErrorIs(t, err, store.ErrLeaseLost)
+	require.ErrorIs(t, s.Checkpoint(ctx, l1, []byte("{}"), store.Usage{}), store.ErrLeaseLost)
+	_, err = s.RenewLease(ctx, l1, time.Second)
+	require.ErrorIs(t, err, store.ErrLeaseLost)
+
+	started, prev, err := s.BeginTool(ctx, l2, "f0:c1", "sandbox_shell")
+	require.NoError(t, err)
+	require.False(t, started, "a started call is never started again")
+	require.Equal(t, "started", prev.State)
+
+	require.NoError(t, s.Checkpoint(ctx, l2, []byte(`{"steps":1}`), store.Usage{InputTokens: 10, OutputTokens: 5, CostUSD: 0.25}))
+	run, err := s.GetRun(ctx, sess.ID, rid)
+	require.NoError(t, err)
+	require.Equal(t, 2, run.Attempts)
+	require.JSONEq(t, `{"steps":1}`, string(run.Checkpoint))
+
+	// Waiting for the user: the next message answers the run instead of starting one.
+	_, err = s.FinishRun(ctx, l2, store.RunWaiting, "", nil, nil)
+	require.NoError(t, err)
+	out, answered, err := startRun(t, s, sess, "blue")
+	require.NoError(t, err)
+	require.Equal(t, store.Answered, out)
+	require.Equal(t, rid, answered)
+	run, _ = s.GetRun(ctx, sess.ID, rid)
+	require.Equal(t, "blue", run.Answer)
+	require.Equal(t, store.RunQueued, run.Status)
+
+	got, err := s.CancelRun(ctx, "alice", sess.ID, rid, events.Event{Type: "status", SessionID: sess.ID})
+	require.NoError(t, err)
+	require.Equal(t, store.CancelDone, got, "a queued run is cancelled on the spot")
+	active, err = s.ActiveRun(ctx, sess.ID)
+	require.NoError(t, err)
+	require.Empty(t, active)
+	out, _, err = startRun(t, s, sess, "again")
+	require.NoError(t, err)
+	require.Equal(t, store.Started, out)
+
+	sess2 := newSession(t, s, "alice")
+	u, err := s.GetSession(ctx, "alice", sess.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(10), u.InputTokens)
+	require.InDelta(t, 0.25, u.CostUSD, 1e-9)
+	require.NoError(t, s.DeleteSession(ctx, "alice", sess.ID))
+	_, err = s.GetRun(ctx, sess.ID, rid)
+	require.ErrorIs(t, err, store.ErrNotFound, "runs go with their session")
+	_ = sess2
+}
+
+func TestQueueClaimsIdleEntries(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	require.NoError(t, s.EnsureQueue(ctx))
+	require.NoError(t, s.EnsureQueue(ctx), "idempotent")
+	require.NoError(t, s.Enqueue(ctx, "s1", "r1"))
+	got, err := s.ReadQueue(ctx, "a", 1, time.Second)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	none, err := s.ReadQueue(ctx, "b", 1, 50*time.Millisecond)
+	require.NoError(t, err)
+	require.Empty(t, none, "delivered once")
+	var claimed []store.QueueEntry
+	require.Eventually(t, func() bool {
+		claimed, err = s.ClaimIdle(ctx, "b", 100*time.Millisecond, 10)
+		return err == nil && len(claimed) == 1
+	}, 3*time.Second, 50*time.Millisecond)
+	require.Equal(t, "r1", claimed[0].RunID)
+	require.NoError(t, s.Ack(ctx, claimed[0].ID))
+	claimed, err = s.ClaimIdle(ctx, "c", 0, 10)
+	require.NoError(t, err)
+	require.Empty(t, claimed)
+}

@@ -1,0 +1,474 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mgx-ai/mgx/agentd/internal/events"
+	"github.com/mgx-ai/mgx/agentd/internal/llm"
+	"github.com/mgx-ai/mgx/agentd/internal/registry"
+	"github.com/mgx-ai/mgx/agentd/internal/store"
+	"github.com/mgx-ai/mgx/agentd/internal/tools"
+)
+
+// Outcomes of a run's execution.
+type Outcome int
+
+// Outcomes.
+const (
+	Completed Outcome = iota // the lead ended the run
+	Waiting                  // ask_human: the run waits for the user's answer
+	Stopped                  // a bound or repetition stopped the run; Result.Reason says which
+)
+
+// Result is how Execute ended.
+type Result struct {
+	Outcome Outcome
+	Reason  string
+}
+
+// Host is what the workflow needs from the run's executor: fenced writes to the session's log and
+// the run's records. Every method fails with store.ErrLeaseLost once another replica owns the run.
+type Host interface {
+	Emit(ctx context.Context, ev events.Event, msg *events.Message) error
+	// Token streams a piece of a message being generated (buffered, best effort).
+	Token(ctx context.Context, messageID, agent, text string)
+	Checkpoint(ctx context.Context, st *State, u store.Usage) error
+	BeginTool(ctx context.Context, key, tool string) (bool, store.ToolRecord, error)
+	EndTool(ctx context.Context, key string, rec store.ToolRecord) error
+}
+
+// SandboxTools executes the sandbox tools.
+type SandboxTools interface {
+	Execute(ctx context.Context, c tools.Call) (tools.Result, error)
+}
+
+// Limits bound one run.
+type Limits struct {
+	MaxSteps     int
+	MaxToolCalls int
+	MaxTokens    int64
+	// Repetition is how many identical consecutive tool calls of one agent stop the run.
+	Repetition int
+	// MaxInvalid is how many consecutive unusable outputs end an agent's step.
+	MaxInvalid int
+}
+
+// Engine executes runs.
+type Engine struct {
+	Registry *registry.Registry
+	Provider llm.Provider
+	Tools    SandboxTools
+	Limits   Limits
+	Price    llm.Price
+	Model    string
+}
+
+// Run identifies the run being executed.
+type Run struct {
+	SessionID string
+	OwnerID   string
+	RunID     string
+}
+
+// ErrProvider wraps a model failure; the run fails with a visible error event.
+var ErrProvider = errors.New("model provider failed")
+
+func (e *Engine) limitsFor() Limits {
+	l := e.Limits
+	if lead, ok := e.Registry.Get(registry.LeadName); ok {
+		if lead.Limits.MaxSteps > 0 {
+			l.MaxSteps = lead.Limits.MaxSteps
+		}
+		if lead.Limits.MaxToolCalls > 0 {
+			l.MaxToolCalls = lead.Limits.MaxToolCalls
+		}
+		if lead.Limits.MaxTokens > 0 {
+			l.MaxTokens = lead.Limits.MaxTokens
+		}
+	}
+	return l
+}
+
+// Execute advances the run from st until it completes, waits for the user, or is stopped.
+func (e *Engine) Execute(ctx context.Context, h Host, run Run, st *State) (Result, error) {
+	lim := e.limitsFor()
+	for {
+		if err := ctx.Err(); err != nil {
+			return Result{}, err
+		}
+		if len(st.Frames) == 0 {
+			return Result{Outcome: Completed}, nil
+		}
+		top := &st.Frames[len(st.Frames)-1]
+		if call, ok := top.pendingCall(); ok {
+			res, done, err := e.resolve(ctx, h, run, st, call, lim)
+			if err != nil {
+				return Result{}, err
+			}
+			if err := h.Checkpoint(ctx, st, store.Usage{}); err != nil {
+				return Result{}, err
+			}
+			if done {
+				return res, nil
+			}
+			continue
+		}
+		switch {
+		case lim.MaxSteps > 0 && st.Steps >= lim.MaxSteps:
+			return Result{Outcome: Stopped, Reason: fmt.Sprintf("the step limit (%d model calls) was reached", lim.MaxSteps)}, nil
+		case lim.MaxTokens > 0 && st.Tokens >= lim.MaxTokens:
+			return Result{Outcome: Stopped, Reason: fmt.Sprintf("the token limit (%d) was reached", lim.MaxTokens)}, nil
+		}
+		if err := e.turn(ctx, h, run, st); err != nil {
+			return Result{}, err
+		}
+		if len(st.Frames) == 0 {
+			return Result{Outcome: Completed}, nil
+		}
+	}
+}
+
+func senderOf(agent string) string {
+	if agent == registry.LeadName {
+		return events.SenderMike
+	}
+	return events.SenderAgent
+}
+
+// turn asks the top frame's agent for its next move.
+func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) error {
+	top := &st.Frames[len(st.Frames)-1]
+	agent, ok := e.Registry.Get(top.Agent)
+	if !ok {
+		return fmt.Errorf("workflow: agent %q is not in the registry", top.Agent)
+	}
+	model := agent.Model
+	if model == "" {
+		model = e.Model
+	}
+	msgID := uuid.NewString()
+	resp, err := e.Provider.Complete(ctx, llm.Request{
+		Agent: agent.Name, Model: model, System: e.system(agent), Messages: top.Messages,
+		Tools: tools.ForLLM(agent.Tools), MaxTokens: 4096,
+	}, func(s string) { h.Token(ctx, msgID, agent.Name, s) })
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %s: %w", ErrProvider, e.Provider.Name(), err)
+	}
+	st.Steps++
+	st.Tokens += resp.Usage.InputTokens + resp.Usage.OutputTokens
+	top.Messages = append(top.Messages, llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
+	if text := strings.TrimSpace(resp.Content); text != "" {
+		m := events.Message{ID: msgID, SessionID: run.SessionID, Sender: senderOf(agent.Name), Content: text,
+			Timestamp: time.Now().UTC(), Agent: agent.Name, RunID: run.RunID}
+		if err := h.Emit(ctx, m.Event(), &m); err != nil {
+			return err
+		}
+	}
+	if len(resp.ToolCalls) == 0 {
+		// A plain answer ends the agent's step: the lead's is its final word to the user, a member's
+		// is its report.
+		e.pop(st, resp.Content)
+	}
+	return h.Checkpoint(ctx, st, store.Usage{
+		InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, CostUSD: e.Price.Cost(resp.Usage),
+	})
+}
+
+func (e *Engine) system(a registry.Agent) string {
+	var b strings.Builder
+	b.WriteString(a.SystemPrompt)
+	if a.Name == registry.LeadName {
+		b.WriteString("\nTeam members: ")
+		b.WriteString(strings.Join(e.Registry.Members(), ", "))
+		b.WriteString(".")
+	}
+	return b.String()
+}
+
+// pop ends the top frame; its report becomes the result of the lead's send_message call.
+func (e *Engine) pop(st *State, report string) {
+	child := st.Frames[len(st.Frames)-1]
+	st.Frames = st.Frames[:len(st.Frames)-1]
+	if len(st.Frames) == 0 {
+		return
+	}
+	if strings.TrimSpace(report) == "" {
+		report = "(no report)"
+	}
+	parent := &st.Frames[len(st.Frames)-1]
+	parent.Messages = append(parent.Messages, llm.Message{Role: llm.RoleTool, ToolCallID: child.ParentCall,
+		ToolName: tools.SendMessage, Content: child.Agent + " reports: " + report})
+}
+
+func observe(f *Frame, call llm.ToolCall, out string, isErr bool) {
+	f.Messages = append(f.Messages, llm.Message{Role: llm.RoleTool, ToolCallID: call.ID, ToolName: call.Name, Content: out, IsError: isErr})
+}
+
+func toolEvent(run Run, typ, agent, tool, content string, data map[string]any) events.Event {
+	return events.Event{Type: typ, Sender: senderOf(agent), Agent: agent, Content: content, SessionID: run.SessionID,
+		Timestamp: time.Now().UTC(), Tool: tool, Invoker: agent, RunID: run.RunID, Data: data}
+}
+
+func (e *Engine) refuse(ctx context.Context, h Host, run Run, st *State, f *Frame, call llm.ToolCall, why string, lim Limits) (Result, bool, error) {
+	observe(f, call, "error: "+why, true)
+	f.Invalid++
+	ev := toolEvent(run, events.TypeError, f.Agent, call.Name, why, map[string]any{"call_id": call.ID})
+	if err := h.Emit(ctx, ev, nil); err != nil {
+		return Result{}, false, err
+	}
+	if lim.MaxInvalid > 0 && f.Invalid >= lim.MaxInvalid {
+		reason := fmt.Sprintf("%s produced %d unusable outputs in a row", f.Agent, f.Invalid)
+		if len(st.Frames) == 1 {
+			return Result{Outcome: Stopped, Reason: reason}, true, nil
+		}
+		if err := h.Emit(ctx, toolEvent(run, events.TypeStatus, f.Agent, "", reason+"; its step ends", nil), nil); err != nil {
+			return Result{}, false, err
+		}
+		e.pop(st, "failed: "+reason)
+	}
+	return Result{}, false, nil
+}
+
+// resolve handles one tool call of the top frame. done means the run's execution ends with res.
+func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call llm.ToolCall, lim Limits) (res Result, done bool, err error) {
+	f := &st.Frames[len(st.Frames)-1]
+	agent, _ := e.Registry.Get(f.Agent)
+	spec, known := tools.Lookup(call.Name)
+	switch {
+	case !known:
+		return e.refuse(ctx, h, run, st, f, call, fmt.Sprintf("unknown tool %q", call.Name), lim)
+	case !agent.Allows(call.Name):
+		return e.refuse(ctx, h, run, st, f, call, fmt.Sprintf("tool %q is not allowed for %s; it was not executed", call.Name, agent.Name), lim)
+	}
+	if err := spec.Parse(call.Arguments, nil); err != nil {
+		return e.refuse(ctx, h, run, st, f, call, err.Error(), lim)
+	}
+	f.Invalid = 0
+	sig := call.Name + " " + compactJSON(call.Arguments)
+	f.Recent = append(f.Recent, sig)
+	if len(f.Recent) > 8 {
+		f.Recent = f.Recent[len(f.Recent)-8:]
+	}
+	if n := lim.Repetition; n > 0 && len(f.Recent) >= n {
+		same := true
+		for _, s := range f.Recent[len(f.Recent)-n:] {
+			same = same && s == sig
+		}
+		if same {
+			return Result{Outcome: Stopped, Reason: fmt.Sprintf("%s repeated the same %s call %d times", f.Agent, call.Name, n)}, true, nil
+		}
+	}
+	st.ToolCalls++
+	if lim.MaxToolCalls > 0 && st.ToolCalls > lim.MaxToolCalls {
+		return Result{Outcome: Stopped, Reason: fmt.Sprintf("the tool call limit (%d) was reached", lim.MaxToolCalls)}, true, nil
+	}
+	if err := h.Emit(ctx, toolEvent(run, events.TypeToolCall, f.Agent, call.Name, call.Arguments,
+		map[string]any{"call_id": call.ID, "arguments": rawJSON(call.Arguments)}), nil); err != nil {
+		return Result{}, false, err
+	}
+	if spec.Control {
+		return e.control(ctx, h, run, st, call)
+	}
+	key := fmt.Sprintf("f%d:%s", f.ID, call.ID)
+	started, prev, err := h.BeginTool(ctx, key, call.Name)
+	if err != nil {
+		return Result{}, false, err
+	}
+	var out tools.Result
+	switch {
+	case !started && prev.State == "done":
+		out = tools.Result{Output: prev.Result, IsError: prev.Error}
+	case !started && spec.SideEffects:
+		// The replica that started this call died before recording its result. Running it again
+		// could duplicate its effect, so the model is told instead and can check.
+		out = tools.Result{Output: "this call was interrupted by a server failure; whether it took effect is unknown, and it was not repeated. Check the workspace before retrying.", IsError: true}
+	default:
+		out, err = e.Tools.Execute(ctx, tools.Call{SessionID: run.SessionID, OwnerID: run.OwnerID, Tool: call.Name, Args: call.Arguments, WritePrefix: agent.WritePrefix})
+		if err != nil {
+			return Result{}, false, err
+		}
+		if err := h.EndTool(ctx, key, store.ToolRecord{Tool: call.Name, Result: out.Output, Error: out.IsError}); err != nil {
+			return Result{}, false, err
+		}
+	}
+	observe(f, call, out.Output, out.IsError)
+	if err := h.Emit(ctx, toolEvent(run, events.TypeToolResult, f.Agent, call.Name, truncate(out.Output, 4000),
+		map[string]any{"call_id": call.ID, "is_error": out.IsError}), nil); err != nil {
+		return Result{}, false, err
+	}
+	if len(out.Paths) > 0 && !out.IsError {
+		ev := toolEvent(run, events.TypeFileChange, f.Agent, call.Name, strings.Join(out.Paths, ", "), nil)
+		ev.Paths = out.Paths
+		if err := h.Emit(ctx, ev, nil); err != nil {
+			return Result{}, false, err
+		}
+	}
+	return Result{}, false, nil
+}
+
+func (e *Engine) control(ctx context.Context, h Host, run Run, st *State, call llm.ToolCall) (Result, bool, error) {
+	f := &st.Frames[len(st.Frames)-1]
+	spec, _ := tools.Lookup(call.Name)
+	isLead := f.Agent == registry.LeadName
+	switch call.Name {
+	case tools.PlanAppend:
+		var a struct {
+			Tasks []Task `json:"tasks"`
+		}
+		_ = spec.Parse(call.Arguments, &a)
+		for _, t := range a.Tasks {
+			if t.ID == "" {
+				t.ID = fmt.Sprintf("t%d", len(st.Plan)+1)
+			}
+			t.Status = "todo"
+			st.Plan = append(st.Plan, t)
+		}
+		observe(f, call, fmt.Sprintf("plan has %d tasks", len(st.Plan)), false)
+		return Result{}, false, e.emitPlan(ctx, h, run, st, events.TypePlan, "plan updated")
+	case tools.PlanUpdate:
+		var a struct {
+			TaskID string `json:"task_id"`
+			Status string `json:"status"`
+			Note   string `json:"note"`
+		}
+		_ = spec.Parse(call.Arguments, &a)
+		for i := range st.Plan {
+			if st.Plan[i].ID == a.TaskID {
+				if a.Status != "" {
+					st.Plan[i].Status = a.Status
+				}
+				if a.Note != "" {
+					st.Plan[i].Note = a.Note
+				}
+				observe(f, call, "task "+a.TaskID+" updated", false)
+				ev := toolEvent(run, events.TypeTask, f.Agent, call.Name, st.Plan[i].Title+": "+st.Plan[i].Status, map[string]any{"task": taskMap(st.Plan[i])})
+				return Result{}, false, h.Emit(ctx, ev, nil)
+			}
+		}
+		observe(f, call, "error: no task "+a.TaskID, true)
+		return Result{}, false, nil
+	case tools.PlanFinish:
+		observe(f, call, "plan finished", false)
+		return Result{}, false, e.emitPlan(ctx, h, run, st, events.TypePlan, "plan finished")
+	case tools.SendMessage:
+		var a struct{ To, Content string }
+		_ = spec.Parse(call.Arguments, &a)
+		to := strings.ToLower(a.To)
+		if !isLead {
+			if to != registry.LeadName {
+				observe(f, call, "error: members report to "+registry.LeadName+" only", true)
+				return Result{}, false, nil
+			}
+			observe(f, call, "delivered", false)
+			e.pop(st, a.Content)
+			return Result{}, false, nil
+		}
+		if _, ok := e.Registry.Get(to); !ok || to == registry.LeadName {
+			observe(f, call, fmt.Sprintf("error: %q is not a team member (members: %s)", a.To, strings.Join(e.Registry.Members(), ", ")), true)
+			return Result{}, false, nil
+		}
+		for i := range st.Plan {
+			if st.Plan[i].Assignee == to && st.Plan[i].Status == "todo" {
+				st.Plan[i].Status = "in_progress"
+				ev := toolEvent(run, events.TypeTask, f.Agent, call.Name, st.Plan[i].Title+": in_progress", map[string]any{"task": taskMap(st.Plan[i])})
+				if err := h.Emit(ctx, ev, nil); err != nil {
+					return Result{}, false, err
+				}
+				break
+			}
+		}
+		st.Frames = append(st.Frames, Frame{ID: st.NextFrameID, Agent: to, ParentCall: call.ID,
+			Messages: []llm.Message{{Role: llm.RoleUser, Content: "Task from mike: " + a.Content}}})
+		st.NextFrameID++
+		ev := toolEvent(run, events.TypeStatus, f.Agent, call.Name, fmt.Sprintf("%s → %s: %s", f.Agent, to, a.Content), map[string]any{"to": to})
+		return Result{}, false, h.Emit(ctx, ev, nil)
+	case tools.ReplyToHuman:
+		var a struct{ Content string }
+		_ = spec.Parse(call.Arguments, &a)
+		m := events.Message{ID: uuid.NewString(), SessionID: run.SessionID, Sender: senderOf(f.Agent), Content: a.Content,
+			Timestamp: time.Now().UTC(), Agent: f.Agent, RunID: run.RunID}
+		observe(f, call, "delivered to the user", false)
+		return Result{}, false, h.Emit(ctx, m.Event(), &m)
+	case tools.AskHuman:
+		var a struct{ Question string }
+		_ = spec.Parse(call.Arguments, &a)
+		key := fmt.Sprintf("f%d:%s", f.ID, call.ID)
+		if st.WaitingCall == key && st.Answer != "" {
+			observe(f, call, "the user answered: "+st.Answer, false)
+			st.WaitingCall, st.Answer = "", ""
+			return Result{}, false, nil
+		}
+		st.WaitingCall = key
+		m := events.Message{ID: uuid.NewString(), SessionID: run.SessionID, Sender: senderOf(f.Agent), Content: a.Question,
+			Timestamp: time.Now().UTC(), Agent: f.Agent, RunID: run.RunID}
+		ev := m.Event()
+		ev.Data = map[string]any{"question": true, "call_id": call.ID}
+		if err := h.Emit(ctx, ev, &m); err != nil {
+			return Result{}, false, err
+		}
+		return Result{Outcome: Waiting}, true, nil
+	case tools.End:
+		var a struct{ Summary string }
+		_ = spec.Parse(call.Arguments, &a)
+		observe(f, call, "ended", false)
+		if isLead {
+			st.Frames = nil
+			return Result{Outcome: Completed, Reason: a.Summary}, true, nil
+		}
+		e.pop(st, a.Summary)
+		return Result{}, false, nil
+	}
+	observe(f, call, "error: unhandled tool "+call.Name, true)
+	return Result{}, false, nil
+}
+
+func (e *Engine) emitPlan(ctx context.Context, h Host, run Run, st *State, typ, content string) error {
+	tasks := make([]any, 0, len(st.Plan))
+	for _, t := range st.Plan {
+		tasks = append(tasks, taskMap(t))
+	}
+	return h.Emit(ctx, toolEvent(run, typ, registry.LeadName, "", content, map[string]any{"tasks": tasks}), nil)
+}
+
+func taskMap(t Task) map[string]any {
+	deps := make([]any, 0, len(t.DependsOn))
+	for _, d := range t.DependsOn {
+		deps = append(deps, d)
+	}
+	return map[string]any{"id": t.ID, "title": t.Title, "assignee": t.Assignee, "status": t.Status, "note": t.Note, "depends_on": deps}
+}
+
+func compactJSON(s string) string {
+	var v any
+	if json.Unmarshal([]byte(s), &v) != nil {
+		return s
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// rawJSON turns arguments into a value for an event's data (structpb needs plain values).
+func rawJSON(s string) any {
+	var v any
+	if json.Unmarshal([]byte(s), &v) != nil {
+		return s
+	}
+	return v
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
