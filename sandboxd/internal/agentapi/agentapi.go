@@ -1,0 +1,170 @@
+// Package agentapi is the wire contract between sandboxd and the
+// sandbox-agent: HTTP/1.1 with JSON bodies over a unix socket that the agent
+// creates in a directory bind-mounted from the host.
+//
+// HTTP over a unix socket instead of gRPC keeps the agent a small static
+// binary with no generated code, costs well under a millisecond per call with
+// keep-alive, and gives the preview tunnel a standard upgrade handshake
+// (Connection: Upgrade, then raw bytes both ways) that an
+// httputil.ReverseProxy transport can dial directly.
+package agentapi
+
+import "time"
+
+// Paths served by the agent.
+const (
+	PathHealth    = "/v1/health"
+	PathExec      = "/v1/exec"
+	PathProcesses = "/v1/processes" // + "/{name}", "/{name}/logs", "/{name}/signal"
+	PathPorts     = "/v1/ports"
+	PathTree      = "/v1/files/tree"
+	PathFile      = "/v1/files"
+	PathTunnel    = "/v1/tunnel"
+)
+
+// TunnelProtocol is the Upgrade token of the TCP tunnel.
+const TunnelProtocol = "mgx-tcp"
+
+// Error codes the agent returns in Error.Code; sandboxd maps each to a domain
+// sentinel.
+const (
+	CodeInvalid   = "invalid"   // malformed request
+	CodeEscape    = "escape"    // a path resolves outside the workspace
+	CodeNotFound  = "not_found" // file or process does not exist
+	CodeExists    = "exists"    // a process with that name is running
+	CodeIsDir     = "is_dir"    // a file operation on a directory
+	CodeTooLarge  = "too_large" // file larger than the read limit
+	CodeNoPort    = "no_port"   // tunnel target refused the connection
+	CodeInternal  = "internal"  // anything else
+	CodeUnhealthy = "unhealthy" // agent cannot serve
+)
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Health is the body of GET /v1/health.
+type Health struct {
+	PID         int    `json:"pid"`
+	Shell       string `json:"shell"`
+	User        string `json:"user"`
+	Workspace   string `json:"workspace"`
+	ActiveExecs int    `json:"active_execs"`
+}
+
+// ExecRequest is the body of POST /v1/exec.
+type ExecRequest struct {
+	Command string            `json:"command"`
+	Cwd     string            `json:"cwd"` // relative to the workspace, already cleaned
+	Env     map[string]string `json:"env,omitempty"`
+	// Timeout bounds the command; on expiry its whole process group is
+	// killed and the result has TimedOut set.
+	Timeout time.Duration `json:"timeout"`
+	// OutputLimit caps stdout and stderr each; bytes beyond are dropped and
+	// Truncated is set.
+	OutputLimit int `json:"output_limit"`
+	// Stream asks for newline-delimited ExecFrame JSON as output arrives
+	// instead of one ExecResult at the end.
+	Stream bool `json:"stream"`
+}
+
+// ExecResult is the body of a non-streamed exec, and the last frame of a
+// streamed one.
+type ExecResult struct {
+	ExitCode   int     `json:"exit_code"`
+	Stdout     []byte  `json:"stdout,omitempty"`
+	Stderr     []byte  `json:"stderr,omitempty"`
+	Truncated  bool    `json:"truncated"`
+	TimedOut   bool    `json:"timed_out"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// ExecFrame is one line of a streamed exec: output, or the final result.
+type ExecFrame struct {
+	Stdout []byte      `json:"o,omitempty"`
+	Stderr []byte      `json:"e,omitempty"`
+	Exit   *ExecResult `json:"x,omitempty"`
+}
+
+// StartProcessRequest is the body of POST /v1/processes.
+type StartProcessRequest struct {
+	Name    string            `json:"name"`
+	Command string            `json:"command"`
+	Cwd     string            `json:"cwd"`
+	Env     map[string]string `json:"env,omitempty"`
+}
+
+// Process describes a named background process.
+type Process struct {
+	Name      string     `json:"name"`
+	Command   string     `json:"command"`
+	Cwd       string     `json:"cwd"`
+	PID       int        `json:"pid"`
+	State     string     `json:"state"` // "running" or "exited"
+	ExitCode  int        `json:"exit_code"`
+	StartedAt time.Time  `json:"started_at"`
+	ExitedAt  *time.Time `json:"exited_at,omitempty"`
+}
+
+// Process states.
+const (
+	StateRunning = "running"
+	StateExited  = "exited"
+)
+
+// SignalRequest is the body of POST /v1/processes/{name}/signal.
+type SignalRequest struct {
+	Signal string `json:"signal"` // TERM, KILL, INT, HUP, USR1, USR2
+}
+
+// Port is one listening TCP port.
+type Port struct {
+	Port    int    `json:"port"`
+	Address string `json:"address"`
+}
+
+// TreeEntry is one node of GET /v1/files/tree.
+type TreeEntry struct {
+	Name     string      `json:"name"`
+	Path     string      `json:"path"`
+	Type     string      `json:"type"` // "file" or "directory"
+	Size     int64       `json:"size"`
+	Children []TreeEntry `json:"children,omitempty"`
+}
+
+// Tree is the body of GET /v1/files/tree.
+type Tree struct {
+	Root      string      `json:"root"`
+	Entries   []TreeEntry `json:"entries"`
+	Truncated bool        `json:"truncated"`
+}
+
+// File is the body of GET /v1/files.
+type File struct {
+	Name       string    `json:"name"`
+	Path       string    `json:"path"`
+	Size       int64     `json:"size"`
+	ModifiedAt time.Time `json:"modified_at"`
+	Content    []byte    `json:"content"`
+}
+
+// WriteFileRequest is the body of PUT /v1/files.
+type WriteFileRequest struct {
+	Path    string `json:"path"`
+	Content []byte `json:"content"`
+	Append  bool   `json:"append"`
+}
+
+// WriteFileResult is the answer to PUT /v1/files.
+type WriteFileResult struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// DeleteFileResult is the answer to DELETE /v1/files.
+type DeleteFileResult struct {
+	Path    string `json:"path"`
+	Deleted bool   `json:"deleted"`
+}

@@ -1,0 +1,283 @@
+// Package agentclient calls a sandbox-agent over its unix socket.
+package agentclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
+)
+
+// Error is a failure the agent reported, with its agentapi code.
+type Error struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("agent: %s: %s", e.Code, e.Msg) }
+
+// ErrUnavailable wraps failures to reach the agent at all (socket missing,
+// connection refused): the sandbox is gone or not started yet.
+var ErrUnavailable = errors.New("sandbox agent unavailable")
+
+// Client talks to one agent. It keeps connections alive, so a call costs one
+// round trip on an open unix socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// New returns a client for the agent serving on socket.
+func New(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// Socket is the path of the agent's socket.
+func (c *Client) Socket() string { return c.socket }
+
+// Close drops idle connections.
+func (c *Client) Close() {
+	c.http.CloseIdleConnections()
+}
+
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	resp, err := c.send(ctx, method, path, query, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("agent %s %s: decode: %w", method, path, err)
+	}
+	return nil
+}
+
+// send performs a request and returns a 2xx response, or the agent's error.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := "http://agent" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var ae agentapi.Error
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &ae) != nil || ae.Code == "" {
+			ae = agentapi.Error{Code: agentapi.CodeInternal, Message: string(b)}
+		}
+		return nil, &Error{Status: resp.StatusCode, Code: ae.Code, Msg: ae.Message}
+	}
+	return resp, nil
+}
+
+// Health checks that the agent answers.
+func (c *Client) Health(ctx context.Context) (agentapi.Health, error) {
+	var h agentapi.Health
+	err := c.do(ctx, http.MethodGet, agentapi.PathHealth, nil, nil, &h)
+	return h, err
+}
+
+// Exec runs a command to completion.
+func (c *Client) Exec(ctx context.Context, req agentapi.ExecRequest) (agentapi.ExecResult, error) {
+	req.Stream = false
+	var res agentapi.ExecResult
+	err := c.do(ctx, http.MethodPost, agentapi.PathExec, nil, req, &res)
+	return res, err
+}
+
+// ExecStream runs a command and calls emit for every output frame as it
+// arrives, then returns the final result.
+func (c *Client) ExecStream(ctx context.Context, req agentapi.ExecRequest, emit func(agentapi.ExecFrame) error) (agentapi.ExecResult, error) {
+	req.Stream = true
+	resp, err := c.send(ctx, http.MethodPost, agentapi.PathExec, nil, req)
+	if err != nil {
+		return agentapi.ExecResult{}, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
+	for {
+		var f agentapi.ExecFrame
+		if err := dec.Decode(&f); err != nil {
+			if ctx.Err() != nil {
+				return agentapi.ExecResult{}, ctx.Err()
+			}
+			return agentapi.ExecResult{}, fmt.Errorf("%w: exec stream ended early: %v", ErrUnavailable, err)
+		}
+		if f.Exit != nil {
+			return *f.Exit, nil
+		}
+		if err := emit(f); err != nil {
+			return agentapi.ExecResult{}, err
+		}
+	}
+}
+
+// StartProcess starts a named background process.
+func (c *Client) StartProcess(ctx context.Context, req agentapi.StartProcessRequest) (agentapi.Process, error) {
+	var p agentapi.Process
+	err := c.do(ctx, http.MethodPost, agentapi.PathProcesses, nil, req, &p)
+	return p, err
+}
+
+// ListProcesses lists the background processes.
+func (c *Client) ListProcesses(ctx context.Context) ([]agentapi.Process, error) {
+	var ps []agentapi.Process
+	err := c.do(ctx, http.MethodGet, agentapi.PathProcesses, nil, nil, &ps)
+	return ps, err
+}
+
+// SignalProcess signals a process's group.
+func (c *Client) SignalProcess(ctx context.Context, name, signal string) (agentapi.Process, error) {
+	var p agentapi.Process
+	err := c.do(ctx, http.MethodPost, agentapi.PathProcesses+"/"+url.PathEscape(name)+"/signal", nil, agentapi.SignalRequest{Signal: signal}, &p)
+	return p, err
+}
+
+// ProcessLogs opens a process's log from offset; the caller reads and closes
+// it. With follow the stream lasts until the process exits or ctx ends.
+func (c *Client) ProcessLogs(ctx context.Context, name string, offset int64, follow bool) (io.ReadCloser, error) {
+	q := url.Values{"offset": {strconv.FormatInt(offset, 10)}}
+	if follow {
+		q.Set("follow", "1")
+	}
+	resp, err := c.send(ctx, http.MethodGet, agentapi.PathProcesses+"/"+url.PathEscape(name)+"/logs", q, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Ports lists listening TCP ports.
+func (c *Client) Ports(ctx context.Context) ([]agentapi.Port, error) {
+	var ps []agentapi.Port
+	err := c.do(ctx, http.MethodGet, agentapi.PathPorts, nil, nil, &ps)
+	return ps, err
+}
+
+// Tree lists the workspace.
+func (c *Client) Tree(ctx context.Context, root string, depth int, hidden bool) (agentapi.Tree, error) {
+	q := url.Values{"root": {root}, "depth": {strconv.Itoa(depth)}}
+	if hidden {
+		q.Set("include_hidden", "1")
+	}
+	var t agentapi.Tree
+	err := c.do(ctx, http.MethodGet, agentapi.PathTree, q, nil, &t)
+	return t, err
+}
+
+// ReadFile reads one file.
+func (c *Client) ReadFile(ctx context.Context, path string) (agentapi.File, error) {
+	var f agentapi.File
+	err := c.do(ctx, http.MethodGet, agentapi.PathFile, url.Values{"path": {path}}, nil, &f)
+	return f, err
+}
+
+// WriteFile writes one file.
+func (c *Client) WriteFile(ctx context.Context, req agentapi.WriteFileRequest) (agentapi.WriteFileResult, error) {
+	var r agentapi.WriteFileResult
+	err := c.do(ctx, http.MethodPut, agentapi.PathFile, nil, req, &r)
+	return r, err
+}
+
+// DeleteFile deletes a file or directory tree.
+func (c *Client) DeleteFile(ctx context.Context, path string) (agentapi.DeleteFileResult, error) {
+	var r agentapi.DeleteFileResult
+	err := c.do(ctx, http.MethodDelete, agentapi.PathFile, url.Values{"path": {path}}, nil, &r)
+	return r, err
+}
+
+// DialTunnel opens a raw TCP connection to 127.0.0.1:port inside the
+// sandbox through the agent.
+func (c *Client) DialTunnel(ctx context.Context, port int) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	req := "GET " + agentapi.PathTunnel + "?port=" + strconv.Itoa(port) + " HTTP/1.1\r\nHost: agent\r\n" +
+		"Connection: Upgrade\r\nUpgrade: " + agentapi.TunnelProtocol + "\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer conn.Close()
+		var ae agentapi.Error
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ae)
+		return nil, &Error{Status: resp.StatusCode, Code: ae.Code, Msg: ae.Message}
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return &bufferedConn{Conn: conn, r: br}, nil
+}
+
+// bufferedConn reads through the reader that parsed the 101 answer, which
+// may already hold the first upstream bytes.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// CloseWrite half-closes, so an HTTP proxy can signal EOF upstream.
+func (b *bufferedConn) CloseWrite() error {
+	if cw, ok := b.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+// Package docker runs sandboxes as hardened containers on a Docker engine,
+// through the official client with API version negotiation (the engine on
+// these machines speaks API 1.41). Docker is used for lifecycle only; the
+// sandbox-agent, bind-mounted read-only as the container's entrypoint, serves
+// everything else over a unix socket in a bind-mounted host directory.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
+	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
+)
+
+// Paths inside the container.
+const (
+	agentPath   = "/.mgx/bin/sandbox-agent"
+	runPath     = "/.mgx/run"
+	agentSocket = "agent.sock"
+)
+
+// Options configure the driver.
+type Options struct {
+	// Image is the sandbox image (SANDBOX_IMAGE).
+	Image string
+	// AgentBinary is the host path of the static sandbox-agent.
+	AgentBinary string
+	// RunDir holds one directory per sandbox with the agent's socket.
+	RunDir string
+	// User the container runs as ("uid:gid" or a name in the image); never
+	// root by default.
+	User string
+	// NanoCPUs is the CPU quota (1e9 = one CPU).
+	NanoCPUs int64
+	// Memory is the memory limit in bytes; swap is disabled by setting
+	// memory+swap to the same value.
+	Memory int64
+	// PidsLimit caps processes, which stops fork bombs.
+	PidsLimit int64
+	// Runtime is an optional OCI runtime (e.g. runsc); "" is the engine's
+	// default.
+	Runtime string
+	// Network is the network mode; "" is the engine's default bridge.
+	// Nothing is ever published.
+	Network string
+}
+
+// Driver is the Docker driver.
+type Driver struct {
+	opts Options
+	cli  *client.Client
+}
+
+// New connects to the engine named by the environment (DOCKER_HOST, default
+// the local socket) and checks that it answers.
+func New(ctx context.Context, opts Options) (*Driver, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pingCtx); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("docker engine not answering: %w", err)
+	}
+	if opts.AgentBinary == "" {
+		cli.Close()
+		return nil, errors.New("docker driver: no sandbox-agent binary")
+	}
+	abs, err := filepath.Abs(opts.AgentBinary)
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	opts.AgentBinary = abs
+	if err := os.MkdirAll(opts.RunDir, 0o711); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("run dir: %w", err)
+	}
+	return &Driver{opts: opts, cli: cli}, nil
+}
+
+// Client exposes the engine client (the bench compares against raw exec).
+func (d *Driver) Client() *client.Client { return d.cli }
+
+// Name implements driver.Driver.
+func (d *Driver) Name() string { return "docker" }
+
+// Close implements driver.Driver.
+func (d *Driver) Close() error { return d.cli.Close() }
+
+func (d *Driver) runDir(name string) string { return filepath.Join(d.opts.RunDir, name) }
+
+// Create implements driver.Driver.
+func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance, error) {
+	dir := d.runDir(spec.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return driver.Instance{}, fmt.Errorf("run dir: %w", err)
+	}
+	// The agent runs as the sandbox user and must create its socket here;
+	// root (sandboxd) can always reach it. Without permission to chown, the
+	// directory must be world-writable instead.
+	if uid, gid, ok := numericUser(d.opts.User); ok && os.Chown(dir, uid, gid) == nil {
+		_ = os.Chmod(dir, 0o700)
+	} else {
+		_ = os.Chmod(dir, 0o777)
+	}
+	_ = os.Remove(filepath.Join(dir, agentSocket))
+
+	labels := map[string]string{driver.LabelManaged: "1"}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	cfg := &container.Config{
+		Image:      d.opts.Image,
+		User:       d.opts.User,
+		Labels:     labels,
+		WorkingDir: workspace.Root,
+		// The agent is PID 1: it reaps every orphan in the sandbox and
+		// keeps the container resident.
+		Entrypoint: []string{agentPath, "-listen", runPath + "/" + agentSocket, "-workspace", workspace.Root, "-state-dir", "/tmp/.mgx-agent"},
+		Cmd:        []string{},
+		Env:        []string{"MGX_SANDBOX=1"},
+	}
+	hc := &container.HostConfig{
+		Binds: []string{
+			d.opts.AgentBinary + ":" + agentPath + ":ro",
+			dir + ":" + runPath,
+		},
+		NetworkMode: container.NetworkMode(d.opts.Network),
+		// Hardening: no capabilities, no privilege gain through setuid
+		// binaries, the engine's default seccomp profile (never
+		// unconfined), and nothing published on any host address.
+		CapDrop:     []string{"ALL"},
+		SecurityOpt: []string{"no-new-privileges"},
+		Resources: container.Resources{
+			NanoCPUs:   d.opts.NanoCPUs,
+			Memory:     d.opts.Memory,
+			MemorySwap: d.opts.Memory,
+			PidsLimit:  &d.opts.PidsLimit,
+		},
+		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m", "max-file": "1"}},
+		Runtime:   d.opts.Runtime,
+	}
+	created, err := d.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
+	if err != nil {
+		return driver.Instance{}, fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		_ = d.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
+		return driver.Instance{}, fmt.Errorf("start container %s: %w", spec.Name, err)
+	}
+	return driver.Instance{
+		ID: created.ID, Name: spec.Name, Labels: labels, Running: true, Created: time.Now(),
+		Socket: filepath.Join(dir, agentSocket), Workspace: workspace.Root,
+	}, nil
+}
+
+// Remove implements driver.Driver.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	inst, err := d.Inspect(ctx, id)
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Force removal SIGKILLs at once: a sandbox has nothing to flush, and a
+	// graceful stop would cost the full stop timeout for shells that ignore
+	// SIGTERM.
+	err = d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !errdefs.IsNotFound(err) && !strings.Contains(err.Error(), "already in progress") {
+		return fmt.Errorf("remove container %s: %w", inst.Name, err)
+	}
+	_ = os.RemoveAll(d.runDir(inst.Name))
+	return nil
+}
+
+// Inspect implements driver.Driver.
+func (d *Driver) Inspect(ctx context.Context, id string) (driver.Instance, error) {
+	c, err := d.cli.ContainerInspect(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return driver.Instance{}, driver.ErrNotFound
+	}
+	if err != nil {
+		return driver.Instance{}, fmt.Errorf("inspect container: %w", err)
+	}
+	name := strings.TrimPrefix(c.Name, "/")
+	created, _ := time.Parse(time.RFC3339Nano, c.Created)
+	inst := driver.Instance{
+		ID: c.ID, Name: name, Created: created,
+		Socket: filepath.Join(d.runDir(name), agentSocket), Workspace: workspace.Root,
+	}
+	if c.Config != nil {
+		inst.Labels = c.Config.Labels
+	}
+	if c.State != nil {
+		inst.Running = c.State.Running
+	}
+	return inst, nil
+}
+
+// List implements driver.Driver.
+func (d *Driver) List(ctx context.Context) ([]driver.Instance, error) {
+	cs, err := d.cli.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", driver.LabelManaged+"=1")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]driver.Instance, 0, len(cs))
+	for _, c := range cs {
+		name := c.ID
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		out = append(out, driver.Instance{
+			ID: c.ID, Name: name, Labels: c.Labels, Running: c.State == "running",
+			Created: time.Unix(c.Created, 0), Socket: filepath.Join(d.runDir(name), agentSocket),
+			Workspace: workspace.Root,
+		})
+	}
+	return out, nil
+}
+
+func numericUser(u string) (int, int, bool) {
+	us, gs, _ := strings.Cut(u, ":")
+	uid, err := strconv.Atoi(us)
+	if err != nil {
+		return 0, 0, false
+	}
+	gid := uid
+	if gs != "" {
+		if gid, err = strconv.Atoi(gs); err != nil {
+			return 0, 0, false
+		}
+	}
+	return uid, gid, true
+}

@@ -1,0 +1,59 @@
+// Package driver abstracts where sandboxes run. A driver only manages
+// lifecycle — create, remove, inspect, list; everything that happens inside a
+// sandbox goes through its sandbox-agent's unix socket, whose path the driver
+// reports.
+package driver
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Labels every driver attaches to what it creates, so reconciliation can
+// find sandboxes without any record.
+const (
+	LabelManaged = "mgx.sandboxd"         // always "1"
+	LabelSession = "mgx.sandboxd.session" // the session id, "" for a pool sandbox
+	LabelPool    = "mgx.sandboxd.pool"    // "1" for a warm-pool sandbox
+)
+
+// ErrNotFound means the sandbox does not exist (any more).
+var ErrNotFound = errors.New("sandbox instance not found")
+
+// Spec describes a sandbox to create.
+type Spec struct {
+	// Name is unique among the driver's sandboxes (a container name).
+	Name   string
+	Labels map[string]string
+}
+
+// Instance is a sandbox as the driver sees it.
+type Instance struct {
+	ID      string
+	Name    string
+	Labels  map[string]string
+	Running bool
+	Created time.Time
+	// Socket is the host path of the agent's unix socket.
+	Socket string
+	// Workspace is the workspace path shown to users.
+	Workspace string
+}
+
+// Driver runs sandboxes.
+type Driver interface {
+	// Name is "docker" or "local".
+	Name() string
+	// Create creates and starts a sandbox whose agent will serve on the
+	// returned Instance's Socket (the caller waits for it to answer).
+	Create(ctx context.Context, spec Spec) (Instance, error)
+	// Remove stops and deletes a sandbox by ID; a missing one is no error.
+	Remove(ctx context.Context, id string) error
+	// Inspect returns one sandbox or ErrNotFound.
+	Inspect(ctx context.Context, id string) (Instance, error)
+	// List returns every sandbox carrying LabelManaged, running or not.
+	List(ctx context.Context) ([]Instance, error)
+	// Close releases the driver's resources.
+	Close() error
+}

@@ -1,0 +1,200 @@
+// Package local runs each sandbox as a sandbox-agent host process in its own
+// directory. It exists for machines without a container engine and is NOT
+// isolation: commands run as sandboxd's own user with full access to the
+// host. Only the file API is confined to the sandbox's directory.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
+)
+
+// Options configure the driver.
+type Options struct {
+	// AgentBinary is the sandbox-agent to run.
+	AgentBinary string
+	// RunDir holds one directory per sandbox: its workspace, the agent's
+	// socket, state and metadata.
+	RunDir string
+}
+
+// Driver is the local driver.
+type Driver struct {
+	opts Options
+}
+
+// meta is what the driver remembers about a sandbox, on disk so a restarted
+// sandboxd re-adopts running agents as the Docker driver re-adopts
+// containers.
+type meta struct {
+	Name    string            `json:"name"`
+	Labels  map[string]string `json:"labels"`
+	Created time.Time         `json:"created"`
+	PID     int               `json:"pid"`
+}
+
+// New returns a local driver.
+func New(opts Options) (*Driver, error) {
+	if opts.AgentBinary == "" {
+		return nil, errors.New("local driver: no sandbox-agent binary")
+	}
+	abs, err := filepath.Abs(opts.AgentBinary)
+	if err != nil {
+		return nil, err
+	}
+	opts.AgentBinary = abs
+	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
+		return nil, fmt.Errorf("run dir: %w", err)
+	}
+	return &Driver{opts: opts}, nil
+}
+
+// Name implements driver.Driver.
+func (d *Driver) Name() string { return "local" }
+
+// Close implements driver.Driver. Agents keep running, like containers.
+func (d *Driver) Close() error { return nil }
+
+func (d *Driver) dir(name string) string { return filepath.Join(d.opts.RunDir, name) }
+
+func (d *Driver) instance(m meta) driver.Instance {
+	dir := d.dir(m.Name)
+	return driver.Instance{
+		ID: m.Name, Name: m.Name, Labels: m.Labels, Created: m.Created,
+		Running: d.alive(m), Socket: filepath.Join(dir, "agent.sock"), Workspace: filepath.Join(dir, "workspace"),
+	}
+}
+
+// alive reports whether m's agent still runs; the pid must still be an agent
+// serving this directory's socket, not a recycled pid.
+func (d *Driver) alive(m meta) bool {
+	if m.PID <= 0 {
+		return false
+	}
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(m.PID), "cmdline"))
+	if err != nil {
+		return false
+	}
+	stat, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(m.PID), "stat"))
+	if i := strings.LastIndexByte(string(stat), ')'); i > 0 && strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z") {
+		return false
+	}
+	return strings.Contains(string(cmdline), filepath.Join(d.dir(m.Name), "agent.sock"))
+}
+
+// Create implements driver.Driver.
+func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance, error) {
+	dir := d.dir(spec.Name)
+	if _, err := os.Stat(dir); err == nil {
+		return driver.Instance{}, fmt.Errorf("local sandbox %s already exists", spec.Name)
+	}
+	ws := filepath.Join(dir, "workspace")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		return driver.Instance{}, err
+	}
+	labels := map[string]string{driver.LabelManaged: "1"}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		return driver.Instance{}, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(d.opts.AgentBinary,
+		"-listen", filepath.Join(dir, "agent.sock"), "-workspace", ws,
+		"-state-dir", filepath.Join(dir, "state"), "-owned-ports")
+	cmd.Dir = ws
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session: a Ctrl-C aimed at sandboxd must not kill sandboxes,
+	// which outlive sandboxd restarts here as containers do.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return driver.Instance{}, fmt.Errorf("start agent: %w", err)
+	}
+	go func() { _ = cmd.Wait() }() // reap it when it exits while we run
+	m := meta{Name: spec.Name, Labels: labels, Created: time.Now().UTC(), PID: cmd.Process.Pid}
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(dir, "meta.json"), b, 0o600); err != nil {
+		_ = cmd.Process.Kill()
+		return driver.Instance{}, err
+	}
+	return d.instance(m), nil
+}
+
+func (d *Driver) load(name string) (meta, error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return meta{}, driver.ErrNotFound
+	}
+	b, err := os.ReadFile(filepath.Join(d.dir(name), "meta.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return meta{}, driver.ErrNotFound
+	}
+	if err != nil {
+		return meta{}, err
+	}
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return meta{}, fmt.Errorf("local sandbox %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// Remove implements driver.Driver.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	m, err := d.load(id)
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if d.alive(m) {
+		// SIGTERM lets the agent kill every process group it started.
+		_ = syscall.Kill(m.PID, syscall.SIGTERM)
+		deadline := time.Now().Add(3 * time.Second)
+		for d.alive(m) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if d.alive(m) {
+			_ = syscall.Kill(m.PID, syscall.SIGKILL)
+		}
+	}
+	return os.RemoveAll(d.dir(id))
+}
+
+// Inspect implements driver.Driver.
+func (d *Driver) Inspect(_ context.Context, id string) (driver.Instance, error) {
+	m, err := d.load(id)
+	if err != nil {
+		return driver.Instance{}, err
+	}
+	return d.instance(m), nil
+}
+
+// List implements driver.Driver.
+func (d *Driver) List(context.Context) ([]driver.Instance, error) {
+	entries, err := os.ReadDir(d.opts.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []driver.Instance
+	for _, e := range entries {
+		if m, err := d.load(e.Name()); err == nil {
+			out = append(out, d.instance(m))
+		}
+	}
+	return out, nil
+}

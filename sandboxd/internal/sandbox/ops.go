@@ -1,0 +1,183 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
+	"github.com/mgx-ai/mgx/sandboxd/internal/agentclient"
+	"github.com/mgx-ai/mgx/sandboxd/internal/store"
+	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
+)
+
+func cleanPath(p string) (string, error) {
+	rel, err := workspace.Clean(p)
+	if err != nil {
+		return "", fmt.Errorf("%w: path %q: %v", ErrInvalidArgument, p, err)
+	}
+	return rel, nil
+}
+
+// Tree lists the workspace from root, depth levels deep.
+func (m *Manager) Tree(ctx context.Context, userID, sessionID, root string, depth int, hidden bool) (agentapi.Tree, error) {
+	rel, err := cleanPath(root)
+	if err != nil {
+		return agentapi.Tree{}, err
+	}
+	if depth == 0 {
+		depth = 2
+	}
+	if depth < 1 || depth > 10 {
+		return agentapi.Tree{}, fmt.Errorf("%w: depth must be 1..10", ErrInvalidArgument)
+	}
+	var t agentapi.Tree
+	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+		t, err = c.Tree(ctx, rel, depth, hidden)
+		return err
+	})
+	return t, err
+}
+
+// ReadFile reads a file of the workspace.
+func (m *Manager) ReadFile(ctx context.Context, userID, sessionID, path string) (agentapi.File, error) {
+	rel, err := cleanPath(path)
+	if err != nil {
+		return agentapi.File{}, err
+	}
+	var f agentapi.File
+	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+		f, err = c.ReadFile(ctx, rel)
+		return err
+	})
+	return f, err
+}
+
+// WriteFile writes (or appends to) a file, creating parent directories.
+func (m *Manager) WriteFile(ctx context.Context, userID, sessionID, path string, content []byte, appendTo bool) (agentapi.WriteFileResult, error) {
+	rel, err := cleanPath(path)
+	if err != nil {
+		return agentapi.WriteFileResult{}, err
+	}
+	var r agentapi.WriteFileResult
+	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+		r, err = c.WriteFile(ctx, agentapi.WriteFileRequest{Path: rel, Content: content, Append: appendTo})
+		return err
+	})
+	return r, err
+}
+
+// DeleteFile deletes a file or directory tree.
+func (m *Manager) DeleteFile(ctx context.Context, userID, sessionID, path string) (agentapi.DeleteFileResult, error) {
+	rel, err := cleanPath(path)
+	if err != nil {
+		return agentapi.DeleteFileResult{}, err
+	}
+	var r agentapi.DeleteFileResult
+	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+		r, err = c.DeleteFile(ctx, rel)
+		return err
+	})
+	return r, err
+}
+
+// ProcessSpec is a named background process.
+type ProcessSpec struct {
+	Name    string
+	Command string
+	Cwd     string
+	Env     map[string]string
+}
+
+// StartProcess starts a named background process.
+func (m *Manager) StartProcess(ctx context.Context, userID, sessionID string, spec ProcessSpec) (agentapi.Process, error) {
+	cwd, err := workspace.Clean(spec.Cwd)
+	if err != nil {
+		return agentapi.Process{}, fmt.Errorf("%w: cwd %q: %v", ErrInvalidArgument, spec.Cwd, err)
+	}
+	for k := range spec.Env {
+		if !envName.MatchString(k) {
+			return agentapi.Process{}, fmt.Errorf("%w: environment variable name %q", ErrInvalidArgument, k)
+		}
+	}
+	var p agentapi.Process
+	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+		p, err = c.StartProcess(ctx, agentapi.StartProcessRequest{Name: spec.Name, Command: spec.Command, Cwd: cwd, Env: spec.Env})
+		return err
+	})
+	return p, err
+}
+
+// ListProcesses lists the sandbox's background processes.
+func (m *Manager) ListProcesses(ctx context.Context, userID, sessionID string) ([]agentapi.Process, error) {
+	var ps []agentapi.Process
+	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+		ps, err = c.ListProcesses(ctx)
+		return err
+	})
+	return ps, err
+}
+
+// SignalProcess signals a process's group.
+func (m *Manager) SignalProcess(ctx context.Context, userID, sessionID, name, signal string) (agentapi.Process, error) {
+	var p agentapi.Process
+	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+		p, err = c.SignalProcess(ctx, name, signal)
+		return err
+	})
+	return p, err
+}
+
+// ProcessLogs opens a process's log; the caller closes it.
+func (m *Manager) ProcessLogs(ctx context.Context, userID, sessionID, name string, offset int64, follow bool) (io.ReadCloser, error) {
+	var rc io.ReadCloser
+	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+		rc, err = c.ProcessLogs(ctx, name, offset, follow)
+		return err
+	})
+	return rc, err
+}
+
+// Ports lists the TCP ports listening inside the sandbox.
+func (m *Manager) Ports(ctx context.Context, userID, sessionID string) ([]agentapi.Port, error) {
+	var ps []agentapi.Port
+	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+		ps, err = c.Ports(ctx)
+		return err
+	})
+	return ps, err
+}
+
+// RunningPorts lists the ports of a running sandbox without creating one:
+// previews of a reaped sandbox are simply unavailable.
+func (m *Manager) RunningPorts(ctx context.Context, userID, sessionID string) ([]agentapi.Port, bool, error) {
+	if err := m.checkOwner(ctx, userID, sessionID); err != nil {
+		return nil, false, err
+	}
+	rec, err := m.st.Get(ctx, sessionID)
+	if err != nil || rec.State != store.StateRunning {
+		return nil, false, nil
+	}
+	m.touch(ctx, sessionID)
+	ps, err := m.client(rec.Socket).Ports(ctx)
+	if err != nil {
+		return nil, false, nil
+	}
+	return ps, true, nil
+}
+
+// DialPort opens a TCP connection to port inside the session's running
+// sandbox (preview traffic, already authorised by the preview token).
+func (m *Manager) DialPort(ctx context.Context, sessionID string, port int) (net.Conn, error) {
+	rec, err := m.st.Get(ctx, sessionID)
+	if err != nil || rec.State != store.StateRunning {
+		return nil, fmt.Errorf("%w: session %s has no running sandbox", ErrNotFound, sessionID)
+	}
+	m.touch(ctx, sessionID)
+	conn, err := m.client(rec.Socket).DialTunnel(ctx, port)
+	if err != nil {
+		return nil, agentError(err)
+	}
+	return conn, nil
+}

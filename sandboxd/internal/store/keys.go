@@ -1,0 +1,37 @@
+package store
+
+// Every Redis key sandboxd uses is built here. Shape: sandboxd:<entity>:{tag}:<suffix>,
+// where the hash tag is the session id, so that every key a Lua script of one
+// sandbox touches (record, exec leases, owner) lives in one cluster slot. The
+// global indexes (activity, all sandboxes, pool) are only ever touched by
+// single commands, never inside a script with per-sandbox keys.
+
+// sandboxKey is the hash holding one sandbox's record.
+func sandboxKey(sessionID string) string { return "sandboxd:sandbox:{" + sessionID + "}" }
+
+// execsKey is the sorted set of a sandbox's running execs, scored by the
+// unix-ms expiry of each exec's lease.
+func execsKey(sessionID string) string { return "sandboxd:sandbox:{" + sessionID + "}:execs" }
+
+// ownerKey records the owner of a session. It outlives the sandbox (a reaped
+// sandbox is re-created for its owner) and is removed only when the session
+// is forgotten.
+func ownerKey(sessionID string) string { return "sandboxd:session:{" + sessionID + "}:owner" }
+
+// userSandboxesKey is the set of session ids with a live sandbox of a user.
+func userSandboxesKey(userID string) string { return "sandboxd:user:{" + userID + "}:sandboxes" }
+
+// activityKey is the activity index: session id scored by last activity
+// (unix ms). The reaper reads only its expired range, so a sweep costs
+// O(expired), not O(sandboxes).
+const activityKey = "sandboxd:activity"
+
+// sandboxesKey is the set of every session id with a sandbox record.
+const sandboxesKey = "sandboxd:sandboxes"
+
+// poolKey is the set of warm sandboxes (JSON PoolEntry values) ready to be
+// claimed.
+const poolKey = "sandboxd:pool"
+
+// poolRefillKey is the lease of the replica currently refilling the pool.
+const poolRefillKey = "sandboxd:pool:refill"

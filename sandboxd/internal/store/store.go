@@ -1,0 +1,392 @@
+// Package store keeps sandboxd's state in Redis: sandbox records, session
+// ownership, the activity index, exec leases and the warm pool. Every state
+// transition that must not race another replica is one Lua script with a
+// compare-and-set guard (scripts.go); every key is built in keys.go.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound means no record exists.
+var ErrNotFound = errors.New("not found")
+
+// ErrNotHeld means a compare-and-set lost: the record changed hands.
+var ErrNotHeld = errors.New("record not held by this caller")
+
+// States of a record.
+const (
+	StateCreating = "creating"
+	StateRunning  = "running"
+	StateReaping  = "reaping"
+)
+
+// Record is one session's sandbox.
+type Record struct {
+	SessionID    string
+	OwnerID      string
+	InstanceID   string
+	InstanceName string
+	Driver       string
+	State        string
+	Socket       string
+	Workspace    string
+	Created      time.Time
+	LastActive   time.Time
+	Holder       string
+	HolderUntil  time.Time
+}
+
+// Store is sandboxd's Redis state.
+type Store struct {
+	rdb redis.UniversalClient
+	now func() time.Time
+}
+
+// New returns a store on rdb.
+func New(rdb redis.UniversalClient) *Store {
+	return &Store{rdb: rdb, now: time.Now}
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}
+
+func parseRecord(m map[string]string) (Record, bool) {
+	if len(m) == 0 || m[fState] == "" {
+		return Record{}, false
+	}
+	return Record{
+		SessionID: m[fSession], OwnerID: m[fOwner], InstanceID: m[fInstanceID], InstanceName: m[fName],
+		Driver: m[fDriver], State: m[fState], Socket: m[fSocket], Workspace: m[fWorkspace],
+		Created: fromMS(m[fCreated]), LastActive: fromMS(m[fLastActive]),
+		Holder: m[fHolder], HolderUntil: fromMS(m[fHolderUntil]),
+	}, true
+}
+
+// Get returns a session's record or ErrNotFound.
+func (s *Store) Get(ctx context.Context, sessionID string) (Record, error) {
+	m, err := s.rdb.HGetAll(ctx, sandboxKey(sessionID)).Result()
+	if err != nil {
+		return Record{}, fmt.Errorf("get sandbox: %w", err)
+	}
+	r, ok := parseRecord(m)
+	if !ok {
+		return Record{}, ErrNotFound
+	}
+	return r, nil
+}
+
+// Owner returns a session's owner or ErrNotFound.
+func (s *Store) Owner(ctx context.Context, sessionID string) (string, error) {
+	o, err := s.rdb.Get(ctx, ownerKey(sessionID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("get owner: %w", err)
+	}
+	return o, nil
+}
+
+// ForgetOwner removes a session's ownership record.
+func (s *Store) ForgetOwner(ctx context.Context, sessionID string) error {
+	return s.rdb.Del(ctx, ownerKey(sessionID)).Err()
+}
+
+// BeginCreate outcomes.
+const (
+	CreateOwnedByOther = "owner"
+	CreateYours        = "create"
+)
+
+// BeginCreate records the owner (first caller wins) and claims the creation
+// of the session's sandbox for holder for lease. It returns CreateYours when
+// the caller must create the instance, CreateOwnedByOther, or the state of an
+// existing record.
+func (s *Store) BeginCreate(ctx context.Context, sessionID, ownerID, holder string, lease time.Duration) (string, error) {
+	now := s.now()
+	res, err := beginCreateScript.Run(ctx, s.rdb, []string{sandboxKey(sessionID), ownerKey(sessionID)},
+		sessionID, ownerID, holder, ms(now), ms(now.Add(lease))).Text()
+	if err != nil {
+		return "", fmt.Errorf("begin create: %w", err)
+	}
+	if res == CreateYours {
+		// Indexes outside the script: they live in other slots.
+		// Reconciliation repairs them if we crash in between.
+		pipe := s.rdb.Pipeline()
+		pipe.SAdd(ctx, sandboxesKey, sessionID)
+		pipe.SAdd(ctx, userSandboxesKey(ownerID), sessionID)
+		pipe.ZAdd(ctx, activityKey, redis.Z{Score: float64(ms(now)), Member: sessionID})
+		if _, err := pipe.Exec(ctx); err != nil {
+			return "", fmt.Errorf("index sandbox: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// FinishCreate marks the caller's creating record running with its instance.
+func (s *Store) FinishCreate(ctx context.Context, holder string, r Record) error {
+	now := s.now()
+	n, err := finishCreateScript.Run(ctx, s.rdb, []string{sandboxKey(r.SessionID)}, holder, ms(now),
+		fInstanceID, r.InstanceID, fName, r.InstanceName, fDriver, r.Driver,
+		fSocket, r.Socket, fWorkspace, r.Workspace).Int()
+	if err != nil {
+		return fmt.Errorf("finish create: %w", err)
+	}
+	if n == 0 {
+		return ErrNotHeld
+	}
+	return s.rdb.ZAdd(ctx, activityKey, redis.Z{Score: float64(ms(now)), Member: r.SessionID}).Err()
+}
+
+// Claim outcomes.
+const (
+	Claimed     = 1
+	ClaimGone   = 0
+	ClaimActive = -1
+	ClaimBusy   = -2
+)
+
+// ClaimDestroy moves the record to "reaping" for holder. With a non-zero
+// idleCutoff the claim succeeds only if the sandbox has been idle since then
+// and runs no exec (the reaper); a zero cutoff claims unconditionally.
+func (s *Store) ClaimDestroy(ctx context.Context, sessionID, holder string, lease time.Duration, idleCutoff time.Time) (int, error) {
+	now := s.now()
+	cutoff := ""
+	if !idleCutoff.IsZero() {
+		cutoff = strconv.FormatInt(ms(idleCutoff), 10)
+	}
+	n, err := claimDestroyScript.Run(ctx, s.rdb, []string{sandboxKey(sessionID), execsKey(sessionID)},
+		holder, ms(now), ms(now.Add(lease)), cutoff).Int()
+	if err != nil {
+		return 0, fmt.Errorf("claim destroy: %w", err)
+	}
+	return n, nil
+}
+
+// Delete removes a record the caller holds, and its index entries.
+func (s *Store) Delete(ctx context.Context, r Record, holder string) error {
+	n, err := deleteScript.Run(ctx, s.rdb, []string{sandboxKey(r.SessionID), execsKey(r.SessionID)}, holder).Int()
+	if err != nil {
+		return fmt.Errorf("delete sandbox: %w", err)
+	}
+	if n == 0 {
+		return ErrNotHeld
+	}
+	return s.unindex(ctx, r.SessionID, r.OwnerID)
+}
+
+func (s *Store) unindex(ctx context.Context, sessionID, ownerID string) error {
+	pipe := s.rdb.Pipeline()
+	pipe.SRem(ctx, sandboxesKey, sessionID)
+	pipe.ZRem(ctx, activityKey, sessionID)
+	if ownerID != "" {
+		pipe.SRem(ctx, userSandboxesKey(ownerID), sessionID)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Touch records activity on a sandbox now.
+func (s *Store) Touch(ctx context.Context, sessionID string) error {
+	now := s.now()
+	n, err := touchScript.Run(ctx, s.rdb, []string{sandboxKey(sessionID)}, ms(now)).Int()
+	if err != nil {
+		return fmt.Errorf("touch: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return s.rdb.ZAdd(ctx, activityKey, redis.Z{Score: float64(ms(now)), Member: sessionID}).Err()
+}
+
+// BeginExec registers exec id as running until its lease ends; it fails with
+// ErrNotHeld when the sandbox is not running.
+func (s *Store) BeginExec(ctx context.Context, sessionID, id string, lease time.Duration) error {
+	now := s.now()
+	n, err := beginExecScript.Run(ctx, s.rdb, []string{sandboxKey(sessionID), execsKey(sessionID)},
+		id, ms(now), ms(now.Add(lease))).Int()
+	if err != nil {
+		return fmt.Errorf("begin exec: %w", err)
+	}
+	if n == 0 {
+		return ErrNotHeld
+	}
+	return s.rdb.ZAdd(ctx, activityKey, redis.Z{Score: float64(ms(now)), Member: sessionID}).Err()
+}
+
+// ExtendExec renews a running exec's lease.
+func (s *Store) ExtendExec(ctx context.Context, sessionID, id string, lease time.Duration) error {
+	return s.rdb.ZAddXX(ctx, execsKey(sessionID), redis.Z{Score: float64(ms(s.now().Add(lease))), Member: id}).Err()
+}
+
+// EndExec removes a finished exec's lease and records the activity.
+func (s *Store) EndExec(ctx context.Context, sessionID, id string) error {
+	if err := s.rdb.ZRem(ctx, execsKey(sessionID), id).Err(); err != nil {
+		return err
+	}
+	if err := s.Touch(ctx, sessionID); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// IdleBefore returns up to limit session ids whose last activity in the
+// index is at or before cutoff, oldest first.
+func (s *Store) IdleBefore(ctx context.Context, cutoff time.Time, limit int64) ([]string, error) {
+	return s.rdb.ZRangeByScore(ctx, activityKey, &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(ms(cutoff), 10), Count: limit,
+	}).Result()
+}
+
+// Unindex drops a session from the activity index (a stale entry).
+func (s *Store) Unindex(ctx context.Context, sessionID string) error {
+	return s.rdb.ZRem(ctx, activityKey, sessionID).Err()
+}
+
+// All returns every record (reconciliation; O(sandboxes)). Index entries
+// without a record are dropped as it goes.
+func (s *Store) All(ctx context.Context) ([]Record, error) {
+	ids, err := s.rdb.SMembers(ctx, sandboxesKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list sandboxes: %w", err)
+	}
+	return s.records(ctx, ids, sandboxesKey)
+}
+
+// ByOwner returns a user's records.
+func (s *Store) ByOwner(ctx context.Context, ownerID string) ([]Record, error) {
+	ids, err := s.rdb.SMembers(ctx, userSandboxesKey(ownerID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list user sandboxes: %w", err)
+	}
+	return s.records(ctx, ids, userSandboxesKey(ownerID))
+}
+
+func (s *Store) records(ctx context.Context, ids []string, index string) ([]Record, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, sandboxKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("load sandboxes: %w", err)
+	}
+	out := make([]Record, 0, len(ids))
+	for i, cmd := range cmds {
+		r, ok := parseRecord(cmd.Val())
+		if !ok {
+			s.rdb.SRem(ctx, index, ids[i])
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Reindex restores a record's index entries (after a crash between a script
+// and its index update).
+func (s *Store) Reindex(ctx context.Context, r Record) error {
+	pipe := s.rdb.Pipeline()
+	pipe.SAdd(ctx, sandboxesKey, r.SessionID)
+	if r.OwnerID != "" {
+		pipe.SAdd(ctx, userSandboxesKey(r.OwnerID), r.SessionID)
+	}
+	pipe.ZAddNX(ctx, activityKey, redis.Z{Score: float64(ms(r.LastActive)), Member: r.SessionID})
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// PoolEntry is a warm sandbox ready to be claimed.
+type PoolEntry struct {
+	InstanceID   string `json:"id"`
+	InstanceName string `json:"name"`
+	Socket       string `json:"socket"`
+	Workspace    string `json:"workspace"`
+	Driver       string `json:"driver"`
+}
+
+// PoolAdd offers a warm sandbox.
+func (s *Store) PoolAdd(ctx context.Context, e PoolEntry) error {
+	b, _ := json.Marshal(e)
+	return s.rdb.SAdd(ctx, poolKey, b).Err()
+}
+
+// PoolClaim takes one warm sandbox, or ErrNotFound. SPOP is atomic, so two
+// replicas never claim the same one.
+func (s *Store) PoolClaim(ctx context.Context, driverName string) (PoolEntry, error) {
+	for {
+		v, err := s.rdb.SPop(ctx, poolKey).Result()
+		if errors.Is(err, redis.Nil) {
+			return PoolEntry{}, ErrNotFound
+		}
+		if err != nil {
+			return PoolEntry{}, fmt.Errorf("claim pool: %w", err)
+		}
+		var e PoolEntry
+		if json.Unmarshal([]byte(v), &e) != nil || e.Driver != driverName {
+			continue // junk or another driver's: drop it, reconciliation removes the instance
+		}
+		return e, nil
+	}
+}
+
+// PoolEntries lists the pool.
+func (s *Store) PoolEntries(ctx context.Context) ([]PoolEntry, error) {
+	vs, err := s.rdb.SMembers(ctx, poolKey).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PoolEntry, 0, len(vs))
+	for _, v := range vs {
+		var e PoolEntry
+		if json.Unmarshal([]byte(v), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// PoolRemove drops an entry (its instance is gone).
+func (s *Store) PoolRemove(ctx context.Context, e PoolEntry) error {
+	b, _ := json.Marshal(e)
+	return s.rdb.SRem(ctx, poolKey, b).Err()
+}
+
+// PoolSize counts warm sandboxes.
+func (s *Store) PoolSize(ctx context.Context) (int64, error) {
+	return s.rdb.SCard(ctx, poolKey).Result()
+}
+
+// AcquirePoolRefill takes the refill lease for holder (or renews it).
+func (s *Store) AcquirePoolRefill(ctx context.Context, holder string, lease time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, poolRefillKey, holder, lease).Result()
+	if err != nil || ok {
+		return ok, err
+	}
+	cur, err := s.rdb.Get(ctx, poolRefillKey).Result()
+	if err != nil {
+		return false, nil
+	}
+	if cur == holder {
+		return true, s.rdb.Expire(ctx, poolRefillKey, lease).Err()
+	}
+	return false, nil
+}
