@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -136,4 +137,16 @@ func eventually(t *testing.T, within time.Duration, cond func() bool, msg string
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func sandboxdBinary(t *testing.T) string { return sandboxtest.SandboxdBinary(t) }
+
+func startRedis(t *testing.T) string { return redistest.Start(t) }
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

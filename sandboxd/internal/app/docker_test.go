@@ -1,0 +1,305 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+
+	"github.com/mgx-ai/mgx/pkg/grpcclient"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
+	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
+	"github.com/mgx-ai/mgx/sandboxd/internal/sandboxtest"
+)
+
+func TestDockerHardening(t *testing.T) {
+	cli := sandboxtest.Docker(t)
+	e := start(t, "docker", map[string]string{"SANDBOX_CPU": "0.5"})
+	ctx := as(t.Context(), "user-a")
+	sid := newSession()
+	l, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+	require.NoError(t, err)
+
+	c, err := cli.ContainerInspect(t.Context(), l.GetSandbox().GetContainerId())
+	require.NoError(t, err)
+	hc := c.HostConfig
+	require.Equal(t, "1000:1000", c.Config.User)
+	require.Equal(t, []string{"ALL"}, []string(hc.CapDrop))
+	require.Contains(t, hc.SecurityOpt, "no-new-privileges")
+	for _, o := range hc.SecurityOpt {
+		require.NotContains(t, o, "unconfined")
+	}
+	require.False(t, hc.Privileged)
+	require.EqualValues(t, 128, *hc.PidsLimit)
+	require.EqualValues(t, 256<<20, hc.Memory)
+	require.Equal(t, hc.Memory, hc.MemorySwap, "no swap beyond the memory limit")
+	require.EqualValues(t, 5e8, hc.NanoCPUs)
+	require.Equal(t, "json-file", hc.LogConfig.Type)
+	require.Equal(t, "1m", hc.LogConfig.Config["max-size"])
+	require.Empty(t, hc.PortBindings)
+	require.False(t, hc.PublishAllPorts)
+	for _, b := range hc.Binds {
+		require.NotContains(t, b, "docker.sock")
+	}
+	require.Equal(t, sid, c.Config.Labels[driver.LabelSession])
+	require.Equal(t, "1", c.Config.Labels[driver.LabelManaged])
+
+	res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "id -u; grep CapEff /proc/self/status; grep NoNewPrivs /proc/self/status; cat /proc/1/cmdline | tr '\\0' ' '"})
+	require.NoError(t, err)
+	require.Contains(t, res.GetStdout(), "1000\n")
+	require.Contains(t, res.GetStdout(), "CapEff:\t0000000000000000")
+	require.Contains(t, res.GetStdout(), "NoNewPrivs:\t1")
+	require.Contains(t, res.GetStdout(), "/.mgx/bin/sandbox-agent", "the agent is PID 1")
+
+	// The agent binary is mounted read-only and the Docker socket is absent.
+	res, err = e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "echo x > /.mgx/bin/sandbox-agent; ls /var/run/docker.sock; echo done"})
+	require.NoError(t, err)
+	require.Contains(t, res.GetStderr(), "Read-only file system")
+	require.Contains(t, res.GetStderr(), "No such file")
+
+	// Orphans are reaped by the agent as PID 1: no zombie is left.
+	_, err = e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "(sleep 0.1 &) ; true"})
+	require.NoError(t, err)
+	eventually(t, 5*time.Second, func() bool {
+		r, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l"})
+		return err == nil && strings.TrimSpace(r.GetStdout()) == "0"
+	}, "zombies left behind")
+}
+
+// A fork bomb and a memory hog in one sandbox must not starve another.
+func TestDockerNoisyNeighbour(t *testing.T) {
+	e := start(t, "docker", nil)
+	ctx := as(t.Context(), "user-a")
+	noisy, quiet := newSession(), newSession()
+	for _, sid := range []string{noisy, quiet} {
+		_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+		require.NoError(t, err)
+	}
+	for _, bomb := range []struct{ name, cmd string }{
+		{"fork bomb", `b(){ b | b; }; b`},
+		{"memory hog", `x=a; while true; do x="$x$x"; done`},
+	} {
+		t.Run(bomb.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Bounded: its own timeout kills its whole process group.
+				_, _ = e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: noisy, Command: bomb.cmd, Timeout: 4})
+			}()
+			time.Sleep(500 * time.Millisecond) // let it ramp up
+			worst := time.Duration(0)
+			for i := 0; i < 10; i++ {
+				begin := time.Now()
+				res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: quiet, Command: "echo ok"})
+				require.NoError(t, err)
+				require.Equal(t, "ok\n", res.GetStdout())
+				worst = max(worst, time.Since(begin))
+				time.Sleep(200 * time.Millisecond)
+			}
+			t.Logf("%s: worst exec latency in the quiet sandbox %s", bomb.name, worst)
+			require.Less(t, worst, 2*time.Second)
+			wg.Wait()
+			// The noisy sandbox recovers once the bomb's group is killed.
+			eventually(t, 15*time.Second, func() bool {
+				res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: noisy, Command: "echo alive", Timeout: 5})
+				return err == nil && res.GetStdout() == "alive\n"
+			}, "noisy sandbox did not recover")
+		})
+	}
+}
+
+// The reaper destroys an idle sandbox within timeout+interval, and never one
+// whose command is still running.
+func TestDockerReaper(t *testing.T) {
+	e := start(t, "docker", map[string]string{"SANDBOX_IDLE_TIMEOUT": "2", "SANDBOX_GC_INTERVAL": "1"})
+	ctx := as(t.Context(), "user-a")
+	idle, busy := newSession(), newSession()
+	for _, sid := range []string{idle, busy} {
+		_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+		require.NoError(t, err)
+	}
+	begin := time.Now()
+	execDone := make(chan error, 1)
+	go func() {
+		res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: busy, Command: "sleep 6; echo finished"})
+		if err == nil && res.GetStdout() != "finished\n" {
+			err = fmt.Errorf("unexpected output %q", res.GetStdout())
+		}
+		execDone <- err
+	}()
+	eventually(t, 2*time.Second+time.Second+3*time.Second, func() bool {
+		_, err := e.sb.GetSandbox(ctx, &sandboxdv1.GetSandboxRequest{SessionId: idle})
+		return code(err) == codes.NotFound
+	}, "idle sandbox not reaped within timeout+interval")
+	t.Logf("idle sandbox reaped after %s", time.Since(begin).Round(10*time.Millisecond))
+	insts, err := e.app.DriverIn.List(t.Context())
+	require.NoError(t, err)
+	for _, in := range insts {
+		require.NotEqual(t, idle, in.Labels[driver.LabelSession], "container of the reaped sandbox still exists")
+	}
+	// The busy one survives its 6 s command although idle timeout is 2 s.
+	require.NoError(t, <-execDone)
+	_, err = e.sb.GetSandbox(ctx, &sandboxdv1.GetSandboxRequest{SessionId: busy})
+	require.NoError(t, err)
+	// ... and is reaped once idle after it.
+	eventually(t, 8*time.Second, func() bool {
+		_, err := e.sb.GetSandbox(ctx, &sandboxdv1.GetSandboxRequest{SessionId: busy})
+		return code(err) == codes.NotFound
+	}, "busy sandbox not reaped after its command")
+}
+
+// kill -9 of sandboxd, damage while it is down, restart: live sandboxes are
+// re-adopted, dead ones' records cleaned, orphan containers removed.
+func TestDockerCrashRecovery(t *testing.T) {
+	sandboxtest.Docker(t)
+	bin := sandboxdBinary(t)
+	redisURL := startRedis(t)
+	vars := baseEnv(t, "docker", redisURL)
+	vars["SANDBOX_CREATE_TIMEOUT"] = "2"
+	vars["SANDBOXD_LISTEN"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	vars["SANDBOXD_PREVIEW_LISTEN"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+
+	proc := runSandboxd(t, bin, vars)
+	conn, err := grpcclient.Dial(vars["SANDBOXD_LISTEN"], grpcclient.Options{InternalToken: token})
+	require.NoError(t, err)
+	defer conn.Close()
+	sb := sandboxdv1.NewSandboxServiceClient(conn)
+	ctx := as(t.Context(), "user-a")
+	keep, lose := newSession(), newSession()
+	ids := map[string]string{}
+	cli := sandboxtest.Docker(t)
+	t.Cleanup(func() {
+		for _, sid := range []string{keep, lose} {
+			cs, _ := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", driver.LabelSession+"="+sid))})
+			for _, c := range cs {
+				_ = cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+			}
+		}
+	})
+	eventually(t, 10*time.Second, func() bool {
+		_, err := sb.ListSandboxes(ctx, &sandboxdv1.ListSandboxesRequest{})
+		return err == nil
+	}, "sandboxd did not start")
+	for _, sid := range []string{keep, lose} {
+		l, err := sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+		require.NoError(t, err)
+		ids[sid] = l.GetSandbox().GetContainerId()
+	}
+	_, err = sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: keep, Command: "echo state > kept.txt"})
+	require.NoError(t, err)
+
+	require.NoError(t, proc.Process.Signal(syscall.SIGKILL))
+	_, _ = proc.Process.Wait()
+
+	// While it is down: one sandbox's container dies, and an unrecorded
+	// container appears (as if sandboxd crashed between create and record).
+	require.NoError(t, cli.ContainerRemove(t.Context(), ids[lose], container.RemoveOptions{Force: true}))
+	orphan, err := cli.ContainerCreate(t.Context(), &container.Config{
+		Image: sandboxtest.Image, Cmd: []string{"sleep", "600"},
+		Labels: map[string]string{driver.LabelManaged: "1", driver.LabelSession: newSession()},
+	}, nil, nil, nil, "mgx-sbx-orphan-"+newSession()[:8])
+	require.NoError(t, err)
+	require.NoError(t, cli.ContainerStart(t.Context(), orphan.ID, container.StartOptions{}))
+	time.Sleep(2100 * time.Millisecond) // older than the creation grace period
+
+	runSandboxd(t, bin, vars)
+	eventually(t, 20*time.Second, func() bool {
+		_, err := cli.ContainerInspect(t.Context(), orphan.ID)
+		return err != nil && strings.Contains(err.Error(), "No such container")
+	}, "orphan container not removed")
+	eventually(t, 10*time.Second, func() bool {
+		list, err := sb.ListSandboxes(ctx, &sandboxdv1.ListSandboxesRequest{})
+		return err == nil && len(list.GetSandboxes()) == 1 && list.GetSandboxes()[0].GetSessionId() == keep
+	}, "stale record not cleaned")
+	// The survivor was re-adopted, not re-created: same container, same files.
+	g, err := sb.GetSandbox(ctx, &sandboxdv1.GetSandboxRequest{SessionId: keep})
+	require.NoError(t, err)
+	require.Equal(t, ids[keep], g.GetSandbox().GetContainerId())
+	res, err := sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: keep, Command: "cat kept.txt"})
+	require.NoError(t, err)
+	require.Equal(t, "state\n", res.GetStdout())
+	// The lost one comes back on demand for its owner.
+	res, err = sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: lose, Command: "echo again"})
+	require.NoError(t, err)
+	require.Equal(t, "again\n", res.GetStdout())
+	_, err = sb.DestroyAllSandboxes(ctx, &sandboxdv1.DestroyAllSandboxesRequest{})
+	require.NoError(t, err)
+}
+
+func TestWarmPool(t *testing.T) {
+	e := start(t, "docker", map[string]string{"SANDBOX_POOL_SIZE": "2"})
+	ctx := as(t.Context(), "user-a")
+	eventually(t, 20*time.Second, func() bool {
+		n, err := e.app.Store.PoolSize(t.Context())
+		return err == nil && n == 2
+	}, "pool not filled")
+	begin := time.Now()
+	sid := newSession()
+	_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+	require.NoError(t, err)
+	res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "echo warm"})
+	require.NoError(t, err)
+	require.Equal(t, "warm\n", res.GetStdout())
+	t.Logf("warm create-to-first-exec: %s", time.Since(begin))
+	g, err := e.sb.GetSandbox(ctx, &sandboxdv1.GetSandboxRequest{SessionId: sid})
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(g.GetSandbox().GetContainerName(), "mgx-pool-"))
+	eventually(t, 20*time.Second, func() bool {
+		n, err := e.app.Store.PoolSize(t.Context())
+		return err == nil && n == 2
+	}, "pool not refilled")
+	// A reconcile leaves both the claimed sandbox and the pool alone.
+	rep, err := e.app.Manager.Reconcile(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, rep.OrphansRemoved+rep.RecordsCleaned+rep.PoolPruned, rep.String())
+}
+
+func TestUnauthenticatedCallsRefused(t *testing.T) {
+	e := start(t, "local", nil)
+	conn, err := grpcclient.Dial(e.app.GRPCAddr(), grpcclient.Options{InternalToken: "wrong"})
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = sandboxdv1.NewSandboxServiceClient(conn).ListSandboxes(as(t.Context(), "u"), &sandboxdv1.ListSandboxesRequest{})
+	require.Equal(t, codes.Unauthenticated, code(err))
+	// Validation: a session id must be a UUID.
+	_, err = e.sb.Exec(as(t.Context(), "u"), &sandboxdv1.ExecRequest{SessionId: "../etc", Command: "true"})
+	require.Equal(t, codes.InvalidArgument, code(err))
+	// No user on the call.
+	_, err = e.sb.LaunchSandbox(t.Context(), &sandboxdv1.LaunchSandboxRequest{SessionId: newSession()})
+	require.Equal(t, codes.Unauthenticated, code(err))
+}
+
+// runSandboxd starts the sandboxd binary; it is SIGKILLed at cleanup if
+// still running.
+func runSandboxd(t *testing.T, bin string, vars map[string]string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = os.Environ()
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _, _ = cmd.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	return cmd
+}
