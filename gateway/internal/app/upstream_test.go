@@ -27,39 +27,40 @@ import (
 // yet (the services are built concurrently).
 
 var (
-	binDir   string
-	binOnce  = map[string]*sync.Once{"agentd": {}, "sandboxd": {}}
-	binErr   = map[string]error{}
 	binMu    sync.Mutex
+	binBuilt = map[string]error{}
 	repoRoot = filepath.Join("..", "..", "..")
+	// binDir is fixed and overwritten on every run: go build is incremental
+	// through its cache, and nothing is left behind per run.
+	binDir = filepath.Join(os.TempDir(), "mgx-gateway-test-bin")
 )
 
-// serviceBinary builds cmd/<svc> of the sibling module once per test binary.
-func serviceBinary(t *testing.T, svc string) string {
+// serviceBinary builds cmd/<name> of the sibling module <module> once per
+// test binary and returns its path.
+func serviceBinary(t *testing.T, module, name string) string {
 	t.Helper()
-	dir := filepath.Join(repoRoot, svc, "cmd", svc)
+	dir := filepath.Join(repoRoot, module, "cmd", name)
 	if m, _ := filepath.Glob(filepath.Join(dir, "*.go")); len(m) == 0 {
-		t.Skipf("%s has no main package yet (%s)", svc, dir)
+		t.Skipf("%s has no main package yet (%s)", module, dir)
 	}
-	binOnce[svc].Do(func() {
-		// A fixed directory, overwritten on every run: go build is
-		// incremental through its cache, and nothing is left per run.
-		binMu.Lock()
-		binDir = filepath.Join(os.TempDir(), "mgx-gateway-test-bin")
-		binErr[svc] = os.MkdirAll(binDir, 0o755)
-		binMu.Unlock()
-		if binErr[svc] != nil {
-			return
+	binMu.Lock()
+	defer binMu.Unlock()
+	err, done := binBuilt[name]
+	if !done {
+		err = os.MkdirAll(binDir, 0o755)
+		if err == nil {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./cmd/"+name)
+			cmd.Dir = filepath.Join(repoRoot, module)
+			// sandbox-agent runs inside arbitrary images: static, as make build does.
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, berr := cmd.CombinedOutput(); berr != nil {
+				err = fmt.Errorf("go build %s: %w\n%s", name, berr, out)
+			}
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "./cmd/"+svc)
-		cmd.Dir = filepath.Join(repoRoot, svc)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			binErr[svc] = fmt.Errorf("go build %s: %w\n%s", svc, err, out)
-		}
-	})
-	require.NoError(t, binErr[svc])
-	return filepath.Join(binDir, svc)
+		binBuilt[name] = err
+	}
+	require.NoError(t, err)
+	return filepath.Join(binDir, name)
 }
 
 func freeAddr(t *testing.T) string { return deadAddr(t) }
@@ -149,8 +150,9 @@ type stack struct {
 
 func startStack(t *testing.T, gatewayEnv map[string]string) *stack {
 	t.Helper()
-	sandboxdBin := serviceBinary(t, "sandboxd")
-	agentdBin := serviceBinary(t, "agentd")
+	sandboxdBin := serviceBinary(t, "sandboxd", "sandboxd")
+	agentBin := serviceBinary(t, "sandboxd", "sandbox-agent")
+	agentdBin := serviceBinary(t, "agentd", "agentd")
 	redisURL := redistest.Start(t)
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -163,9 +165,9 @@ func startStack(t *testing.T, gatewayEnv map[string]string) *stack {
 		"SANDBOXD_LISTEN":         sandboxdAddr,
 		"SANDBOXD_PREVIEW_LISTEN": previewAddr,
 		"SANDBOXD_REDIS_URL":      redisURL,
-		"SANDBOX_DRIVER":          "local",
-		"SANDBOX_ROOT":            t.TempDir(),
-		"SANDBOXD_DATA_DIR":       t.TempDir(),
+		"SANDBOXD_DRIVER":         "local",
+		"SANDBOXD_RUN_DIR":        t.TempDir(),
+		"SANDBOX_AGENT_BINARY":    agentBin,
 	}
 	adEnv := map[string]string{
 		"AGENTD_LISTEN":       agentdAddr,
