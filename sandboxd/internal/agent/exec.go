@@ -23,6 +23,7 @@ const defaultOutputLimit = 1 << 20
 
 // sink receives a command's output under one lock so a streamed response is
 // written by one goroutine at a time and never after the handler returned.
+// Buffered output is capped at limit per stream.
 type sink struct {
 	mu        sync.Mutex
 	limit     int
@@ -30,8 +31,7 @@ type sink struct {
 	truncated bool
 	detached  bool
 	// stream, when set, receives output instead of the buffers.
-	stream func(agentapi.ExecFrame)
-	sent   int
+	stream func(stderr bool, p []byte)
 }
 
 func (s *sink) write(stderr bool, p []byte) {
@@ -41,21 +41,9 @@ func (s *sink) write(stderr bool, p []byte) {
 		return
 	}
 	if s.stream != nil {
-		room := 2*s.limit - s.sent
-		if room <= 0 {
-			s.truncated = true
-			return
-		}
-		if len(p) > room {
-			p, s.truncated = p[:room], true
-		}
-		s.sent += len(p)
-		chunk := append([]byte(nil), p...)
-		if stderr {
-			s.stream(agentapi.ExecFrame{Stderr: chunk})
-		} else {
-			s.stream(agentapi.ExecFrame{Stdout: chunk})
-		}
+		// A stream holds nothing in memory, so it is not capped: a long
+		// build's log reaches the caller whole.
+		s.stream(stderr, p)
 		return
 	}
 	buf := &s.out
@@ -88,7 +76,7 @@ func (s *sink) detach() {
 func pump(r *os.File, s *sink, stderr bool, done chan<- struct{}) {
 	defer close(done)
 	defer r.Close()
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 64<<10)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -114,12 +102,14 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 		req.OutputLimit = defaultOutputLimit
 	}
 	out := &sink{limit: req.OutputLimit}
-	var enc *json.Encoder
 	if req.Stream {
 		flusher, _ := w.(http.Flusher)
-		enc = json.NewEncoder(w)
-		out.stream = func(f agentapi.ExecFrame) {
-			_ = enc.Encode(f)
+		out.stream = func(stderr bool, p []byte) {
+			kind := agentapi.FrameStdout
+			if stderr {
+				kind = agentapi.FrameStderr
+			}
+			_ = agentapi.WriteFrame(w, kind, p)
 			if flusher != nil {
 				flusher.Flush()
 			}
@@ -127,7 +117,7 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 	}
 	start := func() {
 		if req.Stream {
-			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.Header().Set("Content-Type", "application/octet-stream")
 			w.WriteHeader(http.StatusOK)
 			if f, ok := w.(http.Flusher); ok {
 				f.Flush()
@@ -142,7 +132,8 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 	if req.Stream {
 		out.mu.Lock()
 		res.Truncated = out.truncated
-		_ = enc.Encode(agentapi.ExecFrame{Exit: &res})
+		b, _ := json.Marshal(res)
+		_ = agentapi.WriteFrame(w, agentapi.FrameExit, b)
 		out.mu.Unlock()
 		return
 	}

@@ -9,7 +9,12 @@
 // httputil.ReverseProxy transport can dial directly.
 package agentapi
 
-import "time"
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"time"
+)
 
 // Paths served by the agent.
 const (
@@ -62,11 +67,11 @@ type ExecRequest struct {
 	// Timeout bounds the command; on expiry its whole process group is
 	// killed and the result has TimedOut set.
 	Timeout time.Duration `json:"timeout"`
-	// OutputLimit caps stdout and stderr each; bytes beyond are dropped and
-	// Truncated is set.
+	// OutputLimit caps stdout and stderr each of a non-streamed exec; bytes
+	// beyond are dropped and Truncated is set. Streams are not capped.
 	OutputLimit int `json:"output_limit"`
-	// Stream asks for newline-delimited ExecFrame JSON as output arrives
-	// instead of one ExecResult at the end.
+	// Stream asks for binary frames (WriteFrame) as output arrives instead
+	// of one ExecResult at the end.
 	Stream bool `json:"stream"`
 }
 
@@ -81,12 +86,6 @@ type ExecResult struct {
 	DurationMS float64 `json:"duration_ms"`
 }
 
-// ExecFrame is one line of a streamed exec: output, or the final result.
-type ExecFrame struct {
-	Stdout []byte      `json:"o,omitempty"`
-	Stderr []byte      `json:"e,omitempty"`
-	Exit   *ExecResult `json:"x,omitempty"`
-}
 
 // StartProcessRequest is the body of POST /v1/processes.
 type StartProcessRequest struct {
@@ -167,4 +166,46 @@ type WriteFileResult struct {
 type DeleteFileResult struct {
 	Path    string `json:"path"`
 	Deleted bool   `json:"deleted"`
+}
+
+// A streamed exec's response body is a sequence of binary frames: one kind
+// byte, a 4-byte big-endian length, the payload. Output travels as raw bytes
+// (no JSON, no base64), so streaming costs little more than the pipe; the
+// last frame is FrameExit with a JSON ExecResult.
+const (
+	FrameStdout byte = 'o'
+	FrameStderr byte = 'e'
+	FrameExit   byte = 'x'
+)
+
+// maxFrame bounds a frame a reader accepts.
+const maxFrame = 16 << 20
+
+// WriteFrame writes one frame.
+func WriteFrame(w io.Writer, kind byte, payload []byte) error {
+	var hdr [5]byte
+	hdr[0] = kind
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(payload)
+	return err
+}
+
+// ReadFrame reads one frame.
+func ReadFrame(r io.Reader) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxFrame {
+		return 0, nil, fmt.Errorf("frame of %d bytes exceeds %d", n, maxFrame)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], buf, nil
 }

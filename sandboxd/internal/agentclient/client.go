@@ -131,29 +131,35 @@ func (c *Client) Exec(ctx context.Context, req agentapi.ExecRequest) (agentapi.E
 	return res, err
 }
 
-// ExecStream runs a command and calls emit for every output frame as it
+// ExecStream runs a command and calls emit with each chunk of output as it
 // arrives, then returns the final result.
-func (c *Client) ExecStream(ctx context.Context, req agentapi.ExecRequest, emit func(agentapi.ExecFrame) error) (agentapi.ExecResult, error) {
+func (c *Client) ExecStream(ctx context.Context, req agentapi.ExecRequest, emit func(stderr bool, p []byte) error) (agentapi.ExecResult, error) {
 	req.Stream = true
 	resp, err := c.send(ctx, http.MethodPost, agentapi.PathExec, nil, req)
 	if err != nil {
 		return agentapi.ExecResult{}, err
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
+	br := bufio.NewReaderSize(resp.Body, 256<<10)
 	for {
-		var f agentapi.ExecFrame
-		if err := dec.Decode(&f); err != nil {
+		kind, payload, err := agentapi.ReadFrame(br)
+		if err != nil {
 			if ctx.Err() != nil {
 				return agentapi.ExecResult{}, ctx.Err()
 			}
 			return agentapi.ExecResult{}, fmt.Errorf("%w: exec stream ended early: %v", ErrUnavailable, err)
 		}
-		if f.Exit != nil {
-			return *f.Exit, nil
-		}
-		if err := emit(f); err != nil {
-			return agentapi.ExecResult{}, err
+		switch kind {
+		case agentapi.FrameExit:
+			var res agentapi.ExecResult
+			if err := json.Unmarshal(payload, &res); err != nil {
+				return agentapi.ExecResult{}, fmt.Errorf("exec stream: bad exit frame: %w", err)
+			}
+			return res, nil
+		case agentapi.FrameStdout, agentapi.FrameStderr:
+			if err := emit(kind == agentapi.FrameStderr, payload); err != nil {
+				return agentapi.ExecResult{}, err
+			}
 		}
 	}
 }

@@ -521,7 +521,7 @@ func (m *Manager) Exec(ctx context.Context, userID, sessionID string, spec ExecS
 }
 
 // ExecStream runs a command, calling emit with output as it arrives.
-func (m *Manager) ExecStream(ctx context.Context, userID, sessionID string, spec ExecSpec, emit func(agentapi.ExecFrame) error) (agentapi.ExecResult, error) {
+func (m *Manager) ExecStream(ctx context.Context, userID, sessionID string, spec ExecSpec, emit func(stderr bool, p []byte) error) (agentapi.ExecResult, error) {
 	var res agentapi.ExecResult
 	err := m.runExec(ctx, userID, sessionID, spec, func(c *agentclient.Client, req agentapi.ExecRequest) (agentapi.ExecResult, error) {
 		return c.ExecStream(ctx, req, emit)

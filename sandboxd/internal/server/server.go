@@ -174,16 +174,11 @@ func (s *Server) ExecStream(req *sandboxdv1.ExecStreamRequest, stream grpc.Serve
 	ctx := stream.Context()
 	res, err := s.m.ExecStream(ctx, user(ctx), req.GetSessionId(), sandbox.ExecSpec{
 		Command: req.GetCommand(), Cwd: req.GetCwd(), Env: req.GetEnv(), Timeout: seconds(req.GetTimeout()),
-	}, func(f agentapi.ExecFrame) error {
-		if len(f.Stdout) > 0 {
-			if err := stream.Send(&sandboxdv1.ExecStreamResponse{Event: &sandboxdv1.ExecStreamResponse_Stdout{Stdout: f.Stdout}}); err != nil {
-				return err
-			}
+	}, func(stderr bool, p []byte) error {
+		if stderr {
+			return stream.Send(&sandboxdv1.ExecStreamResponse{Event: &sandboxdv1.ExecStreamResponse_Stderr{Stderr: p}})
 		}
-		if len(f.Stderr) > 0 {
-			return stream.Send(&sandboxdv1.ExecStreamResponse{Event: &sandboxdv1.ExecStreamResponse_Stderr{Stderr: f.Stderr}})
-		}
-		return nil
+		return stream.Send(&sandboxdv1.ExecStreamResponse{Event: &sandboxdv1.ExecStreamResponse_Stdout{Stdout: p}})
 	})
 	if err != nil {
 		return s.err(ctx, err)

@@ -1,0 +1,418 @@
+// Command sandbox-bench measures sandboxd against raw Docker on this machine
+// and prints a side-by-side table: exec round trip through sandboxd (gRPC →
+// sandboxd → agent socket) vs the raw Docker exec API on the same container;
+// create-to-first-exec cold and warm (pool) vs raw Docker create+start+exec;
+// streamed output throughput. Loopback only, bounded in count.
+//
+//	go run ./sandboxd/cmd/sandbox-bench [-n 200] [-sessions 8] [-image mgx-sandbox-dev:latest]
+//
+// It needs a Docker engine and redis-server on PATH (it starts its own on a
+// free loopback port) or -redis URL.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/google/uuid"
+
+	"github.com/mgx-ai/mgx/pkg/authn"
+	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
+	"github.com/mgx-ai/mgx/pkg/grpcclient"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
+	"github.com/mgx-ai/mgx/sandboxd/internal/app"
+	"github.com/mgx-ai/mgx/sandboxd/internal/config"
+	"github.com/mgx-ai/mgx/sandboxd/internal/devimage"
+)
+
+const token = "bench-internal-token"
+
+type opts struct {
+	n, sessions int
+	streamMB    int
+	image       string
+	redisURL    string
+	agent       string
+}
+
+func main() {
+	var o opts
+	flag.IntVar(&o.n, "n", 200, "exec round trips per side")
+	flag.IntVar(&o.sessions, "sessions", 8, "sandboxes created per create-to-first-exec measurement")
+	flag.IntVar(&o.streamMB, "stream-mb", 64, "MiB streamed for the throughput measurement")
+	flag.StringVar(&o.image, "image", devimage.DefaultRef, "sandbox image (the dev image is built when missing)")
+	flag.StringVar(&o.redisURL, "redis", "", "Redis URL (default: start redis-server on a free port)")
+	flag.StringVar(&o.agent, "agent", "", "static sandbox-agent binary (default: build it)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o opts) error {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ver, err := cli.ServerVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	if o.image == devimage.DefaultRef {
+		if err := devimage.Ensure(ctx, cli, o.image, devimage.DefaultBusybox); err != nil {
+			return err
+		}
+	}
+	tmp, err := os.MkdirTemp("", "mgxbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if o.agent == "" {
+		o.agent = filepath.Join(tmp, "sandbox-agent")
+		b := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", o.agent, "github.com/mgx-ai/mgx/sandboxd/cmd/sandbox-agent")
+		b.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := b.CombinedOutput(); err != nil {
+			return fmt.Errorf("build sandbox-agent: %v\n%s", err, out)
+		}
+	}
+	if o.redisURL == "" {
+		url, stopRedis, err := startRedis(ctx, tmp)
+		if err != nil {
+			return err
+		}
+		defer stopRedis()
+		o.redisURL = url
+	}
+
+	fmt.Printf("sandboxd bench: docker %s (API %s), image %s, %d exec round trips, %d sandboxes per create measurement\n\n",
+		ver.Version, ver.APIVersion, o.image, o.n, o.sessions)
+
+	var rows []row
+	// Phase 1: no pool — exec latency, cold creation, streaming.
+	err = withSandboxd(ctx, o, tmp, 0, func(sb sandboxdv1.SandboxServiceClient, uctx context.Context, _ func() error) error {
+		sid := uuid.NewString()
+		l, err := sb.LaunchSandbox(uctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+		if err != nil {
+			return err
+		}
+		cid := l.GetSandbox().GetContainerId()
+		ours, err := measure(o.n, func() error {
+			_, err := sb.Exec(uctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "true"})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		raw, err := measure(o.n, func() error { _, err := dockerExec(ctx, cli, cid, "true", io.Discard); return err })
+		if err != nil {
+			return err
+		}
+		rows = append(rows,
+			row{"exec round trip p50", ms(pct(ours, 50)), ms(pct(raw, 50)), speedup(pct(raw, 50), pct(ours, 50))},
+			row{"exec round trip p99", ms(pct(ours, 99)), ms(pct(raw, 99)), speedup(pct(raw, 99), pct(ours, 99))})
+
+		// Streamed output.
+		n := o.streamMB << 20
+		cmd := "head -c " + strconv.Itoa(n) + " /dev/zero"
+		begin := time.Now()
+		st, err := sb.ExecStream(uctx, &sandboxdv1.ExecStreamRequest{SessionId: sid, Command: cmd})
+		if err != nil {
+			return err
+		}
+		got := 0
+		for {
+			m, err := st.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			got += len(m.GetStdout())
+		}
+		oursTP := float64(got) / time.Since(begin).Seconds() / (1 << 20)
+		begin = time.Now()
+		cnt := &counter{}
+		if _, err := dockerExec(ctx, cli, cid, cmd, cnt); err != nil {
+			return err
+		}
+		rawTP := float64(cnt.n) / time.Since(begin).Seconds() / (1 << 20)
+		if got != n || cnt.n != n {
+			return fmt.Errorf("stream: got %d and %d bytes, want %d", got, cnt.n, n)
+		}
+		_, _ = sb.DestroySandbox(uctx, &sandboxdv1.DestroySandboxRequest{SessionId: sid, Forget: true})
+
+		// Removal is not part of create-to-first-exec: each sandbox of the
+		// previous round is destroyed, untimed, before the next.
+		var prev string
+		cold, err := measure(o.sessions, func() error {
+			if prev != "" {
+				_, _ = sb.DestroySandbox(uctx, &sandboxdv1.DestroySandboxRequest{SessionId: prev, Forget: true})
+			}
+			return nil
+		}, func() error {
+			sid := uuid.NewString()
+			prev = sid
+			if _, err := sb.LaunchSandbox(uctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid}); err != nil {
+				return err
+			}
+			_, err := sb.Exec(uctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "true"})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		rawCold, err := measureRawCreate(ctx, cli, o)
+		if err != nil {
+			return err
+		}
+		rows = append(rows,
+			row{"create-to-first-exec cold p50", ms(pct(cold, 50)), ms(pct(rawCold, 50)), ratio(pct(cold, 50), pct(rawCold, 50))},
+			row{"streamed output throughput", fmt.Sprintf("%.0f MiB/s", oursTP), fmt.Sprintf("%.0f MiB/s", rawTP), fmt.Sprintf("%.2fx", oursTP/rawTP)})
+		coldRow := len(rows) - 2
+		rows = append(rows[:coldRow+1], append([]row{{}}, rows[coldRow+1:]...)...) // slot for warm
+		rows[coldRow+1] = row{"create-to-first-exec warm p50", "", ms(pct(rawCold, 50)), ""}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Phase 2: a warm pool — creation is a claim.
+	err = withSandboxd(ctx, o, tmp, 2, func(sb sandboxdv1.SandboxServiceClient, uctx context.Context, waitPool func() error) error {
+		warm, err := measure(o.sessions, waitPool, func() error {
+			sid := uuid.NewString()
+			if _, err := sb.LaunchSandbox(uctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid}); err != nil {
+				return err
+			}
+			_, err := sb.Exec(uctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "true"})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			if rows[i].metric == "create-to-first-exec warm p50" {
+				rows[i].ours = ms(pct(warm, 50))
+				raw, _ := time.ParseDuration(rows[i].raw[:len(rows[i].raw)-3] + "ms")
+				rows[i].ratio = speedup(raw, pct(warm, 50))
+			}
+		}
+		_, _ = sb.DestroyAllSandboxes(uctx, &sandboxdv1.DestroyAllSandboxesRequest{})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	printTable(rows)
+	return nil
+}
+
+type row struct{ metric, ours, raw, ratio string }
+
+func printTable(rows []row) {
+	fmt.Printf("| %-32s | %-14s | %-14s | %-16s |\n", "metric", "sandboxd", "raw Docker", "sandboxd vs raw")
+	fmt.Printf("|%s|%s|%s|%s|\n", dashes(34), dashes(16), dashes(16), dashes(18))
+	for _, r := range rows {
+		fmt.Printf("| %-32s | %-14s | %-14s | %-16s |\n", r.metric, r.ours, r.raw, r.ratio)
+	}
+}
+
+func dashes(n int) string { return string(bytes.Repeat([]byte("-"), n)) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func speedup(raw, ours time.Duration) string {
+	return fmt.Sprintf("%.1fx faster", float64(raw)/float64(ours))
+}
+
+func ratio(ours, raw time.Duration) string { return fmt.Sprintf("%.2fx raw", float64(ours)/float64(raw)) }
+
+// measure times fn n times (after one warm-up call); an optional first
+// function runs untimed before each timed one.
+func measure(n int, fns ...func() error) ([]time.Duration, error) {
+	prep, fn := func() error { return nil }, fns[0]
+	if len(fns) == 2 {
+		prep, fn = fns[0], fns[1]
+	}
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		if err := prep(); err != nil {
+			return nil, err
+		}
+		begin := time.Now()
+		if err := fn(); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(begin))
+	}
+	return out, nil
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+type counter struct{ n int }
+
+func (c *counter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// dockerExec is the baseline: what a sandbox manager without an in-sandbox
+// agent does per command (create, attach, read to EOF, inspect).
+func dockerExec(ctx context.Context, cli *client.Client, cid, cmd string, out io.Writer) (int, error) {
+	ex, err := cli.ContainerExecCreate(ctx, cid, container.ExecOptions{Cmd: []string{"sh", "-c", cmd}, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return 0, err
+	}
+	att, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return 0, err
+	}
+	_, err = stdcopy.StdCopy(out, io.Discard, att.Reader)
+	att.Close()
+	if err != nil {
+		return 0, err
+	}
+	ins, err := cli.ContainerExecInspect(ctx, ex.ID)
+	return ins.ExitCode, err
+}
+
+// measureRawCreate times docker create+start+exec of the same image with
+// the same limits, the floor any Docker-based manager pays.
+func measureRawCreate(ctx context.Context, cli *client.Client, o opts) ([]time.Duration, error) {
+	pids := int64(512)
+	var prev string
+	defer func() {
+		if prev != "" {
+			_ = cli.ContainerRemove(context.WithoutCancel(ctx), prev, container.RemoveOptions{Force: true})
+		}
+	}()
+	return measure(o.sessions, func() error {
+		if prev != "" {
+			_ = cli.ContainerRemove(ctx, prev, container.RemoveOptions{Force: true})
+			prev = ""
+		}
+		return nil
+	}, func() error {
+		c, err := cli.ContainerCreate(ctx, &container.Config{Image: o.image, User: "1000:1000", Entrypoint: []string{"sleep"}, Cmd: []string{"3600"}},
+			&container.HostConfig{CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges"},
+				Resources: container.Resources{NanoCPUs: 1e9, Memory: 1 << 30, MemorySwap: 1 << 30, PidsLimit: &pids}}, nil, nil, "")
+		if err != nil {
+			return err
+		}
+		prev = c.ID
+		if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			return err
+		}
+		_, err = dockerExec(ctx, cli, c.ID, "true", io.Discard)
+		return err
+	})
+}
+
+func withSandboxd(ctx context.Context, o opts, tmp string, pool int, fn func(sandboxdv1.SandboxServiceClient, context.Context, func() error) error) error {
+	cfg, err := pkgconfig.LoadFrom[config.Config](map[string]string{
+		"MGX_INTERNAL_TOKEN": token, "SANDBOXD_LISTEN": "127.0.0.1:0", "SANDBOXD_PREVIEW_LISTEN": "127.0.0.1:0",
+		"SANDBOXD_REDIS_URL": o.redisURL, "SANDBOXD_DRIVER": "docker", "SANDBOXD_RUN_DIR": filepath.Join(tmp, "run"),
+		"SANDBOX_AGENT_BINARY": o.agent, "SANDBOX_IMAGE": o.image, "SANDBOX_POOL_SIZE": strconv.Itoa(pool),
+	})
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	defer func() {
+		// Leave no sandbox behind (including the pool's).
+		insts, _ := a.DriverIn.List(context.WithoutCancel(ctx))
+		for _, in := range insts {
+			_ = a.DriverIn.Remove(context.WithoutCancel(ctx), in.ID)
+		}
+		cancel()
+		<-done
+	}()
+	conn, err := grpcclient.Dial(a.GRPCAddr(), grpcclient.Options{InternalToken: token})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sb := sandboxdv1.NewSandboxServiceClient(conn)
+	uctx := authn.WithUser(ctx, "bench-user")
+	// waitPool blocks until the warm pool is full, so each warm measurement
+	// is a claim and not a race with the refill.
+	waitPool := func() error {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			n, err := a.Store.PoolSize(ctx)
+			if err != nil {
+				return err
+			}
+			if int(n) >= pool {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return errors.New("warm pool did not fill within 60 s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := waitPool(); err != nil {
+		return err
+	}
+	return fn(sb, uctx, waitPool)
+}
+
+func startRedis(ctx context.Context, dir string) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.CommandContext(ctx, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start redis-server (or pass -redis): %w", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, errors.New("redis-server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Sprintf("redis://127.0.0.1:%d/0", port), stop, nil
+}
