@@ -1,0 +1,232 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
+
+	"github.com/mgx-ai/mgx/agentd/internal/app"
+	"github.com/mgx-ai/mgx/agentd/internal/config"
+	"github.com/mgx-ai/mgx/pkg/authn"
+	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
+	"github.com/mgx-ai/mgx/pkg/grpcclient"
+	"github.com/mgx-ai/mgx/pkg/grpcserver"
+	"github.com/mgx-ai/mgx/pkg/redistest"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+const token = "test-internal-token"
+
+// sandboxStub stands in for sandboxd in the tests of agentd's own behaviour: it speaks sandboxd's real
+// gRPC API behind the real server factory and records what agentd asked, as whom. The end-to-end
+// test runs the real sandboxd instead.
+type sandboxStub struct {
+	sandboxdv1.UnimplementedSandboxServiceServer
+	sandboxdv1.UnimplementedFileServiceServer
+	sandboxdv1.UnimplementedProcessServiceServer
+
+	mu        sync.Mutex
+	launched  map[string]string // session → owner
+	destroyed []string
+	execs     []string
+	files     map[string]string
+	execStop  chan string // receives the command of an exec whose caller went away
+}
+
+func newSandboxStub() *sandboxStub {
+	return &sandboxStub{launched: map[string]string{}, files: map[string]string{}, execStop: make(chan string, 16)}
+}
+
+func (s *sandboxStub) LaunchSandbox(ctx context.Context, r *sandboxdv1.LaunchSandboxRequest) (*sandboxdv1.LaunchSandboxResponse, error) {
+	uid, _ := authn.UserID(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.launched[r.GetSessionId()] = uid
+	return &sandboxdv1.LaunchSandboxResponse{Sandbox: &sandboxdv1.Sandbox{SessionId: r.GetSessionId(), OwnerId: uid,
+		ContainerId: "c-" + r.GetSessionId()[:8], ContainerName: "mgx-" + r.GetSessionId()[:8], WorkspacePath: "/workspace"},
+		Logs: []string{"launched"}}, nil
+}
+
+func (s *sandboxStub) DestroySandbox(_ context.Context, r *sandboxdv1.DestroySandboxRequest) (*sandboxdv1.DestroySandboxResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.GetForget() {
+		s.destroyed = append(s.destroyed, r.GetSessionId())
+	}
+	return &sandboxdv1.DestroySandboxResponse{SessionId: r.GetSessionId(), Stopped: true}, nil
+}
+
+func (s *sandboxStub) Exec(ctx context.Context, r *sandboxdv1.ExecRequest) (*sandboxdv1.ExecResponse, error) {
+	s.mu.Lock()
+	s.execs = append(s.execs, r.GetCommand())
+	s.mu.Unlock()
+	if strings.HasPrefix(r.GetCommand(), "block") {
+		<-ctx.Done()
+		s.execStop <- r.GetCommand()
+		return nil, ctx.Err()
+	}
+	return &sandboxdv1.ExecResponse{Command: r.GetCommand(), ExitCode: 0, Stdout: "ran: " + r.GetCommand()}, nil
+}
+
+func (s *sandboxStub) WriteFile(_ context.Context, r *sandboxdv1.WriteFileRequest) (*sandboxdv1.WriteFileResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.files[r.GetPath()] = r.GetContent()
+	return &sandboxdv1.WriteFileResponse{Path: r.GetPath(), Size: float64(len(r.GetContent()))}, nil
+}
+
+func (s *sandboxStub) execCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.execs)
+}
+
+func startSandboxStub(t *testing.T) (*sandboxStub, string) {
+	t.Helper()
+	stub := newSandboxStub()
+	srv, _, err := grpcserver.New(grpcserver.Options{InternalToken: token, Logger: quietLog()})
+	require.NoError(t, err)
+	sandboxdv1.RegisterSandboxServiceServer(srv, stub)
+	sandboxdv1.RegisterFileServiceServer(srv, stub)
+	sandboxdv1.RegisterProcessServiceServer(srv, stub)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return stub, lis.Addr().String()
+}
+
+func quietLog() *slog.Logger {
+	if os.Getenv("AGENTD_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// agentd is one in-process agentd built by the production constructor and served on a real listener.
+type agentd struct {
+	addr string
+	stop func()
+}
+
+func startAgentd(t *testing.T, env map[string]string) *agentd {
+	t.Helper()
+	cfg, err := pkgconfig.LoadFrom[config.Config](env)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, quietLog())
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Serve(ctx, lis) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return &agentd{addr: lis.Addr().String(), stop: stop}
+}
+
+// baseEnv is a test agentd's environment; script is a scripted-provider script, or "" for the default.
+func baseEnv(t *testing.T, redisURL, sandboxdAddr, script string) map[string]string {
+	env := map[string]string{
+		"MGX_INTERNAL_TOKEN": token, "AGENTD_REDIS_URL": redisURL, "SANDBOXD_ADDR": sandboxdAddr,
+		"AGENTD_LLM_PROVIDER": "scripted", "AGENTD_RUN_LEASE_TTL": "2s", "AGENTD_EVENT_TAIL_BLOCK": "500ms",
+		"AGENTD_SHUTDOWN_TIMEOUT": "2s",
+	}
+	if script != "" {
+		p := filepath.Join(t.TempDir(), "script.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(script), 0o600))
+		env["AGENTD_SCRIPT_FILE"] = p
+	}
+	return env
+}
+
+type clients struct {
+	sessions agentdv1.SessionServiceClient
+	chat     agentdv1.ChatServiceClient
+	events   agentdv1.EventServiceClient
+	agents   agentdv1.AgentServiceClient
+}
+
+func dial(t *testing.T, addr string) clients {
+	t.Helper()
+	cc, err := grpcclient.Dial(addr, grpcclient.Options{InternalToken: token})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cc.Close() })
+	return clients{agentdv1.NewSessionServiceClient(cc), agentdv1.NewChatServiceClient(cc),
+		agentdv1.NewEventServiceClient(cc), agentdv1.NewAgentServiceClient(cc)}
+}
+
+func as(t *testing.T, user string) context.Context { return authn.WithUser(t.Context(), user) }
+
+// collect streams the session's events after after until done says stop, or fails at the deadline.
+func collect(t *testing.T, c clients, ctx context.Context, sid string, after uint32, done func([]*agentdv1.Event) bool) []*agentdv1.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	st, err := c.events.StreamEvents(ctx, &agentdv1.StreamEventsRequest{SessionId: sid, AfterSeq: after})
+	require.NoError(t, err)
+	var out []*agentdv1.Event
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.DeadlineExceeded {
+				t.Fatalf("event stream ended before the expected events: %v; got %s", err, describeEvents(out))
+			}
+			require.NoError(t, err)
+		}
+		out = append(out, r.GetEvent())
+		if done(out) {
+			return out
+		}
+	}
+}
+
+func describeEvents(evs []*agentdv1.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		b.WriteString("\n  ")
+		b.WriteString(e.GetType() + " " + e.GetAgent() + " " + e.GetTool() + ": " + trim(e.GetContent()))
+	}
+	return b.String()
+}
+
+func trim(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}
+
+// runEnded reports a run's closing event: the run's final status, or a waiting one.
+func runEnded(statuses ...string) func([]*agentdv1.Event) bool {
+	return func(evs []*agentdv1.Event) bool {
+		last := evs[len(evs)-1]
+		st := last.GetData().GetFields()["status"].GetStringValue()
+		for _, want := range statuses {
+			if st == want && (last.GetType() == "run" || last.GetType() == "status" || last.GetType() == "error") {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+var _ = grpc.WithBlock
