@@ -246,7 +246,9 @@ func speedup(raw, ours time.Duration) string {
 	return fmt.Sprintf("%.1fx faster", float64(raw)/float64(ours))
 }
 
-func ratio(ours, raw time.Duration) string { return fmt.Sprintf("%.2fx raw", float64(ours)/float64(raw)) }
+func ratio(ours, raw time.Duration) string {
+	return fmt.Sprintf("%.2fx raw", float64(ours)/float64(raw))
+}
 
 // measure times fn n times (after one warm-up call); an optional first
 // function runs untimed before each timed one.

@@ -86,7 +86,6 @@ type ExecResult struct {
 	DurationMS float64 `json:"duration_ms"`
 }
 
-
 // StartProcessRequest is the body of POST /v1/processes.
 type StartProcessRequest struct {
 	Name    string            `json:"name"`
