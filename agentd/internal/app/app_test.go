@@ -1,6 +1,10 @@
 package app_test
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -320,4 +324,82 @@ func TestDisallowedToolRefusedAndLoopStopped(t *testing.T) {
 	last := evs[len(evs)-1]
 	require.Equal(t, "stopped", last.GetData().GetFields()["status"].GetStringValue(), describeEvents(evs))
 	require.Contains(t, last.GetContent(), "repeated")
+}
+
+// A real provider (here OpenAI's wire protocol from an httptest server) drives the lead, and its
+// usage is accounted with the configured price; a failing provider surfaces an error event and never
+// falls back to a scripted answer.
+func TestRealProviderUsageAndFailure(t *testing.T) {
+	_, sbAddr := startSandboxStub(t)
+	var fail atomic.Bool
+	var turns atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"error":{"message":"model is down","type":"server_error"}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := func(delta string) string {
+			return `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":` + delta + `}]}` + "\n\n"
+		}
+		var body string
+		if turns.Add(1) == 1 {
+			body = chunk(`{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"reply_to_human","arguments":"{\"content\":\"hello from the model\"}"}}]}`)
+		} else {
+			body = chunk(`{"tool_calls":[{"index":0,"id":"call_2","type":"function","function":{"name":"end","arguments":"{}"}}]}`)
+		}
+		body += `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":1000000,"completion_tokens":500000,"total_tokens":1500000}}` + "\n\ndata: [DONE]\n\n"
+		_, _ = io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	env := baseEnv(t, redistest.Shared(t), sbAddr, "")
+	env["AGENTD_LLM_PROVIDER"] = "openai"
+	env["OPENAI_API_KEY"] = "sk-test"
+	env["OPENAI_BASE_URL"] = srv.URL
+	env["AGENTD_LLM_MAX_RETRIES"] = "1"
+	env["AGENTD_PRICE_INPUT_PER_MTOK"] = "1"
+	env["AGENTD_PRICE_OUTPUT_PER_MTOK"] = "2"
+	env["AGENTD_MAX_TOKENS"] = "100000000"
+	a := startAgentd(t, env)
+	c := dial(t, a.addr)
+	ctx := as(t, "alice")
+	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
+	require.NoError(t, err)
+	sid := sess.GetSession().GetId()
+
+	_, err = c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "hi"})
+	require.NoError(t, err)
+	evs := collect(t, c, ctx, sid, 0, runEnded("completed"))
+	var usage *agentdv1.Event
+	for _, e := range evs {
+		require.NotContains(t, e.GetContent(), "scripted", "a configured provider never announces the scripted one")
+		if e.GetType() == "usage" {
+			usage = e
+		}
+	}
+	require.NotNil(t, usage, describeEvents(evs))
+	// Two turns of 1M input ($1) + 0.5M output ($1) tokens each.
+	require.InDelta(t, 4.0, usage.GetData().GetFields()["run"].GetStructValue().GetFields()["cost_usd"].GetNumberValue(), 1e-9)
+
+	fail.Store(true)
+	_, err = c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "again"})
+	require.NoError(t, err)
+	rest := collect(t, c, ctx, sid, evs[len(evs)-1].GetSequence(), runEnded("failed"))
+	last := rest[len(rest)-1]
+	require.Equal(t, "error", last.GetType())
+	require.Contains(t, last.GetContent(), "model is down")
+	for _, e := range rest {
+		if e.GetType() == "message" {
+			require.Equal(t, "user", e.GetSender(), "no model answer is invented: %s", describeEvents(rest))
+		}
+	}
+	usage = nil
+	for _, e := range rest {
+		if e.GetType() == "usage" {
+			usage = e
+		}
+	}
+	require.NotNil(t, usage)
+	require.InDelta(t, 4.0, usage.GetData().GetFields()["session"].GetStructValue().GetFields()["cost_usd"].GetNumberValue(), 1e-9, "the session's cost accumulates over runs")
 }

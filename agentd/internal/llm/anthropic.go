@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -144,6 +145,15 @@ func (p *Anthropic) Complete(ctx context.Context, req Request, onText func(strin
 		}
 	}
 	if err := stream.Err(); err != nil {
+		var apiErr *anthropic.Error
+		if errors.As(err, &apiErr) {
+			var body struct {
+				Error struct{ Message string } `json:"error"`
+			}
+			if json.Unmarshal([]byte(apiErr.RawJSON()), &body) == nil && body.Error.Message != "" {
+				return Response{}, fmt.Errorf("anthropic: HTTP %d: %s", apiErr.StatusCode, body.Error.Message)
+			}
+		}
 		return Response{}, fmt.Errorf("anthropic: %w", streamErr(ctx, err))
 	}
 	resp.Content = string(text)

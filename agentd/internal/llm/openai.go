@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -133,6 +134,10 @@ func (p *OpenAI) Complete(ctx context.Context, req Request, onText func(string))
 		}
 	}
 	if err := stream.Err(); err != nil {
+		var apiErr *openai.Error
+		if errors.As(err, &apiErr) && apiErr.Message != "" {
+			return Response{}, fmt.Errorf("openai: HTTP %d: %s", apiErr.StatusCode, apiErr.Message)
+		}
 		return Response{}, fmt.Errorf("openai: %w", streamErr(ctx, err))
 	}
 	resp.Content = string(text)

@@ -272,6 +272,7 @@ func (r *Runtime) execute(ctx, parent context.Context, l store.Lease, log *slog.
 	}
 	res, err := r.engine.Execute(ctx, h, workflow.Run{SessionID: l.SessionID, OwnerID: run.OwnerID, RunID: l.RunID}, st)
 	h.flush(bg)
+	r.reportUsage(bg, h, run.OwnerID)
 	if err != nil {
 		return r.failed(bg, h, log, err, ctx)
 	}
@@ -324,6 +325,25 @@ func (r *Runtime) finish(ctx context.Context, h *host, log *slog.Logger, status,
 	if _, err := r.store.FinishRun(ctx, h.lease, status, errText, &ev, nil); err != nil {
 		log.Warn("recording the run's end failed", "status", status, "err", err)
 	}
+}
+
+// reportUsage says what the run and the session have cost so far.
+func (r *Runtime) reportUsage(ctx context.Context, h *host, owner string) {
+	run, err := r.store.GetRun(ctx, h.sessionID, h.runID)
+	if err != nil {
+		return
+	}
+	sess, err := r.store.GetSession(ctx, owner, h.sessionID)
+	if err != nil {
+		return
+	}
+	ev := events.Event{Type: events.TypeUsage, Sender: events.SenderStatus, SessionID: h.sessionID, Timestamp: time.Now().UTC(), RunID: h.runID,
+		Content: fmt.Sprintf("Run usage: %d input + %d output tokens, $%.4f (session: $%.4f).", run.InputTokens, run.OutputTokens, run.CostUSD, sess.CostUSD),
+		Data: map[string]any{
+			"run":     map[string]any{"input_tokens": float64(run.InputTokens), "output_tokens": float64(run.OutputTokens), "cost_usd": run.CostUSD},
+			"session": map[string]any{"input_tokens": float64(sess.InputTokens), "output_tokens": float64(sess.OutputTokens), "cost_usd": sess.CostUSD},
+		}}
+	_ = h.Emit(ctx, ev, nil)
 }
 
 func runEvent(l store.Lease, status string) events.Event {

@@ -162,7 +162,7 @@ func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: %s: %w", ErrProvider, e.Provider.Name(), err)
+		return fmt.Errorf("%w: %w", ErrProvider, err)
 	}
 	st.Steps++
 	st.Tokens += resp.Usage.InputTokens + resp.Usage.OutputTokens
