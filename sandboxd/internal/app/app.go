@@ -20,6 +20,7 @@ import (
 	"github.com/mgx-ai/mgx/pkg/redisclient"
 	"github.com/mgx-ai/mgx/pkg/shutdown"
 	"github.com/mgx-ai/mgx/sandboxd/internal/config"
+	"github.com/mgx-ai/mgx/sandboxd/internal/devimage"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/docker"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/local"
@@ -128,7 +129,12 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 			Runtime: cfg.Runtime, Network: cfg.Network,
 		})
 		if err == nil {
-			log.Info("sandbox driver: docker", "image", cfg.Image, "cpu", cfg.CPU, "memory", cfg.Memory, "runtime", cfg.Runtime)
+			image, ierr := ensureImage(ctx, d, cfg, log)
+			if ierr != nil {
+				_ = d.Close()
+				return nil, ierr
+			}
+			log.Info("sandbox driver: docker", "image", image, "cpu", cfg.CPU, "memory", cfg.Memory, "runtime", cfg.Runtime)
 			return d, nil
 		}
 		if cfg.Driver == "docker" {
@@ -139,6 +145,25 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 	log.Warn("SANDBOX DRIVER IS LOCAL: commands run as host processes with sandboxd's own privileges. " +
 		"This is NOT isolation; use it only on a development machine.")
 	return local.New(local.Options{AgentBinary: cfg.AgentBinary, RunDir: cfg.RunDir})
+}
+
+// ensureImage checks that the sandbox image exists, falling back to the dev
+// image (built locally when missing) if configured.
+func ensureImage(ctx context.Context, d *docker.Driver, cfg config.Config, log *slog.Logger) (string, error) {
+	if _, err := d.Client().ImageInspect(ctx, cfg.Image); err == nil {
+		return cfg.Image, nil
+	}
+	if cfg.ImageFallback == "" {
+		return "", fmt.Errorf("sandbox image %s not found on the engine (build it: docker build -t %s sandboxd/image)", cfg.Image, cfg.Image)
+	}
+	log.Warn("SANDBOX IMAGE NOT FOUND; using the minimal development image instead (busybox only: no node, no git). "+
+		"Build the product image with `docker build -t mgx-sandbox:latest sandboxd/image`.",
+		"image", cfg.Image, "fallback", cfg.ImageFallback)
+	if err := devimage.Ensure(ctx, d.Client(), cfg.ImageFallback, devimage.DefaultBusybox); err != nil {
+		return "", fmt.Errorf("sandbox image %s not found and the fallback %s cannot be built: %w", cfg.Image, cfg.ImageFallback, err)
+	}
+	d.SetImage(cfg.ImageFallback)
+	return cfg.ImageFallback, nil
 }
 
 // GRPCAddr is the address the gRPC server listens on.

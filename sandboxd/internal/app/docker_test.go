@@ -303,3 +303,16 @@ func runSandboxd(t *testing.T, bin string, vars map[string]string) *exec.Cmd {
 	})
 	return cmd
 }
+
+// Without the product image (no registry here), sandboxd falls back to the
+// dev image, loudly, instead of failing every launch.
+func TestDockerImageFallback(t *testing.T) {
+	e := start(t, "docker", map[string]string{"SANDBOX_IMAGE": "mgx-no-such-image:latest", "SANDBOX_IMAGE_FALLBACK": sandboxtest.Image})
+	ctx := as(t.Context(), "user-a")
+	sid := newSession()
+	_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+	require.NoError(t, err)
+	res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "echo ok"})
+	require.NoError(t, err)
+	require.Equal(t, "ok\n", res.GetStdout())
+}

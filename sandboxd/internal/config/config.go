@@ -59,7 +59,12 @@ type Config struct {
 	RunDir      string `env:"SANDBOXD_RUN_DIR"`
 	AgentBinary string `env:"SANDBOX_AGENT_BINARY"`
 
-	Image     string  `env:"SANDBOX_IMAGE" envDefault:"mgx-sandbox:latest"`
+	Image string `env:"SANDBOX_IMAGE" envDefault:"mgx-sandbox:latest"`
+	// ImageFallback is used (built from the host's static busybox when
+	// missing) if Image is not present on the engine, so a fresh machine
+	// that cannot pull or build the product image still runs sandboxes.
+	// Empty disables the fallback: a missing image is then a start error.
+	ImageFallback string `env:"SANDBOX_IMAGE_FALLBACK" envDefault:"mgx-sandbox-dev:latest"`
 	CPU       float64 `env:"SANDBOX_CPU" envDefault:"1"`
 	Memory    string  `env:"SANDBOX_MEMORY" envDefault:"1g"`
 	PidsLimit int64   `env:"SANDBOX_PIDS_LIMIT" envDefault:"512"`

@@ -52,7 +52,7 @@ type Manager struct {
 	pool Pool
 
 	mu      sync.Mutex
-	clients map[string]*agentclient.Client // by socket path
+	clients map[string]cachedClient // by socket path
 	touched map[string]time.Time           // last activity recorded, per session
 }
 
@@ -87,7 +87,7 @@ func New(drv driver.Driver, st *store.Store, opts Options) *Manager {
 	}
 	return &Manager{
 		opts: opts, drv: drv, st: st, log: opts.Logger,
-		clients: make(map[string]*agentclient.Client), touched: make(map[string]time.Time),
+		clients: make(map[string]cachedClient), touched: make(map[string]time.Time),
 	}
 }
 
@@ -112,15 +112,28 @@ func (m *Manager) holder() string { return m.opts.Replica + "/" + randomID() }
 // ContainerName is the instance name of a session's sandbox.
 func ContainerName(sessionID string) string { return "mgx-sbx-" + sessionID }
 
-func (m *Manager) client(socket string) *agentclient.Client {
+// client returns the cached agent client of an instance. The cache is keyed
+// by socket path but remembers the instance: a sandbox re-created under the
+// same name (by another replica, say) reuses the path, and the old client's
+// kept-alive connections lead to the dead agent.
+func (m *Manager) client(socket, instanceID string) *agentclient.Client {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.clients[socket]
-	if !ok {
-		c = agentclient.New(socket)
-		m.clients[socket] = c
+	if ok && c.instance == instanceID {
+		return c.Client
 	}
-	return c
+	if ok {
+		c.Close()
+	}
+	c = cachedClient{Client: agentclient.New(socket), instance: instanceID}
+	m.clients[socket] = c
+	return c.Client
+}
+
+type cachedClient struct {
+	*agentclient.Client
+	instance string
 }
 
 func (m *Manager) dropClient(socket string) {
@@ -227,7 +240,7 @@ func (m *Manager) create(ctx context.Context, userID, sessionID, holder string) 
 		if inst, ok = m.pool.Claim(ctx); !ok {
 			break
 		}
-		if m.Ping(ctx, inst.Socket) == nil {
+		if m.Ping(ctx, inst) == nil {
 			fromPool = true
 			break
 		}
@@ -306,7 +319,7 @@ func (m *Manager) createInstance(ctx context.Context, spec driver.Spec) (driver.
 // waitAgent polls the new agent until it answers. Polling at a few
 // milliseconds keeps cold creation within a few ms of the engine's own start.
 func (m *Manager) waitAgent(ctx context.Context, inst driver.Instance) error {
-	c := m.client(inst.Socket)
+	c := m.client(inst.Socket, inst.ID)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -325,10 +338,10 @@ func (m *Manager) waitAgent(ctx context.Context, inst driver.Instance) error {
 }
 
 // Ping checks that an instance's agent answers.
-func (m *Manager) Ping(ctx context.Context, socket string) error {
+func (m *Manager) Ping(ctx context.Context, inst driver.Instance) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	_, err := m.client(socket).Health(ctx)
+	_, err := m.client(inst.Socket, inst.ID).Health(ctx)
 	return err
 }
 
@@ -463,7 +476,7 @@ func (m *Manager) withAgent(ctx context.Context, userID, sessionID string, fn fu
 			return err
 		}
 		m.touch(ctx, sessionID)
-		err = fn(m.client(rec.Socket))
+		err = fn(m.client(rec.Socket, rec.InstanceID))
 		if err == nil || !errors.Is(err, agentclient.ErrUnavailable) || attempt > 0 || ctx.Err() != nil {
 			return agentError(err)
 		}

@@ -160,7 +160,7 @@ func (m *Manager) RunningPorts(ctx context.Context, userID, sessionID string) ([
 		return nil, false, nil
 	}
 	m.touch(ctx, sessionID)
-	ps, err := m.client(rec.Socket).Ports(ctx)
+	ps, err := m.client(rec.Socket, rec.InstanceID).Ports(ctx)
 	if err != nil {
 		return nil, false, nil
 	}
@@ -175,7 +175,7 @@ func (m *Manager) DialPort(ctx context.Context, sessionID string, port int) (net
 		return nil, fmt.Errorf("%w: session %s has no running sandbox", ErrNotFound, sessionID)
 	}
 	m.touch(ctx, sessionID)
-	conn, err := m.client(rec.Socket).DialTunnel(ctx, port)
+	conn, err := m.client(rec.Socket, rec.InstanceID).DialTunnel(ctx, port)
 	if err != nil {
 		return nil, agentError(err)
 	}

@@ -96,6 +96,10 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 // Client exposes the engine client (the bench compares against raw exec).
 func (d *Driver) Client() *client.Client { return d.cli }
 
+// SetImage replaces the image of sandboxes created from now on (the start-up
+// fallback to the dev image).
+func (d *Driver) SetImage(image string) { d.opts.Image = image }
+
 // Name implements driver.Driver.
 func (d *Driver) Name() string { return "docker" }
 
