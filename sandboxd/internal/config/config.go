@@ -64,13 +64,13 @@ type Config struct {
 	// missing) if Image is not present on the engine, so a fresh machine
 	// that cannot pull or build the product image still runs sandboxes.
 	// Empty disables the fallback: a missing image is then a start error.
-	ImageFallback string `env:"SANDBOX_IMAGE_FALLBACK" envDefault:"mgx-sandbox-dev:latest"`
-	CPU       float64 `env:"SANDBOX_CPU" envDefault:"1"`
-	Memory    string  `env:"SANDBOX_MEMORY" envDefault:"1g"`
-	PidsLimit int64   `env:"SANDBOX_PIDS_LIMIT" envDefault:"512"`
-	User      string  `env:"SANDBOX_USER" envDefault:"1000:1000"`
-	Runtime   string  `env:"SANDBOX_RUNTIME"`
-	Network   string  `env:"SANDBOX_NETWORK"`
+	ImageFallback string  `env:"SANDBOX_IMAGE_FALLBACK" envDefault:"mgx-sandbox-dev:latest"`
+	CPU           float64 `env:"SANDBOX_CPU" envDefault:"1"`
+	Memory        string  `env:"SANDBOX_MEMORY" envDefault:"1g"`
+	PidsLimit     int64   `env:"SANDBOX_PIDS_LIMIT" envDefault:"512"`
+	User          string  `env:"SANDBOX_USER" envDefault:"1000:1000"`
+	Runtime       string  `env:"SANDBOX_RUNTIME"`
+	Network       string  `env:"SANDBOX_NETWORK"`
 
 	IdleTimeout    Seconds `env:"SANDBOX_IDLE_TIMEOUT" envDefault:"1200"`
 	GCInterval     Seconds `env:"SANDBOX_GC_INTERVAL" envDefault:"300"`

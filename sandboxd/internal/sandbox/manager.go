@@ -53,7 +53,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	clients map[string]cachedClient // by socket path
-	touched map[string]time.Time           // last activity recorded, per session
+	touched map[string]time.Time    // last activity recorded, per session
 }
 
 // Pool hands out warm sandboxes. The pool package implements it.
