@@ -15,7 +15,9 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/agent"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+func run() int {
 	var opts agent.Options
 	flag.StringVar(&opts.Socket, "listen", "/.mgx/run/agent.sock", "unix socket to serve on")
 	flag.StringVar(&opts.Workspace, "workspace", "/workspace", "directory files and commands are confined to")
@@ -37,12 +39,13 @@ func main() {
 	srv, err := agent.New(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-agent:", err)
-		os.Exit(1)
+		return 1
 	}
 	if err := srv.Serve(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-agent:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func setSubreaper() error {

@@ -61,8 +61,9 @@ func main() {
 	flag.StringVar(&o.agent, "agent", "", "static sandbox-agent binary (default: build it)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, o); err != nil {
+	err := run(ctx, o)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
 		os.Exit(1)
 	}
@@ -93,7 +94,7 @@ func run(ctx context.Context, o opts) error {
 		b := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", o.agent, "github.com/mgx-ai/mgx/sandboxd/cmd/sandbox-agent")
 		b.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := b.CombinedOutput(); err != nil {
-			return fmt.Errorf("build sandbox-agent: %v\n%s", err, out)
+			return fmt.Errorf("build sandbox-agent: %w\n%s", err, out)
 		}
 	}
 	if o.redisURL == "" {
@@ -358,7 +359,9 @@ func withSandboxd(ctx context.Context, o opts, tmp string, pool int, fn func(san
 			_ = a.DriverIn.Remove(context.WithoutCancel(ctx), in.ID)
 		}
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "sandboxd:", err)
+		}
 	}()
 	conn, err := grpcclient.Dial(a.GRPCAddr(), grpcclient.Options{InternalToken: token})
 	if err != nil {

@@ -30,21 +30,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sandbox-image: only --dev is supported here; build the product image with\n  docker build -t mgx-sandbox:latest sandboxd/image")
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sandbox-image:", err)
-		os.Exit(1)
-	}
-	defer cli.Close()
-	build := devimage.Build
-	if *ifMissing {
-		build = devimage.Ensure
-	}
-	if err := build(ctx, cli, *ref, *busybox); err != nil {
+	if err := run(*ref, *busybox, *ifMissing); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-image:", err)
 		os.Exit(1)
 	}
 	fmt.Println(*ref)
+}
+
+func run(ref, busybox string, ifMissing bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	build := devimage.Build
+	if ifMissing {
+		build = devimage.Ensure
+	}
+	return build(ctx, cli, ref, busybox)
 }

@@ -102,7 +102,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
@@ -147,7 +147,7 @@ func (c *Client) ExecStream(ctx context.Context, req agentapi.ExecRequest, emit 
 			if ctx.Err() != nil {
 				return agentapi.ExecResult{}, ctx.Err()
 			}
-			return agentapi.ExecResult{}, fmt.Errorf("%w: exec stream ended early: %v", ErrUnavailable, err)
+			return agentapi.ExecResult{}, fmt.Errorf("%w: exec stream ended early: %w", ErrUnavailable, err)
 		}
 		switch kind {
 		case agentapi.FrameExit:
@@ -244,7 +244,7 @@ func (c *Client) DialTunnel(ctx context.Context, port int) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.socket)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
@@ -253,14 +253,15 @@ func (c *Client) DialTunnel(ctx context.Context, port int) (net.Conn, error) {
 		"Connection: Upgrade\r\nUpgrade: " + agentapi.TunnelProtocol + "\r\n\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	defer resp.Body.Close() // empty for a 101; the connection itself carries the tunnel
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer conn.Close()
 		var ae agentapi.Error

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -115,7 +116,7 @@ func conformance(t *testing.T, e *env, drv string) {
 		var exit *sandboxdv1.ExecExit
 		for {
 			m, err := st.Recv()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			require.NoError(t, err)
@@ -307,7 +308,13 @@ func conformance(t *testing.T, e *env, drv string) {
 // gateway forwards it (Host preserved).
 func previewTest(t *testing.T, previewAddr string, u *url.URL) {
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 10 * time.Second}
-	get := func(path string, cookie *http.Cookie) *http.Response {
+	type answer struct {
+		status  int
+		header  http.Header
+		cookies []*http.Cookie
+		body    string
+	}
+	get := func(path string, cookie *http.Cookie) answer {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+previewAddr+path, nil)
 		require.NoError(t, err)
 		req.Host = u.Host
@@ -316,38 +323,41 @@ func previewTest(t *testing.T, previewAddr string, u *url.URL) {
 		}
 		resp, err := noRedirect.Do(req)
 		require.NoError(t, err)
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return answer{resp.StatusCode, resp.Header, resp.Cookies(), string(b)}
 	}
 	// Without a token or cookie: refused.
-	require.Equal(t, http.StatusUnauthorized, get("/", nil).StatusCode)
+	require.Equal(t, http.StatusUnauthorized, get("/", nil).status)
 	// A forged token: refused.
-	require.Equal(t, http.StatusUnauthorized, get("/?token=abc.def", nil).StatusCode)
+	require.Equal(t, http.StatusUnauthorized, get("/?token=abc.def", nil).status)
 	// The token buys a cookie and a redirect without it.
 	resp := get("/?"+u.RawQuery, nil)
-	require.Equal(t, http.StatusFound, resp.StatusCode)
-	require.Equal(t, "/", resp.Header.Get("Location"))
+	require.Equal(t, http.StatusFound, resp.status)
+	require.Equal(t, "/", resp.header.Get("Location"))
 	var cookie *http.Cookie
-	for _, c := range resp.Cookies() {
+	for _, c := range resp.cookies {
 		if c.Name == "mgx_preview" {
 			cookie = c
 		}
 	}
 	require.NotNil(t, cookie)
 	resp = get("/index.html", cookie)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	body, _ := io.ReadAll(resp.Body)
-	require.Contains(t, string(body), "hello from the sandbox: host="+u.Host+" path=/index.html")
-	require.NotContains(t, string(body), "mgx_preview", "the preview cookie must not reach the dev server")
+	require.Equal(t, http.StatusOK, resp.status)
+	body := resp.body
+	require.Contains(t, body, "hello from the sandbox: host="+u.Host+" path=/index.html")
+	require.NotContains(t, body, "mgx_preview", "the preview cookie must not reach the dev server")
 
 	// WebSocket through the same origin, as HMR does.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	h := http.Header{}
 	h.Set("Cookie", cookie.Name+"="+cookie.Value)
-	c, _, err := websocket.Dial(ctx, "ws://"+previewAddr+"/ws", &websocket.DialOptions{Host: u.Host, HTTPHeader: h})
+	// The handshake response's body is the connection, which c owns.
+	c, _, err := websocket.Dial(ctx, "ws://"+previewAddr+"/ws", &websocket.DialOptions{Host: u.Host, HTTPHeader: h}) //nolint:bodyclose // see above
 	require.NoError(t, err)
-	defer c.CloseNow()
+	defer func() { _ = c.CloseNow() }()
 	for _, msg := range []string{"ping", "hmr update"} {
 		require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
 		_, got, err := c.Read(ctx)

@@ -53,7 +53,7 @@ func agentError(err error) error {
 		return fmt.Errorf("sandbox agent: %s: %s", ae.Code, ae.Msg)
 	}
 	if errors.Is(err, agentclient.ErrUnavailable) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }

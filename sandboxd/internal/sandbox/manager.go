@@ -223,7 +223,7 @@ func (m *Manager) ensure(ctx context.Context, userID, sessionID string) (store.R
 		// Another caller is creating or destroying it: wait for that.
 		select {
 		case <-ctx.Done():
-			return store.Record{}, nil, fmt.Errorf("%w: waiting for the sandbox: %v", ErrUnavailable, ctx.Err())
+			return store.Record{}, nil, fmt.Errorf("%w: waiting for the sandbox: %w", ErrUnavailable, ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 200*time.Millisecond)
@@ -306,7 +306,7 @@ func (m *Manager) createInstance(ctx context.Context, spec driver.Spec) (driver.
 			inst, err = m.drv.Create(ctx, spec)
 		}
 		if err != nil {
-			return driver.Instance{}, fmt.Errorf("%w: create: %v", ErrUnavailable, err)
+			return driver.Instance{}, fmt.Errorf("%w: create: %w", ErrUnavailable, err)
 		}
 	}
 	if err := m.waitAgent(ctx, inst); err != nil {
@@ -331,7 +331,7 @@ func (m *Manager) waitAgent(ctx context.Context, inst driver.Instance) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: agent of %s did not answer: %v", ErrUnavailable, inst.Name, err)
+			return fmt.Errorf("%w: agent of %s did not answer: %w", ErrUnavailable, inst.Name, err)
 		case <-tick.C:
 		}
 	}
@@ -506,7 +506,7 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (m *Manager) execRequest(spec ExecSpec) (agentapi.ExecRequest, error) {
 	cwd, err := workspace.Clean(spec.Cwd)
 	if err != nil {
-		return agentapi.ExecRequest{}, fmt.Errorf("%w: cwd %q: %v", ErrInvalidArgument, spec.Cwd, err)
+		return agentapi.ExecRequest{}, fmt.Errorf("%w: cwd %q: %w", ErrInvalidArgument, spec.Cwd, err)
 	}
 	for k := range spec.Env {
 		if !envName.MatchString(k) {

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +16,7 @@ import (
 func cleanPath(p string) (string, error) {
 	rel, err := workspace.Clean(p)
 	if err != nil {
-		return "", fmt.Errorf("%w: path %q: %v", ErrInvalidArgument, p, err)
+		return "", fmt.Errorf("%w: path %q: %w", ErrInvalidArgument, p, err)
 	}
 	return rel, nil
 }
@@ -94,7 +95,7 @@ type ProcessSpec struct {
 func (m *Manager) StartProcess(ctx context.Context, userID, sessionID string, spec ProcessSpec) (agentapi.Process, error) {
 	cwd, err := workspace.Clean(spec.Cwd)
 	if err != nil {
-		return agentapi.Process{}, fmt.Errorf("%w: cwd %q: %v", ErrInvalidArgument, spec.Cwd, err)
+		return agentapi.Process{}, fmt.Errorf("%w: cwd %q: %w", ErrInvalidArgument, spec.Cwd, err)
 	}
 	for k := range spec.Env {
 		if !envName.MatchString(k) {
@@ -156,13 +157,22 @@ func (m *Manager) RunningPorts(ctx context.Context, userID, sessionID string) ([
 		return nil, false, err
 	}
 	rec, err := m.st.Get(ctx, sessionID)
-	if err != nil || rec.State != store.StateRunning {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if rec.State != store.StateRunning {
 		return nil, false, nil
 	}
 	m.touch(ctx, sessionID)
 	ps, err := m.client(rec.Socket, rec.InstanceID).Ports(ctx)
 	if err != nil {
-		return nil, false, nil
+		// A sandbox whose agent does not answer (dying, being reaped) has
+		// no previews; that is an answer, not a failure.
+		m.log.DebugContext(ctx, "list ports for preview", "session_id", sessionID, "err", err)
+		return nil, false, nil //nolint:nilerr // see above
 	}
 	return ps, true, nil
 }

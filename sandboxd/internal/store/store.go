@@ -382,8 +382,11 @@ func (s *Store) AcquirePoolRefill(ctx context.Context, holder string, lease time
 		return ok, err
 	}
 	cur, err := s.rdb.Get(ctx, poolRefillKey).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil // expired between the two commands; next round
+	}
 	if err != nil {
-		return false, nil
+		return false, err
 	}
 	if cur == holder {
 		return true, s.rdb.Expire(ctx, poolRefillKey, lease).Err()

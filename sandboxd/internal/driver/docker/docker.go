@@ -15,10 +15,10 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
@@ -186,7 +186,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	// graceful stop would cost the full stop timeout for shells that ignore
 	// SIGTERM.
 	err = d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-	if err != nil && !errdefs.IsNotFound(err) && !strings.Contains(err.Error(), "already in progress") {
+	if err != nil && !cerrdefs.IsNotFound(err) && !strings.Contains(err.Error(), "already in progress") {
 		return fmt.Errorf("remove container %s: %w", inst.Name, err)
 	}
 	_ = os.RemoveAll(d.runDir(inst.Name))
@@ -196,7 +196,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 // Inspect implements driver.Driver.
 func (d *Driver) Inspect(ctx context.Context, id string) (driver.Instance, error) {
 	c, err := d.cli.ContainerInspect(ctx, id)
-	if errdefs.IsNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return driver.Instance{}, driver.ErrNotFound
 	}
 	if err != nil {

@@ -20,7 +20,7 @@ func main() {
 		if err != nil {
 			return
 		}
-		defer c.CloseNow()
+		defer func() { _ = c.CloseNow() }()
 		for {
 			typ, msg, err := c.Read(context.Background())
 			if err != nil {
