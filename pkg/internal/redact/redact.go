@@ -62,13 +62,22 @@ func redactQuery(tail string) string {
 }
 
 // SecretName reports whether a parameter or variable name conventionally
-// carries a credential.
+// carries a credential: its last word is password, passwd, secret, token or
+// apikey, or it ends in api_key. Only the last word counts, so that
+// GATEWAY_ACCESS_TOKEN_TTL or AGENTD_MAX_TOKENS (settings about tokens, not
+// tokens) stay readable in the start-up log.
 func SecretName(name string) bool {
-	n := strings.ToLower(name)
-	for _, s := range []string{"password", "passwd", "secret", "token", "apikey", "api_key"} {
-		if strings.Contains(n, s) {
-			return true
-		}
+	words := strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+	})
+	if len(words) == 0 {
+		return false
+	}
+	switch last := words[len(words)-1]; last {
+	case "password", "passwd", "secret", "token", "apikey":
+		return true
+	case "key":
+		return len(words) > 1 && words[len(words)-2] == "api"
 	}
 	return false
 }

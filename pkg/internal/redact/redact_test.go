@@ -30,3 +30,30 @@ func TestURL(t *testing.T) {
 		})
 	}
 }
+
+func TestSecretName(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"MGX_INTERNAL_TOKEN", true},
+		{"GATEWAY_JWT_SECRET", true},
+		{"MGX_DEMO_PASSWORD", true},
+		{"OPENAI_API_KEY", true},
+		{"password", true},
+		{"sentinel_password", true},
+		{"apikey", true},
+		{"GATEWAY_ACCESS_TOKEN_TTL", false},
+		{"AGENTD_MAX_TOKENS", false},
+		{"AGENTD_LLM_MAX_OUTPUT_TOKENS", false},
+		{"SANDBOXD_PREVIEW_TOKEN_TTL", false},
+		{"GATEWAY_REDIS_URL", false},
+		{"KEY", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, SecretName(tt.name))
+		})
+	}
+}
