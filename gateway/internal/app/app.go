@@ -133,6 +133,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 	if err != nil {
 		return nil, fmt.Errorf("SANDBOXD_PREVIEW_URL: %w", err)
 	}
+	limiter := ratelimit.New(rdb, cfg.RateLimit, cfg.RateWindow, cfg.RateSync, logger)
+	limiterCtx, stopLimiter := context.WithCancel(context.WithoutCancel(ctx))
+	limiterDone := make(chan struct{})
+	go func() { defer close(limiterDone); limiter.Run(limiterCtx) }()
+	// Pushed after Redis, so it stops (and pushes its last counts) first.
+	closers.Push("rate limiter", func(context.Context) error {
+		stopLimiter()
+		<-limiterDone
+		return nil
+	})
+
 	bridge := stream.New(stream.Options{
 		Events:         agentdv1.NewEventServiceClient(agentd),
 		Sessions:       agentdv1.NewSessionServiceClient(agentd),
@@ -148,7 +159,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		Logger:            logger,
 		Errors:            errs,
 		Auth:              authSvc,
-		Limiter:           ratelimit.New(rdb, cfg.RateLimit, cfg.RateWindow),
+		Limiter:           limiter,
 		API:               mux,
 		Events:            bridge.WebSocket(),
 		EventsSSE:         bridge.SSE(),

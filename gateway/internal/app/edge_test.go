@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -108,20 +109,23 @@ func TestOpenAPI(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	g := startGateway(t, map[string]string{"GATEWAY_RATE_LIMIT": "5", "GATEWAY_RATE_WINDOW": "1h"})
-	a := g.register("busy@example.com") // register + me: 2 requests (one per subject)
-	limited := 0
-	for range 8 {
+	g := startGateway(t, map[string]string{"GATEWAY_RATE_LIMIT": "5", "GATEWAY_RATE_WINDOW": "1h", "GATEWAY_RATE_SYNC_INTERVAL": "5ms"})
+	a := g.register("busy@example.com")
+	allowed := 1 // the me call of register
+	deadline := time.Now().Add(5 * time.Second)
+	for {
 		r := g.do(req{path: "/api/auth/me", token: a.access})
 		if r.status == http.StatusTooManyRequests {
-			limited++
 			requireError(t, r, http.StatusTooManyRequests)
 			require.NotEmpty(t, r.header.Get("Retry-After"))
-			continue
+			break
 		}
 		require.Equal(t, http.StatusOK, r.status)
+		allowed++
+		require.True(t, time.Now().Before(deadline), "never limited")
+		time.Sleep(10 * time.Millisecond) // longer than a sync interval: the limit is then exact
 	}
-	require.Equal(t, 4, limited)
+	require.Equal(t, 5, allowed)
 	// Another user has a budget of their own.
 	b := g.register("calm@example.com")
 	require.Equal(t, http.StatusOK, g.do(req{path: "/api/auth/me", token: b.access}).status)

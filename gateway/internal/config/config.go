@@ -48,6 +48,9 @@ type Config struct {
 
 	RateLimit  int           `env:"GATEWAY_RATE_LIMIT" envDefault:"600"`
 	RateWindow time.Duration `env:"GATEWAY_RATE_WINDOW" envDefault:"1m"`
+	// RateSync is how often hit counts are pushed to Redis; a subject may
+	// overshoot its limit by what it sends in one interval.
+	RateSync time.Duration `env:"GATEWAY_RATE_SYNC_INTERVAL" envDefault:"25ms"`
 
 	MaxBodyBytes    int64         `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"1048576"`
 	UpstreamTimeout time.Duration `env:"GATEWAY_UPSTREAM_TIMEOUT" envDefault:"30s"`
@@ -76,7 +79,8 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"GATEWAY_ACCESS_TOKEN_TTL": c.AccessTTL, "GATEWAY_REFRESH_TOKEN_TTL": c.RefreshTTL,
 		"GATEWAY_LOGIN_FAILURE_WINDOW": c.LoginFailureWindow, "GATEWAY_RATE_WINDOW": c.RateWindow,
-		"GATEWAY_UPSTREAM_TIMEOUT": c.UpstreamTimeout, "GATEWAY_PING_INTERVAL": c.PingInterval,
+		"GATEWAY_RATE_SYNC_INTERVAL": c.RateSync,
+		"GATEWAY_UPSTREAM_TIMEOUT":   c.UpstreamTimeout, "GATEWAY_PING_INTERVAL": c.PingInterval,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s=%s: %w", name, d, ErrNotPositive)

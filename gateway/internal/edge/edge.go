@@ -172,13 +172,7 @@ func (e *edge) guard(next http.Handler) http.Handler {
 		}
 
 		if e.o.Limiter != nil {
-			d, err := e.o.Limiter.Allow(r.Context(), subject)
-			switch {
-			case err != nil:
-				// Fail open: a Redis outage must not take the whole API down
-				// with it; the limit is abuse protection, not billing.
-				e.o.Logger.WarnContext(r.Context(), "rate limiter unavailable", "err", err)
-			case !d.Allowed:
+			if d := e.o.Limiter.Allow(subject); !d.Allowed {
 				secs := int((d.RetryAfter + time.Second - 1) / time.Second)
 				w.Header().Set("Retry-After", strconv.Itoa(secs))
 				e.o.Errors.Status(w, r, codes.ResourceExhausted, "rate limit exceeded, retry in "+strconv.Itoa(secs)+"s")

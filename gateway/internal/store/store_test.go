@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -69,15 +70,21 @@ func TestStore(t *testing.T) {
 			require.NoError(t, err)
 			require.Zero(t, n)
 
-			lim := ratelimit.New(rdb, 2, time.Hour)
-			for i, want := range []bool{true, true, false} {
-				d, err := lim.Allow(ctx, "user:u1")
-				require.NoError(t, err)
-				require.Equal(t, want, d.Allowed, "request %d", i)
-				if !want {
-					require.Positive(t, d.RetryAfter)
-				}
-			}
+			lim := ratelimit.New(rdb, 2, time.Hour, time.Hour, slog.Default())
+			require.True(t, lim.Allow("user:u1").Allowed)
+			lim.Sync(ctx)
+			require.True(t, lim.Allow("user:u1").Allowed)
+			require.True(t, lim.Allow("user:u1").Allowed) // the overshoot of one sync interval
+			lim.Sync(ctx)
+			d := lim.Allow("user:u1")
+			require.False(t, d.Allowed)
+			require.Positive(t, d.RetryAfter)
+			// A second replica learns it on its first sync.
+			other := ratelimit.New(rdb, 2, time.Hour, time.Hour, slog.Default())
+			require.True(t, other.Allow("user:u1").Allowed)
+			other.Sync(ctx)
+			require.False(t, other.Allow("user:u1").Allowed)
+			require.True(t, other.Allow("user:u2").Allowed)
 		})
 	}
 }
