@@ -340,6 +340,7 @@ func withSandboxd(ctx context.Context, o opts, tmp string, pool int, fn func(san
 		"MGX_INTERNAL_TOKEN": token, "SANDBOXD_LISTEN": "127.0.0.1:0", "SANDBOXD_PREVIEW_LISTEN": "127.0.0.1:0",
 		"SANDBOXD_REDIS_URL": o.redisURL, "SANDBOXD_DRIVER": "docker", "SANDBOXD_RUN_DIR": filepath.Join(tmp, "run"),
 		"SANDBOX_AGENT_BINARY": o.agent, "SANDBOX_IMAGE": o.image, "SANDBOX_POOL_SIZE": strconv.Itoa(pool),
+		"SANDBOXD_NAMESPACE": "bench-" + uuid.NewString()[:8],
 	})
 	if err != nil {
 		return err

@@ -126,7 +126,7 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 		d, err := docker.New(ctx, docker.Options{
 			Image: cfg.Image, AgentBinary: cfg.AgentBinary, RunDir: cfg.RunDir, User: cfg.User,
 			NanoCPUs: int64(cfg.CPU * 1e9), Memory: mem, PidsLimit: cfg.PidsLimit,
-			Runtime: cfg.Runtime, Network: cfg.Network,
+			Runtime: cfg.Runtime, Network: cfg.Network, Namespace: cfg.Namespace,
 		})
 		if err == nil {
 			image, ierr := ensureImage(ctx, d, cfg, log)

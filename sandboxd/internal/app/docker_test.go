@@ -207,7 +207,7 @@ func TestDockerCrashRecovery(t *testing.T) {
 	require.NoError(t, cli.ContainerRemove(t.Context(), ids[lose], container.RemoveOptions{Force: true}))
 	orphan, err := cli.ContainerCreate(t.Context(), &container.Config{
 		Image: sandboxtest.Image, Cmd: []string{"sleep", "600"},
-		Labels: map[string]string{driver.LabelManaged: "1", driver.LabelSession: newSession()},
+		Labels: map[string]string{driver.LabelManaged: "1", driver.LabelSession: newSession(), driver.LabelNamespace: vars["SANDBOXD_NAMESPACE"]},
 	}, nil, nil, nil, "mgx-sbx-orphan-"+newSession()[:8])
 	require.NoError(t, err)
 	require.NoError(t, cli.ContainerStart(t.Context(), orphan.ID, container.StartOptions{}))

@@ -60,6 +60,9 @@ func baseEnv(t *testing.T, driverName, redisURL string) map[string]string {
 		"SANDBOX_PIDS_LIMIT":      "128",
 		"SANDBOX_CREATE_TIMEOUT":  "20",
 		"MGX_PUBLIC_URL":          "http://localhost:8000",
+		// Never touch the containers of another sandboxd on this engine
+		// (a `make run` stack, another test).
+		"SANDBOXD_NAMESPACE": "test-" + uuid.NewString()[:8],
 	}
 	return m
 }

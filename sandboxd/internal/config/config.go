@@ -55,7 +55,11 @@ type Config struct {
 	RedisURL      string `env:"SANDBOXD_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0" secret:"true"`
 	PublicURL     string `env:"MGX_PUBLIC_URL" envDefault:"http://localhost:8000"`
 	// Driver: auto (Docker when an engine answers, else local), docker, local.
-	Driver      string `env:"SANDBOXD_DRIVER" envDefault:"auto"`
+	Driver string `env:"SANDBOXD_DRIVER" envDefault:"auto"`
+	// Namespace labels this deployment's containers; deployments sharing
+	// an engine must differ (reconciliation removes unknown containers of
+	// its own namespace only).
+	Namespace   string `env:"SANDBOXD_NAMESPACE" envDefault:"mgx"`
 	RunDir      string `env:"SANDBOXD_RUN_DIR"`
 	AgentBinary string `env:"SANDBOX_AGENT_BINARY"`
 

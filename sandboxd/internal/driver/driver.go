@@ -16,6 +16,10 @@ const (
 	LabelManaged = "mgx.sandboxd"         // always "1"
 	LabelSession = "mgx.sandboxd.session" // the session id, "" for a pool sandbox
 	LabelPool    = "mgx.sandboxd.pool"    // "1" for a warm-pool sandbox
+	// LabelNamespace separates sandboxd deployments sharing one engine
+	// (make run next to make test, staging next to CI): reconciliation only
+	// ever sees, and so only ever removes, its own namespace's sandboxes.
+	LabelNamespace = "mgx.sandboxd.namespace"
 )
 
 // ErrNotFound means the sandbox does not exist (any more).

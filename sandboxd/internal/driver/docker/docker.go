@@ -52,6 +52,8 @@ type Options struct {
 	// Runtime is an optional OCI runtime (e.g. runsc); "" is the engine's
 	// default.
 	Runtime string
+	// Namespace is this deployment's LabelNamespace value.
+	Namespace string
 	// Network is the network mode; "" is the engine's default bridge.
 	// Nothing is ever published.
 	Network string
@@ -75,6 +77,9 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if _, err := cli.Ping(pingCtx); err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("docker engine not answering: %w", err)
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "mgx"
 	}
 	if opts.AgentBinary == "" {
 		cli.Close()
@@ -124,7 +129,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 	}
 	_ = os.Remove(filepath.Join(dir, agentSocket))
 
-	labels := map[string]string{driver.LabelManaged: "1"}
+	labels := map[string]string{driver.LabelManaged: "1", driver.LabelNamespace: d.opts.Namespace}
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
@@ -220,8 +225,11 @@ func (d *Driver) Inspect(ctx context.Context, id string) (driver.Instance, error
 // List implements driver.Driver.
 func (d *Driver) List(ctx context.Context) ([]driver.Instance, error) {
 	cs, err := d.cli.ContainerList(ctx, container.ListOptions{
-		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", driver.LabelManaged+"=1")),
+		All: true,
+		Filters: filters.NewArgs(
+			filters.Arg("label", driver.LabelManaged+"=1"),
+			filters.Arg("label", driver.LabelNamespace+"="+d.opts.Namespace),
+		),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
