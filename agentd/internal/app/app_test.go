@@ -267,9 +267,18 @@ func TestAskHumanSurvivesRestart(t *testing.T) {
 	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
 	require.NoError(t, err)
 	sid := sess.GetSession().GetId()
+	_, err = c.chat.GetRun(ctx, &agentdv1.GetRunRequest{SessionId: sid})
+	require.Equal(t, codes.NotFound, status.Code(err), "no run yet")
+	_, err = c.chat.AnswerQuestion(ctx, &agentdv1.AnswerQuestionRequest{SessionId: sid, Content: "blue"})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err), "nothing to answer yet")
 	_, err = c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "paint it"})
 	require.NoError(t, err)
 	evs := collect(t, c, ctx, sid, 0, runEnded("waiting"))
+	run, err := c.chat.GetRun(ctx, &agentdv1.GetRunRequest{SessionId: sid})
+	require.NoError(t, err)
+	require.Equal(t, "waiting", run.GetRun().GetStatus())
+	require.True(t, run.GetRun().GetActive())
+	require.Equal(t, "Which colour?", run.GetRun().GetQuestion())
 	var asked bool
 	for _, e := range evs {
 		asked = asked || (e.GetType() == "message" && e.GetContent() == "Which colour?")
@@ -279,9 +288,16 @@ func TestAskHumanSurvivesRestart(t *testing.T) {
 	a.stop() // the replica goes away while the run waits
 	b := startAgentd(t, baseEnv(t, redisURL, sbAddr, askScript))
 	c = dial(t, b.addr)
-	_, err = c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "blue"})
-	require.NoError(t, err, "the next message answers the question")
+	answered, err := c.chat.AnswerQuestion(ctx, &agentdv1.AnswerQuestionRequest{SessionId: sid, Content: "blue"})
+	require.NoError(t, err)
+	require.Equal(t, run.GetRun().GetId(), answered.GetRunId())
 	rest := collect(t, c, ctx, sid, evs[len(evs)-1].GetSequence(), runEnded("completed"))
+	run, err = c.chat.GetRun(ctx, &agentdv1.GetRunRequest{SessionId: sid})
+	require.NoError(t, err)
+	require.Equal(t, "completed", run.GetRun().GetStatus())
+	require.False(t, run.GetRun().GetActive())
+	require.Equal(t, int32(2), run.GetRun().GetAttempts(), "executed once, resumed once on the new replica")
+	require.Positive(t, run.GetRun().GetSessionUsage().GetInputTokens())
 	var replied bool
 	for _, e := range rest {
 		replied = replied || e.GetContent() == "Got it."

@@ -278,7 +278,11 @@ func (r *Runtime) execute(ctx, parent context.Context, l store.Lease, log *slog.
 	}
 	switch res.Outcome {
 	case workflow.Waiting:
-		r.finish(bg, h, log, store.RunWaiting, "", statusEvent(l, "Waiting for your answer."))
+		ev := statusEvent(l, "Waiting for your answer.")
+		ev.Data = map[string]any{"status": store.RunWaiting, "question": res.Reason}
+		if _, err := r.store.FinishRunAsking(bg, h.lease, store.RunWaiting, "", res.Reason, &ev, nil); err != nil {
+			log.Warn("recording the run's wait failed", "err", err)
+		}
 	case workflow.Stopped:
 		ev := statusEvent(l, "Run stopped: "+res.Reason+".")
 		ev.Data = map[string]any{"status": store.RunStopped, "reason": res.Reason}

@@ -50,3 +50,17 @@ func eventPB(e events.Event) *agentdv1.Event {
 	}
 	return out
 }
+
+func runPB(r store.Run, sess store.Session) *agentdv1.Run {
+	out := &agentdv1.Run{
+		Id: r.ID, SessionId: r.SessionID, Status: r.Status, Attempts: int32(r.Attempts), Error: r.Error,
+		Active:    r.Status == store.RunQueued || r.Status == store.RunRunning || r.Status == store.RunWaiting,
+		Usage:     &agentdv1.Usage{InputTokens: uint32(r.InputTokens), OutputTokens: uint32(r.OutputTokens), CostUsd: r.CostUSD},
+		CreatedAt: timestamppb.New(r.CreatedAt), UpdatedAt: timestamppb.New(r.UpdatedAt),
+		SessionUsage: &agentdv1.Usage{InputTokens: uint32(sess.InputTokens), OutputTokens: uint32(sess.OutputTokens), CostUsd: sess.CostUSD},
+	}
+	if r.Status == store.RunWaiting {
+		out.Question = r.Question
+	}
+	return out
+}

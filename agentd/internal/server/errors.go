@@ -17,6 +17,8 @@ import (
 const (
 	ReasonNotFound           = "NOT_FOUND"
 	ReasonRunActive          = "RUN_ACTIVE"
+	ReasonNotWaiting         = "NO_QUESTION_WAITING"
+	ReasonNoRun              = "NO_RUN"
 	ReasonUnauthenticated    = "UNAUTHENTICATED"
 	ReasonSandboxUnavailable = "SANDBOX_UNAVAILABLE"
 	ReasonInternal           = "INTERNAL"
@@ -25,6 +27,7 @@ const (
 var (
 	errNoUser             = errors.New("no user in the call")
 	errSandboxUnavailable = errors.New("sandbox service unavailable")
+	errNoRun              = errors.New("the session has no run yet")
 )
 
 // toStatus is the one funnel from domain errors to gRPC status. Internal causes are logged, never
@@ -51,6 +54,10 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, store.ErrRunActive):
 		// Aborted is 409 Conflict through the gateway.
 		return rpcerr.New(codes.Aborted, ReasonRunActive, "a run is already in progress for this session; wait for it or cancel it", nil)
+	case errors.Is(err, store.ErrNotWaiting):
+		return rpcerr.New(codes.FailedPrecondition, ReasonNotWaiting, "no question is waiting for an answer in this session", nil)
+	case errors.Is(err, errNoRun):
+		return rpcerr.New(codes.NotFound, ReasonNoRun, "the session has no run yet", nil)
 	case errors.Is(err, errNoUser):
 		return rpcerr.New(codes.Unauthenticated, ReasonUnauthenticated, "the call carries no user", nil)
 	case errors.Is(err, errSandboxUnavailable):

@@ -340,3 +340,45 @@ func (s *Server) ListAgents(ctx context.Context, _ *agentdv1.ListAgentsRequest) 
 	}
 	return out, nil
 }
+
+// AnswerQuestion implements ChatService.
+func (s *Server) AnswerQuestion(ctx context.Context, req *agentdv1.AnswerQuestionRequest) (*agentdv1.AnswerQuestionResponse, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	msg := events.Message{ID: uuid.NewString(), SessionID: req.GetSessionId(), Sender: events.SenderUser,
+		Content: req.GetContent(), Timestamp: time.Now().UTC()}
+	runID, err := s.store.Answer(ctx, uid, msg)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if err := s.store.Enqueue(ctx, msg.SessionID, runID); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &agentdv1.AnswerQuestionResponse{User: messagePB(msg), RunId: runID}, nil
+}
+
+// GetRun implements ChatService.
+func (s *Server) GetRun(ctx context.Context, req *agentdv1.GetRunRequest) (*agentdv1.GetRunResponse, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	sess, err := s.store.GetSession(ctx, uid, req.GetSessionId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	rid, err := s.store.LatestRun(ctx, sess.ID)
+	if err == nil && rid == "" {
+		err = errNoRun
+	}
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	run, err := s.store.GetRun(ctx, sess.ID, rid)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &agentdv1.GetRunResponse{Run: runPB(run, sess)}, nil
+}

@@ -17,6 +17,7 @@ func sessionEventsKey(sid string) string   { return "agentd:session:{" + sid + "
 func sessionMessagesKey(sid string) string { return "agentd:session:{" + sid + "}:messages" }
 func sessionActiveKey(sid string) string   { return "agentd:session:{" + sid + "}:active_run" }
 func sessionRunsKey(sid string) string     { return "agentd:session:{" + sid + "}:runs" }
+func sessionLastRunKey(sid string) string  { return "agentd:session:{" + sid + "}:last_run" }
 func runKey(sid, rid string) string        { return "agentd:session:{" + sid + "}:run:" + rid }
 func runLeaseKey(sid, rid string) string   { return "agentd:session:{" + sid + "}:run:" + rid + ":lease" }
 func runToolsKey(sid, rid string) string   { return "agentd:session:{" + sid + "}:run:" + rid + ":tools" }

@@ -44,6 +44,9 @@ type Run struct {
 	Cancel       bool
 	Attempts     int
 	Error        string
+	Question     string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 	InputTokens  int64
 	OutputTokens int64
 	CostUSD      float64
@@ -62,6 +65,16 @@ const (
 // waiting for the user. It fails with ErrRunActive while another run is queued or running, and the
 // message is then not stored. The caller enqueues the returned run id.
 func (s *Store) StartRun(ctx context.Context, ownerID string, msg events.Message, newRunID string) (StartOutcome, string, error) {
+	return s.startRun(ctx, ownerID, msg, newRunID, false)
+}
+
+// Answer hands the user's message to the run waiting for it; ErrNotWaiting when none waits.
+func (s *Store) Answer(ctx context.Context, ownerID string, msg events.Message) (string, error) {
+	_, rid, err := s.startRun(ctx, ownerID, msg, "", true)
+	return rid, err
+}
+
+func (s *Store) startRun(ctx context.Context, ownerID string, msg events.Message, newRunID string, answerOnly bool) (StartOutcome, string, error) {
 	sid := msg.SessionID
 	for range 10 {
 		active, err := s.rdb.Get(ctx, sessionActiveKey(sid)).Result()
@@ -82,8 +95,8 @@ func (s *Store) StartRun(ctx context.Context, ownerID string, msg events.Message
 			return "", "", err
 		}
 		res, err := startRunScript.Run(ctx, s.rdb,
-			append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, newRunID), activeRunKey, sessionRunsKey(sid)),
-			ownerID, active, newRunID, evJSON, msgJSON, s.now().UnixMilli(), msg.Content, msg.ID, sid).StringSlice()
+			append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, newRunID), activeRunKey, sessionRunsKey(sid), sessionLastRunKey(sid)),
+			ownerID, active, newRunID, evJSON, msgJSON, s.now().UnixMilli(), msg.Content, msg.ID, sid, flag(answerOnly)).StringSlice()
 		if err != nil {
 			return "", "", fmt.Errorf("store: start run: %w", err)
 		}
@@ -92,6 +105,8 @@ func (s *Store) StartRun(ctx context.Context, ownerID string, msg events.Message
 			return "", "", ErrNotFound
 		case "busy":
 			return "", res[1], ErrRunActive
+		case "nowait":
+			return "", res[1], ErrNotWaiting
 		case "retry":
 			continue
 		default:
@@ -99,6 +114,27 @@ func (s *Store) StartRun(ctx context.Context, ownerID string, msg events.Message
 		}
 	}
 	return "", "", fmt.Errorf("store: start run: %w", ErrRunActive)
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
+}
+
+// LatestRun returns the id of the session's active run, else of its latest one, or "".
+func (s *Store) LatestRun(ctx context.Context, sessionID string) (string, error) {
+	ids, err := s.rdb.MGet(ctx, sessionActiveKey(sessionID), sessionLastRunKey(sessionID)).Result()
+	if err != nil {
+		return "", fmt.Errorf("store: latest run: %w", err)
+	}
+	for _, v := range ids {
+		if id, ok := v.(string); ok && id != "" {
+			return id, nil
+		}
+	}
+	return "", nil
 }
 
 // ActiveRun returns the id of the session's active run, or "".
@@ -126,7 +162,10 @@ func (s *Store) GetRun(ctx context.Context, sessionID, runID string) (Run, error
 	in, _ := strconv.ParseInt(m["input_tokens"], 10, 64)
 	out, _ := strconv.ParseInt(m["output_tokens"], 10, 64)
 	cost, _ := strconv.ParseFloat(m["cost_usd"], 64)
+	created, _ := strconv.ParseInt(m["created_at"], 10, 64)
+	updated, _ := strconv.ParseInt(m["updated_at"], 10, 64)
 	return Run{
+		Question: m["question"], CreatedAt: time.UnixMilli(created).UTC(), UpdatedAt: time.UnixMilli(updated).UTC(),
 		ID: m["id"], SessionID: m["session_id"], OwnerID: m["owner"], Status: m["status"],
 		Prompt: m["prompt"], Answer: m["answer"], Checkpoint: []byte(m["checkpoint"]),
 		Cancel: m["cancel"] == "1", Attempts: attempts, Error: m["error"],
@@ -246,6 +285,11 @@ func (s *Store) ToolRecords(ctx context.Context, sessionID, runID string) (map[s
 // FinishRun moves the run to status (terminal or RunWaiting), releases the lease and appends ev (and
 // msg to the history) when ev is not nil.
 func (s *Store) FinishRun(ctx context.Context, l Lease, status, errText string, ev *events.Event, msg *events.Message) (uint32, error) {
+	return s.FinishRunAsking(ctx, l, status, errText, "", ev, msg)
+}
+
+// FinishRunAsking is FinishRun recording the question a waiting run asked.
+func (s *Store) FinishRunAsking(ctx context.Context, l Lease, status, errText, question string, ev *events.Event, msg *events.Message) (uint32, error) {
 	var evJSON, msgJSON string
 	if ev != nil {
 		var err error
@@ -256,7 +300,7 @@ func (s *Store) FinishRun(ctx context.Context, l Lease, status, errText string, 
 	sid := l.SessionID
 	seq, err := finishRunScript.Run(ctx, s.rdb,
 		append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, l.RunID), runLeaseKey(sid, l.RunID)),
-		l.Token, status, evJSON, msgJSON, s.now().UnixMilli(), errText, l.RunID).Int64()
+		l.Token, status, evJSON, msgJSON, s.now().UnixMilli(), errText, l.RunID, question).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("store: finish run: %w", err)
 	}

@@ -37,19 +37,21 @@ return append(ARGV[1], ARGV[2])
 //
 // KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 active run id, 6 new run, 7 active run (or new run
 //
-//	when none is expected), 8 session's run set
+//	when none is expected), 8 session's run set, 9 last run id
 //
 // ARGV: 1 owner, 2 expected active run id or "", 3 new run id, 4 event JSON, 5 message JSON,
 //
-//	6 now (unix ms), 7 message text, 8 message id, 9 session id
+//	6 now (unix ms), 7 message text, 8 message id, 9 session id, 10 "1" to only answer a waiting run
 //
-// Returns {outcome, run id}: outcome "started", "answer", "busy", "retry" or "notfound".
+// Returns {outcome, run id}: outcome "started", "answer", "busy", "nowait", "retry" or "notfound".
 var startRunScript = redis.NewScript(appendLua + `
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return {'notfound', ''} end
 local active = redis.call('GET', KEYS[5]) or ''
 if active ~= ARGV[2] then return {'retry', active} end
+local st = false
+if active ~= '' then st = redis.call('HGET', KEYS[7], 'status') end
+if ARGV[10] == '1' and st ~= 'waiting' then return {'nowait', active} end
 if active ~= '' then
-  local st = redis.call('HGET', KEYS[7], 'status')
   if st == 'waiting' then
     redis.call('HSET', KEYS[7], 'status', 'queued', 'answer', ARGV[7], 'updated_at', ARGV[6])
     append(ARGV[4], ARGV[5])
@@ -62,6 +64,7 @@ redis.call('SET', KEYS[5], ARGV[3])
 redis.call('HSET', KEYS[6], 'id', ARGV[3], 'session_id', ARGV[9], 'owner', ARGV[1], 'status', 'queued',
   'message_id', ARGV[8], 'prompt', ARGV[7], 'created_at', ARGV[6], 'updated_at', ARGV[6])
 redis.call('SADD', KEYS[8], ARGV[3])
+redis.call('SET', KEYS[9], ARGV[3])
 append(ARGV[4], ARGV[5])
 return {'started', ARGV[3]}
 `)
@@ -144,12 +147,12 @@ return 1
 // KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 active run id, 6 run, 7 lease
 // ARGV: 1 token ("" when no lease is held, e.g. a queued run cancelled), 2 status, 3 event JSON or "",
 //
-//	4 message JSON or "", 5 now (unix ms), 6 error text, 7 run id
+//	4 message JSON or "", 5 now (unix ms), 6 error text, 7 run id, 8 question the run waits on
 //
 // Returns the event's sequence (0 without event), or -1 when the lease is lost.
 var finishRunScript = redis.NewScript(appendLua + `
 if not fenced(KEYS[7], ARGV[1]) then return -1 end
-redis.call('HSET', KEYS[6], 'status', ARGV[2], 'updated_at', ARGV[5], 'error', ARGV[6])
+redis.call('HSET', KEYS[6], 'status', ARGV[2], 'updated_at', ARGV[5], 'error', ARGV[6], 'question', ARGV[8])
 if ARGV[2] ~= 'waiting' and redis.call('GET', KEYS[5]) == ARGV[7] then redis.call('DEL', KEYS[5]) end
 redis.call('DEL', KEYS[7])
 if ARGV[3] == '' or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -181,7 +184,7 @@ return 'signalled'
 // are found through the session's run set; they carry the session's hash tag, so they live in the
 // same cluster slot as the declared keys.
 //
-// KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 active run id, 6 run set
+// KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 active run id, 6 run set, 7 last run id
 // ARGV: 1 owner, 2 run key prefix ("agentd:session:{id}:run:")
 // Returns 1, or 0 when the session does not exist or belongs to someone else.
 var deleteSessionScript = redis.NewScript(`
@@ -190,7 +193,7 @@ for _, rid in ipairs(redis.call('SMEMBERS', KEYS[6])) do
   local k = ARGV[2] .. rid
   redis.call('DEL', k, k .. ':lease', k .. ':tools')
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 return 1
 `)
 

@@ -22,6 +22,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrRunActive: the session already has a run in progress.
 	ErrRunActive = errors.New("a run is already in progress for this session")
+	// ErrNotWaiting: no run of the session waits for the user's answer.
+	ErrNotWaiting = errors.New("no question is waiting for an answer")
 	// ErrLeaseLost: this replica no longer holds the run's lease; another replica took it over.
 	ErrLeaseLost = errors.New("run lease lost")
 )
@@ -145,7 +147,7 @@ func (s *Store) DeleteSession(ctx context.Context, ownerID, id string) error {
 	}
 	n, err := deleteSessionScript.Run(ctx, s.rdb,
 		[]string{sessionKey(id), sessionSeqKey(id), sessionEventsKey(id), sessionMessagesKey(id),
-			sessionActiveKey(id), sessionRunsKey(id)},
+			sessionActiveKey(id), sessionRunsKey(id), sessionLastRunKey(id)},
 		ownerID, runKey(id, "")).Int()
 	if err != nil {
 		return fmt.Errorf("store: delete session: %w", err)

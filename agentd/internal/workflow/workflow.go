@@ -23,7 +23,7 @@ type Outcome int
 // Outcomes.
 const (
 	Completed Outcome = iota // the lead ended the run
-	Waiting                  // ask_human: the run waits for the user's answer
+	Waiting                  // ask_human: the run waits for the user's answer; Result.Reason is the question
 	Stopped                  // a bound or repetition stopped the run; Result.Reason says which
 )
 
@@ -416,7 +416,7 @@ func (e *Engine) control(ctx context.Context, h Host, run Run, st *State, call l
 		if err := h.Emit(ctx, ev, &m); err != nil {
 			return Result{}, false, err
 		}
-		return Result{Outcome: Waiting}, true, nil
+		return Result{Outcome: Waiting, Reason: a.Question}, true, nil
 	case tools.End:
 		var a struct{ Summary string }
 		_ = spec.Parse(call.Arguments, &a)

@@ -1189,6 +1189,391 @@ func (x *CancelRunResponse) GetCancelled() bool {
 	return false
 }
 
+type AnswerQuestionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Content       string                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerQuestionRequest) Reset() {
+	*x = AnswerQuestionRequest{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerQuestionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerQuestionRequest) ProtoMessage() {}
+
+func (x *AnswerQuestionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerQuestionRequest.ProtoReflect.Descriptor instead.
+func (*AnswerQuestionRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AnswerQuestionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *AnswerQuestionRequest) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+type AnswerQuestionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The answer, stored as the user's message.
+	User          *Message `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	RunId         string   `protobuf:"bytes,2,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerQuestionResponse) Reset() {
+	*x = AnswerQuestionResponse{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerQuestionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerQuestionResponse) ProtoMessage() {}
+
+func (x *AnswerQuestionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerQuestionResponse.ProtoReflect.Descriptor instead.
+func (*AnswerQuestionResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AnswerQuestionResponse) GetUser() *Message {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *AnswerQuestionResponse) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+type GetRunRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRunRequest) Reset() {
+	*x = GetRunRequest{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRunRequest) ProtoMessage() {}
+
+func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
+func (*GetRunRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetRunRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type GetRunResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRunResponse) Reset() {
+	*x = GetRunResponse{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRunResponse) ProtoMessage() {}
+
+func (x *GetRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRunResponse.ProtoReflect.Descriptor instead.
+func (*GetRunResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetRunResponse) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+// Run is one execution of the agent team for a user message.
+type Run struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SessionId string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// "queued", "running", "waiting" (for the user's answer), "completed", "failed", "cancelled" or
+	// "stopped" (by a bound or repetition).
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// Whether the run still holds the session (queued, running or waiting).
+	Active bool `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
+	// How many times a replica started executing it (more than 1 after a takeover or a resume).
+	Attempts int32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Why it failed or stopped.
+	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// The question the run waits on, when status is "waiting".
+	Question string `protobuf:"bytes,7,opt,name=question,proto3" json:"question,omitempty"`
+	// Token usage and cost of this run, and of the whole session so far.
+	Usage         *Usage                 `protobuf:"bytes,8,opt,name=usage,proto3" json:"usage,omitempty"`
+	SessionUsage  *Usage                 `protobuf:"bytes,9,opt,name=session_usage,json=sessionUsage,proto3" json:"session_usage,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Run) Reset() {
+	*x = Run{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Run) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Run) ProtoMessage() {}
+
+func (x *Run) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Run.ProtoReflect.Descriptor instead.
+func (*Run) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Run) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Run) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Run) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Run) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *Run) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Run) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Run) GetQuestion() string {
+	if x != nil {
+		return x.Question
+	}
+	return ""
+}
+
+func (x *Run) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Run) GetSessionUsage() *Usage {
+	if x != nil {
+		return x.SessionUsage
+	}
+	return nil
+}
+
+func (x *Run) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Run) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type Usage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InputTokens   uint32                 `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	OutputTokens  uint32                 `protobuf:"varint,2,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	CostUsd       float64                `protobuf:"fixed64,3,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Usage) GetInputTokens() uint32 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetOutputTokens() uint32 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCostUsd() float64 {
+	if x != nil {
+		return x.CostUsd
+	}
+	return 0
+}
+
 type StreamEventsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1200,7 +1585,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[20]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1597,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[20]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1610,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{20}
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StreamEventsRequest) GetSessionId() string {
@@ -1251,7 +1636,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[21]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1648,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[21]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1661,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{21}
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StreamEventsResponse) GetEvent() *Event {
@@ -1294,7 +1679,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[22]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1691,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[22]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1704,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{22}
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{28}
 }
 
 type ListAgentsResponse struct {
@@ -1331,7 +1716,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[23]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1728,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[23]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1741,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{23}
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -1460,7 +1845,40 @@ const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x15\n" +
 	"\x06run_id\x18\x02 \x01(\tR\x05runId\x12\x1c\n" +
-	"\tcancelled\x18\x03 \x01(\bR\tcancelled\"[\n" +
+	"\tcancelled\x18\x03 \x01(\bR\tcancelled\"f\n" +
+	"\x15AnswerQuestionRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12$\n" +
+	"\acontent\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xa0\x1fR\acontent\"[\n" +
+	"\x16AnswerQuestionResponse\x12*\n" +
+	"\x04user\x18\x01 \x01(\v2\x16.mgx.agentd.v1.MessageR\x04user\x12\x15\n" +
+	"\x06run_id\x18\x02 \x01(\tR\x05runId\"8\n" +
+	"\rGetRunRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"6\n" +
+	"\x0eGetRunResponse\x12$\n" +
+	"\x03run\x18\x01 \x01(\v2\x12.mgx.agentd.v1.RunR\x03run\"\x8f\x03\n" +
+	"\x03Run\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n" +
+	"\x06active\x18\x04 \x01(\bR\x06active\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1a\n" +
+	"\bquestion\x18\a \x01(\tR\bquestion\x12*\n" +
+	"\x05usage\x18\b \x01(\v2\x14.mgx.agentd.v1.UsageR\x05usage\x129\n" +
+	"\rsession_usage\x18\t \x01(\v2\x14.mgx.agentd.v1.UsageR\fsessionUsage\x129\n" +
+	"\n" +
+	"created_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"j\n" +
+	"\x05Usage\x12!\n" +
+	"\finput_tokens\x18\x01 \x01(\rR\vinputTokens\x12#\n" +
+	"\routput_tokens\x18\x02 \x01(\rR\foutputTokens\x12\x19\n" +
+	"\bcost_usd\x18\x03 \x01(\x01R\acostUsd\"[\n" +
 	"\x13StreamEventsRequest\x12'\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12\x1b\n" +
@@ -1477,10 +1895,12 @@ const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"GetSession\x12 .mgx.agentd.v1.GetSessionRequest\x1a!.mgx.agentd.v1.GetSessionResponse\"#\x82\xd3\xe4\x93\x02\x1db\asession\x12\x12/api/sessions/{id}\x12v\n" +
 	"\rDeleteSession\x12#.mgx.agentd.v1.DeleteSessionRequest\x1a$.mgx.agentd.v1.DeleteSessionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14*\x12/api/sessions/{id}\x12\xbb\x01\n" +
 	"\fListMessages\x12\".mgx.agentd.v1.ListMessagesRequest\x1a#.mgx.agentd.v1.ListMessagesResponse\"b\x82\xd3\xe4\x93\x02\\Z+b\bmessages\x12\x1f/api/chat/messages/{session_id}b\bmessages\x12#/api/sessions/{session_id}/messages\x12z\n" +
-	"\rLaunchSandbox\x12#.mgx.agentd.v1.LaunchSandboxRequest\x1a$.mgx.agentd.v1.LaunchSandboxResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/sandbox/launch2\x80\x02\n" +
+	"\rLaunchSandbox\x12#.mgx.agentd.v1.LaunchSandboxRequest\x1a$.mgx.agentd.v1.LaunchSandboxResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/sandbox/launch2\x82\x04\n" +
 	"\vChatService\x12s\n" +
 	"\vPostMessage\x12!.mgx.agentd.v1.PostMessageRequest\x1a\".mgx.agentd.v1.PostMessageResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/chat/messages\x12|\n" +
-	"\tCancelRun\x12\x1f.mgx.agentd.v1.CancelRunRequest\x1a .mgx.agentd.v1.CancelRunResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/sessions/{session_id}/cancel2\xb6\x01\n" +
+	"\tCancelRun\x12\x1f.mgx.agentd.v1.CancelRunRequest\x1a .mgx.agentd.v1.CancelRunResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/sessions/{session_id}/cancel\x12\x8b\x01\n" +
+	"\x0eAnswerQuestion\x12$.mgx.agentd.v1.AnswerQuestionRequest\x1a%.mgx.agentd.v1.AnswerQuestionResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/sessions/{session_id}/answer\x12r\n" +
+	"\x06GetRun\x12\x1c.mgx.agentd.v1.GetRunRequest\x1a\x1d.mgx.agentd.v1.GetRunResponse\"+\x82\xd3\xe4\x93\x02%b\x03run\x12\x1e/api/sessions/{session_id}/run2\xb6\x01\n" +
 	"\fEventService\x12\xa5\x01\n" +
 	"\fStreamEvents\x12\".mgx.agentd.v1.StreamEventsRequest\x1a#.mgx.agentd.v1.StreamEventsResponse\"J\x82\xd3\xe4\x93\x02DZ\x1f\x12\x1d/api/ws/sessions/{session_id}\x12!/api/sessions/{session_id}/events0\x012~\n" +
 	"\fAgentService\x12n\n" +
@@ -1499,41 +1919,47 @@ func file_mgx_agentd_v1_agentd_proto_rawDescGZIP() []byte {
 	return file_mgx_agentd_v1_agentd_proto_rawDescData
 }
 
-var file_mgx_agentd_v1_agentd_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_mgx_agentd_v1_agentd_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_mgx_agentd_v1_agentd_proto_goTypes = []any{
-	(*Session)(nil),               // 0: mgx.agentd.v1.Session
-	(*Message)(nil),               // 1: mgx.agentd.v1.Message
-	(*Event)(nil),                 // 2: mgx.agentd.v1.Event
-	(*Agent)(nil),                 // 3: mgx.agentd.v1.Agent
-	(*CreateSessionRequest)(nil),  // 4: mgx.agentd.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil), // 5: mgx.agentd.v1.CreateSessionResponse
-	(*ListSessionsRequest)(nil),   // 6: mgx.agentd.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 7: mgx.agentd.v1.ListSessionsResponse
-	(*GetSessionRequest)(nil),     // 8: mgx.agentd.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),    // 9: mgx.agentd.v1.GetSessionResponse
-	(*DeleteSessionRequest)(nil),  // 10: mgx.agentd.v1.DeleteSessionRequest
-	(*DeleteSessionResponse)(nil), // 11: mgx.agentd.v1.DeleteSessionResponse
-	(*ListMessagesRequest)(nil),   // 12: mgx.agentd.v1.ListMessagesRequest
-	(*ListMessagesResponse)(nil),  // 13: mgx.agentd.v1.ListMessagesResponse
-	(*LaunchSandboxRequest)(nil),  // 14: mgx.agentd.v1.LaunchSandboxRequest
-	(*LaunchSandboxResponse)(nil), // 15: mgx.agentd.v1.LaunchSandboxResponse
-	(*PostMessageRequest)(nil),    // 16: mgx.agentd.v1.PostMessageRequest
-	(*PostMessageResponse)(nil),   // 17: mgx.agentd.v1.PostMessageResponse
-	(*CancelRunRequest)(nil),      // 18: mgx.agentd.v1.CancelRunRequest
-	(*CancelRunResponse)(nil),     // 19: mgx.agentd.v1.CancelRunResponse
-	(*StreamEventsRequest)(nil),   // 20: mgx.agentd.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),  // 21: mgx.agentd.v1.StreamEventsResponse
-	(*ListAgentsRequest)(nil),     // 22: mgx.agentd.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),    // 23: mgx.agentd.v1.ListAgentsResponse
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 25: google.protobuf.Struct
+	(*Session)(nil),                // 0: mgx.agentd.v1.Session
+	(*Message)(nil),                // 1: mgx.agentd.v1.Message
+	(*Event)(nil),                  // 2: mgx.agentd.v1.Event
+	(*Agent)(nil),                  // 3: mgx.agentd.v1.Agent
+	(*CreateSessionRequest)(nil),   // 4: mgx.agentd.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil),  // 5: mgx.agentd.v1.CreateSessionResponse
+	(*ListSessionsRequest)(nil),    // 6: mgx.agentd.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),   // 7: mgx.agentd.v1.ListSessionsResponse
+	(*GetSessionRequest)(nil),      // 8: mgx.agentd.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),     // 9: mgx.agentd.v1.GetSessionResponse
+	(*DeleteSessionRequest)(nil),   // 10: mgx.agentd.v1.DeleteSessionRequest
+	(*DeleteSessionResponse)(nil),  // 11: mgx.agentd.v1.DeleteSessionResponse
+	(*ListMessagesRequest)(nil),    // 12: mgx.agentd.v1.ListMessagesRequest
+	(*ListMessagesResponse)(nil),   // 13: mgx.agentd.v1.ListMessagesResponse
+	(*LaunchSandboxRequest)(nil),   // 14: mgx.agentd.v1.LaunchSandboxRequest
+	(*LaunchSandboxResponse)(nil),  // 15: mgx.agentd.v1.LaunchSandboxResponse
+	(*PostMessageRequest)(nil),     // 16: mgx.agentd.v1.PostMessageRequest
+	(*PostMessageResponse)(nil),    // 17: mgx.agentd.v1.PostMessageResponse
+	(*CancelRunRequest)(nil),       // 18: mgx.agentd.v1.CancelRunRequest
+	(*CancelRunResponse)(nil),      // 19: mgx.agentd.v1.CancelRunResponse
+	(*AnswerQuestionRequest)(nil),  // 20: mgx.agentd.v1.AnswerQuestionRequest
+	(*AnswerQuestionResponse)(nil), // 21: mgx.agentd.v1.AnswerQuestionResponse
+	(*GetRunRequest)(nil),          // 22: mgx.agentd.v1.GetRunRequest
+	(*GetRunResponse)(nil),         // 23: mgx.agentd.v1.GetRunResponse
+	(*Run)(nil),                    // 24: mgx.agentd.v1.Run
+	(*Usage)(nil),                  // 25: mgx.agentd.v1.Usage
+	(*StreamEventsRequest)(nil),    // 26: mgx.agentd.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),   // 27: mgx.agentd.v1.StreamEventsResponse
+	(*ListAgentsRequest)(nil),      // 28: mgx.agentd.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),     // 29: mgx.agentd.v1.ListAgentsResponse
+	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),        // 31: google.protobuf.Struct
 }
 var file_mgx_agentd_v1_agentd_proto_depIdxs = []int32{
-	24, // 0: mgx.agentd.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	30, // 0: mgx.agentd.v1.Session.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: mgx.agentd.v1.Session.messages:type_name -> mgx.agentd.v1.Message
-	24, // 2: mgx.agentd.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
-	24, // 3: mgx.agentd.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
-	25, // 4: mgx.agentd.v1.Event.data:type_name -> google.protobuf.Struct
+	30, // 2: mgx.agentd.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
+	30, // 3: mgx.agentd.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
+	31, // 4: mgx.agentd.v1.Event.data:type_name -> google.protobuf.Struct
 	0,  // 5: mgx.agentd.v1.CreateSessionResponse.session:type_name -> mgx.agentd.v1.Session
 	0,  // 6: mgx.agentd.v1.ListSessionsResponse.sessions:type_name -> mgx.agentd.v1.Session
 	0,  // 7: mgx.agentd.v1.GetSessionResponse.session:type_name -> mgx.agentd.v1.Session
@@ -1541,33 +1967,43 @@ var file_mgx_agentd_v1_agentd_proto_depIdxs = []int32{
 	0,  // 9: mgx.agentd.v1.LaunchSandboxResponse.session:type_name -> mgx.agentd.v1.Session
 	1,  // 10: mgx.agentd.v1.PostMessageResponse.user:type_name -> mgx.agentd.v1.Message
 	1,  // 11: mgx.agentd.v1.PostMessageResponse.responses:type_name -> mgx.agentd.v1.Message
-	2,  // 12: mgx.agentd.v1.StreamEventsResponse.event:type_name -> mgx.agentd.v1.Event
-	3,  // 13: mgx.agentd.v1.ListAgentsResponse.agents:type_name -> mgx.agentd.v1.Agent
-	4,  // 14: mgx.agentd.v1.SessionService.CreateSession:input_type -> mgx.agentd.v1.CreateSessionRequest
-	6,  // 15: mgx.agentd.v1.SessionService.ListSessions:input_type -> mgx.agentd.v1.ListSessionsRequest
-	8,  // 16: mgx.agentd.v1.SessionService.GetSession:input_type -> mgx.agentd.v1.GetSessionRequest
-	10, // 17: mgx.agentd.v1.SessionService.DeleteSession:input_type -> mgx.agentd.v1.DeleteSessionRequest
-	12, // 18: mgx.agentd.v1.SessionService.ListMessages:input_type -> mgx.agentd.v1.ListMessagesRequest
-	14, // 19: mgx.agentd.v1.SessionService.LaunchSandbox:input_type -> mgx.agentd.v1.LaunchSandboxRequest
-	16, // 20: mgx.agentd.v1.ChatService.PostMessage:input_type -> mgx.agentd.v1.PostMessageRequest
-	18, // 21: mgx.agentd.v1.ChatService.CancelRun:input_type -> mgx.agentd.v1.CancelRunRequest
-	20, // 22: mgx.agentd.v1.EventService.StreamEvents:input_type -> mgx.agentd.v1.StreamEventsRequest
-	22, // 23: mgx.agentd.v1.AgentService.ListAgents:input_type -> mgx.agentd.v1.ListAgentsRequest
-	5,  // 24: mgx.agentd.v1.SessionService.CreateSession:output_type -> mgx.agentd.v1.CreateSessionResponse
-	7,  // 25: mgx.agentd.v1.SessionService.ListSessions:output_type -> mgx.agentd.v1.ListSessionsResponse
-	9,  // 26: mgx.agentd.v1.SessionService.GetSession:output_type -> mgx.agentd.v1.GetSessionResponse
-	11, // 27: mgx.agentd.v1.SessionService.DeleteSession:output_type -> mgx.agentd.v1.DeleteSessionResponse
-	13, // 28: mgx.agentd.v1.SessionService.ListMessages:output_type -> mgx.agentd.v1.ListMessagesResponse
-	15, // 29: mgx.agentd.v1.SessionService.LaunchSandbox:output_type -> mgx.agentd.v1.LaunchSandboxResponse
-	17, // 30: mgx.agentd.v1.ChatService.PostMessage:output_type -> mgx.agentd.v1.PostMessageResponse
-	19, // 31: mgx.agentd.v1.ChatService.CancelRun:output_type -> mgx.agentd.v1.CancelRunResponse
-	21, // 32: mgx.agentd.v1.EventService.StreamEvents:output_type -> mgx.agentd.v1.StreamEventsResponse
-	23, // 33: mgx.agentd.v1.AgentService.ListAgents:output_type -> mgx.agentd.v1.ListAgentsResponse
-	24, // [24:34] is the sub-list for method output_type
-	14, // [14:24] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	1,  // 12: mgx.agentd.v1.AnswerQuestionResponse.user:type_name -> mgx.agentd.v1.Message
+	24, // 13: mgx.agentd.v1.GetRunResponse.run:type_name -> mgx.agentd.v1.Run
+	25, // 14: mgx.agentd.v1.Run.usage:type_name -> mgx.agentd.v1.Usage
+	25, // 15: mgx.agentd.v1.Run.session_usage:type_name -> mgx.agentd.v1.Usage
+	30, // 16: mgx.agentd.v1.Run.created_at:type_name -> google.protobuf.Timestamp
+	30, // 17: mgx.agentd.v1.Run.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 18: mgx.agentd.v1.StreamEventsResponse.event:type_name -> mgx.agentd.v1.Event
+	3,  // 19: mgx.agentd.v1.ListAgentsResponse.agents:type_name -> mgx.agentd.v1.Agent
+	4,  // 20: mgx.agentd.v1.SessionService.CreateSession:input_type -> mgx.agentd.v1.CreateSessionRequest
+	6,  // 21: mgx.agentd.v1.SessionService.ListSessions:input_type -> mgx.agentd.v1.ListSessionsRequest
+	8,  // 22: mgx.agentd.v1.SessionService.GetSession:input_type -> mgx.agentd.v1.GetSessionRequest
+	10, // 23: mgx.agentd.v1.SessionService.DeleteSession:input_type -> mgx.agentd.v1.DeleteSessionRequest
+	12, // 24: mgx.agentd.v1.SessionService.ListMessages:input_type -> mgx.agentd.v1.ListMessagesRequest
+	14, // 25: mgx.agentd.v1.SessionService.LaunchSandbox:input_type -> mgx.agentd.v1.LaunchSandboxRequest
+	16, // 26: mgx.agentd.v1.ChatService.PostMessage:input_type -> mgx.agentd.v1.PostMessageRequest
+	18, // 27: mgx.agentd.v1.ChatService.CancelRun:input_type -> mgx.agentd.v1.CancelRunRequest
+	20, // 28: mgx.agentd.v1.ChatService.AnswerQuestion:input_type -> mgx.agentd.v1.AnswerQuestionRequest
+	22, // 29: mgx.agentd.v1.ChatService.GetRun:input_type -> mgx.agentd.v1.GetRunRequest
+	26, // 30: mgx.agentd.v1.EventService.StreamEvents:input_type -> mgx.agentd.v1.StreamEventsRequest
+	28, // 31: mgx.agentd.v1.AgentService.ListAgents:input_type -> mgx.agentd.v1.ListAgentsRequest
+	5,  // 32: mgx.agentd.v1.SessionService.CreateSession:output_type -> mgx.agentd.v1.CreateSessionResponse
+	7,  // 33: mgx.agentd.v1.SessionService.ListSessions:output_type -> mgx.agentd.v1.ListSessionsResponse
+	9,  // 34: mgx.agentd.v1.SessionService.GetSession:output_type -> mgx.agentd.v1.GetSessionResponse
+	11, // 35: mgx.agentd.v1.SessionService.DeleteSession:output_type -> mgx.agentd.v1.DeleteSessionResponse
+	13, // 36: mgx.agentd.v1.SessionService.ListMessages:output_type -> mgx.agentd.v1.ListMessagesResponse
+	15, // 37: mgx.agentd.v1.SessionService.LaunchSandbox:output_type -> mgx.agentd.v1.LaunchSandboxResponse
+	17, // 38: mgx.agentd.v1.ChatService.PostMessage:output_type -> mgx.agentd.v1.PostMessageResponse
+	19, // 39: mgx.agentd.v1.ChatService.CancelRun:output_type -> mgx.agentd.v1.CancelRunResponse
+	21, // 40: mgx.agentd.v1.ChatService.AnswerQuestion:output_type -> mgx.agentd.v1.AnswerQuestionResponse
+	23, // 41: mgx.agentd.v1.ChatService.GetRun:output_type -> mgx.agentd.v1.GetRunResponse
+	27, // 42: mgx.agentd.v1.EventService.StreamEvents:output_type -> mgx.agentd.v1.StreamEventsResponse
+	29, // 43: mgx.agentd.v1.AgentService.ListAgents:output_type -> mgx.agentd.v1.ListAgentsResponse
+	32, // [32:44] is the sub-list for method output_type
+	20, // [20:32] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_mgx_agentd_v1_agentd_proto_init() }
@@ -1583,7 +2019,7 @@ func file_mgx_agentd_v1_agentd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgx_agentd_v1_agentd_proto_rawDesc), len(file_mgx_agentd_v1_agentd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -329,8 +329,10 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ChatService_PostMessage_FullMethodName = "/mgx.agentd.v1.ChatService/PostMessage"
-	ChatService_CancelRun_FullMethodName   = "/mgx.agentd.v1.ChatService/CancelRun"
+	ChatService_PostMessage_FullMethodName    = "/mgx.agentd.v1.ChatService/PostMessage"
+	ChatService_CancelRun_FullMethodName      = "/mgx.agentd.v1.ChatService/CancelRun"
+	ChatService_AnswerQuestion_FullMethodName = "/mgx.agentd.v1.ChatService/AnswerQuestion"
+	ChatService_GetRun_FullMethodName         = "/mgx.agentd.v1.ChatService/GetRun"
 )
 
 // ChatServiceClient is the client API for ChatService service.
@@ -344,6 +346,12 @@ type ChatServiceClient interface {
 	PostMessage(ctx context.Context, in *PostMessageRequest, opts ...grpc.CallOption) (*PostMessageResponse, error)
 	// CancelRun stops the session's active run: the model stream and any running tool.
 	CancelRun(ctx context.Context, in *CancelRunRequest, opts ...grpc.CallOption) (*CancelRunResponse, error)
+	// AnswerQuestion answers the question the session's run asked the user (ask_human) and resumes the
+	// run. FailedPrecondition when no run waits for an answer. A chat message posted while a run waits
+	// is taken as the answer too.
+	AnswerQuestion(ctx context.Context, in *AnswerQuestionRequest, opts ...grpc.CallOption) (*AnswerQuestionResponse, error)
+	// GetRun returns the session's active run, or its latest one; NotFound before the first run.
+	GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*GetRunResponse, error)
 }
 
 type chatServiceClient struct {
@@ -374,6 +382,26 @@ func (c *chatServiceClient) CancelRun(ctx context.Context, in *CancelRunRequest,
 	return out, nil
 }
 
+func (c *chatServiceClient) AnswerQuestion(ctx context.Context, in *AnswerQuestionRequest, opts ...grpc.CallOption) (*AnswerQuestionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnswerQuestionResponse)
+	err := c.cc.Invoke(ctx, ChatService_AnswerQuestion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *chatServiceClient) GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*GetRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRunResponse)
+	err := c.cc.Invoke(ctx, ChatService_GetRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChatServiceServer is the server API for ChatService service.
 // All implementations must embed UnimplementedChatServiceServer
 // for forward compatibility.
@@ -385,6 +413,12 @@ type ChatServiceServer interface {
 	PostMessage(context.Context, *PostMessageRequest) (*PostMessageResponse, error)
 	// CancelRun stops the session's active run: the model stream and any running tool.
 	CancelRun(context.Context, *CancelRunRequest) (*CancelRunResponse, error)
+	// AnswerQuestion answers the question the session's run asked the user (ask_human) and resumes the
+	// run. FailedPrecondition when no run waits for an answer. A chat message posted while a run waits
+	// is taken as the answer too.
+	AnswerQuestion(context.Context, *AnswerQuestionRequest) (*AnswerQuestionResponse, error)
+	// GetRun returns the session's active run, or its latest one; NotFound before the first run.
+	GetRun(context.Context, *GetRunRequest) (*GetRunResponse, error)
 	mustEmbedUnimplementedChatServiceServer()
 }
 
@@ -400,6 +434,12 @@ func (UnimplementedChatServiceServer) PostMessage(context.Context, *PostMessageR
 }
 func (UnimplementedChatServiceServer) CancelRun(context.Context, *CancelRunRequest) (*CancelRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelRun not implemented")
+}
+func (UnimplementedChatServiceServer) AnswerQuestion(context.Context, *AnswerQuestionRequest) (*AnswerQuestionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AnswerQuestion not implemented")
+}
+func (UnimplementedChatServiceServer) GetRun(context.Context, *GetRunRequest) (*GetRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRun not implemented")
 }
 func (UnimplementedChatServiceServer) mustEmbedUnimplementedChatServiceServer() {}
 func (UnimplementedChatServiceServer) testEmbeddedByValue()                     {}
@@ -458,6 +498,42 @@ func _ChatService_CancelRun_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChatService_AnswerQuestion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerQuestionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).AnswerQuestion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_AnswerQuestion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).AnswerQuestion(ctx, req.(*AnswerQuestionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ChatService_GetRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).GetRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_GetRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).GetRun(ctx, req.(*GetRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChatService_ServiceDesc is the grpc.ServiceDesc for ChatService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -472,6 +548,14 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelRun",
 			Handler:    _ChatService_CancelRun_Handler,
+		},
+		{
+			MethodName: "AnswerQuestion",
+			Handler:    _ChatService_AnswerQuestion_Handler,
+		},
+		{
+			MethodName: "GetRun",
+			Handler:    _ChatService_GetRun_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
