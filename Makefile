@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-MODULES   := proto pkg gateway agentd sandboxd deploy/local
+MODULES   := proto pkg gateway agentd sandboxd deploy deploy/local
 BIN       := $(CURDIR)/bin
 TOOLBIN   := $(BIN)/tools
 PROTODEPS := $(CURDIR)/.cache/protodeps
@@ -44,6 +44,26 @@ test: check-generated check-modules ## all tests: unit and integration (real Red
 .PHONY: bench
 bench: build ## benchmarks that print product-vs-baseline tables
 	@echo "no benchmarks yet"
+
+## ---- images --------------------------------------------------------------------------------
+
+IMAGE_TAG ?= latest
+IMGCTX    := $(CURDIR)/.cache/images
+
+.PHONY: images
+images: ## build the service images locally (FROM scratch: no registry needed)
+	@command -v docker >/dev/null || { echo "docker is required"; exit 1; }
+	@rm -rf $(IMGCTX) && mkdir -p $(IMGCTX)
+	@for svc in gateway agentd sandboxd; do \
+	  ctx=$(IMGCTX)/$$svc; mkdir -p $$ctx; cp -r deploy/docker/rootfs $$ctx/; \
+	  cp /etc/ssl/certs/ca-certificates.crt $$ctx/ 2>/dev/null || : > $$ctx/ca-certificates.crt; \
+	  CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $$ctx/ ./$$svc/cmd/$$svc; \
+	done
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(IMGCTX)/sandboxd/ ./sandboxd/cmd/sandbox-agent
+	@for svc in gateway agentd sandboxd; do \
+	  echo "== mgx/$$svc:$(IMAGE_TAG)"; \
+	  docker build -q -t mgx/$$svc:$(IMAGE_TAG) -f deploy/docker/$$svc.Dockerfile $(IMGCTX)/$$svc; \
+	done
 
 ## ---- code generation -------------------------------------------------------------------------
 

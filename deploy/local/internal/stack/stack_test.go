@@ -1,0 +1,240 @@
+package stack_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestMakeRun is the spine's acceptance as a test: the launcher behind `make run` brings the whole
+// product up, the edge reports every service healthy, a session created through REST is stored by
+// agentd and read back, and SIGINT stops every process it started.
+func TestMakeRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs every binary")
+	}
+	bin := buildAll(t)
+	ports := freePorts(t, 4)
+	gw := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	env := append(os.Environ(),
+		"GATEWAY_LISTEN="+gw,
+		"MGX_PUBLIC_URL=http://localhost:"+strconv.Itoa(ports[0]),
+		fmt.Sprintf("AGENTD_LISTEN=127.0.0.1:%d", ports[1]), fmt.Sprintf("AGENTD_ADDR=127.0.0.1:%d", ports[1]),
+		fmt.Sprintf("SANDBOXD_LISTEN=127.0.0.1:%d", ports[2]), fmt.Sprintf("SANDBOXD_ADDR=127.0.0.1:%d", ports[2]),
+		fmt.Sprintf("SANDBOXD_PREVIEW_LISTEN=127.0.0.1:%d", ports[3]), fmt.Sprintf("SANDBOXD_PREVIEW_URL=http://127.0.0.1:%d", ports[3]),
+		"MGX_RUN_DIR="+t.TempDir(),
+		// Sandbox drivers have their own suites; this test is about the stack, so it takes the driver
+		// that needs nothing.
+		"SANDBOXD_DRIVER=local",
+		"AGENTD_LLM_PROVIDER=scripted",
+	)
+	// The launcher's own view of its children: "started service=NAME pid=N".
+	var logs lockedBuffer
+	cmd := exec.Command(filepath.Join(bin, "mgx-local"))
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("launcher output:\n%s", logs.String())
+		}
+	})
+
+	base := "http://" + gw
+	waitUntil(t, 120*time.Second, exited, func() bool { return strings.Contains(logs.String(), "MGX is running.") })
+
+	var health struct {
+		Status   string            `json:"status"`
+		Services map[string]string `json:"services"`
+	}
+	code := doJSON(t, http.MethodGet, base+"/healthz", "", nil, &health)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "ok", health.Status)
+	for _, svc := range []string{"gateway", "agentd", "sandboxd"} {
+		require.Equal(t, "SERVING", health.Services[svc], "service %s in %v", svc, health.Services)
+	}
+
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	code = doJSON(t, http.MethodPost, base+"/api/auth/login", "", map[string]string{"email": "demo@mgx.dev", "password": "demo-password"}, &tok)
+	require.Equal(t, http.StatusOK, code)
+	require.NotEmpty(t, tok.AccessToken)
+
+	var created struct {
+		ID      string `json:"id"`
+		Title   string `json:"title"`
+		OwnerID string `json:"owner_id"`
+	}
+	code = doJSON(t, http.MethodPost, base+"/api/sessions", tok.AccessToken, map[string]string{"title": "spine"}, &created)
+	require.Equal(t, http.StatusCreated, code)
+	require.NotEmpty(t, created.ID)
+
+	var got struct {
+		ID       string            `json:"id"`
+		Title    string            `json:"title"`
+		Messages []json.RawMessage `json:"messages"`
+	}
+	code = doJSON(t, http.MethodGet, base+"/api/sessions/"+created.ID, tok.AccessToken, nil, &got)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, created.ID, got.ID)
+	require.Equal(t, "spine", got.Title)
+	require.NotNil(t, got.Messages, "messages is a JSON array, not absent")
+
+	// The session's sandbox was provisioned: sandboxd answers an exec in it.
+	var execOut struct {
+		ExitCode int    `json:"exit_code"`
+		Stdout   string `json:"stdout"`
+	}
+	code = doJSON(t, http.MethodPost, base+"/api/sandbox/exec", tok.AccessToken,
+		map[string]any{"session_id": created.ID, "command": "echo spine-ok"}, &execOut)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "spine-ok\n", execOut.Stdout)
+
+	pids := childPIDs(t, logs.String())
+	require.Len(t, pids, 3, "sandboxd, agentd and gateway")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "launcher exits 0 after SIGINT")
+	case <-time.After(60 * time.Second):
+		t.Fatal("launcher did not stop within 60s of SIGINT")
+	}
+	for name, pid := range pids {
+		require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "%s (pid %d) left behind", name, pid)
+	}
+	_, err := net.DialTimeout("tcp", gw, time.Second)
+	require.Error(t, err, "nothing listens on the gateway port any more")
+}
+
+// buildAll builds the product's binaries the way `make build` does, into one directory, because the
+// launcher finds the services next to itself.
+func buildAll(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../../../..")
+	require.NoError(t, err)
+	bin := t.TempDir()
+	build := func(env []string, pkgs ...string) {
+		cmd := exec.Command("go", append([]string{"build", "-o", bin + "/"}, pkgs...)...)
+		cmd.Dir = root
+		// The workspace file, even when this module's own tests run with GOWORK=off.
+		cmd.Env = append(append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work")), env...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go build: %s", out)
+	}
+	build(nil, "./gateway/cmd/gateway", "./agentd/cmd/agentd", "./sandboxd/cmd/sandboxd", "./deploy/local/cmd/mgx-local")
+	build([]string{"CGO_ENABLED=0"}, "./sandboxd/cmd/sandbox-agent")
+	return bin
+}
+
+var startedRE = regexp.MustCompile(`msg=started .*service=(\w+) pid=(\d+)`)
+
+func childPIDs(t *testing.T, logs string) map[string]int {
+	t.Helper()
+	pids := map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if m := startedRE.FindStringSubmatch(sc.Text()); m != nil {
+			pid, err := strconv.Atoi(m[2])
+			require.NoError(t, err)
+			pids[m[1]] = pid
+		}
+	}
+	return pids
+}
+
+func doJSON(t *testing.T, method, url, token string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, url, rd)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil && resp.StatusCode < 300 {
+		require.NoError(t, json.Unmarshal(raw, out), "body: %s", raw)
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s -> %d %s", method, url, resp.StatusCode, raw)
+	}
+	return resp.StatusCode
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		require.NoError(t, l.Close())
+	}
+	return ports
+}
+
+func waitUntil(t *testing.T, limit time.Duration, exited <-chan error, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		select {
+		case err := <-exited:
+			t.Fatalf("launcher exited early: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "not ready within %s", limit)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
