@@ -272,4 +272,3 @@ func selectedByService(r rendered, d *appsv1.Deployment) bool {
 	}
 	return false
 }
-
