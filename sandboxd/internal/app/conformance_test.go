@@ -249,8 +249,30 @@ func conformance(t *testing.T, e *env, drv string) {
 		require.Equal(t, fmt.Sprintf("p%d-%s.preview.localhost:8000", port, sid), u.Host)
 		previewTest(t, e.app.PreviewAddr(), u)
 
+		// A follower sees the log from the offset on and ends when the
+		// process exits.
+		follow, err := e.procs.GetProcessLogs(ctx, &sandboxdv1.GetProcessLogsRequest{SessionId: sid, Name: "web", Offset: 3, Follow: true})
+		require.NoError(t, err)
+		followed := make(chan string, 1)
+		go func() {
+			var b strings.Builder
+			for {
+				m, err := follow.Recv()
+				if err != nil {
+					followed <- b.String()
+					return
+				}
+				b.Write(m.GetData())
+			}
+		}()
 		_, err = e.procs.SignalProcess(ctx, &sandboxdv1.SignalProcessRequest{SessionId: sid, Name: "web", Signal: "TERM"})
 		require.NoError(t, err)
+		select {
+		case got := <-followed:
+			require.True(t, strings.HasPrefix(got, "ting\n"), got)
+		case <-time.After(10 * time.Second):
+			t.Fatal("log follower did not end when the process exited")
+		}
 		eventually(t, 10*time.Second, func() bool {
 			ps, err := e.procs.ListProcesses(ctx, &sandboxdv1.ListProcessesRequest{SessionId: sid})
 			return err == nil && len(ps.GetProcesses()) == 1 && ps.GetProcesses()[0].GetState() == "exited"
