@@ -258,7 +258,7 @@ func (r *Runtime) execute(ctx, parent context.Context, l store.Lease, log *slog.
 			_ = h.Emit(ctx, statusEvent(l, fmt.Sprintf("Run resumed from its last checkpoint (attempt %d).", run.Attempts)), nil)
 		}
 	} else {
-		st = workflow.NewState(registry.LeadName, run.Prompt)
+		st = workflow.NewState(registry.LeadName, r.withHistory(ctx, run))
 		ev := runEvent(l, "started")
 		if err := h.Emit(ctx, ev, nil); err != nil {
 			return r.failed(bg, h, log, err, ctx)
@@ -329,6 +329,45 @@ func (r *Runtime) finish(ctx context.Context, h *host, log *slog.Logger, status,
 	if _, err := r.store.FinishRun(ctx, h.lease, status, errText, &ev, nil); err != nil {
 		log.Warn("recording the run's end failed", "status", status, "err", err)
 	}
+}
+
+// withHistory gives the lead the session's earlier conversation along with the new request, so a
+// follow-up ("now make it blue") makes sense.
+func (r *Runtime) withHistory(ctx context.Context, run store.Run) string {
+	const keep, maxLen = 20, 600
+	msgs, err := r.store.Messages(ctx, run.SessionID)
+	if err != nil {
+		return run.Prompt
+	}
+	var earlier []events.Message
+	for _, m := range msgs {
+		if m.ID == run.MessageID {
+			break
+		}
+		earlier = append(earlier, m)
+	}
+	if len(earlier) == 0 {
+		return run.Prompt
+	}
+	if len(earlier) > keep {
+		earlier = earlier[len(earlier)-keep:]
+	}
+	var b strings.Builder
+	b.WriteString("Conversation so far in this session:\n")
+	for _, m := range earlier {
+		who := m.Sender
+		if m.Agent != "" {
+			who = m.Agent
+		}
+		text := m.Content
+		if len(text) > maxLen {
+			text = text[:maxLen] + "…"
+		}
+		fmt.Fprintf(&b, "[%s] %s\n", who, text)
+	}
+	b.WriteString("\nNew request from the user:\n")
+	b.WriteString(run.Prompt)
+	return b.String()
 }
 
 // reportUsage says what the run and the session have cost so far.

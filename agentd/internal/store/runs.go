@@ -39,6 +39,7 @@ type Run struct {
 	OwnerID      string
 	Status       string
 	Prompt       string
+	MessageID    string // the user message that started the run
 	Answer       string
 	Checkpoint   []byte
 	Cancel       bool
@@ -165,7 +166,7 @@ func (s *Store) GetRun(ctx context.Context, sessionID, runID string) (Run, error
 	created, _ := strconv.ParseInt(m["created_at"], 10, 64)
 	updated, _ := strconv.ParseInt(m["updated_at"], 10, 64)
 	return Run{
-		Question: m["question"], CreatedAt: time.UnixMilli(created).UTC(), UpdatedAt: time.UnixMilli(updated).UTC(),
+		Question: m["question"], MessageID: m["message_id"], CreatedAt: time.UnixMilli(created).UTC(), UpdatedAt: time.UnixMilli(updated).UTC(),
 		ID: m["id"], SessionID: m["session_id"], OwnerID: m["owner"], Status: m["status"],
 		Prompt: m["prompt"], Answer: m["answer"], Checkpoint: []byte(m["checkpoint"]),
 		Cancel: m["cancel"] == "1", Attempts: attempts, Error: m["error"],
