@@ -29,40 +29,9 @@ func TestMakeRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs every binary")
 	}
-	bin := buildAll(t)
-	ports := freePorts(t, 4)
-	gw := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	env := append(os.Environ(),
-		"GATEWAY_LISTEN="+gw,
-		"MGX_PUBLIC_URL=http://localhost:"+strconv.Itoa(ports[0]),
-		fmt.Sprintf("AGENTD_LISTEN=127.0.0.1:%d", ports[1]), fmt.Sprintf("AGENTD_ADDR=127.0.0.1:%d", ports[1]),
-		fmt.Sprintf("SANDBOXD_LISTEN=127.0.0.1:%d", ports[2]), fmt.Sprintf("SANDBOXD_ADDR=127.0.0.1:%d", ports[2]),
-		fmt.Sprintf("SANDBOXD_PREVIEW_LISTEN=127.0.0.1:%d", ports[3]), fmt.Sprintf("SANDBOXD_PREVIEW_URL=http://127.0.0.1:%d", ports[3]),
-		"MGX_RUN_DIR="+t.TempDir(),
-		// Sandbox drivers have their own suites; this test is about the stack, so it takes the driver
-		// that needs nothing.
-		"SANDBOXD_DRIVER=local",
-		"AGENTD_LLM_PROVIDER=scripted",
-	)
-	// The launcher's own view of its children: "started service=NAME pid=N".
-	var logs lockedBuffer
-	cmd := exec.Command(filepath.Join(bin, "mgx-local"))
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if t.Failed() {
-			t.Logf("launcher output:\n%s", logs.String())
-		}
-	})
-
-	base := "http://" + gw
-	waitUntil(t, 120*time.Second, exited, func() bool { return strings.Contains(logs.String(), "MGX is running.") })
-
+	st := startStack(t, nil)
+	base, logs := st.base, st.logs
+	gw := strings.TrimPrefix(base, "http://")
 	var health struct {
 		Status   string            `json:"status"`
 		Services map[string]string `json:"services"`
@@ -114,18 +83,69 @@ func TestMakeRun(t *testing.T) {
 	pids := childPIDs(t, logs.String())
 	require.Len(t, pids, 3, "sandboxd, agentd and gateway")
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	select {
-	case err := <-exited:
-		require.NoError(t, err, "launcher exits 0 after SIGINT")
-	case <-time.After(60 * time.Second):
-		t.Fatal("launcher did not stop within 60s of SIGINT")
-	}
+	st.stop(t)
 	for name, pid := range pids {
 		require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "%s (pid %d) left behind", name, pid)
 	}
 	_, err := net.DialTimeout("tcp", gw, time.Second)
 	require.Error(t, err, "nothing listens on the gateway port any more")
+}
+
+// stack is a running launcher with the whole product behind it.
+type stack struct {
+	base   string
+	logs   *lockedBuffer
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// startStack runs mgx-local on free loopback ports with extra environment and waits for its banner.
+func startStack(t *testing.T, extra []string) stack {
+	t.Helper()
+	bin := buildAll(t)
+	ports := freePorts(t, 4)
+	gw := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	env := append(os.Environ(),
+		"GATEWAY_LISTEN="+gw,
+		"MGX_PUBLIC_URL=http://localhost:"+strconv.Itoa(ports[0]),
+		fmt.Sprintf("AGENTD_LISTEN=127.0.0.1:%d", ports[1]), fmt.Sprintf("AGENTD_ADDR=127.0.0.1:%d", ports[1]),
+		fmt.Sprintf("SANDBOXD_LISTEN=127.0.0.1:%d", ports[2]), fmt.Sprintf("SANDBOXD_ADDR=127.0.0.1:%d", ports[2]),
+		fmt.Sprintf("SANDBOXD_PREVIEW_LISTEN=127.0.0.1:%d", ports[3]), fmt.Sprintf("SANDBOXD_PREVIEW_URL=http://127.0.0.1:%d", ports[3]),
+		"MGX_RUN_DIR="+t.TempDir(),
+		// Sandbox drivers have their own suites; this is about the stack, so it takes the driver that
+		// needs nothing, in a namespace of its own.
+		"SANDBOXD_DRIVER=local",
+		"SANDBOXD_NAMESPACE=stacktest-"+strconv.Itoa(ports[0]),
+		"AGENTD_LLM_PROVIDER=scripted",
+	)
+	env = append(env, extra...)
+	st := stack{base: "http://" + gw, logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	st.cmd = exec.Command(filepath.Join(bin, "mgx-local"))
+	st.cmd.Env = env
+	st.cmd.Stdout, st.cmd.Stderr = st.logs, st.logs
+	st.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, st.cmd.Start())
+	go func() { st.exited <- st.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-st.cmd.Process.Pid, syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("launcher output:\n%s", st.logs.String())
+		}
+	})
+	waitUntil(t, 120*time.Second, st.exited, func() bool { return strings.Contains(st.logs.String(), "MGX is running.") })
+	return st
+}
+
+// stop sends SIGINT (Ctrl-C) and waits for a clean exit.
+func (st stack) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, st.cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case err := <-st.exited:
+		require.NoError(t, err, "launcher exits 0 after SIGINT")
+	case <-time.After(60 * time.Second):
+		t.Fatal("launcher did not stop within 60s of SIGINT")
+	}
 }
 
 // buildAll builds the product's binaries the way `make build` does, into one directory, because the
