@@ -5,6 +5,7 @@ package grpcclient
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -12,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/mgx-ai/mgx/pkg/authn"
 	"github.com/mgx-ai/mgx/pkg/requestid"
@@ -47,7 +50,9 @@ type Options struct {
 //
 // target is any gRPC target: "host:port" and "dns:///host:port" resolve
 // through DNS and are balanced round-robin; "unix:///abs/path.sock" dials a
-// unix socket. Transport is plaintext for now (internal network only);
+// unix socket; a comma-separated list "h1:p1,h2:p2" is a static set of
+// replicas, balanced round-robin too (for hosts without DNS for each replica,
+// such as several replicas on one machine). Transport is plaintext for now (internal network only);
 // mutual TLS will replace it.
 //
 // Every call carries the internal token, the trace context (otelgrpc), the
@@ -89,6 +94,17 @@ func Dial(target string, opts Options) (*grpc.ClientConn, error) {
 	}
 	if opts.InternalToken != "" {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(authn.TokenCredentials(opts.InternalToken)))
+	}
+	if addrs := strings.Split(target, ","); len(addrs) > 1 {
+		// A resolver of the connection's own, so two lists never share state.
+		r := manual.NewBuilderWithScheme("mgx-static")
+		state := resolver.State{}
+		for _, a := range addrs {
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: strings.TrimSpace(a)})
+		}
+		r.InitialState(state)
+		dialOpts = append(dialOpts, grpc.WithResolvers(r))
+		target = "mgx-static:///replicas"
 	}
 	cc, err := grpc.NewClient(target, append(dialOpts, opts.DialOptions...)...)
 	if err != nil {

@@ -128,7 +128,9 @@ func TestDialMessageSize(t *testing.T) {
 }
 
 // TestDialRoundRobin checks that calls through one connection reach every
-// backend address, which the default pick_first policy would not do.
+// backend address, which the default pick_first policy would not do, whether
+// the addresses come from a resolver (as DNS answering with two A records) or
+// from a static comma-separated list.
 func TestDialRoundRobin(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{} // backend address → calls it served
@@ -143,30 +145,41 @@ func TestDialRoundRobin(t *testing.T) {
 	a := serve(t, "127.0.0.1:0", record)
 	b := serve(t, "127.0.0.1:0", record)
 
-	// The manual resolver stands in for DNS answering with two A records.
 	r := manual.NewBuilderWithScheme("mgxtest")
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: a}, {Addr: b}}})
-	cc, err := grpcclient.Dial(r.Scheme()+":///backends", grpcclient.Options{
-		InternalToken: token,
-		DialOptions:   []grpc.DialOption{grpc.WithResolvers(r)},
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cc.Close() })
+	tests := []struct {
+		name   string
+		target string
+		opts   []grpc.DialOption
+	}{
+		{name: "resolver", target: r.Scheme() + ":///backends", opts: []grpc.DialOption{grpc.WithResolvers(r)}},
+		{name: "static list", target: a + ", " + b},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			clear(seen)
+			mu.Unlock()
+			cc, err := grpcclient.Dial(tt.target, grpcclient.Options{InternalToken: token, DialOptions: tt.opts})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = cc.Close() })
 
-	backends := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(seen)
+			backends := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(seen)
+			}
+			// round_robin only picks READY subchannels, and the second one may
+			// still be connecting when the first call goes out: keep calling until
+			// both served one, within a deadline.
+			deadline := time.Now().Add(10 * time.Second)
+			for backends() < 2 && time.Now().Before(deadline) {
+				_, err := testservice.Echo(t.Context(), cc, testservice.NewRequest("x", false), grpc.WaitForReady(true))
+				require.NoError(t, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			require.Len(t, seen, 2, "calls spread over both backends: %v", seen)
+		})
 	}
-	// round_robin only picks READY subchannels, and the second one may
-	// still be connecting when the first call goes out: keep calling until
-	// both served one, within a deadline.
-	deadline := time.Now().Add(10 * time.Second)
-	for backends() < 2 && time.Now().Before(deadline) {
-		_, err := testservice.Echo(t.Context(), cc, testservice.NewRequest("x", false), grpc.WaitForReady(true))
-		require.NoError(t, err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	require.Len(t, seen, 2, "calls spread over both backends: %v", seen)
 }
