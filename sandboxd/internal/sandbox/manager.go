@@ -467,14 +467,25 @@ func (m *Manager) Touch(ctx context.Context, sessionID string) { m.touch(ctx, se
 // withAgent runs fn against the session's agent, creating the sandbox when
 // it has none, and re-creating it once when its instance turns out dead.
 func (m *Manager) withAgent(ctx context.Context, userID, sessionID string, fn func(*agentclient.Client) error) error {
-	if err := m.checkOwner(ctx, userID, sessionID); err != nil {
+	if userID == "" {
+		return ErrNoUser
+	}
+	// Fast path, one round trip: owner and a running record.
+	owner, rec, ok, err := m.st.OwnerAndRecord(ctx, sessionID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && owner != userID) {
+		return fmt.Errorf("%w: session %s has no sandbox for this user", ErrNotFound, sessionID)
+	}
+	if err != nil {
 		return err
 	}
+	running := ok && rec.State == store.StateRunning
 	for attempt := 0; ; attempt++ {
-		rec, _, err := m.ensure(ctx, userID, sessionID)
-		if err != nil {
-			return err
+		if !running {
+			if rec, _, err = m.ensure(ctx, userID, sessionID); err != nil {
+				return err
+			}
 		}
+		running = false
 		m.touch(ctx, sessionID)
 		err = fn(m.client(rec.Socket, rec.InstanceID))
 		if err == nil || !errors.Is(err, agentclient.ErrUnavailable) || attempt > 0 || ctx.Err() != nil {

@@ -110,6 +110,19 @@ redis.call('HSET', KEYS[1], 'last_active_ms', ARGV[2])
 return 1
 `)
 
+// endExecScript drops a finished exec's lease and records the activity,
+// without resurrecting a deleted record.
+//
+// KEYS[1] record, KEYS[2] exec leases
+// ARGV[1] exec id, ARGV[2] now ms
+// Returns 1 touched, 0 no record.
+var endExecScript = redis.NewScript(`
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'last_active_ms', ARGV[2])
+return 1
+`)
+
 // touchScript records activity without resurrecting a deleted record.
 //
 // KEYS[1] record

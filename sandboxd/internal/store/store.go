@@ -204,29 +204,71 @@ func (s *Store) unindex(ctx context.Context, sessionID, ownerID string) error {
 // Touch records activity on a sandbox now.
 func (s *Store) Touch(ctx context.Context, sessionID string) error {
 	now := s.now()
-	n, err := touchScript.Run(ctx, s.rdb, []string{sandboxKey(sessionID)}, ms(now)).Int()
+	n, err := s.scriptAndIndex(ctx, touchScript, sessionID, now, []string{sandboxKey(sessionID)}, ms(now))
 	if err != nil {
 		return fmt.Errorf("touch: %w", err)
 	}
 	if n == 0 {
 		return ErrNotFound
 	}
-	return s.rdb.ZAdd(ctx, activityKey, redis.Z{Score: float64(ms(now)), Member: sessionID}).Err()
+	return nil
+}
+
+// OwnerAndRecord returns a session's owner and record in one round trip;
+// either may be missing (ErrNotFound for the owner, ok=false for the record).
+func (s *Store) OwnerAndRecord(ctx context.Context, sessionID string) (string, Record, bool, error) {
+	pipe := s.rdb.Pipeline()
+	owner := pipe.Get(ctx, ownerKey(sessionID))
+	rec := pipe.HGetAll(ctx, sandboxKey(sessionID))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", Record{}, false, fmt.Errorf("get sandbox: %w", err)
+	}
+	o, err := owner.Result()
+	if errors.Is(err, redis.Nil) {
+		return "", Record{}, false, ErrNotFound
+	}
+	if err != nil {
+		return "", Record{}, false, err
+	}
+	r, ok := parseRecord(rec.Val())
+	return o, r, ok, nil
+}
+
+// scriptAndIndex runs a per-sandbox script and, in the same round trip, the
+// activity index update (another slot, so not inside the script). An index
+// entry for a record the script found gone is harmless: the reaper drops it.
+func (s *Store) scriptAndIndex(ctx context.Context, script *redis.Script, sessionID string, now time.Time, keys []string, args ...any) (int, error) {
+	pipe := s.rdb.Pipeline()
+	res := script.EvalSha(ctx, pipe, keys, args...)
+	pipe.ZAdd(ctx, activityKey, redis.Z{Score: float64(ms(now)), Member: sessionID})
+	_, err := pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(res.Err(), "NOSCRIPT") {
+		// First use on this server: load it, and index separately.
+		n, err := script.Run(ctx, s.rdb, keys, args...).Int()
+		if err != nil {
+			return 0, err
+		}
+		return n, s.rdb.ZAdd(ctx, activityKey, redis.Z{Score: float64(ms(now)), Member: sessionID}).Err()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res.Int()
 }
 
 // BeginExec registers exec id as running until its lease ends; it fails with
 // ErrNotHeld when the sandbox is not running.
 func (s *Store) BeginExec(ctx context.Context, sessionID, id string, lease time.Duration) error {
 	now := s.now()
-	n, err := beginExecScript.Run(ctx, s.rdb, []string{sandboxKey(sessionID), execsKey(sessionID)},
-		id, ms(now), ms(now.Add(lease))).Int()
+	n, err := s.scriptAndIndex(ctx, beginExecScript, sessionID, now, []string{sandboxKey(sessionID), execsKey(sessionID)},
+		id, ms(now), ms(now.Add(lease)))
 	if err != nil {
 		return fmt.Errorf("begin exec: %w", err)
 	}
 	if n == 0 {
 		return ErrNotHeld
 	}
-	return s.rdb.ZAdd(ctx, activityKey, redis.Z{Score: float64(ms(now)), Member: sessionID}).Err()
+	return nil
 }
 
 // ExtendExec renews a running exec's lease.
@@ -236,13 +278,9 @@ func (s *Store) ExtendExec(ctx context.Context, sessionID, id string, lease time
 
 // EndExec removes a finished exec's lease and records the activity.
 func (s *Store) EndExec(ctx context.Context, sessionID, id string) error {
-	if err := s.rdb.ZRem(ctx, execsKey(sessionID), id).Err(); err != nil {
-		return err
-	}
-	if err := s.Touch(ctx, sessionID); err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	return nil
+	now := s.now()
+	_, err := s.scriptAndIndex(ctx, endExecScript, sessionID, now, []string{sandboxKey(sessionID), execsKey(sessionID)}, id, ms(now))
+	return err
 }
 
 // IdleBefore returns up to limit session ids whose last activity in the
