@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,6 +132,9 @@ func (c *Client) Exec(ctx context.Context, req agentapi.ExecRequest) (agentapi.E
 	return res, err
 }
 
+// coalesceLimit bounds a coalesced stream chunk.
+const coalesceLimit = 1 << 20
+
 // ExecStream runs a command and calls emit with each chunk of output as it
 // arrives, then returns the final result.
 func (c *Client) ExecStream(ctx context.Context, req agentapi.ExecRequest, emit func(stderr bool, p []byte) error) (agentapi.ExecResult, error) {
@@ -157,6 +161,19 @@ func (c *Client) ExecStream(ctx context.Context, req agentapi.ExecRequest, emit 
 			}
 			return res, nil
 		case agentapi.FrameStdout, agentapi.FrameStderr:
+			// Coalesce frames that already arrived: fewer, larger messages
+			// downstream, at no latency cost (nothing waits for more).
+			for len(payload) < coalesceLimit && br.Buffered() >= 5 {
+				next, err := br.Peek(5)
+				if err != nil || next[0] != kind || br.Buffered() < 5+int(binary.BigEndian.Uint32(next[1:])) {
+					break
+				}
+				_, more, err := agentapi.ReadFrame(br)
+				if err != nil {
+					break
+				}
+				payload = append(payload, more...)
+			}
 			if err := emit(kind == agentapi.FrameStderr, payload); err != nil {
 				return agentapi.ExecResult{}, err
 			}
