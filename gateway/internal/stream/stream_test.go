@@ -1,0 +1,247 @@
+package stream_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/mgx-ai/mgx/gateway/internal/auth"
+	"github.com/mgx-ai/mgx/gateway/internal/httperr"
+	"github.com/mgx-ai/mgx/gateway/internal/stream"
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+)
+
+// The bridge's own behaviour under conditions a real agentd does not produce
+// on demand (a burst faster than a client reads, a broken upstream stream)
+// is tested against an EventService served over real gRPC on loopback. The
+// end-to-end behaviour with the real agentd is in package app's tests.
+
+const session = "0b5f7c1e-7a53-4c1a-9d0e-3f1b2c4d5e6f"
+
+// upstream serves a session log of total events, each padded to size bytes.
+// It breaks the stream with Unavailable once after breakAt events, and
+// reports every stream's end on ended.
+type upstream struct {
+	agentdv1.UnimplementedEventServiceServer
+	agentdv1.UnimplementedSessionServiceServer
+	total, size, breakAt int
+	broke                atomic.Bool
+	ended                chan uint32 // after_seq of each stream that ended
+	live                 chan struct{}
+}
+
+func (u *upstream) GetSession(_ context.Context, r *agentdv1.GetSessionRequest) (*agentdv1.GetSessionResponse, error) {
+	if r.GetId() != session {
+		return nil, status.Error(codes.NotFound, "session not found")
+	}
+	return &agentdv1.GetSessionResponse{Session: &agentdv1.Session{Id: session}}, nil
+}
+
+func (u *upstream) StreamEvents(r *agentdv1.StreamEventsRequest, st grpc.ServerStreamingServer[agentdv1.StreamEventsResponse]) error {
+	defer func() { u.ended <- r.GetAfterSeq() }()
+	pad := strings.Repeat("x", u.size)
+	for seq := r.GetAfterSeq() + 1; seq <= uint32(u.total); seq++ {
+		if u.breakAt > 0 && int(seq) > u.breakAt && u.broke.CompareAndSwap(false, true) {
+			return status.Error(codes.Unavailable, "agentd restarting")
+		}
+		ev := &agentdv1.Event{Type: "token", SessionId: session, Sequence: seq, Content: pad}
+		if err := st.Send(&agentdv1.StreamEventsResponse{Event: ev}); err != nil {
+			return err
+		}
+	}
+	if u.live != nil {
+		u.live <- struct{}{}
+	}
+	<-st.Context().Done() // tail: nothing more, until the client goes
+	return nil
+}
+
+func serve(t *testing.T, u *upstream, opts stream.Options) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	agentdv1.RegisterEventServiceServer(srv, u)
+	agentdv1.RegisterSessionServiceServer(srv, u)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cc.Close() })
+
+	opts.Events = agentdv1.NewEventServiceClient(cc)
+	opts.Sessions = agentdv1.NewSessionServiceClient(cc)
+	opts.Errors = httperr.Writer{}
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.JSON = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = time.Minute
+	}
+	b := stream.New(opts)
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws/{session_id}", b.WebSocket())
+	mux.Handle("GET /sse/{session_id}", b.SSE())
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user := r.URL.Query().Get("user")
+		mux.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), auth.Principal{UserID: user})))
+	})
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return strings.Replace(hs.URL, "http", "ws", 1)
+}
+
+func readAll(ctx context.Context, t *testing.T, c *websocket.Conn, n int) []uint32 {
+	t.Helper()
+	var seqs []uint32
+	for len(seqs) < n {
+		_, msg, err := c.Read(ctx)
+		require.NoError(t, err)
+		var ev struct {
+			Sequence uint32 `json:"sequence"`
+		}
+		require.NoError(t, json.Unmarshal(msg, &ev))
+		seqs = append(seqs, ev.Sequence)
+	}
+	return seqs
+}
+
+func TestSlowConsumerDroppedOthersUnharmed(t *testing.T) {
+	u := &upstream{total: 400, size: 64 << 10, ended: make(chan uint32, 8)}
+	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 512, WriteTimeout: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	slow, _, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=slow", nil)
+	require.NoError(t, err)
+	defer slow.CloseNow()
+	fast, _, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=fast", nil)
+	require.NoError(t, err)
+	defer fast.CloseNow()
+	fast.SetReadLimit(1 << 20)
+
+	// The fast client gets the whole log in order while the slow one, which
+	// reads nothing, is cut off.
+	seqs := readAll(ctx, t, fast, u.total)
+	for i, s := range seqs {
+		require.EqualValues(t, i+1, s)
+	}
+	select {
+	case <-u.ended: // the slow client's upstream stream was cancelled
+	case <-ctx.Done():
+		t.Fatal("slow consumer's upstream stream never ended")
+	}
+	slow.SetReadLimit(1 << 20)
+	var closeErr error
+	for closeErr == nil {
+		_, _, closeErr = slow.Read(ctx)
+	}
+	require.NotErrorIs(t, closeErr, context.DeadlineExceeded)
+}
+
+func TestUpstreamClosedWhenClientGoes(t *testing.T) {
+	u := &upstream{total: 3, ended: make(chan uint32, 1), live: make(chan struct{}, 1)}
+	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 16})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=u", nil)
+	require.NoError(t, err)
+	require.Equal(t, []uint32{1, 2, 3}, readAll(ctx, t, c, 3))
+	<-u.live
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, "bye"))
+	select {
+	case <-u.ended:
+	case <-ctx.Done():
+		t.Fatal("upstream stream still open after the client left")
+	}
+}
+
+func TestResumeAfterUpstreamBreak(t *testing.T) {
+	u := &upstream{total: 20, breakAt: 7, ended: make(chan uint32, 4), live: make(chan struct{}, 1)}
+	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 64})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=u&after_seq=2", nil)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	got := readAll(ctx, t, c, 18)
+	want := make([]uint32, 0, 18)
+	for s := uint32(3); s <= 20; s++ {
+		want = append(want, s)
+	}
+	require.Equal(t, want, got, "no gap, no duplicate across the upstream break")
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, "bye"))
+	require.Equal(t, uint32(2), <-u.ended)
+	require.Equal(t, uint32(7), <-u.ended, "resumed after the last forwarded event")
+}
+
+func TestAdmission(t *testing.T) {
+	u := &upstream{total: 0, ended: make(chan uint32, 16), live: make(chan struct{}, 16)}
+	base := serve(t, u, stream.Options{MaxPerUser: 2, Buffer: 4})
+	httpBase := strings.Replace(base, "ws", "http", 1)
+	tests := []struct {
+		name, path string
+		want       int
+	}{
+		{"bad uuid", "/ws/nope?user=a", http.StatusBadRequest},
+		{"bad after_seq", "/ws/" + session + "?user=a&after_seq=-1", http.StatusBadRequest},
+		{"huge after_seq", "/ws/" + session + "?user=a&after_seq=99999999999", http.StatusBadRequest},
+		{"unknown session", "/ws/" + strings.Replace(session, "0b", "ff", 1) + "?user=a", http.StatusNotFound},
+		{"sse unknown session", "/sse/" + strings.Replace(session, "0b", "ff", 1) + "?user=a", http.StatusNotFound},
+		{"no user", "/ws/" + session, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Get(httpBase + tt.path)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, tt.want, resp.StatusCode)
+		})
+	}
+
+	t.Run("per user bound", func(t *testing.T) {
+		ctx := t.Context()
+		var conns []*websocket.Conn
+		for range 2 {
+			c, _, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=a", nil)
+			require.NoError(t, err)
+			conns = append(conns, c)
+		}
+		_, resp, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=a", nil)
+		require.Error(t, err)
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+		// Another user is not affected.
+		other, _, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=b", nil)
+		require.NoError(t, err)
+		_ = other.Close(websocket.StatusNormalClosure, "")
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Go(func() { _ = c.Close(websocket.StatusNormalClosure, "") })
+		}
+		wg.Wait()
+		require.Eventually(t, func() bool {
+			c, _, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=a", nil)
+			if err != nil {
+				return false
+			}
+			_ = c.Close(websocket.StatusNormalClosure, "")
+			return true
+		}, 5*time.Second, 20*time.Millisecond, "slots not released")
+	})
+}
