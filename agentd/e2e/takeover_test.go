@@ -41,7 +41,16 @@ agents:
 // of a side-effecting tool call; the other claims the run once its lease expires, resumes from the
 // last checkpoint and completes it. Completed calls are not repeated, and the call that was cut off
 // is reported to the model instead of being run a second time.
-func TestTakeoverAfterKill9(t *testing.T) {
+//
+// With SIGTERM instead, the stopping replica hands the run back (releases its lease) and the other
+// one resumes it the same way.
+func TestTakeover(t *testing.T) {
+	for _, how := range []string{"kill -9", "SIGTERM"} {
+		t.Run(how, func(t *testing.T) { testTakeover(t, how) })
+	}
+}
+
+func testTakeover(t *testing.T, how string) {
 	redisURL := redistest.Start(t)
 	sbx := startSandboxd(t, "local", redisURL)
 	script := filepath.Join(t.TempDir(), "takeover.yaml")
@@ -64,11 +73,15 @@ func TestTakeoverAfterKill9(t *testing.T) {
 	})
 	_, addrB := startAgentd(t, "replica-b", redisURL, sbx.addr, extra)
 	killedAt := time.Now()
-	a.kill()
+	if how == "SIGTERM" {
+		a.stop()
+	} else {
+		a.kill()
+	}
 
 	cb := dial(t, addrB, sbx.addr)
 	after := collect(t, cb, ctx, sid, before[len(before)-1].GetSequence(), 2*time.Minute, ended("completed", "failed", "stopped"))
-	t.Logf("replica B completed the run %v after replica A was killed", time.Since(killedAt))
+	t.Logf("replica B completed the run %v after replica A was stopped (%s)", time.Since(killedAt), how)
 	require.Equal(t, "completed", runStatus(after[len(after)-1]), describe(after))
 
 	var resumed, interrupted bool

@@ -128,13 +128,22 @@ func Provider(cfg config.Config) (llm.Provider, string, error) {
 		"No LLM API key is configured: the team is driven by the scripted offline provider (set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model).", nil
 }
 
-// Serve serves gRPC on lis and runs the run workers until ctx ends, then shuts down in order:
-// health NOT_SERVING and drain gRPC, stop the workers (handing their runs back), close the sandboxd
-// client and Redis.
+// Serve serves gRPC on lis and runs the run workers until ctx ends, then shuts down in order: stop
+// the workers (handing their runs back to the queue at once), health NOT_SERVING and drain gRPC,
+// close the sandboxd client and Redis.
 func (a *App) Serve(ctx context.Context, lis net.Listener) error {
 	rtCtx, stopRuntime := context.WithCancel(context.WithoutCancel(ctx))
 	rtDone := make(chan error, 1)
 	go func() { rtDone <- a.runtime.Run(rtCtx) }()
+	// Pushed first, so it closes after the run workers: draining waits up to the shutdown timeout
+	// for event streams, and runs should not wait that long to be handed to another replica.
+	a.stack.Push("grpc", func(context.Context) error {
+		err := shutdown.GracefulStop(a.grpc, a.health, a.cfg.ShutdownTimeout)
+		if errors.Is(err, shutdown.ErrForcedStop) {
+			return nil // event streams never end on their own
+		}
+		return err
+	})
 	a.stack.Push("run workers", func(ctx context.Context) error {
 		stopRuntime()
 		select {
@@ -143,13 +152,6 @@ func (a *App) Serve(ctx context.Context, lis net.Listener) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	})
-	a.stack.Push("grpc", func(context.Context) error {
-		err := shutdown.GracefulStop(a.grpc, a.health, a.cfg.ShutdownTimeout)
-		if errors.Is(err, shutdown.ErrForcedStop) {
-			return nil // event streams never end on their own
-		}
-		return err
 	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.grpc.Serve(lis) }()
