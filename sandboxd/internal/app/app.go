@@ -185,9 +185,12 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		a.Reaper.Run(bg)
 	}()
-	a.stack.Push("background loops", func(context.Context) error {
+	a.stack.Push("background loops", func(ctx context.Context) error {
 		stopBG()
 		<-done
+		if a.Pool != nil {
+			a.Pool.Drain(ctx)
+		}
 		return nil
 	})
 	a.stack.Push("preview server", func(ctx context.Context) error {

@@ -263,6 +263,16 @@ func TestWarmPool(t *testing.T) {
 	rep, err := e.app.Manager.Reconcile(t.Context())
 	require.NoError(t, err)
 	require.Zero(t, rep.OrphansRemoved+rep.RecordsCleaned+rep.PoolPruned, rep.String())
+
+	// A graceful stop takes this replica's unclaimed warm sandboxes with it;
+	// the session's sandbox stays (the next sandboxd re-adopts it).
+	e.stop()
+	cli := sandboxtest.Docker(t)
+	cs, err := cli.ContainerList(t.Context(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", driver.LabelNamespace+"="+e.cfg.Namespace))})
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	require.Equal(t, "/"+g.GetSandbox().GetContainerName(), cs[0].Names[0])
+	require.NoError(t, cli.ContainerRemove(t.Context(), cs[0].ID, container.RemoveOptions{Force: true}))
 }
 
 func TestUnauthenticatedCallsRefused(t *testing.T) {

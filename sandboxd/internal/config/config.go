@@ -2,6 +2,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -56,10 +58,12 @@ type Config struct {
 	PublicURL     string `env:"MGX_PUBLIC_URL" envDefault:"http://localhost:8000"`
 	// Driver: auto (Docker when an engine answers, else local), docker, local.
 	Driver string `env:"SANDBOXD_DRIVER" envDefault:"auto"`
-	// Namespace labels this deployment's containers; deployments sharing
-	// an engine must differ (reconciliation removes unknown containers of
-	// its own namespace only).
-	Namespace   string `env:"SANDBOXD_NAMESPACE" envDefault:"mgx"`
+	// Namespace labels this deployment's containers; reconciliation only
+	// sees (and removes) its own namespace's. Empty means derived from
+	// SANDBOXD_REDIS_URL: replicas sharing a Redis share a namespace, and
+	// independent deployments on one engine (make run, tests) never touch
+	// each other's sandboxes.
+	Namespace   string `env:"SANDBOXD_NAMESPACE"`
 	RunDir      string `env:"SANDBOXD_RUN_DIR"`
 	AgentBinary string `env:"SANDBOX_AGENT_BINARY"`
 
@@ -113,6 +117,10 @@ func (c *Config) Validate() error {
 	}
 	if c.PoolSize < 0 {
 		return fmt.Errorf("SANDBOX_POOL_SIZE=%d: %w", c.PoolSize, ErrNegative)
+	}
+	if c.Namespace == "" {
+		sum := sha256.Sum256([]byte(c.RedisURL))
+		c.Namespace = "r" + hex.EncodeToString(sum[:6])
 	}
 	if c.RunDir == "" {
 		c.RunDir = filepath.Join(os.TempDir(), "mgx-sandboxd")

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
@@ -23,6 +24,9 @@ type Pool struct {
 	holder string
 	log    *slog.Logger
 	kick   chan struct{}
+
+	mu      sync.Mutex
+	created []store.PoolEntry // entries this process added, for Drain
 }
 
 // New returns a pool of size warm sandboxes.
@@ -41,6 +45,22 @@ func (p *Pool) Claim(ctx context.Context) (driver.Instance, bool) {
 		return driver.Instance{}, false
 	}
 	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, Workspace: e.Workspace, Running: true}, true
+}
+
+// Drain removes the warm sandboxes this process created that are still
+// unclaimed. Called on graceful shutdown, so that a stopped sandboxd (a test,
+// a scaled-down replica) leaves no idle containers behind; the remaining
+// replicas refill the pool.
+func (p *Pool) Drain(ctx context.Context) {
+	p.mu.Lock()
+	created := p.created
+	p.created = nil
+	p.mu.Unlock()
+	for _, e := range created {
+		if ok, err := p.st.PoolRemove(ctx, e); err == nil && ok {
+			p.m.RemoveInstance(ctx, driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket})
+		}
+	}
 }
 
 // Kick asks for a refill soon.
@@ -94,5 +114,8 @@ func (p *Pool) refill(ctx context.Context) {
 			p.m.RemoveInstance(context.WithoutCancel(ctx), inst)
 			return
 		}
+		p.mu.Lock()
+		p.created = append(p.created, e)
+		p.mu.Unlock()
 	}
 }

@@ -78,7 +78,7 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	for _, e := range pool {
 		if in, ok := byID[e.InstanceID]; !ok || !in.Running {
-			_ = m.st.PoolRemove(ctx, e)
+			_, _ = m.st.PoolRemove(ctx, e)
 			rep.PoolPruned++
 		}
 	}

@@ -402,10 +402,12 @@ func (s *Store) PoolEntries(ctx context.Context) ([]PoolEntry, error) {
 	return out, nil
 }
 
-// PoolRemove drops an entry (its instance is gone).
-func (s *Store) PoolRemove(ctx context.Context, e PoolEntry) error {
+// PoolRemove drops an entry; removed is false when it was not in the pool
+// (claimed meanwhile).
+func (s *Store) PoolRemove(ctx context.Context, e PoolEntry) (removed bool, err error) {
 	b, _ := json.Marshal(e)
-	return s.rdb.SRem(ctx, poolKey, b).Err()
+	n, err := s.rdb.SRem(ctx, poolKey, b).Result()
+	return n == 1, err
 }
 
 // PoolSize counts warm sandboxes.
