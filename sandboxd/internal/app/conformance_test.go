@@ -11,10 +11,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
@@ -277,6 +279,30 @@ func conformance(t *testing.T, e *env, drv string) {
 			ps, err := e.procs.ListProcesses(ctx, &sandboxdv1.ListProcessesRequest{SessionId: sid})
 			return err == nil && len(ps.GetProcesses()) == 1 && ps.GetProcesses()[0].GetState() == "exited"
 		}, "process did not exit on TERM")
+	})
+
+	t.Run("concurrent first launches create one sandbox", func(t *testing.T) {
+		other := newSession()
+		ids := make(chan string, 4)
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: other})
+				if assert.NoError(t, err) {
+					ids <- l.GetSandbox().GetContainerId()
+				}
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		first := <-ids
+		for id := range ids {
+			require.Equal(t, first, id)
+		}
+		_, err := e.sb.DestroySandbox(ctx, &sandboxdv1.DestroySandboxRequest{SessionId: other, Forget: true})
+		require.NoError(t, err)
 	})
 
 	t.Run("another user's session is NotFound", func(t *testing.T) {
