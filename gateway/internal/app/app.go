@@ -155,6 +155,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		PingInterval:   cfg.PingInterval,
 		OriginPatterns: originHosts(cfg.CORSOrigins),
 	})
+	openAPI, err := edge.OpenAPI(proto.OpenAPI)
+	if err != nil {
+		return nil, err
+	}
 	handler := edge.New(edge.Options{
 		Logger:            logger,
 		Errors:            errs,
@@ -165,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		EventsSSE:         bridge.SSE(),
 		Preview:           preview.New(previewTarget, errs, logger),
 		PreviewHostSuffix: cfg.PreviewHostSuffix(),
-		OpenAPI:           proto.OpenAPI,
+		OpenAPI:           openAPI,
 		CORSOrigins:       cfg.CORSOrigins,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 	})

@@ -80,7 +80,10 @@ func TestOpenAPI(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, "application/json", r.header.Get("Content-Type"))
 	var doc struct {
-		Paths map[string]map[string]any `json:"paths"`
+		Paths map[string]map[string]struct {
+			Responses map[string]any `json:"responses"`
+			Security  []any          `json:"security"`
+		} `json:"paths"`
 	}
 	require.NoError(t, json.Unmarshal(r.body, &doc))
 	for path, method := range map[string]string{
@@ -105,7 +108,20 @@ func TestOpenAPI(t *testing.T) {
 	} {
 		require.Contains(t, doc.Paths, path)
 		require.Contains(t, doc.Paths[path], method, path)
+		require.Contains(t, doc.Paths[path][method].Responses, "default", path)
 	}
+	// Statuses as served.
+	for path, want := range map[string]string{
+		"/api/auth/register post": "201", "/api/sessions post": "201", "/api/chat/messages post": "201",
+		"/api/sandbox/launch post": "201", "/api/sessions/{id} delete": "204", "/api/auth/logout post": "204",
+		"/healthz get": "503", "/api/sessions get": "200", "/api/ws/sessions/{session_id} get": "101",
+	} {
+		p, m, _ := strings.Cut(path, " ")
+		require.Contains(t, doc.Paths[p][m].Responses, want, path)
+	}
+	require.NotContains(t, doc.Paths["/api/auth/register"]["post"].Responses, "200")
+	require.NotNil(t, doc.Paths["/api/auth/login"]["post"].Security)
+	require.Empty(t, doc.Paths["/api/auth/login"]["post"].Security)
 }
 
 func TestRateLimit(t *testing.T) {

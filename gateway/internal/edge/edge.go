@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/cors"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc/codes"
 
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
@@ -82,7 +83,14 @@ func New(o Options) http.Handler {
 		MaxAge:           600,
 	})
 	e.api = c.Handler(e.guard(api))
-	return e
+	// Outermost, so the access log and every upstream call run inside the
+	// request's span (trace ids in log lines, one trace per request).
+	return otelhttp.NewHandler(e, "gateway",
+		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" }),
+		// Method only: paths carry ids, and span names must stay few. The
+		// child gRPC spans name the RPC.
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }),
+	)
 }
 
 type edge struct {
