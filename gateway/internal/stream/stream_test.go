@@ -245,3 +245,42 @@ func TestAdmission(t *testing.T) {
 		}, 5*time.Second, 20*time.Millisecond, "slots not released")
 	})
 }
+
+// TestKeepAlive: a client that answers pings stays; one that stopped
+// reading (so never answers) is cut and its upstream stream closed.
+func TestKeepAlive(t *testing.T) {
+	u := &upstream{total: 1, ended: make(chan uint32, 2), live: make(chan struct{}, 2)}
+	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 16, PingInterval: 50 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	alive, _, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=a", nil)
+	require.NoError(t, err)
+	defer alive.CloseNow()
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go func() {
+		for {
+			if _, _, err := alive.Read(readCtx); err != nil {
+				return
+			}
+		}
+	}()
+	<-u.live
+
+	dead, _, err := websocket.Dial(ctx, base+"/ws/"+session+"?user=b", nil)
+	require.NoError(t, err)
+	defer dead.CloseNow()
+	<-u.live
+	// dead never reads: its pongs are never sent.
+	select {
+	case <-u.ended:
+	case <-ctx.Done():
+		t.Fatal("a peer that stopped answering pings was never dropped")
+	}
+	select {
+	case <-u.ended:
+		t.Fatal("a peer answering pings was dropped")
+	case <-time.After(500 * time.Millisecond):
+	}
+}

@@ -1,0 +1,87 @@
+package edge
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/mgx-ai/mgx/gateway/internal/auth"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
+	"github.com/mgx-ai/mgx/pkg/authn"
+)
+
+// TestUpstreamIdentity: what an upstream receives is the authenticated
+// principal, replacing anything already in the outgoing metadata, and a
+// deadline on every unary call.
+func TestUpstreamIdentity(t *testing.T) {
+	type seen struct {
+		md       metadata.MD
+		deadline time.Duration
+	}
+	got := make(chan seen, 1)
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
+		md, _ := metadata.FromIncomingContext(st.Context())
+		dl, _ := st.Context().Deadline()
+		got <- seen{md: md, deadline: time.Until(dl)}
+		var in emptypb.Empty
+		if err := st.RecvMsg(&in); err != nil {
+			return err
+		}
+		return st.SendMsg(&emptypb.Empty{})
+	}))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+
+	tests := []struct {
+		name       string
+		principal  *auth.Principal
+		clientIP   bool
+		forged     metadata.MD
+		req        any
+		wantUser   []string
+		wantRole   []string
+		wantIP     []string
+		minTimeout time.Duration
+	}{
+		{name: "user", principal: &auth.Principal{UserID: "u1"}, req: &emptypb.Empty{}, wantUser: []string{"u1"}, minTimeout: 20 * time.Second},
+		{name: "operator", principal: &auth.Principal{UserID: "op", Role: auth.RoleOperator}, req: &emptypb.Empty{}, wantUser: []string{"op"}, wantRole: []string{"operator"}},
+		{
+			name: "forged metadata replaced", principal: &auth.Principal{UserID: "u1"}, req: &emptypb.Empty{},
+			forged:   metadata.Pairs(authn.MDUserID, "victim", MDUserRole, "operator"),
+			wantUser: []string{"u1"},
+		},
+		{name: "client ip for the auth service", clientIP: true, req: &emptypb.Empty{}, wantIP: []string{"192.0.2.7"}},
+		{name: "exec deadline follows its timeout", principal: &auth.Principal{UserID: "u1"}, req: &sandboxdv1.ExecRequest{Timeout: 100}, wantUser: []string{"u1"}, minTimeout: 100 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cc, err := grpc.NewClient(lis.Addr().String(), append(
+				UpstreamInterceptors(Deadlines{Default: 30 * time.Second, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}, tt.clientIP),
+				grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+			require.NoError(t, err)
+			defer cc.Close()
+			ctx := auth.ContextWithClientIP(context.Background(), "192.0.2.7")
+			if tt.principal != nil {
+				ctx = auth.NewContext(ctx, *tt.principal)
+			}
+			if tt.forged != nil {
+				ctx = metadata.NewOutgoingContext(ctx, tt.forged)
+			}
+			require.NoError(t, cc.Invoke(ctx, "/test.Svc/Call", tt.req, &emptypb.Empty{}))
+			s := <-got
+			require.Equal(t, tt.wantUser, s.md.Get(authn.MDUserID))
+			require.Equal(t, tt.wantRole, s.md.Get(MDUserRole))
+			require.Equal(t, tt.wantIP, s.md.Get(auth.MDClientIP))
+			require.Greater(t, s.deadline, tt.minTimeout)
+		})
+	}
+}
