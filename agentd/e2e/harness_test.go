@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -94,8 +95,8 @@ func freeAddr(t *testing.T) string {
 
 func freePort(t *testing.T) int {
 	_, p, _ := net.SplitHostPort(freeAddr(t))
-	var n int
-	fmt.Sscan(p, &n)
+	n, err := strconv.Atoi(p)
+	require.NoError(t, err)
 	return n
 }
 

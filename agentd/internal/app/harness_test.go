@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -228,5 +227,3 @@ func runEnded(statuses ...string) func([]*agentdv1.Event) bool {
 		return false
 	}
 }
-
-var _ = grpc.WithBlock

@@ -53,7 +53,7 @@ func (p *Anthropic) params(req Request) anthropic.MessageNewParams {
 	if maxTokens <= 0 {
 		maxTokens = 4096
 	}
-	params := anthropic.MessageNewParams{Model: anthropic.Model(model), MaxTokens: maxTokens}
+	params := anthropic.MessageNewParams{Model: model, MaxTokens: maxTokens}
 	if req.System != "" {
 		params.System = []anthropic.TextBlockParam{{Text: req.System}}
 	}
@@ -121,7 +121,7 @@ func (p *Anthropic) Complete(ctx context.Context, req Request, onText func(strin
 		ev := stream.Current()
 		switch ev.Type {
 		case "message_start":
-			resp.Model = string(ev.Message.Model)
+			resp.Model = ev.Message.Model
 			resp.Usage.InputTokens = ev.Message.Usage.InputTokens + ev.Message.Usage.CacheReadInputTokens + ev.Message.Usage.CacheCreationInputTokens
 			resp.Usage.OutputTokens = ev.Message.Usage.OutputTokens
 		case "content_block_start":

@@ -84,7 +84,7 @@ func (p *OpenAI) params(req Request) openai.ChatCompletionNewParams {
 		}
 	}
 	params := openai.ChatCompletionNewParams{
-		Model:         shared.ChatModel(model),
+		Model:         model,
 		Messages:      msgs,
 		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 	}

@@ -70,7 +70,7 @@ func Load(path string, knownTools func(string) bool) (*Registry, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("registry: %s: %w: %v", path, ErrInvalid, err)
+		return nil, fmt.Errorf("registry: %s: %w: %w", path, ErrInvalid, err)
 	}
 	r := &Registry{byName: map[string]Agent{}}
 	for _, a := range f.Agents {

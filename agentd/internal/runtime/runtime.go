@@ -81,7 +81,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			continue
 		}
-		entries, err := r.store.ReadQueue(ctx, r.opts.Consumer, 1, 2*time.Second)
+		// A short block: the read is not interrupted by ctx, so it bounds how long a shutdown waits.
+		entries, err := r.store.ReadQueue(ctx, r.opts.Consumer, 1, time.Second)
 		if err != nil {
 			<-r.slots
 			if ctx.Err() == nil {

@@ -239,11 +239,16 @@ func (s *Server) PostMessage(ctx context.Context, req *agentdv1.PostMessageReque
 	}
 	msg := events.Message{ID: uuid.NewString(), SessionID: req.GetSessionId(), Sender: events.SenderUser,
 		Content: req.GetContent(), Timestamp: time.Now().UTC()}
-	_, runID, err := s.store.StartRun(ctx, uid, msg, uuid.NewString())
+	outcome, runID, err := s.store.StartRun(ctx, uid, msg, uuid.NewString())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
 	if err := s.store.Enqueue(ctx, msg.SessionID, runID); err != nil {
+		// The queue lives in another slot than the session, so the two writes cannot be one script.
+		// A run nobody will execute must not hold the session: cancel a run we just started.
+		if outcome == store.Started {
+			_, _ = s.store.CancelRun(context.WithoutCancel(ctx), uid, msg.SessionID, runID, s.cancelEvent(msg.SessionID, runID))
+		}
 		return nil, toStatus(ctx, s.log, err)
 	}
 	return &agentdv1.PostMessageResponse{User: messagePB(msg), Responses: []*agentdv1.Message{}, RunId: runID}, nil

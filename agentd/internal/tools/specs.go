@@ -114,14 +114,14 @@ func (s *Spec) Parse(raw string, v any) error {
 	}
 	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(raw))
 	if err != nil {
-		return fmt.Errorf("arguments are not valid JSON: %v", err)
+		return fmt.Errorf("arguments are not valid JSON: %w", err)
 	}
 	if err := s.compiled.Validate(inst); err != nil {
-		return fmt.Errorf("arguments do not match the schema of %s: %v", s.Name, err)
+		return fmt.Errorf("arguments do not match the schema of %s: %w", s.Name, err)
 	}
 	if v != nil {
 		if err := json.Unmarshal([]byte(raw), v); err != nil {
-			return fmt.Errorf("arguments: %v", err)
+			return fmt.Errorf("arguments: %w", err)
 		}
 	}
 	return nil
