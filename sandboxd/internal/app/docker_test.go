@@ -326,3 +326,34 @@ func TestDockerImageFallback(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ok\n", res.GetStdout())
 }
+
+// Sandboxes share no network path to each other: a server listening on all
+// addresses in one is unreachable from another (it stays reachable from
+// inside its own sandbox and, through the preview tunnel, for its owner).
+func TestDockerSandboxesCannotReachEachOther(t *testing.T) {
+	cli := sandboxtest.Docker(t)
+	e := start(t, "docker", nil)
+	ctx := as(t.Context(), "user-a")
+	a, b := newSession(), newSession()
+	la, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: a})
+	require.NoError(t, err)
+	_, err = e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: b})
+	require.NoError(t, err)
+	_, err = e.procs.StartProcess(ctx, &sandboxdv1.StartProcessRequest{SessionId: a, Name: "web", Command: "echo hi > index.html; exec httpd -f -p 0.0.0.0:8080 -h ."})
+	require.NoError(t, err)
+
+	c, err := cli.ContainerInspect(t.Context(), la.GetSandbox().GetContainerId())
+	require.NoError(t, err)
+	nw, ok := c.NetworkSettings.Networks["mgx-sandbox"]
+	require.True(t, ok, "sandbox is not on the isolated network")
+	ip := nw.IPAddress
+	require.NotEmpty(t, ip)
+	get := `printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 2 ` + ip + ` 8080`
+	eventually(t, 10*time.Second, func() bool {
+		res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: a, Command: get})
+		return err == nil && strings.HasSuffix(res.GetStdout(), "\r\n\r\nhi\n")
+	}, "server not reachable from its own sandbox")
+	res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: b, Command: get, Timeout: 10})
+	require.NoError(t, err)
+	require.NotContains(t, res.GetStdout(), "hi")
+}

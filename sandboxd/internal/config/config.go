@@ -78,7 +78,7 @@ type Config struct {
 	PidsLimit     int64   `env:"SANDBOX_PIDS_LIMIT" envDefault:"512"`
 	User          string  `env:"SANDBOX_USER" envDefault:"1000:1000"`
 	Runtime       string  `env:"SANDBOX_RUNTIME"`
-	Network       string  `env:"SANDBOX_NETWORK"`
+	Network       string  `env:"SANDBOX_NETWORK" envDefault:"mgx-sandbox"`
 
 	IdleTimeout    Seconds `env:"SANDBOX_IDLE_TIMEOUT" envDefault:"1200"`
 	GCInterval     Seconds `env:"SANDBOX_GC_INTERVAL" envDefault:"300"`

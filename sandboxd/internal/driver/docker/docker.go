@@ -18,6 +18,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
@@ -54,10 +55,15 @@ type Options struct {
 	Runtime string
 	// Namespace is this deployment's LabelNamespace value.
 	Namespace string
-	// Network is the network mode; "" is the engine's default bridge.
-	// Nothing is ever published.
+	// Network is the network sandboxes join. DefaultNetwork is created on
+	// demand as a bridge without inter-container traffic, so one sandbox
+	// cannot reach another's dev server; any other value ("bridge", "none",
+	// a network of your own) is used as is. Nothing is ever published.
 	Network string
 }
+
+// DefaultNetwork is the isolated bridge sandboxd creates for sandboxes.
+const DefaultNetwork = "mgx-sandbox"
 
 // Driver is the Docker driver.
 type Driver struct {
@@ -95,7 +101,31 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		cli.Close()
 		return nil, fmt.Errorf("run dir: %w", err)
 	}
+	if opts.Network == DefaultNetwork {
+		if err := ensureNetwork(ctx, cli); err != nil {
+			cli.Close()
+			return nil, err
+		}
+	}
 	return &Driver{opts: opts, cli: cli}, nil
+}
+
+// ensureNetwork creates DefaultNetwork unless it exists: a bridge with
+// inter-container communication disabled (sandboxes still reach the
+// internet through NAT for package installs).
+func ensureNetwork(ctx context.Context, cli *client.Client) error {
+	if _, err := cli.NetworkInspect(ctx, DefaultNetwork, network.InspectOptions{}); err == nil {
+		return nil
+	}
+	_, err := cli.NetworkCreate(ctx, DefaultNetwork, network.CreateOptions{
+		Driver:  "bridge",
+		Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"},
+		Labels:  map[string]string{driver.LabelManaged: "1"},
+	})
+	if err != nil && !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("create network %s: %w", DefaultNetwork, err)
+	}
+	return nil
 }
 
 // Client exposes the engine client (the bench compares against raw exec).
