@@ -108,7 +108,8 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]float64{
 		"SANDBOX_CPU": c.CPU, "SANDBOX_IDLE_TIMEOUT": c.IdleTimeout.D().Seconds(), "SANDBOX_GC_INTERVAL": c.GCInterval.D().Seconds(),
 		"SANDBOX_CREATE_TIMEOUT": c.CreateTimeout.D().Seconds(), "SANDBOX_EXEC_TIMEOUT": c.ExecTimeout.D().Seconds(),
-		"SANDBOX_OUTPUT_LIMIT": float64(c.OutputLimit), "SANDBOX_PIDS_LIMIT": float64(c.PidsLimit),
+		"SANDBOX_EXEC_MAX_TIMEOUT": c.MaxExecTimeout.D().Seconds(),
+		"SANDBOX_OUTPUT_LIMIT":     float64(c.OutputLimit), "SANDBOX_PIDS_LIMIT": float64(c.PidsLimit),
 		"SANDBOXD_PREVIEW_TOKEN_TTL": c.PreviewTokenTTL.D().Seconds(),
 	} {
 		if v <= 0 {

@@ -78,6 +78,9 @@ func toSandbox(r store.Record) *sandboxdv1.Sandbox {
 		SessionId: r.SessionID, OwnerId: r.OwnerID, ContainerId: r.InstanceID, ContainerName: r.InstanceName,
 		WorkspacePath: r.Workspace, Driver: r.Driver, State: r.State,
 	}
+	if r.State == store.StateReaping {
+		sb.State = "stopping" // the API's name for a sandbox being destroyed
+	}
 	if !r.Created.IsZero() {
 		sb.CreatedAt = timestamppb.New(r.Created)
 	}
