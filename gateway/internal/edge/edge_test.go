@@ -13,8 +13,8 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
-	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 	"github.com/mgx-ai/mgx/pkg/authn"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
 // TestUpstreamIdentity: what an upstream receives is the authenticated
