@@ -38,6 +38,7 @@ func TestCancelMidToolStopsTheSandboxProcess(t *testing.T) {
 	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
 	require.NoError(t, err)
 	sid := sess.GetSession().GetId()
+	destroyOnCleanup(t, c, "alice", sid)
 	_, err = c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "go"})
 	require.NoError(t, err)
 	evs := collect(t, c, ctx, sid, 0, time.Minute, func(evs []*agentdv1.Event) bool {

@@ -37,6 +37,7 @@ func TestScriptedTeamBuildsAWebAppWithPreview(t *testing.T) {
 			sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{Title: "todo app"})
 			require.NoError(t, err)
 			sid := sess.GetSession().GetId()
+			destroyOnCleanup(t, c, "alice", sid)
 			got, err := c.sandbox.GetSandbox(ctx, &sandboxdv1.GetSandboxRequest{SessionId: sid})
 			require.NoError(t, err, "creating the session provisioned its sandbox")
 			require.Equal(t, "alice", got.GetSandbox().GetOwnerId())

@@ -374,3 +374,13 @@ func fetchPreview(t *testing.T, previewAddr, rawURL string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// destroyOnCleanup destroys the session's sandbox when the test ends (before sandboxd stops): local
+// sandboxes are host processes that would outlive the test otherwise.
+func destroyOnCleanup(t *testing.T, c clients, owner, sid string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = c.sandbox.DestroySandbox(authn.WithUser(ctx, owner), &sandboxdv1.DestroySandboxRequest{SessionId: sid, Forget: true})
+	})
+}

@@ -63,6 +63,7 @@ func testTakeover(t *testing.T, how string) {
 	sess, err := ca.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
 	require.NoError(t, err)
 	sid := sess.GetSession().GetId()
+	destroyOnCleanup(t, ca, "alice", sid)
 	_, err = ca.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "go"})
 	require.NoError(t, err)
 
