@@ -57,7 +57,7 @@ images: ## build the service images locally (FROM scratch: no registry needed)
 	@for svc in gateway agentd sandboxd; do \
 	  ctx=$(IMGCTX)/$$svc; mkdir -p $$ctx; cp -r deploy/docker/rootfs $$ctx/; \
 	  cp /etc/ssl/certs/ca-certificates.crt $$ctx/ 2>/dev/null || : > $$ctx/ca-certificates.crt; \
-	  CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $$ctx/ ./$$svc/cmd/$$svc; \
+	  CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $$ctx/ ./$$svc/cmd/$$svc ./deploy/cmd/mgx-healthcheck; \
 	done
 	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(IMGCTX)/sandboxd/ ./sandboxd/cmd/sandbox-agent
 	@for svc in gateway agentd sandboxd; do \

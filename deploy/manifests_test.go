@@ -215,6 +215,11 @@ func TestComposeFile(t *testing.T) {
 		require.Empty(t, svc.Ports, "%s is not published", name)
 		require.Equal(t, types.ServiceConditionHealthy, svc.DependsOn["redis"].Condition)
 	}
+	for _, name := range names {
+		svc, err := project.GetService(name)
+		require.NoError(t, err)
+		require.NotNil(t, svc.HealthCheck, "%s has a health check", name)
+	}
 	sbx, _ := project.GetService("sandboxd")
 	var sawSocket bool
 	for _, v := range sbx.Volumes {
