@@ -33,16 +33,13 @@ import (
 
 const token = "e2e-internal-token"
 
+// TestMain removes the binaries built for the tests. The tests use dedicated Redis servers
+// (redistest.Start), which stop with each test.
 func TestMain(m *testing.M) {
-	code := 0
-	func() {
-		defer func() {
-			if binDir != "" {
-				_ = os.RemoveAll(binDir)
-			}
-		}()
-		redistest.Main(m)
-	}()
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
 	os.Exit(code)
 }
 
