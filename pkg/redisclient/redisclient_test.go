@@ -129,3 +129,50 @@ func TestNewFailsClearly(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { redistest.Main(m) }
+
+// TestSentinelFailover kills the master under a client made by New and shows the client keeps
+// working against the promoted replica, with the data written before the failover intact.
+func TestSentinelFailover(t *testing.T) {
+	f := redistest.StartFailover(t)
+	rdb, err := redisclient.New(t.Context(), f.URL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rdb.Close() })
+
+	ctx := t.Context()
+	require.NoError(t, rdb.Set(ctx, "before", "kept", 0).Err())
+	// WAIT makes the write durable on the replica before the master dies, as a production setup with
+	// min-replicas-to-write would.
+	require.Equal(t, int64(1), rdb.Do(ctx, "WAIT", 1, 5000).Val())
+	require.Equal(t, f.Master, masterAddr(t, rdb))
+
+	f.KillMaster()
+
+	// Writes fail while Sentinel detects the death and promotes the replica, then succeed again.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := rdb.Set(ctx, "after", "written", 0).Err()
+		if err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no write succeeded within 30s of the failover: %v", err)
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Equal(t, f.Replica, masterAddr(t, rdb), "the replica was promoted")
+	require.Equal(t, "kept", rdb.Get(ctx, "before").Val())
+	require.Equal(t, "written", rdb.Get(ctx, "after").Val())
+}
+
+// masterAddr asks the node the client writes to for its own port, to tell which node is master.
+func masterAddr(t *testing.T, rdb redis.UniversalClient) string {
+	t.Helper()
+	info, err := rdb.Info(t.Context(), "server", "replication").Result()
+	require.NoError(t, err)
+	require.Contains(t, info, "role:master")
+	for _, line := range strings.Split(info, "\r\n") {
+		if port, ok := strings.CutPrefix(line, "tcp_port:"); ok {
+			return net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	t.Fatal("no tcp_port in INFO")
+	return ""
+}
