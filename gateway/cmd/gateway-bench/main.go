@@ -29,13 +29,17 @@ func main() {
 	flag.IntVar(&o.WSClients, "ws", 16, "WebSocket clients for fan-out (agentd holds one Redis connection per subscriber; keep below its pool size)")
 	flag.Parse()
 
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o bench.Options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Bounded: whatever happens, the bench ends.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := bench.Run(ctx, o, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway-bench:", err)
-		os.Exit(1)
-	}
+	return bench.Run(ctx, o, os.Stdout)
 }

@@ -240,6 +240,7 @@ func TestHostileInputs(t *testing.T) {
 			require.NoError(t, err)
 			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 			require.NoError(t, err)
+			_ = resp.Body.Close()
 			require.Less(t, resp.StatusCode, 500)
 			require.GreaterOrEqual(t, resp.StatusCode, 400)
 			require.Empty(t, resp.Header.Get("Set-Cookie"))

@@ -80,7 +80,10 @@ func startGatewayOn(t *testing.T, lis net.Listener, env map[string]string) *gate
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Logf("gateway stopped: %v", err)
+			}
 		case <-time.After(15 * time.Second):
 			t.Error("gateway did not stop")
 		}

@@ -22,7 +22,7 @@ func previewOrigin(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			defer c.CloseNow()
+			defer func() { _ = c.CloseNow() }()
 			for {
 				typ, msg, err := c.Read(r.Context())
 				if err != nil {
@@ -82,9 +82,9 @@ func TestPreviewRouting(t *testing.T) {
 	}
 
 	t.Run("websocket upgrade", func(t *testing.T) {
-		c, _, err := websocket.Dial(t.Context(), strings.Replace(g.base, "http", "ws", 1)+"/ws-hmr", &websocket.DialOptions{Host: host})
+		c, _, err := wsDial(t.Context(), strings.Replace(g.base, "http", "ws", 1)+"/ws-hmr", &websocket.DialOptions{Host: host})
 		require.NoError(t, err)
-		defer c.CloseNow()
+		defer func() { _ = c.CloseNow() }()
 		require.NoError(t, c.Write(t.Context(), websocket.MessageText, []byte("hello")))
 		_, msg, err := c.Read(t.Context())
 		require.NoError(t, err)

@@ -259,13 +259,16 @@ func fanout(ctx context.Context, out io.Writer, o Options, base, token, session 
 	ready := make(chan struct{}, o.WSClients+1)
 	errc := make(chan error, o.WSClients+1)
 	for i := range o.WSClients {
-		c, _, err := websocket.Dial(ctx, fmt.Sprintf("%s/api/ws/sessions/%s?token=%s&after_seq=%d", wsBase, session, token, 0), nil)
+		c, resp, err := websocket.Dial(ctx, fmt.Sprintf("%s/api/ws/sessions/%s?token=%s&after_seq=%d", wsBase, session, token, 0), nil)
+		if resp != nil && resp.Body != nil { // nil on success (coder/websocket)
+			_ = resp.Body.Close()
+		}
 		if err != nil {
 			return fmt.Errorf("ws client %d: %w", i, err)
 		}
 		c.SetReadLimit(1 << 20)
 		wg.Go(func() {
-			defer c.CloseNow()
+			defer func() { _ = c.CloseNow() }()
 			ready <- struct{}{}
 			for {
 				_, msg, err := c.Read(ctx)
@@ -501,7 +504,7 @@ func waitHealthy(ctx context.Context, addr string) error {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("not serving: %v", err)
+			return fmt.Errorf("not serving: %w", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
