@@ -52,7 +52,7 @@ func startAgent(t *testing.T) *agentclient.Client {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.ServeListener(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return agentclient.New(filepath.Join(dir, "a.sock"))
+	return agentclient.New(filepath.Join(dir, "a.sock"), os.Getpid())
 }
 
 func TestExecDrainKeepsBackgroundWriterAlive(t *testing.T) {

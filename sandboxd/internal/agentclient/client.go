@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
 )
 
@@ -36,21 +38,75 @@ var ErrUnavailable = errors.New("sandbox agent unavailable")
 // round trip on an open unix socket.
 type Client struct {
 	socket string
+	pid    int
 	http   *http.Client
 }
 
-// New returns a client for the agent serving on socket.
-func New(socket string) *Client {
+// ErrWrongPeer means the socket is not served by the sandbox's agent.
+var ErrWrongPeer = errors.New("agent socket is served by another process")
+
+// New returns a client for the agent serving on socket. pid, when known, is
+// the agent's host pid: every connection is checked against it before a
+// byte is sent. The socket's directory is writable from inside the sandbox,
+// so sandbox code could replace the socket with a symlink to a host socket
+// (the Docker daemon's, say); the peer check makes sandboxd refuse to talk
+// to anything but the agent it started.
+func New(socket string, pid int) *Client {
+	c := &Client{socket: socket, pid: pid}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			return c.dial(ctx)
 		},
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+	c.http = &http.Client{Transport: tr}
+	return c
+}
+
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPeer(conn, c.pid); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// checkPeer compares the connected peer's pid (SO_PEERCRED) with want. A
+// peer pid of 0 means the peer lives in a pid namespace we cannot see (a
+// containerised sandboxd); nothing can be checked then.
+func checkPeer(conn net.Conn, want int) error {
+	if want <= 0 {
+		return nil
+	}
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return nil
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if credErr != nil {
+		return credErr
+	}
+	if cred.Pid != 0 && int(cred.Pid) != want {
+		return fmt.Errorf("%w (pid %d, want %d)", ErrWrongPeer, cred.Pid, want)
+	}
+	return nil
 }
 
 // Socket is the path of the agent's socket.
@@ -258,8 +314,7 @@ func (c *Client) DeleteFile(ctx context.Context, path string) (agentapi.DeleteFi
 // DialTunnel opens a raw TCP connection to 127.0.0.1:port inside the
 // sandbox through the agent.
 func (c *Client) DialTunnel(ctx context.Context, port int) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.socket)
+	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mgx-ai/mgx/pkg/grpcclient"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
+	"github.com/mgx-ai/mgx/sandboxd/internal/agentclient"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 	"github.com/mgx-ai/mgx/sandboxd/internal/sandboxtest"
 )
@@ -341,4 +342,30 @@ func TestDockerSandboxesCannotReachEachOther(t *testing.T) {
 	res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: b, Command: get, Timeout: 10})
 	require.NoError(t, err)
 	require.NotContains(t, res.GetStdout(), "hi")
+}
+
+// Sandbox code can replace its agent's socket (the directory is writable
+// from inside) with a symlink to a host socket; sandboxd must refuse to talk
+// to whatever answers there.
+func TestDockerAgentSocketSymlinkRefused(t *testing.T) {
+	e := start(t, "docker", nil)
+	ctx := as(t.Context(), "user-a")
+	sid := newSession()
+	_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+	require.NoError(t, err)
+	rec, err := e.app.Store.Get(t.Context(), sid)
+	require.NoError(t, err)
+	require.NotZero(t, rec.AgentPID)
+	_, err = agentclient.New(rec.Socket, rec.AgentPID).Health(t.Context())
+	require.NoError(t, err)
+
+	res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "rm /.mgx/run/agent.sock && ln -s /var/run/docker.sock /.mgx/run/agent.sock && echo swapped"})
+	require.NoError(t, err)
+	require.Equal(t, "swapped\n", res.GetStdout())
+	fi, err := os.Lstat(rec.Socket)
+	require.NoError(t, err)
+	require.NotZero(t, fi.Mode()&os.ModeSymlink, "the sandbox planted a symlink on the host")
+
+	_, err = agentclient.New(rec.Socket, rec.AgentPID).Health(t.Context())
+	require.ErrorIs(t, err, agentclient.ErrWrongPeer)
 }

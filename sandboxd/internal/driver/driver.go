@@ -41,6 +41,9 @@ type Instance struct {
 	Created time.Time
 	// Socket is the host path of the agent's unix socket.
 	Socket string
+	// PID is the agent's process id as the host sees it (0 when unknown);
+	// sandboxd checks it on every connection to the socket.
+	PID int
 	// Workspace is the workspace path shown to users.
 	Workspace string
 }

@@ -44,7 +44,7 @@ func (p *Pool) Claim(ctx context.Context) (driver.Instance, bool) {
 		}
 		return driver.Instance{}, false
 	}
-	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, Workspace: e.Workspace, Running: true}, true
+	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, PID: e.PID, Workspace: e.Workspace, Running: true}, true
 }
 
 // Drain removes the warm sandboxes this process created that are still
@@ -109,7 +109,7 @@ func (p *Pool) refill(ctx context.Context) {
 			}
 			return
 		}
-		e := store.PoolEntry{InstanceID: inst.ID, InstanceName: inst.Name, Socket: inst.Socket, Workspace: inst.Workspace, Driver: p.m.Driver().Name()}
+		e := store.PoolEntry{InstanceID: inst.ID, InstanceName: inst.Name, Socket: inst.Socket, PID: inst.PID, Workspace: inst.Workspace, Driver: p.m.Driver().Name()}
 		if err := p.st.PoolAdd(ctx, e); err != nil {
 			p.m.RemoveInstance(context.WithoutCancel(ctx), inst)
 			return

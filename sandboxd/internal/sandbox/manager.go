@@ -116,7 +116,7 @@ func ContainerName(sessionID string) string { return "mgx-sbx-" + sessionID }
 // by socket path but remembers the instance: a sandbox re-created under the
 // same name (by another replica, say) reuses the path, and the old client's
 // kept-alive connections lead to the dead agent.
-func (m *Manager) client(socket, instanceID string) *agentclient.Client {
+func (m *Manager) client(socket, instanceID string, pid int) *agentclient.Client {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.clients[socket]
@@ -126,7 +126,7 @@ func (m *Manager) client(socket, instanceID string) *agentclient.Client {
 	if ok {
 		c.Close()
 	}
-	c = cachedClient{Client: agentclient.New(socket), instance: instanceID}
+	c = cachedClient{Client: agentclient.New(socket, pid), instance: instanceID}
 	m.clients[socket] = c
 	return c.Client
 }
@@ -262,7 +262,7 @@ func (m *Manager) create(ctx context.Context, userID, sessionID, holder string) 
 	}
 	rec := store.Record{
 		SessionID: sessionID, OwnerID: userID, InstanceID: inst.ID, InstanceName: inst.Name,
-		Driver: m.drv.Name(), State: store.StateRunning, Socket: inst.Socket, Workspace: inst.Workspace,
+		Driver: m.drv.Name(), State: store.StateRunning, Socket: inst.Socket, AgentPID: inst.PID, Workspace: inst.Workspace,
 		Created: begin, LastActive: time.Now(),
 	}
 	if err := m.st.FinishCreate(ctx, holder, rec); err != nil {
@@ -319,7 +319,7 @@ func (m *Manager) createInstance(ctx context.Context, spec driver.Spec) (driver.
 // waitAgent polls the new agent until it answers. Polling at a few
 // milliseconds keeps cold creation within a few ms of the engine's own start.
 func (m *Manager) waitAgent(ctx context.Context, inst driver.Instance) error {
-	c := m.client(inst.Socket, inst.ID)
+	c := m.client(inst.Socket, inst.ID, inst.PID)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -341,7 +341,7 @@ func (m *Manager) waitAgent(ctx context.Context, inst driver.Instance) error {
 func (m *Manager) Ping(ctx context.Context, inst driver.Instance) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	_, err := m.client(inst.Socket, inst.ID).Health(ctx)
+	_, err := m.client(inst.Socket, inst.ID, inst.PID).Health(ctx)
 	return err
 }
 
@@ -487,7 +487,7 @@ func (m *Manager) withAgent(ctx context.Context, userID, sessionID string, fn fu
 		}
 		running = false
 		m.touch(ctx, sessionID)
-		err = fn(m.client(rec.Socket, rec.InstanceID))
+		err = fn(m.client(rec.Socket, rec.InstanceID, rec.AgentPID))
 		if err == nil || !errors.Is(err, agentclient.ErrUnavailable) || attempt > 0 || ctx.Err() != nil {
 			return agentError(err)
 		}

@@ -12,6 +12,7 @@ const (
 	fState       = "state"
 	fSocket      = "socket"
 	fWorkspace   = "workspace"
+	fPID         = "agent_pid"
 	fCreated     = "created_ms"
 	fLastActive  = "last_active_ms"
 	fHolder      = "holder"

@@ -37,6 +37,7 @@ type Record struct {
 	Driver       string
 	State        string
 	Socket       string
+	AgentPID     int
 	Workspace    string
 	Created      time.Time
 	LastActive   time.Time
@@ -65,13 +66,18 @@ func fromMS(s string) time.Time {
 	return time.UnixMilli(n)
 }
 
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
 func parseRecord(m map[string]string) (Record, bool) {
 	if len(m) == 0 || m[fState] == "" {
 		return Record{}, false
 	}
 	return Record{
 		SessionID: m[fSession], OwnerID: m[fOwner], InstanceID: m[fInstanceID], InstanceName: m[fName],
-		Driver: m[fDriver], State: m[fState], Socket: m[fSocket], Workspace: m[fWorkspace],
+		Driver: m[fDriver], State: m[fState], Socket: m[fSocket], Workspace: m[fWorkspace], AgentPID: atoi(m[fPID]),
 		Created: fromMS(m[fCreated]), LastActive: fromMS(m[fLastActive]),
 		Holder: m[fHolder], HolderUntil: fromMS(m[fHolderUntil]),
 	}, true
@@ -143,7 +149,7 @@ func (s *Store) FinishCreate(ctx context.Context, holder string, r Record) error
 	now := s.now()
 	n, err := finishCreateScript.Run(ctx, s.rdb, []string{sandboxKey(r.SessionID)}, holder, ms(now),
 		fInstanceID, r.InstanceID, fName, r.InstanceName, fDriver, r.Driver,
-		fSocket, r.Socket, fWorkspace, r.Workspace).Int()
+		fSocket, r.Socket, fWorkspace, r.Workspace, fPID, r.AgentPID).Int()
 	if err != nil {
 		return fmt.Errorf("finish create: %w", err)
 	}
@@ -357,6 +363,7 @@ type PoolEntry struct {
 	InstanceID   string `json:"id"`
 	InstanceName string `json:"name"`
 	Socket       string `json:"socket"`
+	PID          int    `json:"pid"`
 	Workspace    string `json:"workspace"`
 	Driver       string `json:"driver"`
 }

@@ -202,10 +202,12 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 		_ = d.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
 		return driver.Instance{}, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
-	return driver.Instance{
-		ID: created.ID, Name: spec.Name, Labels: labels, Running: true, Created: time.Now(),
-		Socket: filepath.Join(dir, agentSocket), Workspace: workspace.Root,
-	}, nil
+	inst, err := d.Inspect(ctx, created.ID)
+	if err != nil {
+		_ = d.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
+		return driver.Instance{}, err
+	}
+	return inst, nil
 }
 
 // Remove implements driver.Driver.
@@ -248,6 +250,11 @@ func (d *Driver) Inspect(ctx context.Context, id string) (driver.Instance, error
 	}
 	if c.State != nil {
 		inst.Running = c.State.Running
+		// Under another runtime (gVisor) the socket's peer is the runtime's
+		// own process, not the container's init: no pid to check then.
+		if d.opts.Runtime == "" {
+			inst.PID = c.State.Pid
+		}
 	}
 	return inst, nil
 }

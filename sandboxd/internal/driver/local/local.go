@@ -72,7 +72,7 @@ func (d *Driver) instance(m meta) driver.Instance {
 	dir := d.dir(m.Name)
 	return driver.Instance{
 		ID: m.Name, Name: m.Name, Labels: m.Labels, Created: m.Created,
-		Running: d.alive(m), Socket: filepath.Join(dir, "agent.sock"), Workspace: filepath.Join(dir, "workspace"),
+		Running: d.alive(m), Socket: filepath.Join(dir, "agent.sock"), Workspace: filepath.Join(dir, "workspace"), PID: m.PID,
 	}
 }
 
