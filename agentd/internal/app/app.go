@@ -100,7 +100,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, fmt.Errorf("agentd: grpc server: %w", err)
 	}
-	server.New(st, sandboxdv1.NewSandboxServiceClient(cc), reg, log, server.Options{
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	a.stack.Push("event hub", func(context.Context) error { stopHub(); return nil })
+	server.New(st, st.NewHub(hubCtx), sandboxdv1.NewSandboxServiceClient(cc), reg, log, server.Options{
 		LaunchTimeout: cfg.SandboxLaunchTimeout, TailBlock: cfg.EventTailBlockTime,
 	}).Register(a.grpc)
 	for _, name := range []string{"mgx.agentd.v1.SessionService", "mgx.agentd.v1.ChatService", "mgx.agentd.v1.EventService", "mgx.agentd.v1.AgentService"} {

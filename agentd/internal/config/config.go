@@ -69,7 +69,7 @@ type Config struct {
 	RunLeaseTTL        time.Duration `env:"AGENTD_RUN_LEASE_TTL" envDefault:"15s"`
 	MaxConcurrentRuns  int           `env:"AGENTD_MAX_CONCURRENT_RUNS" envDefault:"4"`
 	ShutdownTimeout    time.Duration `env:"AGENTD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
-	EventTailBlockTime time.Duration `env:"AGENTD_EVENT_TAIL_BLOCK" envDefault:"5s"`
+	EventTailBlockTime time.Duration `env:"AGENTD_EVENT_TAIL_BLOCK" envDefault:"5s"` // re-read period of a waiting event stream
 }
 
 // Validate implements config.Validator.

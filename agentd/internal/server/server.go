@@ -24,7 +24,8 @@ import (
 type Options struct {
 	// LaunchTimeout bounds the sandbox provisioning a session creation waits for.
 	LaunchTimeout time.Duration
-	// TailBlock is how long one wait for new events blocks before the stream re-checks the session.
+	// TailBlock is how often a following stream re-reads the log without being woken (and checks
+	// that its session still exists).
 	TailBlock time.Duration
 }
 
@@ -36,6 +37,7 @@ type Server struct {
 	agentdv1.UnimplementedAgentServiceServer
 
 	store     *store.Store
+	hub       *store.Hub
 	sandboxes sandboxdv1.SandboxServiceClient
 	registry  *registry.Registry
 	log       *slog.Logger
@@ -43,14 +45,14 @@ type Server struct {
 }
 
 // New returns the services over st, calling sandboxd through sandboxes.
-func New(st *store.Store, sandboxes sandboxdv1.SandboxServiceClient, reg *registry.Registry, log *slog.Logger, opts Options) *Server {
+func New(st *store.Store, hub *store.Hub, sandboxes sandboxdv1.SandboxServiceClient, reg *registry.Registry, log *slog.Logger, opts Options) *Server {
 	if opts.LaunchTimeout <= 0 {
 		opts.LaunchTimeout = 60 * time.Second
 	}
 	if opts.TailBlock <= 0 {
 		opts.TailBlock = 5 * time.Second
 	}
-	return &Server{store: st, sandboxes: sandboxes, registry: reg, log: log, opts: opts}
+	return &Server{store: st, hub: hub, sandboxes: sandboxes, registry: reg, log: log, opts: opts}
 }
 
 // Register registers every service on srv.
@@ -287,7 +289,8 @@ func (s *Server) CancelRun(ctx context.Context, req *agentdv1.CancelRunRequest) 
 }
 
 // StreamEvents replays the session's log after after_seq, then follows it. Sequences are the stream
-// ids, so replay and tail meet without gap or duplicate on any replica.
+// ids, so replay and tail meet without gap or duplicate on any replica. Waiting costs no Redis
+// connection: the replica's Hub wakes the stream when the log grows.
 func (s *Server) StreamEvents(req *agentdv1.StreamEventsRequest, stream grpc.ServerStreamingServer[agentdv1.StreamEventsResponse]) error {
 	ctx := stream.Context()
 	uid, err := user(ctx)
@@ -298,41 +301,40 @@ func (s *Server) StreamEvents(req *agentdv1.StreamEventsRequest, stream grpc.Ser
 	if _, err := s.store.GetSession(ctx, uid, sid); err != nil {
 		return toStatus(ctx, s.log, err)
 	}
+	// Follow before replaying, so an event appended in between wakes the tail.
+	wake, stop := s.hub.Follow(ctx, sid)
+	defer stop()
+	poll := time.NewTicker(s.opts.TailBlock)
+	defer poll.Stop()
 	after := req.GetAfterSeq()
 	for {
-		evs, err := s.store.EventsAfter(ctx, sid, after, 512)
-		if err != nil {
-			return toStatus(ctx, s.log, err)
-		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, ev := range evs {
-			if err := stream.Send(&agentdv1.StreamEventsResponse{Event: eventPB(ev)}); err != nil {
-				return err
+		// Drain everything after the last sequence sent: the replay at first, then what woke us.
+		for {
+			evs, err := s.store.EventsAfter(ctx, sid, after, 512)
+			if err != nil {
+				return toStatus(ctx, s.log, err)
 			}
-			after = ev.Sequence
+			if len(evs) == 0 {
+				break
+			}
+			for _, ev := range evs {
+				if err := stream.Send(&agentdv1.StreamEventsResponse{Event: eventPB(ev)}); err != nil {
+					return err
+				}
+				after = ev.Sequence
+			}
 		}
-	}
-	for {
-		evs, err := s.store.WaitEvents(ctx, sid, after, s.opts.TailBlock)
-		if err != nil {
-			return toStatus(ctx, s.log, err)
-		}
-		if len(evs) == 0 {
-			// Nothing new: end the stream if the session was deleted meanwhile.
+		select {
+		case <-ctx.Done():
+			return toStatus(ctx, s.log, ctx.Err())
+		case <-wake:
+		case <-poll.C:
+			// End the stream if the session was deleted meanwhile.
 			if ok, err := s.store.SessionExists(ctx, sid); err != nil {
 				return toStatus(ctx, s.log, err)
 			} else if !ok {
 				return toStatus(ctx, s.log, store.ErrNotFound)
 			}
-			continue
-		}
-		for _, ev := range evs {
-			if err := stream.Send(&agentdv1.StreamEventsResponse{Event: eventPB(ev)}); err != nil {
-				return err
-			}
-			after = ev.Sequence
 		}
 	}
 }

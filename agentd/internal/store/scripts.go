@@ -5,13 +5,15 @@ import "github.com/redis/go-redis/v9"
 // appendLua appends one event to a session's log: the sequence comes from the session's counter and is
 // also the stream entry id ("<seq>-0"), so a reader resumes after any sequence with XRANGE/XREAD and
 // sees neither gaps nor duplicates. A message is pushed to the history in the same step, which is what
-// keeps the history and the stream in agreement.
+// keeps the history and the stream in agreement. The sequence is then published on a channel named
+// like the stream, waking the replicas that follow the session (see Hub).
 // Expects KEYS[1] session, KEYS[2] seq counter, KEYS[3] events stream, KEYS[4] messages list.
 const appendLua = `
 local function append(event, message)
   local seq = redis.call('INCR', KEYS[2])
   redis.call('XADD', KEYS[3], seq .. '-0', 'e', event)
   if message ~= '' then redis.call('RPUSH', KEYS[4], message) end
+  redis.call('PUBLISH', KEYS[3], seq)
   return seq
 end
 local function fenced(leaseKey, token)

@@ -227,25 +227,6 @@ func (s *Store) EventsAfter(ctx context.Context, sessionID string, after uint32,
 	return decodeEvents(msgs)
 }
 
-// WaitEvents blocks up to block for events after the given sequence and returns them (none on timeout).
-func (s *Store) WaitEvents(ctx context.Context, sessionID string, after uint32, block time.Duration) ([]events.Event, error) {
-	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
-		Streams: []string{sessionEventsKey(sessionID), fmt.Sprintf("%d-0", after)},
-		Count:   256,
-		Block:   block,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: wait events: %w", err)
-	}
-	if len(res) == 0 {
-		return nil, nil
-	}
-	return decodeEvents(res[0].Messages)
-}
-
 func decodeEvents(msgs []redis.XMessage) ([]events.Event, error) {
 	out := make([]events.Event, 0, len(msgs))
 	for _, m := range msgs {

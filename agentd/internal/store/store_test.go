@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -109,24 +108,41 @@ func TestAppendAssignsStrictlyIncreasingSequences(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound, "no events for a missing session")
 }
 
-func TestWaitEventsTails(t *testing.T) {
+func TestHubWakesFollowers(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 	sess := newSession(t, s, "alice")
-	got := make(chan []events.Event, 1)
-	go func() {
-		evs, _ := s.WaitEvents(context.WithoutCancel(ctx), sess.ID, 0, 5*time.Second)
-		got <- evs
-	}()
-	_, err := s.Append(ctx, events.Event{Type: "status", SessionID: sess.ID, Content: "x"}, nil, store.Lease{})
-	require.NoError(t, err)
+	other := newSession(t, s, "alice")
+	hub := s.NewHub(ctx)
+	wake, stop := hub.Follow(ctx, sess.ID)
+	wake2, stop2 := hub.Follow(ctx, sess.ID)
+	quiet, stop3 := hub.Follow(ctx, other.ID)
+	defer stop3()
+	require.Equal(t, 2, hub.Followed())
+	// Subscribing is asynchronous: append until the first notification arrives.
+	require.Eventually(t, func() bool {
+		_, err := s.Append(ctx, events.Event{Type: "status", SessionID: sess.ID}, nil, store.Lease{})
+		require.NoError(t, err)
+		select {
+		case <-wake:
+			return true
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	}, 5*time.Second, time.Millisecond)
 	select {
-	case evs := <-got:
-		require.Len(t, evs, 1)
-		require.Equal(t, uint32(1), evs[0].Sequence)
+	case <-wake2:
 	case <-time.After(5 * time.Second):
-		t.Fatal("tail did not see the event")
+		t.Fatal("every follower of the session is woken")
 	}
+	select {
+	case <-quiet:
+		t.Fatal("another session's follower was woken")
+	default:
+	}
+	stop()
+	stop2()
+	require.Equal(t, 1, hub.Followed())
 }
 
 func startRun(t *testing.T, s *store.Store, sess store.Session, text string) (store.StartOutcome, string, error) {
