@@ -161,20 +161,20 @@ func (e *edge) guard(next http.Handler) http.Handler {
 			r = httperr.LimitBody(w, r, e.o.MaxBodyBytes)
 		}
 
+		var queryToken string
+		if q := r.URL.Query(); q.Has("token") {
+			// The token does its job here; it must not reach grpc-gateway's
+			// query parser (where it is no field) nor anything upstream.
+			queryToken = q.Get("token")
+			q.Del("token")
+			r.URL.RawQuery = q.Encode()
+		}
 		subject := "ip:" + auth.ClientIPFromContext(r.Context())
 		if !publicPaths[r.URL.Path] {
-			cred, fromQuery := credential(r)
-			p, err := e.o.Auth.Authenticate(r.Context(), cred)
+			p, err := e.o.Auth.Authenticate(r.Context(), credential(r, queryToken))
 			if err != nil {
 				e.o.Errors.Write(w, r, auth.ToStatus(r.Context(), e.o.Logger, err))
 				return
-			}
-			if fromQuery {
-				// The token has done its job; it must not reach grpc-gateway's
-				// query parser (an unknown field there) or any log.
-				q := r.URL.Query()
-				q.Del("token")
-				r.URL.RawQuery = q.Encode()
 			}
 			r = r.WithContext(auth.NewContext(r.Context(), p))
 			subject = "user:" + p.UserID
@@ -196,21 +196,18 @@ func (e *edge) guard(next http.Handler) http.Handler {
 // header (access token or API key), X-Api-Key, or the `token` query
 // parameter that browsers use where they cannot set headers (WebSocket,
 // EventSource, links).
-func credential(r *http.Request) (cred string, fromQuery bool) {
+func credential(r *http.Request, queryToken string) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if ok && strings.EqualFold(scheme, "bearer") {
-			return strings.TrimSpace(tok), false
+			return strings.TrimSpace(tok)
 		}
-		return "", false
+		return ""
 	}
 	if k := r.Header.Get("X-Api-Key"); k != "" {
-		return k, false
+		return k
 	}
-	if t := r.URL.Query().Get("token"); t != "" {
-		return t, true
-	}
-	return "", false
+	return queryToken
 }
 
 func remoteIP(r *http.Request) string {
