@@ -359,13 +359,20 @@ func TestDockerAgentSocketSymlinkRefused(t *testing.T) {
 	_, err = agentclient.New(rec.Socket, rec.AgentPID).Health(t.Context())
 	require.NoError(t, err)
 
-	res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "rm /.mgx/run/agent.sock && ln -s /var/run/docker.sock /.mgx/run/agent.sock && echo swapped"})
+	// First line: the run directory is sealed once the agent listens, so
+	// the sandbox can neither swap the socket nor write files on the host.
+	res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "rm -f /.mgx/run/agent.sock; ln -s /var/run/docker.sock /.mgx/run/x; echo junk > /.mgx/run/fill; ls /.mgx/run"})
 	require.NoError(t, err)
-	require.Equal(t, "swapped\n", res.GetStdout())
+	require.Equal(t, "agent.sock\n", res.GetStdout())
+	require.Contains(t, res.GetStderr(), "Permission denied")
 	fi, err := os.Lstat(rec.Socket)
 	require.NoError(t, err)
-	require.NotZero(t, fi.Mode()&os.ModeSymlink, "the sandbox planted a symlink on the host")
+	require.NotZero(t, fi.Mode()&os.ModeSocket)
 
+	// Second line: were the socket swapped anyway (as root does here), the
+	// peer check refuses whatever answers instead of the agent.
+	require.NoError(t, os.Remove(rec.Socket))
+	require.NoError(t, os.Symlink("/var/run/docker.sock", rec.Socket))
 	_, err = agentclient.New(rec.Socket, rec.AgentPID).Health(t.Context())
 	require.ErrorIs(t, err, agentclient.ErrWrongPeer)
 }

@@ -149,15 +149,19 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return driver.Instance{}, fmt.Errorf("run dir: %w", err)
 	}
-	// The agent runs as the sandbox user and must create its socket here;
-	// root (sandboxd) can always reach it. Without permission to chown, the
-	// directory must be world-writable instead.
-	if uid, gid, ok := numericUser(d.opts.User); ok && os.Chown(dir, uid, gid) == nil {
-		_ = os.Chmod(dir, 0o700)
-	} else {
+	// The agent runs as the sandbox user and must create its socket here,
+	// so the sandbox's group may write the directory — until the socket
+	// exists: then it is sealed (see seal). The directory stays owned by
+	// root, so the sandbox can never chmod it back. Without permission to
+	// chown (sandboxd not root) it must be world-writable and stays so.
+	sealable := false
+	_ = os.Remove(filepath.Join(dir, agentSocket))
+	if _, gid, ok := numericUser(d.opts.User); ok && os.Chown(dir, os.Getuid(), gid) == nil && os.Getuid() == 0 {
+		sealable = os.Chmod(dir, 0o770) == nil
+	}
+	if !sealable {
 		_ = os.Chmod(dir, 0o777)
 	}
-	_ = os.Remove(filepath.Join(dir, agentSocket))
 
 	labels := map[string]string{driver.LabelManaged: "1", driver.LabelNamespace: d.opts.Namespace}
 	for k, v := range spec.Labels {
@@ -203,6 +207,9 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 		return driver.Instance{}, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	inst, err := d.Inspect(ctx, created.ID)
+	if err == nil && sealable {
+		err = seal(ctx, dir)
+	}
 	if err != nil {
 		_ = d.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
 		return driver.Instance{}, err
@@ -284,6 +291,30 @@ func (d *Driver) List(ctx context.Context) ([]driver.Instance, error) {
 		})
 	}
 	return out, nil
+}
+
+// seal waits for the agent's socket, then takes write permission on the run
+// directory away from the sandbox. The directory is a host directory: left
+// writable, sandbox code could fill the host's disk past the container's
+// limits, or swap the socket for a symlink to a host socket (the client's
+// peer-pid check is the second line against that).
+func seal(ctx context.Context, dir string) error {
+	sock := filepath.Join(dir, agentSocket)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if fi, err := os.Lstat(sock); err == nil {
+			if fi.Mode()&os.ModeSocket == 0 {
+				return fmt.Errorf("run dir %s: %s is not a socket", dir, agentSocket)
+			}
+			return os.Chmod(dir, 0o750)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("agent socket did not appear: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 func numericUser(u string) (int, int, bool) {
