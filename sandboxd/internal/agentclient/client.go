@@ -42,6 +42,9 @@ type Client struct {
 	http   *http.Client
 }
 
+// maxResponse bounds a JSON response read from an agent.
+const maxResponse = 256 << 20
+
 // ErrWrongPeer means the socket is not served by the sandbox's agent.
 var ErrWrongPeer = errors.New("agent socket is served by another process")
 
@@ -127,7 +130,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	// Bounded: outputs and file reads are capped well below this by the
+	// agent; a response past it is not the agent's.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(out); err != nil {
 		return fmt.Errorf("agent %s %s: decode: %w", method, path, err)
 	}
 	return nil
