@@ -1,9 +1,13 @@
 package app_test
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -144,4 +148,45 @@ agents:
 			tc.check(t, evs, stub)
 		})
 	}
+}
+
+// A provider that sends tool calls without ids (some OpenAI-compatible servers do) still gets each
+// call executed once: the workflow gives them ids unique within the run, which key the idempotency
+// records.
+func TestToolCallsWithoutIDs(t *testing.T) {
+	stub, sbAddr := startSandboxStub(t)
+	var turns atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		var delta string
+		switch turns.Add(1) {
+		case 1:
+			delta = `{"tool_calls":[{"index":0,"type":"function","function":{"name":"send_message","arguments":"{\"to\":\"alex\",\"content\":\"run two commands\"}"}}]}`
+		case 2:
+			delta = `{"tool_calls":[{"index":0,"type":"function","function":{"name":"sandbox_shell","arguments":"{\"command\":\"echo one\"}"}}]}`
+		case 3:
+			delta = `{"tool_calls":[{"index":0,"type":"function","function":{"name":"sandbox_shell","arguments":"{\"command\":\"echo two\"}"}}]}`
+		case 4:
+			delta = `{"content":"both ran"}`
+		default:
+			delta = `{"tool_calls":[{"index":0,"type":"function","function":{"name":"end","arguments":"{}"}}]}`
+		}
+		_, _ = io.WriteString(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`+delta+`}]}`+"\n\ndata: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	env := baseEnv(t, redistest.Shared(t), sbAddr, "")
+	env["AGENTD_LLM_PROVIDER"] = "openai"
+	env["OPENAI_BASE_URL"] = srv.URL
+	a := startAgentd(t, env)
+	c := dial(t, a.addr)
+	ctx := as(t, "alice")
+	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
+	require.NoError(t, err)
+	_, err = c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sess.GetSession().GetId(), Content: "go"})
+	require.NoError(t, err)
+	evs := collect(t, c, ctx, sess.GetSession().GetId(), 0, runEnded("completed", "failed", "stopped"))
+	require.Equal(t, "completed", evs[len(evs)-1].GetData().GetFields()["status"].GetStringValue(), describeEvents(evs))
+	stub.mu.Lock()
+	defer stub.mu.Unlock()
+	require.Equal(t, []string{"echo one", "echo two"}, stub.execs)
 }

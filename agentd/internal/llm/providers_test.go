@@ -93,6 +93,16 @@ func TestOpenAIStreaming(t *testing.T) {
 			wantUsage: llm.Usage{InputTokens: 12, OutputTokens: 7},
 		},
 		{
+			name: "provider reusing index 0 without ids",
+			handler: func(t *testing.T, _ int, s sse) {
+				s.data(chunk(`{"tool_calls":[{"index":0,"type":"function","function":{"name":"file_write","arguments":"{\"path\":"}}]}`))
+				s.data(chunk(`{"tool_calls":[{"index":0,"function":{"arguments":"\"a\"}"}}]}`))
+				s.data(chunk(`{"tool_calls":[{"index":0,"type":"function","function":{"name":"file_read","arguments":"{\"path\":\"b\"}"}}]}`))
+				s.data("[DONE]")
+			},
+			wantCalls: []llm.ToolCall{{Name: "file_write", Arguments: `{"path":"a"}`}, {Name: "file_read", Arguments: `{"path":"b"}`}},
+		},
+		{
 			name:   "429 then success is retried",
 			status: []int{http.StatusTooManyRequests, http.StatusBadGateway},
 			handler: func(t *testing.T, calls int, s sse) {

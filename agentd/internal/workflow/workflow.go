@@ -166,6 +166,20 @@ func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) error {
 	}
 	st.Steps++
 	st.Tokens += resp.Usage.InputTokens + resp.Usage.OutputTokens
+	// Call ids key the idempotency records, so they must be unique within the run: some providers
+	// send none, or reuse them across turns.
+	seen := map[string]bool{}
+	for _, m := range top.Messages {
+		for _, c := range m.ToolCalls {
+			seen[c.ID] = true
+		}
+	}
+	for i := range resp.ToolCalls {
+		if id := resp.ToolCalls[i].ID; id == "" || seen[id] {
+			resp.ToolCalls[i].ID = fmt.Sprintf("call_s%d_%d", st.Steps, i)
+		}
+		seen[resp.ToolCalls[i].ID] = true
+	}
 	top.Messages = append(top.Messages, llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
 	if text := strings.TrimSpace(resp.Content); text != "" {
 		m := events.Message{ID: msgID, SessionID: run.SessionID, Sender: senderOf(agent.Name), Content: text,
