@@ -55,9 +55,27 @@ func TestAuthFlow(t *testing.T) {
 		next := m["refresh_token"].(string)
 		require.NotEqual(t, a.refresh, next)
 		require.Equal(t, http.StatusOK, g.do(req{path: "/api/auth/me", token: m["access_token"].(string)}).status)
-		// The old token was consumed by the rotation.
-		requireError(t, g.do(req{method: "POST", path: "/api/auth/refresh", body: map[string]any{"refresh_token": a.refresh}}), http.StatusUnauthorized)
 		a.refresh = next
+		// And again: rotation chains.
+		r = g.do(req{method: "POST", path: "/api/auth/refresh", body: map[string]any{"refresh_token": a.refresh}})
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		a.refresh = r.json(t)["refresh_token"].(string)
+	})
+	t.Run("reuse of a rotated token revokes the family", func(t *testing.T) {
+		login := func() string {
+			r := g.do(req{method: "POST", path: "/api/auth/login", body: map[string]any{"email": a.email, "password": a.password}})
+			require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+			return r.json(t)["refresh_token"].(string)
+		}
+		stolen := login()
+		other := login() // another device: its own family
+		r := g.do(req{method: "POST", path: "/api/auth/refresh", body: map[string]any{"refresh_token": stolen}})
+		require.Equal(t, http.StatusOK, r.status)
+		current := r.json(t)["refresh_token"].(string)
+		m := requireError(t, g.do(req{method: "POST", path: "/api/auth/refresh", body: map[string]any{"refresh_token": stolen}}), http.StatusUnauthorized)
+		require.Equal(t, "TOKEN_INVALID", m["reason"])
+		requireError(t, g.do(req{method: "POST", path: "/api/auth/refresh", body: map[string]any{"refresh_token": current}}), http.StatusUnauthorized)
+		require.Equal(t, http.StatusOK, g.do(req{method: "POST", path: "/api/auth/refresh", body: map[string]any{"refresh_token": other}}).status)
 	})
 	t.Run("logout revokes", func(t *testing.T) {
 		requireError(t, g.do(req{method: "POST", path: "/api/auth/logout", body: map[string]any{"refresh_token": a.refresh}}), http.StatusUnauthorized)

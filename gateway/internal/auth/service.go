@@ -95,13 +95,15 @@ type tokenPair struct {
 	expiresIn       int32
 }
 
-func (s *Service) issue(ctx context.Context, u store.User) (tokenPair, error) {
+// issue signs an access token and stores a refresh token of family (a new
+// family per login; rotation keeps it).
+func (s *Service) issue(ctx context.Context, u store.User, family string) (tokenPair, error) {
 	access, err := s.signer.sign(Principal{UserID: u.ID, Role: s.roleOf(u.Email)})
 	if err != nil {
 		return tokenPair{}, fmt.Errorf("sign access token: %w", err)
 	}
 	refresh := randomToken(refreshPrefix)
-	if err := s.store.SaveRefresh(ctx, digest(refresh), u.ID, s.opts.RefreshTTL); err != nil {
+	if err := s.store.SaveRefresh(ctx, digest(refresh), store.RefreshToken{UserID: u.ID, Family: family}, s.opts.RefreshTTL); err != nil {
 		return tokenPair{}, err
 	}
 	return tokenPair{access: access, refresh: refresh, expiresIn: int32(s.opts.AccessTTL.Seconds())}, nil
@@ -141,7 +143,7 @@ func (s *Service) Register(ctx context.Context, req *gatewayv1.RegisterRequest) 
 	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
 	}
-	tp, err := s.issue(ctx, u)
+	tp, err := s.issue(ctx, u, uuid.NewString())
 	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
 	}
@@ -201,7 +203,7 @@ func (s *Service) login(ctx context.Context, email, password string) (tokenPair,
 	if err := s.store.ResetFailures(ctx, accountKey); err != nil {
 		return tokenPair{}, err
 	}
-	return s.issue(ctx, u)
+	return s.issue(ctx, u, uuid.NewString())
 }
 
 func (s *Service) checkThrottle(ctx context.Context, key string, limit int) error {
@@ -231,23 +233,42 @@ func clientIP(ctx context.Context) string {
 }
 
 // Refresh implements gatewayv1.AuthServiceServer: the presented token is
-// consumed and a new pair issued.
+// rotated (marked used) and a new pair issued in the same family. A used
+// token presented again revokes its whole family (OAuth 2.0 Security BCP,
+// refresh token rotation with reuse detection).
 func (s *Service) Refresh(ctx context.Context, req *gatewayv1.RefreshRequest) (*gatewayv1.RefreshResponse, error) {
-	userID, err := s.store.ConsumeRefresh(ctx, digest(req.GetRefreshToken()))
+	rt, err := s.store.UseRefresh(ctx, digest(req.GetRefreshToken()))
+	switch {
+	case errors.Is(err, store.ErrRefreshReused):
+		// A rotated token came back: it leaked, and whoever holds the
+		// newest one may be the thief. Revoke the whole family; the owner
+		// signs in again.
+		s.logger.WarnContext(ctx, "refresh token reused, revoking its family", "user_id", rt.UserID)
+		if rerr := s.store.RevokeFamily(ctx, rt.Family, s.opts.RefreshTTL); rerr != nil {
+			return nil, ToStatus(ctx, s.logger, rerr)
+		}
+		err = ErrInvalidToken
+	case errors.Is(err, store.ErrNotFound):
+		err = ErrInvalidToken
+	case err == nil:
+		revoked, ferr := s.store.FamilyRevoked(ctx, rt.Family)
+		if ferr != nil {
+			err = ferr
+		} else if revoked {
+			err = ErrInvalidToken
+		}
+	}
+	if err != nil {
+		return nil, ToStatus(ctx, s.logger, err)
+	}
+	u, err := s.store.User(ctx, rt.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		err = ErrInvalidToken
 	}
 	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
 	}
-	u, err := s.store.User(ctx, userID)
-	if errors.Is(err, store.ErrNotFound) {
-		err = ErrInvalidToken
-	}
-	if err != nil {
-		return nil, ToStatus(ctx, s.logger, err)
-	}
-	tp, err := s.issue(ctx, u)
+	tp, err := s.issue(ctx, u, rt.Family)
 	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
 	}
@@ -262,8 +283,16 @@ func (s *Service) Logout(ctx context.Context, req *gatewayv1.LogoutRequest) (*ga
 	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
 	}
-	err = s.store.RevokeRefresh(ctx, digest(req.GetRefreshToken()), userID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	rt, err := s.store.RevokeRefresh(ctx, digest(req.GetRefreshToken()), userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return &gatewayv1.LogoutResponse{}, nil
+	}
+	if err == nil {
+		// Also the tokens rotated away earlier in this login: a copy of
+		// any of them must not be replayable as "reuse" after logout.
+		err = s.store.RevokeFamily(ctx, rt.Family, s.opts.RefreshTTL)
+	}
+	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
 	}
 	return &gatewayv1.LogoutResponse{}, nil

@@ -21,6 +21,12 @@ func KeyEmail(email string) string { return "gateway:email:{" + email + "}" }
 // the token so a Redis dump reveals no usable token.
 func KeyRefresh(tokenHash string) string { return "gateway:refresh:{" + tokenHash + "}" }
 
+// KeyRefreshFamilyRevoked marks a refresh-token family (every token rotated
+// from one login) as revoked.
+func KeyRefreshFamilyRevoked(family string) string {
+	return "gateway:refresh_family:{" + family + "}:revoked"
+}
+
 // KeyAPIKey is the hash of one API key (its secret only as a SHA-256).
 func KeyAPIKey(keyID string) string { return "gateway:api_key:{" + keyID + "}" }
 

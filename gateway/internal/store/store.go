@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -104,62 +105,147 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 	return s.User(ctx, id)
 }
 
-// SaveRefresh stores a refresh token (by hash) for userID until ttl passes.
-func (s *Store) SaveRefresh(ctx context.Context, tokenHash, userID string, ttl time.Duration) error {
-	if err := s.rdb.Set(ctx, KeyRefresh(tokenHash), userID, ttl).Err(); err != nil {
+// Refresh-token errors.
+var (
+	// ErrRefreshReused is returned for a refresh token that was already
+	// rotated: someone replays a token, so its whole family is revoked.
+	ErrRefreshReused = errors.New("refresh token reused")
+)
+
+// RefreshToken is a stored refresh token: its user and its family (every
+// token rotated from one login).
+type RefreshToken struct {
+	UserID string
+	Family string
+}
+
+const (
+	refreshActive = "active:"
+	refreshUsed   = "used:"
+)
+
+func parseRefresh(v string) (state string, rt RefreshToken, ok bool) {
+	for _, st := range []string{refreshActive, refreshUsed} {
+		if rest, found := strings.CutPrefix(v, st); found {
+			user, family, found := strings.Cut(rest, ":")
+			return st, RefreshToken{UserID: user, Family: family}, found
+		}
+	}
+	return "", RefreshToken{}, false
+}
+
+// SaveRefresh stores an active refresh token (by hash) until ttl passes.
+func (s *Store) SaveRefresh(ctx context.Context, tokenHash string, rt RefreshToken, ttl time.Duration) error {
+	if err := s.rdb.Set(ctx, KeyRefresh(tokenHash), refreshActive+rt.UserID+":"+rt.Family, ttl).Err(); err != nil {
 		return fmt.Errorf("store refresh token: %w", err)
 	}
 	return nil
 }
 
-// ConsumeRefresh deletes a refresh token and returns its user. GETDEL makes
-// rotation single-use: of two concurrent refreshes with one token exactly
-// one gets the user, the other ErrNotFound.
-func (s *Store) ConsumeRefresh(ctx context.Context, tokenHash string) (string, error) {
-	userID, err := s.rdb.GetDel(ctx, KeyRefresh(tokenHash)).Result()
+// useRefresh marks an active refresh token used, keeping its expiry, so a
+// later replay of it is recognised as reuse rather than as an unknown token.
+//
+//	KEYS[1] the token (KeyRefresh)
+//	returns the value before the call, or false when there is none
+var useRefresh = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+  return false
+end
+if string.sub(v, 1, 7) == 'active:' then
+  redis.call('SET', KEYS[1], 'used:' .. string.sub(v, 8), 'KEEPTTL')
+end
+return v
+`)
+
+// UseRefresh consumes a refresh token for rotation. Of two concurrent uses
+// of one token exactly one succeeds; the other, and any later one, gets
+// ErrRefreshReused with the token's record so the family can be revoked.
+func (s *Store) UseRefresh(ctx context.Context, tokenHash string) (RefreshToken, error) {
+	v, err := useRefresh.Run(ctx, s.rdb, []string{KeyRefresh(tokenHash)}).Text()
 	if errors.Is(err, redis.Nil) {
-		return "", ErrNotFound
+		return RefreshToken{}, ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("consume refresh token: %w", err)
+		return RefreshToken{}, fmt.Errorf("use refresh token: %w", err)
 	}
-	return userID, nil
+	state, rt, ok := parseRefresh(v)
+	switch {
+	case !ok:
+		return RefreshToken{}, ErrNotFound
+	case state == refreshUsed:
+		return rt, ErrRefreshReused
+	}
+	return rt, nil
 }
 
-// revokeOwned deletes KEYS[1] only when it belongs to the caller.
+// RevokeFamily revokes every token of a family for ttl (the longest a token
+// of it can live).
+func (s *Store) RevokeFamily(ctx context.Context, family string, ttl time.Duration) error {
+	if err := s.rdb.Set(ctx, KeyRefreshFamilyRevoked(family), 1, ttl).Err(); err != nil {
+		return fmt.Errorf("revoke refresh family: %w", err)
+	}
+	return nil
+}
+
+// FamilyRevoked reports whether a family was revoked.
+func (s *Store) FamilyRevoked(ctx context.Context, family string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, KeyRefreshFamilyRevoked(family)).Result()
+	if err != nil {
+		return false, fmt.Errorf("read refresh family: %w", err)
+	}
+	return n > 0, nil
+}
+
+// deleteRefresh deletes a refresh token only when it belongs to the caller.
 //
-//	KEYS[1] the record (a string holding the owner id, or a hash with field user_id)
+//	KEYS[1] the token (KeyRefresh)
+//	ARGV[1] the caller's user id
+//	returns the deleted value, or false when missing or someone else's
+var deleteRefresh = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+  return false
+end
+local rest = string.match(v, '^%a+:(.*)$')
+if not rest or string.sub(rest, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ':' then
+  return false
+end
+redis.call('DEL', KEYS[1])
+return v
+`)
+
+// RevokeRefresh deletes userID's refresh token and returns it (for its
+// family); another user's token, or an unknown one, is ErrNotFound and
+// stays untouched.
+func (s *Store) RevokeRefresh(ctx context.Context, tokenHash, userID string) (RefreshToken, error) {
+	v, err := deleteRefresh.Run(ctx, s.rdb, []string{KeyRefresh(tokenHash)}, userID).Text()
+	if errors.Is(err, redis.Nil) {
+		return RefreshToken{}, ErrNotFound
+	}
+	if err != nil {
+		return RefreshToken{}, fmt.Errorf("revoke refresh token: %w", err)
+	}
+	_, rt, ok := parseRefresh(v)
+	if !ok {
+		return RefreshToken{}, ErrNotFound
+	}
+	return rt, nil
+}
+
+// revokeOwned deletes a hash record only when its user_id is the caller.
+//
+//	KEYS[1] the record (a hash with field user_id)
 //	ARGV[1] the caller's user id
 //	returns 1 when deleted, 0 when missing or owned by someone else
 var revokeOwned = redis.NewScript(`
-local t = redis.call('TYPE', KEYS[1])['ok']
-local owner
-if t == 'string' then
-  owner = redis.call('GET', KEYS[1])
-elseif t == 'hash' then
-  owner = redis.call('HGET', KEYS[1], 'user_id')
-else
-  return 0
-end
+local owner = redis.call('HGET', KEYS[1], 'user_id')
 if owner ~= ARGV[1] then
   return 0
 end
 redis.call('DEL', KEYS[1])
 return 1
 `)
-
-// RevokeRefresh deletes userID's refresh token; another user's token, or an
-// unknown one, is ErrNotFound and stays untouched.
-func (s *Store) RevokeRefresh(ctx context.Context, tokenHash, userID string) error {
-	n, err := revokeOwned.Run(ctx, s.rdb, []string{KeyRefresh(tokenHash)}, userID).Int()
-	if err != nil {
-		return fmt.Errorf("revoke refresh token: %w", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
 
 // APIKey is a stored API key; Hash is the SHA-256 of its secret.
 type APIKey struct {
