@@ -39,6 +39,7 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/app"
 	"github.com/mgx-ai/mgx/sandboxd/internal/config"
 	"github.com/mgx-ai/mgx/sandboxd/internal/devimage"
+	"github.com/mgx-ai/mgx/sandboxd/internal/driver/docker"
 )
 
 const token = "bench-internal-token"
@@ -304,7 +305,7 @@ func dockerExec(ctx context.Context, cli *client.Client, cid, cmd string, out io
 }
 
 // measureRawCreate times docker create+start+exec of the same image with
-// the same limits, the floor any Docker-based manager pays.
+// the same limits and network, the floor any Docker-based manager pays.
 func measureRawCreate(ctx context.Context, cli *client.Client, o opts) ([]time.Duration, error) {
 	pids := int64(512)
 	var prev string
@@ -321,7 +322,7 @@ func measureRawCreate(ctx context.Context, cli *client.Client, o opts) ([]time.D
 		return nil
 	}, func() error {
 		c, err := cli.ContainerCreate(ctx, &container.Config{Image: o.image, User: "1000:1000", Entrypoint: []string{"sleep"}, Cmd: []string{"3600"}},
-			&container.HostConfig{CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges"},
+			&container.HostConfig{CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges"}, NetworkMode: docker.DefaultNetwork,
 				Resources: container.Resources{NanoCPUs: 1e9, Memory: 1 << 30, MemorySwap: 1 << 30, PidsLimit: &pids}}, nil, nil, "")
 		if err != nil {
 			return err
