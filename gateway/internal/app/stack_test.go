@@ -317,6 +317,15 @@ func TestEventStreamResume(t *testing.T) {
 	require.Equal(t, want[0:len(want)-len(have)], want[:len(want)-len(have)])
 	require.Equal(t, len(want), len(have)+countBefore(all, got[0].Sequence), "gap between connections")
 
+	t.Run("browser origins", func(t *testing.T) {
+		c, _, err := wsDial(ctx, wsURL(s.gateway, id, a.access, endSeq), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://localhost:3000"}}})
+		require.NoError(t, err)
+		_ = c.Close(websocket.StatusNormalClosure, "")
+		_, code, err := wsDial(ctx, wsURL(s.gateway, id, a.access, endSeq), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+		require.Error(t, err)
+		require.Equal(t, http.StatusForbidden, code)
+	})
+
 	// Event shape: the seed's fields, snake_case.
 	for _, k := range []string{"type", "sender", "agent", "content", "message_id", "final", "session_id", "timestamp", "sequence"} {
 		require.Contains(t, got[0].Raw, k)
