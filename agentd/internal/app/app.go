@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	a.stack.Push("event hub", func(context.Context) error { stopHub(); return nil })
 	server.New(st, st.NewHub(hubCtx), sandboxdv1.NewSandboxServiceClient(cc), reg, log, server.Options{
-		LaunchTimeout: cfg.SandboxLaunchTimeout, TailBlock: cfg.EventTailBlockTime,
+		LaunchTimeout: cfg.SandboxLaunchTimeout, TailBlock: cfg.EventTailBlockTime, RequeueAfter: cfg.RequeueAfter,
 	}).Register(a.grpc)
 	for _, name := range []string{"mgx.agentd.v1.SessionService", "mgx.agentd.v1.ChatService", "mgx.agentd.v1.EventService", "mgx.agentd.v1.AgentService"} {
 		a.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)

@@ -9,11 +9,18 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 
+	"github.com/mgx-ai/mgx/agentd/internal/events"
+	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/pkg/redistest"
 )
 
@@ -189,4 +196,32 @@ func TestToolCallsWithoutIDs(t *testing.T) {
 	stub.mu.Lock()
 	defer stub.mu.Unlock()
 	require.Equal(t, []string{"echo one", "echo two"}, stub.execs)
+}
+
+// A run whose queue entry was lost (its replica died between storing the run and XADD) wedges its
+// session only until the user's next message: that one is refused, and re-enqueues the run.
+func TestStrandedRunIsRequeued(t *testing.T) {
+	_, sbAddr := startSandboxStub(t)
+	redisURL := redistest.Shared(t)
+	env := baseEnv(t, redisURL, sbAddr, askScript)
+	env["AGENTD_REQUEUE_AFTER"] = "1ms"
+	a := startAgentd(t, env)
+	c := dial(t, a.addr)
+	ctx := as(t, "alice")
+	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
+	require.NoError(t, err)
+	sid := sess.GetSession().GetId()
+
+	opt, err := redis.ParseURL(redisURL)
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	msg := events.Message{ID: uuid.NewString(), SessionID: sid, Sender: events.SenderUser, Content: "lost", Timestamp: time.Now()}
+	_, rid, err := store.New(rdb).StartRun(ctx, "alice", msg, uuid.NewString()) // stored, never enqueued
+	require.NoError(t, err)
+
+	_, err = c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "hello?"})
+	require.Equal(t, codes.Aborted, status.Code(err))
+	evs := collect(t, c, ctx, sid, 0, runEnded("waiting"))
+	require.Equal(t, rid, evs[len(evs)-1].GetRunId(), "the stranded run was executed")
 }

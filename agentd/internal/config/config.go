@@ -65,10 +65,13 @@ type Config struct {
 	MaxInvalid   int   `env:"AGENTD_MAX_INVALID_OUTPUTS" envDefault:"3"`
 
 	// Runs.
-	ReplicaID          string        `env:"AGENTD_REPLICA_ID"`
-	RunLeaseTTL        time.Duration `env:"AGENTD_RUN_LEASE_TTL" envDefault:"15s"`
-	MaxConcurrentRuns  int           `env:"AGENTD_MAX_CONCURRENT_RUNS" envDefault:"4"`
-	ShutdownTimeout    time.Duration `env:"AGENTD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	ReplicaID         string        `env:"AGENTD_REPLICA_ID"`
+	RunLeaseTTL       time.Duration `env:"AGENTD_RUN_LEASE_TTL" envDefault:"15s"`
+	MaxConcurrentRuns int           `env:"AGENTD_MAX_CONCURRENT_RUNS" envDefault:"4"`
+	ShutdownTimeout   time.Duration `env:"AGENTD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// RequeueAfter: a run queued this long is re-enqueued when the user's next message is refused
+	// (its queue entry may have been lost with the replica that stored it).
+	RequeueAfter       time.Duration `env:"AGENTD_REQUEUE_AFTER" envDefault:"30s"`
 	EventTailBlockTime time.Duration `env:"AGENTD_EVENT_TAIL_BLOCK" envDefault:"5s"` // re-read period of a waiting event stream
 }
 

@@ -18,7 +18,6 @@ const (
 	TypeRun        = "run"
 	TypePlan       = "plan"
 	TypeTask       = "task"
-	TypeQuestion   = "question"
 	TypeUsage      = "usage"
 )
 

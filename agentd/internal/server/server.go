@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -24,6 +25,8 @@ import (
 type Options struct {
 	// LaunchTimeout bounds the sandbox provisioning a session creation waits for.
 	LaunchTimeout time.Duration
+	// RequeueAfter is how long a run may stay queued before a refused message re-enqueues it.
+	RequeueAfter time.Duration
 	// TailBlock is how often a following stream re-reads the log without being woken (and checks
 	// that its session still exists).
 	TailBlock time.Duration
@@ -48,6 +51,9 @@ type Server struct {
 func New(st *store.Store, hub *store.Hub, sandboxes sandboxdv1.SandboxServiceClient, reg *registry.Registry, log *slog.Logger, opts Options) *Server {
 	if opts.LaunchTimeout <= 0 {
 		opts.LaunchTimeout = 60 * time.Second
+	}
+	if opts.RequeueAfter <= 0 {
+		opts.RequeueAfter = 30 * time.Second
 	}
 	if opts.TailBlock <= 0 {
 		opts.TailBlock = 5 * time.Second
@@ -242,6 +248,9 @@ func (s *Server) PostMessage(ctx context.Context, req *agentdv1.PostMessageReque
 	msg := events.Message{ID: uuid.NewString(), SessionID: req.GetSessionId(), Sender: events.SenderUser,
 		Content: req.GetContent(), Timestamp: time.Now().UTC()}
 	outcome, runID, err := s.store.StartRun(ctx, uid, msg, uuid.NewString())
+	if errors.Is(err, store.ErrRunActive) {
+		s.requeueIfStranded(ctx, msg.SessionID, runID)
+	}
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -254,6 +263,22 @@ func (s *Server) PostMessage(ctx context.Context, req *agentdv1.PostMessageReque
 		return nil, toStatus(ctx, s.log, err)
 	}
 	return &agentdv1.PostMessageResponse{User: messagePB(msg), Responses: []*agentdv1.Message{}, RunId: runID}, nil
+}
+
+// requeueIfStranded re-enqueues a run that has been queued for long: its queue entry may have been
+// lost (the replica that stored it died before XADD). A duplicate entry is harmless — only the lease
+// holder executes a run — so erring on the side of re-enqueueing is safe.
+func (s *Server) requeueIfStranded(ctx context.Context, sid, rid string) {
+	if rid == "" {
+		return
+	}
+	run, err := s.store.GetRun(ctx, sid, rid)
+	if err != nil || run.Status != store.RunQueued || time.Since(run.UpdatedAt) < s.opts.RequeueAfter {
+		return
+	}
+	if err := s.store.Enqueue(ctx, sid, rid); err == nil {
+		s.log.WarnContext(ctx, "re-enqueued a run left queued", "session", sid, "run", rid)
+	}
 }
 
 func (s *Server) cancelEvent(sid, rid string) events.Event {

@@ -37,8 +37,8 @@ func TestSessionsOwnershipAndOrder(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 	a := newSession(t, s, "alice")
-	time.Sleep(2 * time.Millisecond) // distinct creation times order the list
-	b := newSession(t, s, "alice")
+	b := store.Session{ID: uuid.NewString(), OwnerID: "alice", CreatedAt: a.CreatedAt.Add(time.Second)}
+	require.NoError(t, s.CreateSession(ctx, b))
 	newSession(t, s, "bob")
 
 	list, err := s.ListSessions(ctx, "alice")
