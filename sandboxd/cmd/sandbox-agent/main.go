@@ -27,13 +27,31 @@ func run() int {
 	flag.Parse()
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 
-	// As PID 1 a signal without a handler is ignored, so SIGTERM (docker
-	// stop) must be caught explicitly.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if os.Getpid() != 1 {
-		// Outside a container, adopt orphaned grandchildren so they are
-		// reaped and counted as ours.
+	ctx := context.Background()
+	if os.Getpid() == 1 {
+		// Sandbox code runs as the agent's user and could signal it. The
+		// kernel drops signals to a namespace's PID 1 that has no handler,
+		// but the Go runtime installs handlers that exit on these; ignoring
+		// them restores init's immunity. sandboxd ends a sandbox from
+		// outside with SIGKILL (forced removal), which always works.
+		signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGABRT,
+			syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM,
+			syscall.SIGSTKFLT, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGPIPE)
+		// Fault signals cannot be ignored; sent with kill() they go to a
+		// Notify channel instead of crashing the runtime (real faults still
+		// panic), and the channel is drained.
+		faults := make(chan os.Signal, 8)
+		signal.Notify(faults, syscall.SIGILL, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV)
+		go func() {
+			for range faults {
+			}
+		}()
+	} else {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		// On the host (local driver), adopt orphaned grandchildren so they
+		// are reaped and counted as ours.
 		_ = setSubreaper()
 	}
 	srv, err := agent.New(opts)

@@ -376,3 +376,31 @@ func TestDockerAgentSocketSymlinkRefused(t *testing.T) {
 	_, err = agentclient.New(rec.Socket, rec.AgentPID).Health(t.Context())
 	require.ErrorIs(t, err, agentclient.ErrWrongPeer)
 }
+
+// Sandbox code cannot kill its agent (PID 1 ignores signals from inside);
+// a sandbox that dies anyway (killed from outside, OOM) is re-created on the
+// owner's next call instead of failing forever.
+func TestDockerDeadSandboxIsRecreated(t *testing.T) {
+	cli := sandboxtest.Docker(t)
+	e := start(t, "docker", nil)
+	ctx := as(t.Context(), "user-a")
+	sid := newSession()
+	l, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+	require.NoError(t, err)
+	res, err := e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "for s in KILL STOP TERM INT HUP QUIT ABRT TRAP SYS USR1 USR2 ALRM PIPE ILL BUS FPE SEGV XCPU PROF; do kill -$s 1 2>/dev/null; done; sleep 0.3; echo survived"})
+	require.NoError(t, err)
+	require.Equal(t, "survived\n", res.GetStdout())
+	res, err = e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "echo still"})
+	require.NoError(t, err)
+	require.Equal(t, "still\n", res.GetStdout())
+
+	require.NoError(t, cli.ContainerKill(t.Context(), l.GetSandbox().GetContainerId(), "KILL"))
+	eventually(t, 30*time.Second, func() bool {
+		res, err = e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "echo back"})
+		return err == nil
+	}, "dead sandbox not re-created")
+	require.Equal(t, "back\n", res.GetStdout())
+	g, err := e.sb.GetSandbox(ctx, &sandboxdv1.GetSandboxRequest{SessionId: sid})
+	require.NoError(t, err)
+	require.NotEqual(t, l.GetSandbox().GetContainerId(), g.GetSandbox().GetContainerId())
+}
