@@ -82,7 +82,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 
 	st := store.New(rdb)
 	engine := &workflow.Engine{
-		Registry: reg, Provider: provider, Tools: tools.NewExecutor(cc), Model: cfg.Model,
+		Registry: reg, Provider: provider, Tools: tools.NewExecutor(cc), Model: cfg.Model, MaxOutputTokens: cfg.LLMMaxTokens,
 		Price: llm.Price{InputPerMTok: cfg.PriceInput, OutputPerMTok: cfg.PriceOutput},
 		Limits: workflow.Limits{MaxSteps: cfg.MaxSteps, MaxToolCalls: cfg.MaxToolCalls, MaxTokens: cfg.MaxTokens,
 			Repetition: cfg.RepeatLimit, MaxInvalid: cfg.MaxInvalid},

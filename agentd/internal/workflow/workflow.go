@@ -68,6 +68,8 @@ type Engine struct {
 	Limits   Limits
 	Price    llm.Price
 	Model    string
+	// MaxOutputTokens bounds one model call's answer.
+	MaxOutputTokens int
 }
 
 // Run identifies the run being executed.
@@ -156,7 +158,7 @@ func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) error {
 	msgID := uuid.NewString()
 	resp, err := e.Provider.Complete(ctx, llm.Request{
 		Agent: agent.Name, Model: model, System: e.system(agent), Messages: top.Messages,
-		Tools: tools.ForLLM(agent.Tools), MaxTokens: 4096,
+		Tools: tools.ForLLM(agent.Tools), MaxTokens: e.MaxOutputTokens,
 	}, func(s string) { h.Token(ctx, msgID, agent.Name, s) })
 	if err != nil {
 		if ctx.Err() != nil {
