@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -155,6 +156,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		PingInterval:   cfg.PingInterval,
 		OriginPatterns: originHosts(cfg.CORSOrigins),
 	})
+	var proxies []netip.Prefix
+	for _, p := range cfg.TrustedProxies {
+		proxies = append(proxies, netip.MustParsePrefix(strings.TrimSpace(p))) // validated by config
+	}
 	openAPI, err := edge.OpenAPI(proto.OpenAPI)
 	if err != nil {
 		return nil, err
@@ -172,6 +177,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		OpenAPI:           openAPI,
 		CORSOrigins:       cfg.CORSOrigins,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
+		TrustedProxies:    proxies,
 	})
 	return &App{cfg: cfg, logger: logger, handler: handler, closers: closers}, nil
 }

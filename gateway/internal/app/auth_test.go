@@ -191,3 +191,28 @@ func TestDemoAccount(t *testing.T) {
 	r := g.do(req{method: "POST", path: "/api/auth/login", body: map[string]any{"email": "demo@mgx.dev", "password": "demo-password"}})
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 }
+
+// TestClientAddress: per-IP throttling keys on the real client. Behind a
+// trusted proxy that is the X-Forwarded-For hop the proxy added; otherwise
+// the header is the client's claim and ignored, so rotating it evades
+// nothing.
+func TestClientAddress(t *testing.T) {
+	fail := func(g *gateway, email, xff string) response {
+		return g.do(req{method: "POST", path: "/api/auth/login", body: map[string]any{"email": email, "password": "wrong-password"},
+			header: map[string]string{"X-Forwarded-For": xff}})
+	}
+	t.Run("behind a trusted proxy", func(t *testing.T) {
+		g := startGateway(t, map[string]string{"GATEWAY_TRUSTED_PROXIES": "127.0.0.0/8", "GATEWAY_LOGIN_MAX_FAILURES_IP": "2"})
+		// The client claims 203.0.113.9; the proxy appended the real peer.
+		requireError(t, fail(g, "a@x.example", "203.0.113.9, 198.51.100.1"), http.StatusUnauthorized)
+		requireError(t, fail(g, "b@x.example", "203.0.113.10, 198.51.100.1"), http.StatusUnauthorized)
+		requireError(t, fail(g, "c@x.example", "198.51.100.1"), http.StatusTooManyRequests)
+		requireError(t, fail(g, "c@x.example", "198.51.100.2"), http.StatusUnauthorized)
+	})
+	t.Run("no trusted proxy", func(t *testing.T) {
+		g := startGateway(t, map[string]string{"GATEWAY_LOGIN_MAX_FAILURES_IP": "2"})
+		requireError(t, fail(g, "a@x.example", "198.51.100.1"), http.StatusUnauthorized)
+		requireError(t, fail(g, "b@x.example", "198.51.100.2"), http.StatusUnauthorized)
+		requireError(t, fail(g, "c@x.example", "198.51.100.3"), http.StatusTooManyRequests)
+	})
+}

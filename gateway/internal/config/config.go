@@ -5,7 +5,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
@@ -16,6 +18,7 @@ var (
 	ErrShortJWTSecret = errors.New("must be at least 32 bytes")
 	ErrBadURL         = errors.New("must be an absolute http(s) URL")
 	ErrNotPositive    = errors.New("must be positive")
+	ErrBadCIDR        = errors.New("must be CIDRs like 10.0.0.0/8")
 	ErrDemoPassword   = errors.New("MGX_DEMO_PASSWORD must be at least 8 characters when MGX_DEMO_EMAIL is set")
 )
 
@@ -31,6 +34,10 @@ type Config struct {
 	PublicURL    string `env:"MGX_PUBLIC_URL" envDefault:"http://localhost:8000"`
 
 	CORSOrigins []string `env:"GATEWAY_CORS_ORIGINS" envDefault:"http://localhost:3000" envSeparator:","`
+	// TrustedProxies are the CIDRs of load balancers in front of the
+	// gateway; the client address is then taken from X-Forwarded-For (the
+	// right-most hop they did not add). Empty: the TCP peer is the client.
+	TrustedProxies []string `env:"GATEWAY_TRUSTED_PROXIES" envSeparator:","`
 
 	// JWTSecret signs access tokens. Empty means a random secret per
 	// process: fine for one local gateway, but tokens then die with it and
@@ -88,6 +95,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 || c.StreamBuffer <= 0 || c.MaxStreamsPerUser <= 0 {
 		return fmt.Errorf("GATEWAY_MAX_BODY_BYTES, GATEWAY_STREAM_BUFFER, GATEWAY_MAX_STREAMS_PER_USER: %w", ErrNotPositive)
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
+			return fmt.Errorf("GATEWAY_TRUSTED_PROXIES=%q: %w", p, ErrBadCIDR)
+		}
 	}
 	if c.DemoEmail != "" && len(c.DemoPassword) < 8 {
 		return ErrDemoPassword

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,8 @@ type Options struct {
 
 	CORSOrigins  []string
 	MaxBodyBytes int64
+	// TrustedProxies are peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // publicPaths need no credential.
@@ -107,7 +110,7 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	ctx := requestid.NewContext(r.Context(), id)
-	ctx = auth.ContextWithClientIP(ctx, remoteIP(r))
+	ctx = auth.ContextWithClientIP(ctx, e.clientIP(r))
 	r = r.WithContext(ctx)
 
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -210,12 +213,40 @@ func credential(r *http.Request, queryToken string) string {
 	return queryToken
 }
 
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientIP is the address login throttling and anonymous rate limits key
+// on. Behind trusted proxies it is the right-most X-Forwarded-For hop not
+// added by one of them: everything left of it is what the client claims,
+// and a client can claim anything.
+func (e *edge) clientIP(r *http.Request) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	addr := peer.Addr().Unmap()
+	if !e.trusted(addr) {
+		return addr.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		addr = hop.Unmap()
+		if !e.trusted(addr) {
+			break
+		}
+	}
+	return addr.String()
+}
+
+func (e *edge) trusted(a netip.Addr) bool {
+	for _, p := range e.o.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *edge) openAPI(w http.ResponseWriter, _ *http.Request) {
