@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -223,6 +224,11 @@ func TestDockerCrashRecovery(t *testing.T) {
 		list, err := sb.ListSandboxes(ctx, &sandboxdv1.ListSandboxesRequest{})
 		return err == nil && len(list.GetSandboxes()) == 1 && list.GetSandboxes()[0].GetSessionId() == keep
 	}, "stale record not cleaned")
+	// ... and the dead sandbox's run directory on the host is pruned.
+	eventually(t, 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(vars["SANDBOXD_RUN_DIR"], "mgx-sbx-"+lose))
+		return os.IsNotExist(err)
+	}, "run dir of the dead sandbox not pruned")
 	// The survivor was re-adopted, not re-created: same container, same files.
 	g, err := sb.GetSandbox(ctx, &sandboxdv1.GetSandboxRequest{SessionId: keep})
 	require.NoError(t, err)

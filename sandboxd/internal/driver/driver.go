@@ -48,6 +48,13 @@ type Instance struct {
 	Workspace string
 }
 
+// Pruner is implemented by drivers that keep host state beside their
+// instances (run directories): Prune removes what belongs to no instance in
+// live and is older than grace, and reports how many it removed.
+type Pruner interface {
+	Prune(live []Instance, grace time.Duration) int
+}
+
 // Driver runs sandboxes.
 type Driver interface {
 	// Name is "docker" or "local".

@@ -20,6 +20,7 @@ type ReconcileReport struct {
 	OrphansRemoved int
 	RecordsCleaned int
 	PoolPruned     int
+	DirsPruned     int
 }
 
 // Reconcile makes the engine and Redis agree, both ways: records whose
@@ -86,6 +87,9 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	// Orphans: checked twice against fresh state, because a creation or a
 	// pool claim (SPOP, health check, record; at most about a second) may
 	// reference an instance between our list and our reads.
+	if p, ok := m.drv.(driver.Pruner); ok {
+		rep.DirsPruned = p.Prune(insts, m.opts.CreateTimeout)
+	}
 	candidates := m.unreferenced(ctx, insts, now)
 	if len(candidates) == 0 {
 		return rep, nil
@@ -141,6 +145,6 @@ func (m *Manager) unreferenced(ctx context.Context, insts []driver.Instance, now
 
 // String renders a report for logs.
 func (r ReconcileReport) String() string {
-	return fmt.Sprintf("instances=%d records=%d orphans_removed=%d records_cleaned=%d pool_pruned=%d",
-		r.Instances, r.Records, r.OrphansRemoved, r.RecordsCleaned, r.PoolPruned)
+	return fmt.Sprintf("instances=%d records=%d orphans_removed=%d records_cleaned=%d pool_pruned=%d dirs_pruned=%d",
+		r.Instances, r.Records, r.OrphansRemoved, r.RecordsCleaned, r.PoolPruned, r.DirsPruned)
 }

@@ -317,6 +317,30 @@ func seal(ctx context.Context, dir string) error {
 	}
 }
 
+// Prune implements driver.Pruner: run directories of containers removed
+// behind sandboxd's back (docker rm, an engine reset) would pile up.
+func (d *Driver) Prune(live []driver.Instance, grace time.Duration) int {
+	names := make(map[string]bool, len(live))
+	for _, in := range live {
+		names[in.Name] = true
+	}
+	entries, err := os.ReadDir(d.opts.RunDir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !e.IsDir() || names[e.Name()] || time.Since(info.ModTime()) < grace {
+			continue
+		}
+		if os.RemoveAll(filepath.Join(d.opts.RunDir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n
+}
+
 func numericUser(u string) (int, int, bool) {
 	us, gs, _ := strings.Cut(u, ":")
 	uid, err := strconv.Atoi(us)
