@@ -96,9 +96,17 @@ func New(opts Options) (*Server, error) {
 		// applies, as it would in a terminal.
 		s.shell = []string{"/bin/bash", "-lc"}
 	}
-	s.home = opts.Workspace
+	// HOME: what the container (or host) gave us — Docker sets it from the
+	// image's passwd entry — then the passwd entry, then the workspace.
+	s.home = os.Getenv("HOME")
 	if u, err := user.Current(); err == nil {
 		s.userName = u.Username
+		if s.home == "" || s.home == "/" {
+			s.home = u.HomeDir
+		}
+	}
+	if s.home == "" || s.home == "/" {
+		s.home = opts.Workspace
 	}
 	if opts.User != "" && os.Getuid() == 0 {
 		if u, err := user.Lookup(opts.User); err == nil {
