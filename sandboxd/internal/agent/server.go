@@ -42,7 +42,8 @@ type Options struct {
 	// The local driver needs it: on the host, /proc/net/tcp lists every
 	// port of the machine, not just the sandbox's.
 	OwnedPortsOnly bool
-	// MaxReadBytes caps the size of a file read. 0 means 16 MiB.
+	// MaxReadBytes caps the size of a file read. 0 means 8 MiB, which stays
+	// under the 16 MiB gRPC message limit even base64-encoded.
 	MaxReadBytes int64
 	// Logger receives the agent's own diagnostics.
 	Logger *slog.Logger
@@ -74,7 +75,7 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if opts.MaxReadBytes <= 0 {
-		opts.MaxReadBytes = 16 << 20
+		opts.MaxReadBytes = 8 << 20
 	}
 	if err := os.MkdirAll(opts.Workspace, 0o755); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
