@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		logger.Info("demo account ready", "email", cfg.DemoEmail)
 	}
 
-	deadlines := edge.Deadlines{Default: cfg.UpstreamTimeout, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}
+	deadlines := edge.Deadlines{Default: cfg.UpstreamTimeout, Provision: cfg.ProvisionTimeout, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}
 	dial := func(target string, withClientIP bool, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 		cc, err := grpcclient.Dial(target, grpcclient.Options{
 			InternalToken: cfg.InternalToken,

@@ -61,6 +61,9 @@ type Config struct {
 
 	MaxBodyBytes    int64         `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"1048576"`
 	UpstreamTimeout time.Duration `env:"GATEWAY_UPSTREAM_TIMEOUT" envDefault:"30s"`
+	// ProvisionTimeout bounds calls that create a sandbox (POST /api/sessions,
+	// /api/sandbox/launch); exec gets its own timeout plus a grace.
+	ProvisionTimeout time.Duration `env:"GATEWAY_PROVISION_TIMEOUT" envDefault:"120s"`
 
 	MaxStreamsPerUser int           `env:"GATEWAY_MAX_STREAMS_PER_USER" envDefault:"16"`
 	StreamBuffer      int           `env:"GATEWAY_STREAM_BUFFER" envDefault:"1024"`
@@ -87,7 +90,7 @@ func (c Config) Validate() error {
 		"GATEWAY_ACCESS_TOKEN_TTL": c.AccessTTL, "GATEWAY_REFRESH_TOKEN_TTL": c.RefreshTTL,
 		"GATEWAY_LOGIN_FAILURE_WINDOW": c.LoginFailureWindow, "GATEWAY_RATE_WINDOW": c.RateWindow,
 		"GATEWAY_RATE_SYNC_INTERVAL": c.RateSync,
-		"GATEWAY_UPSTREAM_TIMEOUT":   c.UpstreamTimeout, "GATEWAY_PING_INTERVAL": c.PingInterval,
+		"GATEWAY_UPSTREAM_TIMEOUT":   c.UpstreamTimeout, "GATEWAY_PROVISION_TIMEOUT": c.ProvisionTimeout, "GATEWAY_PING_INTERVAL": c.PingInterval,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s=%s: %w", name, d, ErrNotPositive)

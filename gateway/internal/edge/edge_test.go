@@ -14,6 +14,7 @@ import (
 
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/pkg/authn"
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
@@ -60,12 +61,13 @@ func TestUpstreamIdentity(t *testing.T) {
 			wantUser: []string{"u1"},
 		},
 		{name: "client ip for the auth service", clientIP: true, req: &emptypb.Empty{}, wantIP: []string{"192.0.2.7"}},
+		{name: "provisioning gets longer", principal: &auth.Principal{UserID: "u1"}, req: &agentdv1.CreateSessionRequest{}, wantUser: []string{"u1"}, minTimeout: 100 * time.Second},
 		{name: "exec deadline follows its timeout", principal: &auth.Principal{UserID: "u1"}, req: &sandboxdv1.ExecRequest{Timeout: 100}, wantUser: []string{"u1"}, minTimeout: 100 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cc, err := grpc.NewClient(lis.Addr().String(), append(
-				UpstreamInterceptors(Deadlines{Default: 30 * time.Second, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}, tt.clientIP),
+				UpstreamInterceptors(Deadlines{Default: 30 * time.Second, Provision: 120 * time.Second, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}, tt.clientIP),
 				grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 			require.NoError(t, err)
 			defer cc.Close()

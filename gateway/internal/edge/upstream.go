@@ -9,6 +9,7 @@ import (
 
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/pkg/authn"
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
@@ -40,8 +41,11 @@ func identify(ctx context.Context, withClientIP bool) context.Context {
 
 // Deadlines bounds unary upstream calls that carry no deadline of their own.
 type Deadlines struct {
-	// Default applies to every unary call.
+	// Default applies to every unary call not listed below.
 	Default time.Duration
+	// Provision applies to calls that create a sandbox (a container start,
+	// an image build on first use), which agentd bounds itself at 60 s.
+	Provision time.Duration
 	// ExecGrace is added to an exec's own timeout (ExecDefault when the
 	// request leaves it 0), so the sandbox reports the timeout (408, process
 	// killed) before the gateway gives up on the call.
@@ -50,6 +54,10 @@ type Deadlines struct {
 }
 
 func (d Deadlines) forCall(req any) time.Duration {
+	switch req.(type) {
+	case *agentdv1.CreateSessionRequest, *agentdv1.LaunchSandboxRequest:
+		return d.Provision
+	}
 	if ex, ok := req.(*sandboxdv1.ExecRequest); ok {
 		t := time.Duration(ex.GetTimeout() * float64(time.Second))
 		if t <= 0 {
