@@ -60,9 +60,12 @@ func main() {
 	flag.StringVar(&o.image, "image", devimage.DefaultRef, "sandbox image (the dev image is built when missing)")
 	flag.StringVar(&o.redisURL, "redis", "", "Redis URL (default: start redis-server on a free port)")
 	flag.StringVar(&o.agent, "agent", "", "static sandbox-agent binary (default: build it)")
+	limit := flag.Duration("timeout", 5*time.Minute, "upper bound of the whole run")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, cancel := context.WithTimeout(ctx, *limit)
 	err := run(ctx, o)
+	cancel()
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
