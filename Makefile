@@ -42,8 +42,15 @@ test: check-generated check-modules ## all tests: unit and integration (real Red
 	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
 
 .PHONY: bench
-bench: build ## benchmarks that print product-vs-baseline tables
-	@echo "no benchmarks yet"
+bench: bench-sandbox ## every benchmark; each prints the product next to its baseline from the same run
+
+.PHONY: bench-sandbox
+bench-sandbox: ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm, streamed output
+	go run ./sandboxd/cmd/sandbox-bench
+
+.PHONY: sandbox-image
+sandbox-image: ## build the minimal dev sandbox image (static busybox) without a registry
+	go run ./sandboxd/cmd/sandbox-image --dev --if-missing
 
 ## ---- images --------------------------------------------------------------------------------
 

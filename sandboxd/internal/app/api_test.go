@@ -1,7 +1,11 @@
 package app_test
 
 import (
+	"fmt"
+	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -49,4 +53,36 @@ func TestOperatorVariants(t *testing.T) {
 	all, err := e.sb.DestroyAllSandboxes(op, &sandboxdv1.DestroyAllSandboxesRequest{AllUsers: true})
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{sa, sbid}, all.GetStoppedSessions())
+}
+
+// TestDestroyOnExit: by default a stopping sandboxd leaves its sandboxes running for the next one to
+// re-adopt; with SANDBOXD_DESTROY_ON_EXIT (what `make run` sets) a graceful stop destroys them, so
+// no sandbox process outlives the stack.
+func TestDestroyOnExit(t *testing.T) {
+	for _, destroy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("destroy=%v", destroy), func(t *testing.T) {
+			e := start(t, "local", map[string]string{"SANDBOXD_DESTROY_ON_EXIT": strconv.FormatBool(destroy)})
+			ctx := as(t.Context(), "alice")
+			for range 2 {
+				_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: newSession()})
+				require.NoError(t, err)
+			}
+			insts, err := e.app.DriverIn.List(t.Context())
+			require.NoError(t, err)
+			require.Len(t, insts, 2)
+			if !destroy {
+				// The harness's cleanup removes what this sandboxd leaves behind.
+				e.stop()
+				for _, in := range insts {
+					require.NoError(t, syscall.Kill(in.PID, 0), "sandbox %s kept running", in.Name)
+				}
+				return
+			}
+			e.stop()
+			for _, in := range insts {
+				eventually(t, 10*time.Second, func() bool { return syscall.Kill(in.PID, 0) == syscall.ESRCH },
+					"sandbox agent "+in.Name+" still running after a graceful stop")
+			}
+		})
+	}
 }

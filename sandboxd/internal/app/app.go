@@ -83,6 +83,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		a.Manager.SetPool(a.Pool)
 	}
 	a.Reaper = reaper.New(a.Manager, a.Store, cfg.IdleTimeout.D(), cfg.GCInterval.D(), log)
+	if cfg.DestroyOnExit {
+		// Pushed here so it runs after the servers and background loops have
+		// stopped (nothing creates sandboxes any more) and before the driver
+		// and Redis close.
+		a.stack.Push("sandboxes (SANDBOXD_DESTROY_ON_EXIT)", func(ctx context.Context) error {
+			stopped, err := a.Manager.DestroyAll(ctx, "", true)
+			log.Info("destroyed every sandbox on exit", "count", len(stopped))
+			return err
+		})
+	}
 
 	secret := []byte(cfg.PreviewSecret)
 	if len(secret) == 0 {

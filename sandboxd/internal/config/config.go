@@ -87,6 +87,11 @@ type Config struct {
 	MaxExecTimeout Seconds `env:"SANDBOX_EXEC_MAX_TIMEOUT" envDefault:"3600"`
 	OutputLimit    int     `env:"SANDBOX_OUTPUT_LIMIT" envDefault:"1048576"`
 	PoolSize       int     `env:"SANDBOX_POOL_SIZE" envDefault:"1"`
+	// DestroyOnExit destroys every sandbox of this sandboxd's Redis when it
+	// stops gracefully. Off in production, where sandboxes outlive a restart
+	// of their manager and are re-adopted; `make run` turns it on so that
+	// Ctrl-C leaves no sandbox process behind.
+	DestroyOnExit bool `env:"SANDBOXD_DESTROY_ON_EXIT" envDefault:"false"`
 
 	PreviewSecret   string  `env:"SANDBOXD_PREVIEW_SECRET" secret:"true"`
 	PreviewTokenTTL Seconds `env:"SANDBOXD_PREVIEW_TOKEN_TTL" envDefault:"600"`

@@ -103,6 +103,9 @@ func serviceEnv(redisURL, runDir string) []string {
 	// A fresh secret per run: nothing outside this stack can call the internal APIs.
 	set("MGX_INTERNAL_TOKEN", randomHex(24))
 	set("SANDBOXD_RUN_DIR", filepath.Join(runDir, "sandboxes"))
+	// A local stack owns its sandboxes: Ctrl-C removes them (sessions and history stay in Redis, and a
+	// session's sandbox is re-created on its next use), so nothing keeps running after the launcher.
+	set("SANDBOXD_DESTROY_ON_EXIT", "true")
 	set("MGX_DEMO_EMAIL", "demo@mgx.dev")
 	set("MGX_DEMO_PASSWORD", "demo-password")
 	return env

@@ -87,12 +87,16 @@ func TestMakeRun(t *testing.T) {
 	for name, pid := range pids {
 		require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "%s (pid %d) left behind", name, pid)
 	}
+	// Nor any sandbox: every process started from this stack's binaries (the sandbox agents of the
+	// local driver included) is gone.
+	require.Empty(t, processesFrom(t, st.bin), "processes left behind")
 	_, err := net.DialTimeout("tcp", gw, time.Second)
 	require.Error(t, err, "nothing listens on the gateway port any more")
 }
 
 // stack is a running launcher with the whole product behind it.
 type stack struct {
+	bin    string
 	base   string
 	logs   *lockedBuffer
 	cmd    *exec.Cmd
@@ -119,7 +123,7 @@ func startStack(t *testing.T, extra []string) stack {
 		"AGENTD_LLM_PROVIDER=scripted",
 	)
 	env = append(env, extra...)
-	st := stack{base: "http://" + gw, logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	st := stack{bin: bin, base: "http://" + gw, logs: &lockedBuffer{}, exited: make(chan error, 1)}
 	st.cmd = exec.Command(filepath.Join(bin, "mgx-local"))
 	st.cmd.Env = env
 	st.cmd.Stdout, st.cmd.Stderr = st.logs, st.logs
@@ -128,6 +132,12 @@ func startStack(t *testing.T, extra []string) stack {
 	go func() { st.exited <- st.cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-st.cmd.Process.Pid, syscall.SIGKILL)
+		// Whatever a failed run left behind goes too (sandbox agents run in their own groups).
+		for _, p := range processesFrom(t, bin) {
+			if pid, err := strconv.Atoi(strings.TrimPrefix(strings.Fields(p)[0], "/proc/")); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
 		if t.Failed() {
 			t.Logf("launcher output:\n%s", st.logs.String())
 		}
@@ -166,6 +176,22 @@ func buildAll(t *testing.T) string {
 	build(nil, "./gateway/cmd/gateway", "./agentd/cmd/agentd", "./sandboxd/cmd/sandboxd", "./deploy/local/cmd/mgx-local")
 	build([]string{"CGO_ENABLED=0"}, "./sandboxd/cmd/sandbox-agent")
 	return bin
+}
+
+// processesFrom lists the live processes whose executable lies in dir.
+func processesFrom(t *testing.T, dir string) []string {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/exe")
+	require.NoError(t, err)
+	var out []string
+	for _, exe := range procs {
+		target, err := os.Readlink(exe)
+		if err != nil || !strings.HasPrefix(target, dir+string(filepath.Separator)) {
+			continue
+		}
+		out = append(out, filepath.Dir(exe)+" "+target)
+	}
+	return out
 }
 
 var startedRE = regexp.MustCompile(`msg=started .*service=(\w+) pid=(\d+)`)
