@@ -4,7 +4,7 @@
 // one session's events to many clients against a direct gRPC subscriber.
 // Everything runs on loopback and is bounded in time.
 //
-//	make build && go run ./gateway/cmd/gateway-bench [-bin bin] [-n 2000] [-c 8] [-d 5s] [-ws 16]
+//	make build && go run ./gateway/cmd/gateway-bench [-bin bin] [-n 2000] [-c 8] [-d 5s] [-ws 50]
 package main
 
 import (
@@ -26,7 +26,7 @@ func main() {
 	flag.IntVar(&o.N, "n", 2000, "sequential calls per path for latency")
 	flag.IntVar(&o.Concurrency, "c", 8, "concurrent callers for throughput")
 	flag.DurationVar(&o.Duration, "d", 5*time.Second, "throughput run per path")
-	flag.IntVar(&o.WSClients, "ws", 16, "WebSocket clients for fan-out (agentd holds one Redis connection per subscriber; keep below its pool size)")
+	flag.IntVar(&o.WSClients, "ws", 50, "WebSocket clients for fan-out")
 	flag.Parse()
 
 	if err := run(o); err != nil {

@@ -27,9 +27,8 @@ func (b *Bridge) SSE() http.Handler {
 
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		out := make(chan frame, b.o.Buffer)
-		pumpErr := make(chan error, 1)
-		go func() { pumpErr <- b.pump(ctx, sub, out) }()
+		out, pumpErr, leave := b.subscribe(ctx, sub)
+		defer leave()
 
 		write := func(s string) bool {
 			_ = rc.SetWriteDeadline(time.Now().Add(b.o.WriteTimeout))

@@ -62,6 +62,7 @@ type Bridge struct {
 
 	mu      sync.Mutex
 	perUser map[string]int
+	hubs    map[hubKey]*hub
 }
 
 // New returns a Bridge.
@@ -69,7 +70,7 @@ func New(o Options) *Bridge {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
-	return &Bridge{o: o, perUser: map[string]int{}}
+	return &Bridge{o: o, perUser: map[string]int{}, hubs: map[hubKey]*hub{}}
 }
 
 // frame is one encoded event.
@@ -147,6 +148,25 @@ func (b *Bridge) acquire(user string) (func(), bool) {
 	}, true
 }
 
+func eventsRequest(session string, after uint32) *agentdv1.StreamEventsRequest {
+	return &agentdv1.StreamEventsRequest{SessionId: session, AfterSeq: after}
+}
+
+// subscribe returns the client's event channel, closed after the final
+// error is put on errc, and the function to call when the client goes. The
+// client shares its session's hub when the hub can serve it exactly, else
+// it gets an upstream stream of its own.
+func (b *Bridge) subscribe(ctx context.Context, sub *subscription) (out <-chan frame, errc <-chan error, leave func()) {
+	if m, leave, ok := b.join(sub); ok {
+		return m.out, m.errc, leave
+	}
+	own := make(chan frame, b.o.Buffer)
+	ownErr := make(chan error, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	go func() { ownErr <- b.pump(ctx, sub, own) }()
+	return own, ownErr, cancel
+}
+
 // resumeAttempts bounds how often a broken upstream stream is reopened
 // before the client is told to reconnect itself.
 const resumeAttempts = 5
@@ -184,7 +204,7 @@ func (b *Bridge) pump(ctx context.Context, sub *subscription, out chan<- frame) 
 func (b *Bridge) follow(ctx context.Context, session string, last *uint32, out chan<- frame, failures *int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := b.o.Events.StreamEvents(ctx, &agentdv1.StreamEventsRequest{SessionId: session, AfterSeq: *last})
+	st, err := b.o.Events.StreamEvents(ctx, eventsRequest(session, *last))
 	if err != nil {
 		return err
 	}

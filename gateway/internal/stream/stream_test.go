@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -45,6 +46,7 @@ type upstream struct {
 	broke                atomic.Bool
 	ended                chan uint32 // after_seq of each stream that ended
 	live                 chan struct{}
+	streams              atomic.Int32
 }
 
 func (u *upstream) GetSession(_ context.Context, r *agentdv1.GetSessionRequest) (*agentdv1.GetSessionResponse, error) {
@@ -55,6 +57,7 @@ func (u *upstream) GetSession(_ context.Context, r *agentdv1.GetSessionRequest) 
 }
 
 func (u *upstream) StreamEvents(r *agentdv1.StreamEventsRequest, st grpc.ServerStreamingServer[agentdv1.StreamEventsResponse]) error {
+	u.streams.Add(1)
 	defer func() { u.ended <- r.GetAfterSeq() }()
 	pad := strings.Repeat("x", u.size)
 	for seq := r.GetAfterSeq() + 1; seq <= uint32(u.total); seq++ {
@@ -300,3 +303,62 @@ func wsDial(ctx context.Context, url string, opts *websocket.DialOptions) (*webs
 	}
 	return c, code, err
 }
+
+// TestSharedUpstream: one user's clients of one session share one upstream
+// stream; a client joining later replays from the hub's ring exactly from
+// its after_seq; a slow member is dropped without hurting the others; the
+// upstream closes with the last client.
+func TestSharedUpstream(t *testing.T) {
+	u := &upstream{total: 300, size: 64 << 10, ended: make(chan uint32, 8), live: make(chan struct{}, 8)}
+	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 512, WriteTimeout: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dial := func(after int) *websocket.Conn {
+		c, _, err := wsDial(ctx, fmt.Sprintf("%s/ws/%s?user=u&after_seq=%d", base, session, after), nil)
+		require.NoError(t, err)
+		c.SetReadLimit(1 << 20)
+		return c
+	}
+	first := dial(0)
+	defer func() { _ = first.CloseNow() }()
+	require.Len(t, readAll(ctx, t, first, 300), 300)
+	<-u.live
+
+	second := dial(250)
+	defer func() { _ = second.CloseNow() }()
+	got := readAll(ctx, t, second, 50)
+	require.EqualValues(t, 251, got[0])
+	require.EqualValues(t, 300, got[49])
+	require.EqualValues(t, 1, u.streams.Load(), "the second client shares the first one's upstream stream")
+
+	// A client whose position is older than the hub's ring gets its own.
+	u2 := &upstream{total: ringSizeForTest + 10, ended: make(chan uint32, 8), live: make(chan struct{}, 8)}
+	base2 := serve(t, u2, stream.Options{MaxPerUser: 8, Buffer: 4096})
+	a, _, err := wsDial(ctx, base2+"/ws/"+session+"?user=u", nil)
+	require.NoError(t, err)
+	defer func() { _ = a.CloseNow() }()
+	readAll(ctx, t, a, ringSizeForTest+10)
+	<-u2.live
+	b, _, err := wsDial(ctx, base2+"/ws/"+session+"?user=u&after_seq=1", nil)
+	require.NoError(t, err)
+	defer func() { _ = b.CloseNow() }()
+	got = readAll(ctx, t, b, ringSizeForTest+9)
+	require.EqualValues(t, 2, got[0])
+	require.EqualValues(t, 2, u2.streams.Load())
+
+	require.NoError(t, first.Close(websocket.StatusNormalClosure, ""))
+	select {
+	case <-u.ended:
+		t.Fatal("upstream closed while a client still listens")
+	case <-time.After(200 * time.Millisecond):
+	}
+	require.NoError(t, second.Close(websocket.StatusNormalClosure, ""))
+	select {
+	case <-u.ended:
+	case <-ctx.Done():
+		t.Fatal("upstream still open after the last client left")
+	}
+}
+
+// ringSizeForTest mirrors stream.ringSize.
+const ringSizeForTest = 1024

@@ -50,9 +50,8 @@ func (b *Bridge) WebSocket() http.Handler {
 			}
 		}()
 
-		out := make(chan frame, b.o.Buffer)
-		pumpErr := make(chan error, 1)
-		go func() { pumpErr <- b.pump(ctx, sub, out) }()
+		out, pumpErr, leave := b.subscribe(ctx, sub)
+		defer leave()
 
 		ticker := time.NewTicker(b.o.PingInterval)
 		defer ticker.Stop()
