@@ -2,12 +2,12 @@
 // StreamEvents, gRPC server streaming) to browsers over WebSocket and
 // Server-Sent Events.
 //
-// Each client connection gets its own upstream stream and its own bounded
-// buffer, so a slow client is dropped without delaying anyone else, and the
-// upstream stream is cancelled the moment its client goes. Events are
-// forwarded in sequence order and never twice: the bridge remembers the last
-// sequence it forwarded and, when the upstream stream breaks (an agentd
-// restart), resumes it from there.
+// Each client connection has its own bounded buffer, so a slow client is
+// dropped without delaying anyone else. A user's clients of one session
+// share one upstream stream on this replica (see hub.go), cancelled the
+// moment the last of them goes. Events are forwarded in sequence order and
+// never twice: the bridge remembers the last sequence it received and, when
+// the upstream stream breaks (an agentd restart), resumes it from there.
 package stream
 
 import (
