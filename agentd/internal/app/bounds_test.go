@@ -204,7 +204,7 @@ func TestStrandedRunIsRequeued(t *testing.T) {
 	_, sbAddr := startSandboxStub(t)
 	redisURL := redistest.Shared(t)
 	env := baseEnv(t, redisURL, sbAddr, askScript)
-	env["AGENTD_REQUEUE_AFTER"] = "1ms"
+	env["AGENTD_REQUEUE_AFTER"] = "1ns" // any age counts as stranded here
 	a := startAgentd(t, env)
 	c := dial(t, a.addr)
 	ctx := as(t, "alice")

@@ -87,6 +87,10 @@ func (r *Runtime) Run(ctx context.Context) error {
 			<-r.slots
 			if ctx.Err() == nil {
 				r.log.Warn("reading the run queue failed", "err", err)
+				if strings.Contains(err.Error(), "NOGROUP") {
+					// The stream was deleted (e.g. a flushed Redis): recreate the group.
+					_ = r.store.EnsureQueue(ctx)
+				}
 				sleep(ctx, time.Second)
 			}
 			continue
