@@ -194,6 +194,8 @@ func TestHostileInputs(t *testing.T) {
 		{"wrong method", req{method: "PUT", path: "/api/auth/login", body: `{}`}, 405},
 		{"forged user id header", req{path: "/api/auth/me", header: map[string]string{"Grpc-Metadata-X-Mgx-User-Id": a.id}}, 401},
 		{"forged internal token", req{path: "/api/auth/me", header: map[string]string{"Grpc-Metadata-X-Mgx-Internal-Token": "test-internal-token"}}, 401},
+		{"invalid utf8 in query", req{path: "/api/auth/me?x=%ff", token: a.access}, 400},
+		{"invalid utf8 in path", req{method: "DELETE", path: "/api/auth/api_keys/%ff%fe", token: a.access}, 400},
 		{"bad request id", req{path: "/api/auth/me", token: a.access, header: map[string]string{"X-Request-Id": "a b\tc"}}, 200},
 		{"token in query and header", req{path: "/api/auth/me?token=garbage", token: a.access}, 200},
 	}

@@ -163,6 +163,36 @@ func TestRESTTable(t *testing.T) {
 		requireError(t, s.do(req{method: "DELETE", path: "/api/sessions/%27%3B--", token: a.access}), http.StatusBadRequest)
 		requireError(t, s.do(req{path: "/api/files/not-a-uuid/tree", token: a.access}), http.StatusBadRequest)
 	})
+	t.Run("hostile inputs never 5xx", func(t *testing.T) {
+		for _, r := range []req{
+			{method: "POST", path: "/api/sessions", body: `{"title":`},
+			{method: "POST", path: "/api/sessions", body: `{"title":123}`},
+			{method: "POST", path: "/api/sessions", body: `{"title":"x","owner_id":"someone"}`},
+			{method: "POST", path: "/api/sessions", body: `{"title":"` + strings.Repeat("t", 500) + `"}`},
+			{method: "POST", path: "/api/chat/messages", body: `{"session_id":"` + id + `","content":["a"]}`},
+			{method: "POST", path: "/api/chat/messages", body: `{"session_id":42,"content":"hi"}`},
+			{method: "POST", path: "/api/chat/messages", body: `{"session_id":"` + id + `","content":"hi","role":"system"}`},
+			{method: "POST", path: "/api/sandbox/exec", body: `{"session_id":"` + id + `","command":"ls","timeout":"soon"}`},
+			{method: "POST", path: "/api/sandbox/exec", body: `{"session_id":"` + id + `","command":"ls","env":{"A":1}}`},
+			{method: "POST", path: "/api/sandbox/exec", body: `{"session_id":"` + id + `","command":"ls","timeout":1e309}`},
+			{method: "POST", path: "/api/sandbox/exec", body: `{"session_id":"` + id + `","command":"ls","cwd":"/etc"}`},
+			{method: "POST", path: "/api/sandbox/launch", body: `{"session_id":"../../x"}`},
+			{method: "POST", path: "/api/sandbox/destroy", body: `{}`},
+			{path: "/api/files/" + id + "?path=%00"},
+			{path: "/api/files/" + id + "?path=%ff"},
+			{path: "/api/files/" + id + "/tree?depth=-1"},
+			{path: "/api/files/" + id + "/tree?include_hidden=maybe"},
+			{path: "/api/files/" + id + "/tree?root=../../.."},
+			{path: "/api/sessions/%E0%A4"},
+			{path: "/api/sandbox/preview/" + strings.Repeat("a", 5000)},
+		} {
+			r.token = a.access
+			got := s.do(r)
+			require.Less(t, got.status, 500, "%s %s: %s", r.method, r.path, got.body)
+			require.GreaterOrEqual(t, got.status, 400, "%s %s: %s", r.method, r.path, got.body)
+			require.NotEmpty(t, got.json(t)["detail"], "%s %s", r.method, r.path)
+		}
+	})
 	t.Run("healthz all serving", func(t *testing.T) {
 		r := s.do(req{path: "/healthz"})
 		require.Equal(t, http.StatusOK, r.status, "%s", r.body)

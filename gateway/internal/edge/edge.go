@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/cors"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -164,6 +166,12 @@ func (e *edge) guard(next http.Handler) http.Handler {
 			r = httperr.LimitBody(w, r, e.o.MaxBodyBytes)
 		}
 
+		// Path parameters and query values become proto strings, which must
+		// be UTF-8: gRPC would refuse to marshal them, as an Internal error.
+		if !utf8.ValidString(r.URL.Path) || !validQuery(r.URL.RawQuery) {
+			e.o.Errors.Status(w, r, codes.InvalidArgument, "path and query must be valid UTF-8")
+			return
+		}
 		var queryToken string
 		if q := r.URL.Query(); q.Has("token") {
 			// The token does its job here; it must not reach grpc-gateway's
@@ -193,6 +201,24 @@ func (e *edge) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func validQuery(raw string) bool {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return false
+	}
+	for k, vs := range q {
+		if !utf8.ValidString(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // credential returns the caller's bearer credential: the Authorization
