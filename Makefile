@@ -42,7 +42,11 @@ test: check-generated check-modules ## all tests: unit and integration (real Red
 	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
 
 .PHONY: bench
-bench: bench-sandbox ## every benchmark; each prints the product next to its baseline from the same run
+bench: bench-sandbox bench-gateway ## every benchmark; each prints the product next to its baseline from the same run
+
+.PHONY: bench-gateway
+bench-gateway: build ## REST through the gateway vs direct gRPC (latency, throughput); WebSocket fan-out
+	go run ./gateway/cmd/gateway-bench -bin $(BIN)
 
 .PHONY: bench-sandbox
 bench-sandbox: ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm, streamed output
