@@ -7,8 +7,11 @@ package docker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -96,10 +99,13 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		cli.Close()
 		return nil, err
 	}
-	opts.AgentBinary = abs
 	if err := os.MkdirAll(opts.RunDir, 0o711); err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("run dir: %w", err)
+	}
+	if opts.AgentBinary, err = stageAgent(abs, opts.RunDir); err != nil {
+		cli.Close()
+		return nil, err
 	}
 	if opts.Network == DefaultNetwork {
 		if err := ensureNetwork(ctx, cli); err != nil {
@@ -108,6 +114,52 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		}
 	}
 	return &Driver{opts: opts, cli: cli}, nil
+}
+
+// stageAgent copies the agent binary into the run directory under a name derived from its content
+// and returns the copy's path, which is what sandboxes bind-mount. The engine resolves bind sources on
+// its own host, and the run directory is the one path sandboxd shares with that host even when
+// sandboxd itself runs in a container (mounted at the same path); the binary next to sandboxd is not.
+// Content addressing keeps the file a running sandbox has mounted unchanged when a newer agent is
+// staged beside it. It is a plain file, so pruning of per-sandbox directories leaves it alone.
+func stageAgent(src, runDir string) (string, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return "", fmt.Errorf("sandbox-agent binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("sandbox-agent binary: %w", err)
+	}
+	dst := filepath.Join(runDir, "sandbox-agent-"+hex.EncodeToString(h.Sum(nil))[:16])
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(runDir, ".sandbox-agent-*")
+	if err != nil {
+		return "", fmt.Errorf("stage sandbox-agent: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, f); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("stage sandbox-agent: %w", err)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	// Rename is atomic, so a concurrent sandboxd never mounts a half-written agent.
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", fmt.Errorf("stage sandbox-agent: %w", err)
+	}
+	return dst, nil
 }
 
 // ensureNetwork creates DefaultNetwork unless it exists: a bridge with
