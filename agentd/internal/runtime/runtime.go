@@ -187,7 +187,9 @@ func (r *Runtime) handle(ctx context.Context, e store.QueueEntry) {
 		}
 		return
 	}
-	log := r.log.With("session", e.SessionID, "run", e.RunID)
+	log := r.log.With("session", e.SessionID, "run", e.RunID, "replica", r.opts.Consumer)
+	// Which replica executes which run is what an operator needs to follow a takeover.
+	log.Info("executing run")
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.mu.Lock()
@@ -333,7 +335,9 @@ func (r *Runtime) finish(ctx context.Context, h *host, log *slog.Logger, status,
 	}
 	if _, err := r.store.FinishRun(ctx, h.lease, status, errText, &ev, nil); err != nil {
 		log.Warn("recording the run's end failed", "status", status, "err", err)
+		return
 	}
+	log.Info("run finished", "status", status)
 }
 
 // withHistory gives the lead the session's earlier conversation along with the new request, so a
