@@ -66,3 +66,24 @@ func ServeMetrics(ctx context.Context, addr string, h http.Handler) (stop func(c
 	go func() { _ = srv.Serve(l) }()
 	return srv.Shutdown, nil
 }
+
+// StartMetrics installs the metrics provider and serves it on addr; an empty addr turns metrics off
+// (instruments then record into the no-op provider). The returned stop shuts the listener and the
+// provider down.
+func StartMetrics(ctx context.Context, serviceName, version, addr string) (stop func(context.Context) error, err error) {
+	if addr == "" {
+		return func(context.Context) error { return nil }, nil
+	}
+	m, err := SetupMetrics(ctx, serviceName, version)
+	if err != nil {
+		return nil, err
+	}
+	stopServer, err := ServeMetrics(ctx, addr, m.Handler)
+	if err != nil {
+		_ = m.Shutdown(ctx)
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		return errors.Join(stopServer(ctx), m.Shutdown(ctx))
+	}, nil
+}

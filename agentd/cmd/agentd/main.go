@@ -33,6 +33,12 @@ func run() int {
 		return 1
 	}
 	defer func() { _ = flush(context.Background()) }()
+	stopMetrics, err := telemetry.StartMetrics(ctx, "agentd", app.Version, cfg.MetricsListen)
+	if err != nil {
+		log.Error("metrics", "err", err)
+		return 1
+	}
+	defer func() { _ = stopMetrics(context.Background()) }()
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		log.Error("startup failed", "err", err)

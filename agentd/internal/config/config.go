@@ -30,6 +30,9 @@ type Config struct {
 
 	// Listen is the gRPC listen address (host:port or unix:///path).
 	Listen string `env:"AGENTD_LISTEN" envDefault:"127.0.0.1:8101"`
+	// MetricsListen serves Prometheus metrics at /metrics on an internal address; empty (the
+	// default, so that several instances on one host never collide) turns it off.
+	MetricsListen string `env:"AGENTD_METRICS_LISTEN"`
 	// RedisURL is agentd's own Redis (sessions, messages, event logs, runs, run queue).
 	RedisURL string `env:"AGENTD_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0" secret:"true"`
 	// SandboxdAddr is the sandboxd gRPC target.

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"log/slog"
 	"strings"
 	"sync"
@@ -190,6 +192,8 @@ func (r *Runtime) handle(ctx context.Context, e store.QueueEntry) {
 	log := r.log.With("session", e.SessionID, "run", e.RunID, "replica", r.opts.Consumer)
 	// Which replica executes which run is what an operator needs to follow a takeover.
 	log.Info("executing run")
+	runsExecuting.Add(ctx, 1)
+	defer runsExecuting.Add(context.WithoutCancel(ctx), -1)
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.mu.Lock()
@@ -338,6 +342,7 @@ func (r *Runtime) finish(ctx context.Context, h *host, log *slog.Logger, status,
 		return
 	}
 	log.Info("run finished", "status", status)
+	runsFinished.Add(ctx, 1, metric.WithAttributes(attribute.String("status", status)))
 }
 
 // withHistory gives the lead the session's earlier conversation along with the new request, so a

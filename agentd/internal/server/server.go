@@ -317,6 +317,8 @@ func (s *Server) CancelRun(ctx context.Context, req *agentdv1.CancelRunRequest) 
 // ids, so replay and tail meet without gap or duplicate on any replica. Waiting costs no Redis
 // connection: the replica's Hub wakes the stream when the log grows.
 func (s *Server) StreamEvents(req *agentdv1.StreamEventsRequest, stream grpc.ServerStreamingServer[agentdv1.StreamEventsResponse]) error {
+	eventStreams.Add(stream.Context(), 1)
+	defer eventStreams.Add(context.WithoutCancel(stream.Context()), -1)
 	ctx := stream.Context()
 	uid, err := user(ctx)
 	if err != nil {

@@ -168,6 +168,7 @@ func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) error {
 	}
 	st.Steps++
 	st.Tokens += resp.Usage.InputTokens + resp.Usage.OutputTokens
+	recordUsage(ctx, model, resp.Usage.InputTokens, resp.Usage.OutputTokens, e.Price.Cost(resp.Usage))
 	// Call ids key the idempotency records, so they must be unique within the run: some providers
 	// send none, or reuse them across turns.
 	seen := map[string]bool{}

@@ -38,6 +38,12 @@ func run() int {
 		return 1
 	}
 	defer func() { _ = flush(context.WithoutCancel(ctx)) }()
+	stopMetrics, err := telemetry.StartMetrics(ctx, "gateway", version, cfg.MetricsListen)
+	if err != nil {
+		logger.Error("metrics", "err", err)
+		return 1
+	}
+	defer func() { _ = stopMetrics(context.WithoutCancel(ctx)) }()
 
 	if err := app.Run(ctx, cfg, logger); err != nil {
 		logger.Error("gateway stopped", "err", err)

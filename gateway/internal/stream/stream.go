@@ -136,9 +136,11 @@ func (b *Bridge) acquire(user string) (func(), bool) {
 		return nil, false
 	}
 	b.perUser[user]++
+	clients.Add(context.Background(), 1)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			clients.Add(context.Background(), -1)
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			if b.perUser[user]--; b.perUser[user] <= 0 {

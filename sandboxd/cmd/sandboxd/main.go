@@ -34,6 +34,12 @@ func run() int {
 		return 1
 	}
 	defer func() { _ = flush(context.Background()) }()
+	stopMetrics, err := telemetry.StartMetrics(ctx, "sandboxd", "dev", cfg.MetricsListen)
+	if err != nil {
+		log.Error("metrics", "err", err)
+		return 1
+	}
+	defer func() { _ = stopMetrics(context.Background()) }()
 	if cfg.UsesDevInternalToken() {
 		log.Warn("MGX_INTERNAL_TOKEN is the public development token; set your own in production")
 	}

@@ -65,6 +65,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	a.stack.Push("redis", func(context.Context) error { return rdb.Close() })
 	a.Store = store.New(rdb)
+	reg, err := observeStore(a.Store)
+	if err != nil {
+		return nil, err
+	}
+	a.stack.Push("metrics", func(context.Context) error { return reg.Unregister() })
 
 	drv, err := openDriver(ctx, cfg, log)
 	if err != nil {

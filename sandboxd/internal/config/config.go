@@ -52,7 +52,10 @@ func (s Seconds) D() time.Duration { return time.Duration(s) }
 type Config struct {
 	pkgconfig.Common
 
-	Listen        string `env:"SANDBOXD_LISTEN" envDefault:"127.0.0.1:8201"`
+	Listen string `env:"SANDBOXD_LISTEN" envDefault:"127.0.0.1:8201"`
+	// MetricsListen serves Prometheus metrics at /metrics on an internal address; empty (the
+	// default, so that several instances on one host never collide) turns it off.
+	MetricsListen string `env:"SANDBOXD_METRICS_LISTEN"`
 	PreviewListen string `env:"SANDBOXD_PREVIEW_LISTEN" envDefault:"127.0.0.1:8202"`
 	RedisURL      string `env:"SANDBOXD_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0" secret:"true"`
 	PublicURL     string `env:"MGX_PUBLIC_URL" envDefault:"http://localhost:8000"`

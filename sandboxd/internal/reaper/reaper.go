@@ -87,6 +87,7 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 			}
 			if ok {
 				reaped++
+				reclaimed.Add(ctx, 1)
 				r.log.InfoContext(ctx, "reclaimed idle sandbox", "session_id", id, "idle_timeout", r.idle.String())
 			}
 		}

@@ -207,6 +207,11 @@ func (s *Store) unindex(ctx context.Context, sessionID, ownerID string) error {
 	return err
 }
 
+// Count is the number of sandbox records (every replica's).
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	return s.rdb.SCard(ctx, sandboxesKey).Result()
+}
+
 // Touch records activity on a sandbox now.
 func (s *Store) Touch(ctx context.Context, sessionID string) error {
 	now := s.now()

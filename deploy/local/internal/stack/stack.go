@@ -106,6 +106,10 @@ func serviceEnv(redisURL, runDir string) []string {
 	// A local stack owns its sandboxes: Ctrl-C removes them (sessions and history stay in Redis, and a
 	// session's sandbox is re-created on its next use), so nothing keeps running after the launcher.
 	set("SANDBOXD_DESTROY_ON_EXIT", "true")
+	// Prometheus metrics of each service, on loopback next to its own port.
+	set("GATEWAY_METRICS_LISTEN", "127.0.0.1:8001")
+	set("AGENTD_METRICS_LISTEN", "127.0.0.1:8102")
+	set("SANDBOXD_METRICS_LISTEN", "127.0.0.1:8203")
 	set("MGX_DEMO_EMAIL", "demo@mgx.dev")
 	set("MGX_DEMO_PASSWORD", "demo-password")
 	return env

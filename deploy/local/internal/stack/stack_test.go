@@ -3,6 +3,7 @@ package stack_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -80,6 +81,37 @@ func TestMakeRun(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "spine-ok\n", execOut.Stdout)
 
+	// A chat message runs the scripted team to completion.
+	var posted struct {
+		RunID string `json:"run_id"`
+	}
+	code = doJSON(t, http.MethodPost, base+"/api/chat/messages", tok.AccessToken,
+		map[string]string{"session_id": created.ID, "content": "build me a page"}, &posted)
+	require.Equal(t, http.StatusCreated, code)
+	eventuallyTrue(t, 60*time.Second, func() bool {
+		var r struct {
+			Status string `json:"status"`
+		}
+		return doJSON(t, http.MethodGet, base+"/api/sessions/"+created.ID+"/run", tok.AccessToken, nil, &r) == http.StatusOK &&
+			r.Status == "completed"
+	}, "the run completes")
+
+	// The run's events replay over SSE (through the gateway's bridge and agentd's event stream).
+	sse := readFirstSSE(t, base+"/api/sessions/"+created.ID+"/events?after_seq=0", tok.AccessToken)
+	require.Contains(t, sse, `"session_id":"`+created.ID+`"`)
+
+	// Every service exports Prometheus metrics: RPC and Redis instruments, and its own.
+	for svc, want := range map[string][]string{
+		"gateway":  {"rpc_client_", "http_server_", "db_client_", "mgx_gateway_event_stream_clients"},
+		"agentd":   {"rpc_server_", "db_client_", `mgx_agentd_runs_finished_total{`, `status="completed"`, "mgx_agentd_llm_tokens_total", "mgx_agentd_event_streams"},
+		"sandboxd": {"rpc_server_", "db_client_", "mgx_sandboxd_sandboxes", "mgx_sandboxd_pool_ready", "go_goroutines"},
+	} {
+		page := scrape(t, st.metrics[svc])
+		for _, w := range want {
+			require.Truef(t, strings.Contains(page, w), "%s /metrics has no %s", svc, w)
+		}
+	}
+
 	pids := childPIDs(t, logs.String())
 	require.Len(t, pids, 3, "sandboxd, agentd and gateway")
 
@@ -96,18 +128,20 @@ func TestMakeRun(t *testing.T) {
 
 // stack is a running launcher with the whole product behind it.
 type stack struct {
-	bin    string
-	base   string
-	logs   *lockedBuffer
-	cmd    *exec.Cmd
-	exited chan error
+	// metrics is each service's /metrics URL.
+	metrics map[string]string
+	bin     string
+	base    string
+	logs    *lockedBuffer
+	cmd     *exec.Cmd
+	exited  chan error
 }
 
 // startStack runs mgx-local on free loopback ports with extra environment and waits for its banner.
 func startStack(t *testing.T, extra []string) stack {
 	t.Helper()
 	bin := buildAll(t)
-	ports := freePorts(t, 4)
+	ports := freePorts(t, 7)
 	gw := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	env := append(os.Environ(),
 		"GATEWAY_LISTEN="+gw,
@@ -121,9 +155,17 @@ func startStack(t *testing.T, extra []string) stack {
 		"SANDBOXD_DRIVER=local",
 		"SANDBOXD_NAMESPACE=stacktest-"+strconv.Itoa(ports[0]),
 		"AGENTD_LLM_PROVIDER=scripted",
+		fmt.Sprintf("GATEWAY_METRICS_LISTEN=127.0.0.1:%d", ports[4]),
+		fmt.Sprintf("AGENTD_METRICS_LISTEN=127.0.0.1:%d", ports[5]),
+		fmt.Sprintf("SANDBOXD_METRICS_LISTEN=127.0.0.1:%d", ports[6]),
 	)
 	env = append(env, extra...)
-	st := stack{bin: bin, base: "http://" + gw, logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	st := stack{bin: bin, base: "http://" + gw, logs: &lockedBuffer{}, exited: make(chan error, 1),
+		metrics: map[string]string{
+			"gateway":  fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[4]),
+			"agentd":   fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[5]),
+			"sandboxd": fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[6]),
+		}}
 	st.cmd = exec.Command(filepath.Join(bin, "mgx-local"))
 	st.cmd.Env = env
 	st.cmd.Stdout, st.cmd.Stderr = st.logs, st.logs
@@ -176,6 +218,42 @@ func buildAll(t *testing.T) string {
 	build(nil, "./gateway/cmd/gateway", "./agentd/cmd/agentd", "./sandboxd/cmd/sandboxd", "./deploy/local/cmd/mgx-local")
 	build([]string{"CGO_ENABLED=0"}, "./sandboxd/cmd/sandbox-agent")
 	return bin
+}
+
+// readFirstSSE opens an SSE stream, returns its first data line and disconnects.
+func readFirstSSE(t *testing.T, url, token string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data:"); ok {
+			return data
+		}
+	}
+	t.Fatalf("no SSE data line: %v", sc.Err())
+	return ""
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, url)
+	return string(b)
 }
 
 // processesFrom lists the live processes whose executable lies in dir.
