@@ -50,19 +50,25 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	red, err := devredis.Start(ctx, filepath.Join(runDir, "redis"), cfg.ForceEmbedded)
-	if err != nil {
-		return err
+	redisURL, redisKind := "", "configured: "+os.Getenv("GATEWAY_REDIS_URL")
+	if !redisConfigured() {
+		red, err := devredis.Start(ctx, filepath.Join(runDir, "redis"), cfg.ForceEmbedded)
+		if err != nil {
+			return err
+		}
+		redisURL, redisKind = red.URL, red.Kind
+		log.Info("redis ready", "kind", red.Kind, "url", red.URL)
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = errors.Join(err, red.Stop(stopCtx))
+			log.Info("stopped", "service", "redis")
+		}()
+	} else {
+		log.Info("using the configured Redis of every service; starting none")
 	}
-	log.Info("redis ready", "kind", red.Kind, "url", red.URL)
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err = errors.Join(err, red.Stop(stopCtx))
-		log.Info("stopped", "service", "redis")
-	}()
 
-	env := serviceEnv(red.URL, runDir)
+	env := serviceEnv(redisURL, runDir)
 	sup := supervisor.New(log)
 	defer func() { err = errors.Join(err, sup.StopAll(15*time.Second)) }()
 
@@ -78,7 +84,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err := waitHealthy(ctx, url+"/healthz", sup.Exited, 90*time.Second); err != nil {
 		return err
 	}
-	printBanner(cfg.Out, url, red.Kind)
+	printBanner(cfg.Out, url, redisKind)
 
 	select {
 	case <-ctx.Done():
@@ -89,6 +95,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	}
 }
 
+// redisConfigured reports whether every service already has a Redis URL (a Sentinel, a Cluster, a
+// shared server), in which case the launcher starts no Redis of its own.
+func redisConfigured() bool {
+	for _, k := range []string{"GATEWAY_REDIS_URL", "AGENTD_REDIS_URL", "SANDBOXD_REDIS_URL"} {
+		if os.Getenv(k) == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // serviceEnv gives each service the local defaults unless the developer already set them.
 func serviceEnv(redisURL, runDir string) []string {
 	var env []string
@@ -97,8 +114,10 @@ func serviceEnv(redisURL, runDir string) []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	for _, k := range []string{"GATEWAY_REDIS_URL", "AGENTD_REDIS_URL", "SANDBOXD_REDIS_URL"} {
-		set(k, redisURL)
+	if redisURL != "" {
+		for _, k := range []string{"GATEWAY_REDIS_URL", "AGENTD_REDIS_URL", "SANDBOXD_REDIS_URL"} {
+			set(k, redisURL)
+		}
 	}
 	// A fresh secret per run: nothing outside this stack can call the internal APIs.
 	set("MGX_INTERNAL_TOKEN", randomHex(24))
