@@ -95,7 +95,10 @@ func TestServiceImages(t *testing.T) {
 		"-e", "MGX_DEMO_EMAIL=demo@mgx.dev", "-e", "MGX_DEMO_PASSWORD=demo-password")
 
 	base := "http://" + gw
-	waitFor(t, 60*time.Second, func() bool { code, _ := call(t, http.MethodGet, base+"/healthz", "", nil); return code == http.StatusOK })
+	waitFor(t, 60*time.Second, func() bool {
+		code, _ := call(t, http.MethodGet, base+"/healthz", "", nil)
+		return code == http.StatusOK
+	})
 	// The image's own health check works from inside the container.
 	out, err = exec.Command("docker", "exec", "mgx-"+tag+"-agentd", "/usr/local/bin/mgx-healthcheck", "grpc", agentd).CombinedOutput()
 	require.NoError(t, err, "%s", out)
