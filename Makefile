@@ -38,7 +38,7 @@ run: build ## start the whole product locally (Ctrl-C stops everything)
 ## ---- tests -----------------------------------------------------------------------------------
 
 .PHONY: test
-test: check-generated check-modules ## all tests: unit and integration (real Redis, real Docker when an engine answers)
+test: check-generated fmt-check check-modules ## all tests: unit and integration (real Redis, real Docker when an engine answers)
 	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
 
 .PHONY: bench
@@ -109,12 +109,15 @@ check-generated: generate ## fail when the committed generated code differs from
 ## ---- lint ------------------------------------------------------------------------------------
 
 .PHONY: lint
-lint: tools protodeps ## gofmt, go vet, golangci-lint and buf lint
-	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^proto/gen/')); if [ -n "$$bad" ]; then echo "not gofmt-ed:"; echo "$$bad"; exit 1; fi
+lint: tools protodeps fmt-check ## gofmt, go vet, golangci-lint and buf lint
 	@for m in $(MODULES); do echo "== vet $$m"; (cd $$m && GOWORK=off go vet ./...); done
 	cd tools && GOWORK=off go build -o $(TOOLBIN)/ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 	@for m in $(MODULES); do echo "== golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
 	buf lint
+
+.PHONY: fmt-check
+fmt-check: ## fail on Go files gofmt would change (generated code excluded)
+	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^proto/gen/')); if [ -n "$$bad" ]; then echo "not gofmt-ed:"; echo "$$bad"; exit 1; fi
 
 .PHONY: check-modules
 check-modules: ## every module builds and vets alone (GOWORK=off)

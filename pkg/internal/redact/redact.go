@@ -68,7 +68,7 @@ func redactQuery(tail string) string {
 // tokens) stay readable in the start-up log.
 func SecretName(name string) bool {
 	words := strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9')
 	})
 	if len(words) == 0 {
 		return false
