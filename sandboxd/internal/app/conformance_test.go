@@ -67,6 +67,17 @@ func conformance(t *testing.T, e *env, drv string) {
 		require.True(t, strings.HasSuffix(strings.TrimSpace(res.GetStdout()), "/sub"), res.GetStdout())
 	})
 
+	t.Run("home is the sandbox's own and writable", func(t *testing.T) {
+		res, err := exec(t, `test -d "$HOME" && test -w "$HOME" && echo "$HOME"`)
+		require.NoError(t, err)
+		require.EqualValues(t, 0, res.GetExitCode(), res.GetStderr())
+		if drv == "local" {
+			// Never the host user's home: a sandbox must not run (or write) the developer's dotfiles.
+			hostHome, _ := os.UserHomeDir()
+			require.NotEqual(t, hostHome, strings.TrimSpace(res.GetStdout()))
+		}
+	})
+
 	t.Run("bad env name is InvalidArgument", func(t *testing.T) {
 		_, err := exec(t, "true", func(r *sandboxdv1.ExecRequest) { r.Env = map[string]string{"A-B": "x"} })
 		require.Equal(t, codes.InvalidArgument, code(err))

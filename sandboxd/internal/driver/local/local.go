@@ -116,6 +116,14 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 		"-listen", filepath.Join(dir, "agent.sock"), "-workspace", ws,
 		"-state-dir", filepath.Join(dir, "state"), "-owned-ports")
 	cmd.Dir = ws
+	// A home of the sandbox's own: login shells then do not run the developer's personal profile
+	// (whose side effects — a version manager rehashing under a lock, say — can stall every command),
+	// and tools' caches and dotfiles stay inside the sandbox's directory.
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return driver.Instance{}, err
+	}
+	cmd.Env = append(withoutVar(os.Environ(), "HOME"), "HOME="+home)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: a Ctrl-C aimed at sandboxd must not kill sandboxes,
 	// which outlive sandboxd restarts here as containers do.
@@ -197,4 +205,15 @@ func (d *Driver) List(context.Context) ([]driver.Instance, error) {
 		}
 	}
 	return out, nil
+}
+
+// withoutVar returns env without the variable name.
+func withoutVar(env []string, name string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
