@@ -168,6 +168,9 @@ func startStack(t *testing.T, gatewayEnv map[string]string) *stack {
 		"SANDBOXD_DRIVER":         "local",
 		"SANDBOXD_RUN_DIR":        t.TempDir(),
 		"SANDBOX_AGENT_BINARY":    agentBin,
+		// The test owns its sandboxes: its graceful stop of sandboxd destroys them all.
+		"SANDBOX_POOL_SIZE":        "0",
+		"SANDBOXD_DESTROY_ON_EXIT": "true",
 	}
 	adEnv := map[string]string{
 		"AGENTD_LISTEN":       agentdAddr,

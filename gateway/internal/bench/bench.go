@@ -118,6 +118,8 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	if err := start(sandboxdBin, nil, merge(common, map[string]string{
 		"SANDBOXD_LISTEN": sandboxdAddr, "SANDBOXD_PREVIEW_LISTEN": previewAddr, "SANDBOXD_REDIS_URL": redisURL,
 		"SANDBOXD_DRIVER": "local", "SANDBOXD_RUN_DIR": filepath.Join(work, "sandboxes"), "SANDBOX_AGENT_BINARY": agentBin,
+		// The bench owns its sandboxes: none is left running after it.
+		"SANDBOX_POOL_SIZE": "0", "SANDBOXD_DESTROY_ON_EXIT": "true",
 	})); err != nil {
 		return err
 	}
