@@ -77,13 +77,12 @@ func TestScaleOut(t *testing.T) {
 			"AGENTD_MAX_CONCURRENT_RUNS=2", "AGENTD_RUN_LEASE_TTL=3s")
 		agentdAddrs = append(agentdAddrs, addr(3+i))
 	}
-	gw := run("gateway", "GATEWAY_LISTEN="+addr(0), "AGENTD_ADDR="+strings.Join(agentdAddrs, ","),
+	run("gateway", "GATEWAY_LISTEN="+addr(0), "AGENTD_ADDR="+strings.Join(agentdAddrs, ","),
 		"MGX_DEMO_EMAIL=demo@mgx.dev", "MGX_DEMO_PASSWORD=demo-password", "GATEWAY_RATE_LIMIT=0")
 	base := "http://" + addr(0)
 	eventuallyTrue(t, 60*time.Second, func() bool {
 		return doJSONQuiet(http.MethodGet, base+"/healthz") == http.StatusOK
 	}, "stack healthy")
-	_ = gw
 
 	var tok struct {
 		AccessToken string `json:"access_token"`

@@ -175,10 +175,8 @@ func startStack(t *testing.T, extra []string) stack {
 	t.Cleanup(func() {
 		_ = syscall.Kill(-st.cmd.Process.Pid, syscall.SIGKILL)
 		// Whatever a failed run left behind goes too (sandbox agents run in their own groups).
-		for _, p := range processesFrom(t, bin) {
-			if pid, err := strconv.Atoi(strings.TrimPrefix(strings.Fields(p)[0], "/proc/")); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
+		for pid := range processesFrom(t, bin) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 		if t.Failed() {
 			t.Logf("launcher output:\n%s", st.logs.String())
@@ -256,18 +254,20 @@ func scrape(t *testing.T, url string) string {
 	return string(b)
 }
 
-// processesFrom lists the live processes whose executable lies in dir.
-func processesFrom(t *testing.T, dir string) []string {
+// processesFrom maps the pid of every live process whose executable lies in dir to that executable.
+func processesFrom(t *testing.T, dir string) map[int]string {
 	t.Helper()
-	procs, err := filepath.Glob("/proc/[0-9]*/exe")
+	exes, err := filepath.Glob("/proc/[0-9]*/exe")
 	require.NoError(t, err)
-	var out []string
-	for _, exe := range procs {
+	out := map[int]string{}
+	for _, exe := range exes {
 		target, err := os.Readlink(exe)
 		if err != nil || !strings.HasPrefix(target, dir+string(filepath.Separator)) {
 			continue
 		}
-		out = append(out, filepath.Dir(exe)+" "+target)
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(exe))); err == nil {
+			out[pid] = target
+		}
 	}
 	return out
 }
