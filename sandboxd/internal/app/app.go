@@ -4,8 +4,6 @@ package app
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,11 +99,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 
 	secret := []byte(cfg.PreviewSecret)
 	if len(secret) == 0 {
-		// Derived, so every replica sharing the internal token agrees
-		// without another secret to distribute.
-		mac := hmac.New(sha256.New, []byte(cfg.InternalToken))
-		mac.Write([]byte("mgx-sandboxd-preview-v1"))
-		secret = mac.Sum(nil)
+		// Random and kept in sandboxd's Redis, so every replica agrees without another secret to
+		// distribute, and nothing a sandbox can read derives it.
+		if secret, err = a.Store.PreviewSigningKey(ctx); err != nil {
+			return nil, err
+		}
 	}
 	a.Preview, err = preview.New(a.Manager, preview.Options{
 		Secret: secret, TokenTTL: cfg.PreviewTokenTTL.D(), PublicURL: cfg.PublicURL,

@@ -35,3 +35,7 @@ const poolKey = "sandboxd:pool"
 
 // poolRefillKey is the lease of the replica currently refilling the pool.
 const poolRefillKey = "sandboxd:pool:refill"
+
+// previewSigningKey holds the HMAC key of preview tokens when SANDBOXD_PREVIEW_SECRET is unset: random,
+// made by whichever replica starts first, shared by all of them.
+const previewSigningKey = "sandboxd:preview:signing-key"

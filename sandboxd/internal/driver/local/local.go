@@ -119,11 +119,13 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 	// A home of the sandbox's own: login shells then do not run the developer's personal profile
 	// (whose side effects — a version manager rehashing under a lock, say — can stall every command),
 	// and tools' caches and dotfiles stay inside the sandbox's directory.
-	home := filepath.Join(dir, "home")
-	if err := os.MkdirAll(home, 0o755); err != nil {
-		return driver.Instance{}, err
+	home, tmp := filepath.Join(dir, "home"), filepath.Join(dir, "tmp")
+	for _, d := range []string{home, tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return driver.Instance{}, err
+		}
 	}
-	cmd.Env = append(withoutVar(os.Environ(), "HOME"), "HOME="+home)
+	cmd.Env = sandboxEnv(home, tmp)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: a Ctrl-C aimed at sandboxd must not kill sandboxes,
 	// which outlive sandboxd restarts here as containers do.
@@ -207,13 +209,23 @@ func (d *Driver) List(context.Context) ([]driver.Instance, error) {
 	return out, nil
 }
 
-// withoutVar returns env without the variable name.
-func withoutVar(env []string, name string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
+// defaultPath is the PATH of a sandbox when sandboxd itself has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// sandboxEnv is the whole environment of a sandbox's agent, and so of every command it runs. It is an
+// explicit list, never derived from sandboxd's own environment: that holds the internal service token,
+// Redis URLs and the demo password, and with them any user's code could call sandboxd or agentd as any
+// other user. PATH is kept because it only says where the host's tools are.
+func sandboxEnv(home, tmp string) []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = defaultPath
 	}
-	return out
+	return []string{
+		"PATH=" + path,
+		"HOME=" + home,
+		"TMPDIR=" + tmp,
+		"LANG=C.UTF-8",
+		"MGX_SANDBOX=1",
+	}
 }
