@@ -44,6 +44,9 @@ func Start(ctx context.Context, dataDir string, forceEmbedded bool) (*Server, er
 		return startRedisServer(ctx, path, dataDir, port, addr)
 	}
 	m := miniredis.NewMiniRedis()
+	// miniredis keeps TTLs frozen unless told to follow the clock; the services build login lockouts,
+	// rate windows, run leases and takeovers on expiry, so without this a lockout lasts until restart.
+	m.ClockTTL(true)
 	if err := m.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("start embedded redis on %s: %w", addr, err)
 	}

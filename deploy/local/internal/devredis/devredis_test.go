@@ -1,12 +1,15 @@
 package devredis
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
 
@@ -63,4 +66,56 @@ func TestPickPortAvoidsBusyPort(t *testing.T) {
 	got, err := pickPort(busy)
 	require.NoError(t, err)
 	require.NotEqual(t, busy, got)
+}
+
+// Expiry must behave on the embedded server as on a real one: the services' lockouts, rate windows and
+// leases are keys with a TTL, some set inside Lua scripts.
+func TestKeysExpire(t *testing.T) {
+	for _, embedded := range []bool{true, false} {
+		name := map[bool]string{true: "embedded", false: "redis-server"}[embedded]
+		t.Run(name, func(t *testing.T) {
+			if !embedded {
+				if _, err := exec.LookPath("redis-server"); err != nil {
+					if os.Getenv("CI") == "true" {
+						t.Fatal("redis-server is required in CI")
+					}
+					t.Skip("redis-server not on PATH")
+				}
+			}
+			s, err := Start(t.Context(), t.TempDir(), embedded)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Stop(context.Background()) })
+			opt, err := redis.ParseURL(s.URL)
+			require.NoError(t, err)
+			rdb := redis.NewClient(opt)
+			t.Cleanup(func() { _ = rdb.Close() })
+			ctx := t.Context()
+
+			// A lockout counter (INCR then PEXPIRE in a script) and a lease (SET NX PX).
+			incr := redis.NewScript(`local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], ARGV[1]) return n`)
+			n, err := incr.Run(ctx, rdb, []string{"lockout"}, 300).Int()
+			require.NoError(t, err)
+			require.Equal(t, 1, n)
+			ok, err := rdb.SetNX(ctx, "lease", "replica-a", 300*time.Millisecond).Result()
+			require.NoError(t, err)
+			require.True(t, ok)
+			ok, err = rdb.SetNX(ctx, "lease", "replica-b", 300*time.Millisecond).Result()
+			require.NoError(t, err)
+			require.False(t, ok, "a held lease must not be taken")
+
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				left, err := rdb.Exists(ctx, "lockout", "lease").Result()
+				require.NoError(t, err)
+				if left == 0 {
+					break
+				}
+				require.True(t, time.Now().Before(deadline), "keys with a 300 ms TTL still exist after 5 s")
+				time.Sleep(20 * time.Millisecond)
+			}
+			ok, err = rdb.SetNX(ctx, "lease", "replica-b", time.Second).Result()
+			require.NoError(t, err)
+			require.True(t, ok, "an expired lease is taken over")
+		})
+	}
 }
