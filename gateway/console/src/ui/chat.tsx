@@ -44,8 +44,8 @@ export function ChatList({ items, onOpenFile, empty }: Props) {
     <div class="chat-scroll" ref={scroller}>
       <div class="chat" role="log" aria-live="polite" aria-relevant="additions">
         {items.length === 0 && empty}
-        {items.map((it) => (
-          <Item key={it.key} item={it} onOpenFile={onOpenFile} />
+        {items.map((it, i) => (
+          <Item key={it.key} item={it} continued={continues(items[i - 1], it)} onOpenFile={onOpenFile} />
         ))}
       </div>
       {behind && (
@@ -65,10 +65,17 @@ export function ChatList({ items, onOpenFile, empty }: Props) {
   );
 }
 
-function Item({ item, onOpenFile }: { item: ChatItem; onOpenFile: (p: string) => void }) {
+/** An agent's message right after its own lines reads as one turn: no second name and avatar. */
+function continues(prev: ChatItem | undefined, it: ChatItem): boolean {
+  if (!prev || it.kind !== "message" || it.sender === "user" || prev.kind === "status" || prev.kind === "error") return false;
+  if (prev.kind === "message" && (prev.sender === "user" || prev.question)) return false;
+  return !!it.agent && prev.agent === it.agent;
+}
+
+function Item({ item, continued, onOpenFile }: { item: ChatItem; continued: boolean; onOpenFile: (p: string) => void }) {
   switch (item.kind) {
     case "message":
-      return <MessageLine m={item} />;
+      return <MessageLine m={item} continued={continued} />;
     case "tool":
       return <ToolLine t={item} onOpenFile={onOpenFile} />;
     case "files":
@@ -78,7 +85,7 @@ function Item({ item, onOpenFile }: { item: ChatItem; onOpenFile: (p: string) =>
   }
 }
 
-function MessageLine({ m }: { m: MessageItem }) {
+function MessageLine({ m, continued }: { m: MessageItem; continued: boolean }) {
   if (m.sender === "user") {
     return (
       <div class="msg user" data-key={m.key}>
@@ -91,15 +98,18 @@ function MessageLine({ m }: { m: MessageItem }) {
   }
   if (m.sender === "status") return <NoteLine n={{ kind: "status", key: m.key, agent: m.agent, content: m.content, at: m.at, runId: m.runId }} />;
   const who = speaker(m.sender, m.agent);
+  const head = !continued || m.question;
   return (
-    <div class={cls("msg agent", m.question && "question")} data-key={m.key} data-agent={who.name}>
-      <Avatar who={who} />
+    <div class={cls("msg agent", m.question && "question", !head && "continued")} data-key={m.key} data-agent={who.name}>
+      {head ? <Avatar who={who} /> : <span class="avatar-space" />}
       <div class="msg-body">
-        <div class="msg-head">
-          <span class="msg-name">{who.name}</span>
-          {who.role && <span class="msg-role">{who.role}</span>}
-          <time class="msg-time">{clockTime(m.at)}</time>
-        </div>
+        {head && (
+          <div class="msg-head">
+            <span class="msg-name">{who.name}</span>
+            {who.role && <span class="msg-role">{who.role}</span>}
+            <time class="msg-time">{clockTime(m.at)}</time>
+          </div>
+        )}
         {m.question && (
           <div class="question-tag">
             <QuestionIcon size={14} /> {who.name} asks you

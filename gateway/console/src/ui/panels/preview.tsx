@@ -8,14 +8,35 @@ import { ExternalIcon, GlobeIcon, RefreshIcon } from "../icons";
 import { Empty } from "./empty";
 import type { PanelProps, WorkspacePanel } from "./panel";
 
+/**
+ * The port the team last asked a preview for (its preview_url call). A sandbox may listen on more
+ * ports than the app's; without an announcement the lowest port wins (dev servers use low ports).
+ */
+function announcedPort(view: PanelProps["view"]): number | undefined {
+  for (let i = view.items.length - 1; i >= 0; i--) {
+    const it = view.items[i]!;
+    if (it.kind === "tool" && it.tool === "preview_url" && !it.isError) {
+      try {
+        const port = Number((JSON.parse(it.args) as { port?: unknown }).port);
+        if (port > 0) return port;
+      } catch {
+        // An unreadable call names no port.
+      }
+    }
+  }
+  return undefined;
+}
+
 function PreviewPanel({ sessionId, view, active }: PanelProps) {
   const api = useApi();
   const [previews, setPreviews] = useState<PortPreview[] | null>(null);
   const [error, setError] = useState("");
   // What the frame shows. Every listing mints fresh capability URLs; the frame keeps the one it
   // loaded (a new src would reload the app under the user) until the port goes or "reload" asks.
-  const [frame, setFrame] = useState<{ port: number; url: string; n: number } | null>(null);
+  // chosen: the user picked the port; an announcement no longer moves the frame.
+  const [frame, setFrame] = useState<{ port: number; url: string; n: number; chosen: boolean } | null>(null);
   const [loading, setLoading] = useState(false);
+  const announced = announcedPort(view);
 
   const load = useCallback(
     async (reloadPort?: number) => {
@@ -25,12 +46,14 @@ function PreviewPanel({ sessionId, view, active }: PanelProps) {
         const list = (p.previews ?? []).filter((x) => x.url);
         setPreviews(list);
         setError("");
+        const byPort = list.slice().sort((a, b) => (a.container_port ?? 0) - (b.container_port ?? 0));
         setFrame((cur) => {
-          const want = reloadPort ?? cur?.port;
-          const pick = list.find((x) => x.container_port === want) ?? list[0];
+          const want = reloadPort ?? (announced !== undefined && announced !== cur?.port && !cur?.chosen ? announced : cur?.port);
+          const pick = list.find((x) => x.container_port === want) ?? byPort.find((x) => x.container_port === announced) ?? byPort[0];
           if (!pick) return null;
           if (cur && cur.port === pick.container_port && reloadPort === undefined) return cur;
-          return { port: pick.container_port ?? 0, url: pick.url ?? "", n: (cur?.n ?? 0) + 1 };
+          const chosen = reloadPort !== undefined ? true : (cur?.chosen ?? false);
+          return { port: pick.container_port ?? 0, url: pick.url ?? "", n: (cur?.n ?? 0) + 1, chosen };
         });
       } catch (err) {
         setError(err instanceof Error ? err.message : String(err));
@@ -38,7 +61,7 @@ function PreviewPanel({ sessionId, view, active }: PanelProps) {
         setLoading(false);
       }
     },
-    [api, sessionId],
+    [api, sessionId, announced],
   );
 
   // Servers start and stop through tool calls; a finished run may have started one too.
