@@ -50,6 +50,7 @@ export function Workspace({ sessionId, view, tab, onTab, focus }: Props) {
               aria-controls={`panel-${p.id}`}
               tabIndex={p.id === tab ? 0 : -1}
               class={cls("tab", p.id === tab && "on")}
+              title={p.title}
               onClick={() => onTab(p.id)}
             >
               <p.Icon size={15} />
