@@ -254,6 +254,22 @@ test("cancel a run", async () => {
   await snap("cancelled");
 });
 
+test("delete a session", async () => {
+  await page.getByRole("link", { name: "New session" }).click();
+  const box = page.getByLabel("Describe what to build");
+  await box.fill("A session to throw away");
+  await box.press("Enter");
+  await page.waitForURL((u) => u.href !== sessionUrl && /\/s\/[^/]+$/.test(u.pathname), { timeout: LONG });
+  const row = page.locator(".session-row", { hasText: "A session to throw away" });
+  await row.hover();
+  await row.getByRole("button", { name: /Delete/ }).click();
+  await row.getByRole("button", { name: "Delete", exact: true }).click();
+  await page.getByRole("heading", { name: "What should the team build?" }).waitFor({ timeout: LONG });
+  await row.waitFor({ state: "detached" });
+  assert.equal(await page.locator(".session-row").count(), 1, "the first session stays");
+  await page.goto(sessionUrl);
+});
+
 test("sign out", async () => {
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("tab", { name: "Sign in" }).waitFor();
