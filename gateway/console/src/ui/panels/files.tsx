@@ -88,8 +88,11 @@ function FilesPanel({ sessionId, view, focus }: PanelProps) {
   // A file_change: list again, re-read the open file if it changed, and mark what changed.
   const changeVersion = view.files.version;
   const changed = view.files.changed;
+  // Changes from before the panel opened (a replayed log) are not news.
+  const seenVersion = useRef(changeVersion);
   useEffect(() => {
-    if (changeVersion === 0) return;
+    if (changeVersion === seenVersion.current) return;
+    seenVersion.current = changeVersion;
     const t = setTimeout(() => void loadTree(), 250);
     if (selectedRef.current && changed.includes(selectedRef.current)) void loadFile(selectedRef.current);
     setMarked((m) => new Set([...m, ...changed]));
