@@ -25,11 +25,35 @@ help: ## list targets
 ## ---- build and run ----------------------------------------------------------------------------
 
 .PHONY: build
-build: ## build every binary into bin/
+build: console ## build every binary into bin/, and the web console into bin/console
 	@mkdir -p $(BIN)
 	go build -o $(BIN)/ ./gateway/cmd/gateway ./agentd/cmd/agentd ./sandboxd/cmd/sandboxd ./deploy/local/cmd/mgx-local
 	# sandbox-agent runs inside arbitrary images, so it must be static.
 	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(BIN)/ ./sandboxd/cmd/sandbox-agent
+
+# The web console (gateway/console): npm ci when the lock file changed, a Vite build when a source or
+# the OpenAPI document did. Without npm (or with a Node.js older than Vite needs) it is skipped with
+# a note: the gateway then serves the API alone.
+CONSOLE      := gateway/console
+CONSOLE_DEPS := $(CONSOLE)/node_modules/.package-lock.json
+CONSOLE_SRC  := $(shell find $(CONSOLE)/src $(CONSOLE)/public $(CONSOLE)/scripts -type f 2>/dev/null) \
+                $(CONSOLE)/index.html $(CONSOLE)/vite.config.ts $(CONSOLE)/tsconfig.json proto/gen/openapi/mgx.swagger.json
+CONSOLE_NODE := $(shell command -v npm >/dev/null 2>&1 && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.stdout.write(a>20||(a==20&&b>=19)?"ok":"")' 2>/dev/null)
+
+.PHONY: console
+ifeq ($(CONSOLE_NODE),ok)
+console: $(BIN)/console/index.html ## build the web console into bin/console (needs npm and Node.js >= 20.19)
+else
+console:
+	@echo "npm (with Node.js >= 20.19) not found: the web console is unavailable; the API still builds and runs."
+endif
+
+$(CONSOLE_DEPS): $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && npm ci --prefer-offline --no-audit --no-fund
+	@touch $@
+
+$(BIN)/console/index.html: $(CONSOLE_DEPS) $(CONSOLE_SRC)
+	cd $(CONSOLE) && npm run build
 
 .PHONY: run
 run: build ## start the whole product locally (Ctrl-C stops everything)
@@ -38,8 +62,17 @@ run: build ## start the whole product locally (Ctrl-C stops everything)
 ## ---- tests -----------------------------------------------------------------------------------
 
 .PHONY: test
-test: check-generated fmt-check check-modules ## all tests: unit and integration (real Redis, real Docker when an engine answers)
+test: check-generated fmt-check check-modules console-test ## all tests: unit and integration (real Redis, real Docker when an engine answers)
 	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
+
+.PHONY: console-test
+ifeq ($(CONSOLE_NODE),ok)
+console-test: $(CONSOLE_DEPS) ## the web console's unit tests (type check and vitest)
+	cd $(CONSOLE) && npm run gen && npm run typecheck && npx vitest run
+else
+console-test:
+	@echo "npm (with Node.js >= 20.19) not found: skipping the web console's tests."
+endif
 
 .PHONY: bench
 bench: bench-sandbox bench-gateway ## every benchmark; each prints the product next to its baseline from the same run

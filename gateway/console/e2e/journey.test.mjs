@@ -1,0 +1,288 @@
+// The console's full journey in a real browser against a running MGX stack with the offline
+// scripted provider: register, start a session, watch Mike and Alex work live, the plan, files and
+// the preview, reload and find everything again, survive a dropped event stream without missing or
+// duplicating anything, cancel a run, sign out.
+//
+//   MGX_URL=http://localhost:8000 node --test e2e/
+//
+// Environment:
+//   MGX_URL          the console's address (the gateway serving it); required
+//   CHROMIUM         the browser (default /usr/bin/chromium; a test tool's own download is not used)
+//   ARTIFACTS        where screenshots go (default e2e/artifacts)
+//   PREVIEW_STRICT   "1": the preview frame must show the app (not the gateway's 401 page)
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.MGX_URL;
+const ARTIFACTS = process.env.ARTIFACTS ?? new URL("./artifacts", import.meta.url).pathname;
+const LONG = 90_000;
+
+let browser;
+let context;
+let page;
+let profile;
+const problems = [];
+let shot = 0;
+
+async function snap(name) {
+  shot++;
+  const file = join(ARTIFACTS, `${String(shot).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}
+
+/** Every chat line's key, in order; keys are unique per line, so a duplicate event shows here. */
+async function chatKeys() {
+  return page.locator(".chat [data-key]").evaluateAll((els) => els.map((e) => e.getAttribute("data-key")));
+}
+
+function assertUnique(keys, when) {
+  const seen = new Set();
+  for (const k of keys) {
+    assert.ok(!seen.has(k), `duplicate chat line ${k} ${when}`);
+    seen.add(k);
+  }
+}
+
+async function waitRun(status) {
+  await page.locator(`.chat-head [data-run-status="${status}"]`).waitFor({ timeout: LONG });
+}
+
+before(async () => {
+  assert.ok(BASE, "MGX_URL must point at a running MGX (the console at /)");
+  mkdirSync(ARTIFACTS, { recursive: true });
+  profile = mkdtempSync(join(tmpdir(), "mgx-journey-"));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-quic",
+      "--no-first-run",
+    ],
+  });
+  context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+  page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    // The preview frame's own failures belong to the preview (see the preview step).
+    const where = m.location().url ?? "";
+    if (/\/\/p\d+-[^/]*\.preview\./.test(where) && process.env.PREVIEW_STRICT !== "1") return;
+    problems.push(`console: ${m.text()} (${where})`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  // The console's CSP must never get in its own way.
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+const email = `journey-${Date.now()}@example.com`;
+const password = "journey-password-1";
+let sessionUrl = "";
+
+test("sign-in page offers the demo account", async () => {
+  await page.goto(BASE);
+  await page.getByRole("heading", { name: "MGX" }).waitFor();
+  const hint = await page.locator(".demo-hint").innerText();
+  assert.match(hint, /demo@mgx\.dev/);
+  assert.match(hint, /mgx-demo/);
+  await snap("sign-in");
+});
+
+test("register", async () => {
+  await page.getByRole("tab", { name: "Create account" }).click();
+  await page.getByLabel("Name").fill("Journey");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.locator("form").getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("heading", { name: "What should the team build?" }).waitFor();
+  assert.equal(await page.locator(".account-email").innerText(), email);
+  await snap("home");
+});
+
+test("start a session: Mike and Alex work live", async () => {
+  const box = page.getByLabel("Describe what to build");
+  await box.fill("Build a small hello page and show me the preview");
+  await box.press("Enter");
+  await page.waitForURL(/\/s\/[^/]+$/, { timeout: LONG });
+  sessionUrl = page.url();
+  await page.locator('.chat-head [data-stream="live"]').waitFor({ timeout: LONG });
+  // The sidebar lists the new session, titled after the request.
+  await page.locator(".session-row.current .session-title", { hasText: "Build a small hello page" }).waitFor();
+
+  await page.locator('.msg.agent[data-agent="Mike"]').first().waitFor({ timeout: LONG });
+  await page.locator('.msg.agent[data-agent="Alex"]').first().waitFor({ timeout: LONG });
+  await page.locator('.tool-wrap[data-tool="file_write"]').first().waitFor({ timeout: LONG });
+  await snap("working");
+});
+
+test("plan with task states", async () => {
+  await page.getByRole("tab", { name: /Plan/ }).click();
+  const task = page.locator('.task[data-task="build"]');
+  await task.waitFor({ timeout: LONG });
+  assert.match(await task.innerText(), /Build the page/);
+  await waitRun("completed");
+  await page.locator('.task[data-task="build"][data-status="done"]').waitFor({ timeout: LONG });
+  await snap("plan");
+});
+
+test("files appear and open", async () => {
+  await page.getByRole("tab", { name: /Files/ }).click();
+  await page.locator('.tree-row[data-path="index.html"]').click({ timeout: LONG });
+  const content = page.getByTestId("file-content");
+  await content.waitFor({ timeout: LONG });
+  assert.match(await content.innerText(), /Hello from the MGX team/);
+  await page.locator('.tree-row[data-path="server.js"]').waitFor();
+  await page.locator('.tree-row[data-path="start.sh"]').waitFor();
+  await snap("files");
+});
+
+test("a path in the chat opens the file", async () => {
+  await page.getByRole("tab", { name: /Plan/ }).click();
+  await page.locator(".path-chip", { hasText: "start.sh" }).first().click();
+  await page.locator('.tree-row.selected[data-path="start.sh"]').waitFor();
+  assert.match(await page.getByTestId("file-content").innerText(), /busybox httpd/);
+});
+
+test("background process and its log", async () => {
+  await page.getByRole("tab", { name: /Processes/ }).click();
+  await page.locator(".proc-row", { hasText: "web" }).waitFor({ timeout: LONG });
+  await snap("processes");
+});
+
+test("preview in the frame", async () => {
+  await page.getByRole("tab", { name: /Preview/ }).click();
+  const url = page.getByLabel("Preview URL");
+  await url.waitFor({ timeout: LONG });
+  const value = await url.inputValue();
+  assert.match(value, /^https?:\/\/p\d+-[^.]+\.preview\./, "a host-based preview URL");
+  const open = page.getByRole("link", { name: "Open in a new tab" });
+  assert.equal(await open.getAttribute("href"), value);
+  assert.equal(await open.getAttribute("target"), "_blank");
+
+  const frame = page.frameLocator("iframe.preview-frame");
+  const body = frame.locator("body");
+  await body.waitFor({ timeout: LONG });
+  // Until previews carry their own capability (issue 12), the embedded request may lack the
+  // third-party cookie and show the gateway's 401.
+  const text = await body.innerText({ timeout: LONG }).catch(() => "");
+  const rendered = /Hello from the MGX team/.test(text);
+  if (!rendered) console.log(`preview frame did not render the app; it shows: ${text.slice(0, 160).replace(/\s+/g, " ")}`);
+  if (process.env.PREVIEW_STRICT === "1") assert.ok(rendered, "the preview frame shows the app");
+  await snap("preview");
+});
+
+test("reload finds everything again", async () => {
+  const before = await chatKeys();
+  assertUnique(before, "before reload");
+  await page.reload();
+  await page.locator('.chat-head [data-stream="live"]').waitFor({ timeout: LONG });
+  await page.locator('.msg.agent[data-agent="Mike"]').first().waitFor();
+  await page.locator('.chat-head [data-run-status="completed"]').waitFor({ timeout: LONG });
+  // The replay is complete once the last line is back.
+  await page.locator(`.chat [data-key="${before[before.length - 1]}"]`).waitFor({ timeout: LONG });
+  const afterReload = await chatKeys();
+  assert.deepEqual(afterReload, before, "the same lines in the same order after a reload");
+  await page.getByRole("tab", { name: /Plan/ }).click();
+  await page.locator('.task[data-task="build"][data-status="done"]').waitFor();
+  await snap("reloaded");
+});
+
+test("a dropped stream resumes after the last sequence: nothing missed, nothing twice", async () => {
+  // Drop the event stream a little while into the next run, once.
+  let dropped = false;
+  await page.routeWebSocket(/\/api\/ws\/sessions\//, (ws) => {
+    const server = ws.connectToServer();
+    if (dropped) return;
+    let seen = 0;
+    server.onMessage((m) => {
+      ws.send(m);
+      if (!dropped && ++seen === 8) {
+        dropped = true;
+        ws.close({ code: 1011, reason: "journey drops the stream" });
+      }
+    });
+  });
+  await page.reload();
+  await page.locator('.chat-head [data-stream="live"]').waitFor({ timeout: LONG });
+  await page.locator('.chat-head [data-run-status="completed"]').waitFor({ timeout: LONG });
+  const beforeRun = (await chatKeys()).length;
+
+  const box = page.getByLabel("Message the team");
+  await box.fill("Now make the heading say hello again");
+  await box.press("Enter");
+  await page.locator('.chat-head [data-run-status="running"], .chat-head [data-run-status="queued"]').first().waitFor({ timeout: LONG });
+  await waitRun("completed");
+  assert.ok(dropped, "the stream was dropped during the run");
+  const live = await chatKeys();
+  assertUnique(live, "after a reconnect");
+  assert.ok(live.length > beforeRun, "the second run's lines arrived");
+
+  await page.unrouteAll({ behavior: "ignoreErrors" });
+  await page.reload();
+  await page.locator(`.chat [data-key="${live[live.length - 1]}"]`).waitFor({ timeout: LONG });
+  assert.deepEqual(await chatKeys(), live, "what arrived live across the drop equals a full replay");
+});
+
+test("cancel a run", async () => {
+  const box = page.getByLabel("Message the team");
+  await box.fill("Build it once more");
+  await box.press("Enter");
+  const cancel = page.getByRole("button", { name: "Cancel run" });
+  await cancel.click({ timeout: 10_000 }).catch((err) => {
+    throw new Error(`${err.message}\nThe run may have ended before it could be cancelled: start agentd with AGENTD_SCRIPT_FILE from e2e/slow-script.mjs.`);
+  });
+  await waitRun("cancelled");
+  await page.locator(".note.status", { hasText: "Run cancelled." }).waitFor({ timeout: LONG });
+  assert.equal(await cancel.count(), 0, "no cancel button once the run ended");
+  await snap("cancelled");
+});
+
+test("delete a session", async () => {
+  await page.getByRole("link", { name: "New session" }).click();
+  const box = page.getByLabel("Describe what to build");
+  await box.fill("A session to throw away");
+  await box.press("Enter");
+  await page.waitForURL((u) => u.href !== sessionUrl && /\/s\/[^/]+$/.test(u.pathname), { timeout: LONG });
+  const row = page.locator(".session-row", { hasText: "A session to throw away" });
+  await row.hover();
+  await row.getByRole("button", { name: /Delete/ }).click();
+  await row.getByRole("button", { name: "Delete", exact: true }).click();
+  await page.getByRole("heading", { name: "What should the team build?" }).waitFor({ timeout: LONG });
+  await row.waitFor({ state: "detached" });
+  assert.equal(await page.locator(".session-row").count(), 1, "the first session stays");
+  await page.goto(sessionUrl);
+});
+
+test("sign out", async () => {
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("tab", { name: "Sign in" }).waitFor();
+  await page.goto(sessionUrl);
+  await page.getByRole("tab", { name: "Sign in" }).waitFor();
+  await snap("signed-out");
+  // Signing in again lands on the same session, from the URL.
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.locator("form").getByRole("button", { name: "Sign in" }).click();
+  await page.locator('.msg.agent[data-agent="Mike"]').first().waitFor({ timeout: LONG });
+});
+
+test("no console errors or CSP violations", () => {
+  assert.deepEqual(problems, []);
+});

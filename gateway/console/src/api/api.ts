@@ -1,0 +1,130 @@
+// The calls the console makes, typed by the generated schema. Every function throws ApiError with
+// the server's detail on failure (see http.ts).
+import type { Auth } from "./auth";
+import { newClient, ok, toApiError, type ApiClient } from "./http";
+import { ndjson } from "./ndjson";
+import type { FileTree, Preview, Process, Session } from "./types";
+
+export class Api {
+  readonly client: ApiClient;
+
+  constructor(readonly auth: Auth) {
+    this.client = newClient(auth.middleware());
+  }
+
+  me() {
+    return ok(this.client.GET("/api/auth/me"));
+  }
+
+  agents() {
+    return ok(this.client.GET("/api/agents"));
+  }
+
+  // ---- sessions and chat
+
+  sessions(): Promise<Session[]> {
+    return ok(this.client.GET("/api/sessions"));
+  }
+
+  createSession(title: string): Promise<Session> {
+    return ok(this.client.POST("/api/sessions", { body: { title } }));
+  }
+
+  session(id: string): Promise<Session> {
+    return ok(this.client.GET("/api/sessions/{id}", { params: { path: { id } } }));
+  }
+
+  async deleteSession(id: string): Promise<void> {
+    await ok(this.client.DELETE("/api/sessions/{id}", { params: { path: { id } } }));
+  }
+
+  postMessage(sessionId: string, content: string) {
+    return ok(this.client.POST("/api/chat/messages", { body: { session_id: sessionId, content } }));
+  }
+
+  answer(sessionId: string, content: string) {
+    return ok(this.client.POST("/api/sessions/{session_id}/answer", { params: { path: { session_id: sessionId } }, body: { content } }));
+  }
+
+  cancel(sessionId: string) {
+    return ok(this.client.POST("/api/sessions/{session_id}/cancel", { params: { path: { session_id: sessionId } }, body: {} }));
+  }
+
+  /** The session's latest run, or null when it has had none. */
+  async run(sessionId: string) {
+    const res = await this.client.GET("/api/sessions/{session_id}/run", { params: { path: { session_id: sessionId } } });
+    if (res.response.status === 404) return null;
+    return ok(Promise.resolve(res));
+  }
+
+  // ---- workspace
+
+  fileTree(sessionId: string, root = "", depth = 2): Promise<FileTree> {
+    return ok(
+      this.client.GET("/api/files/{session_id}/tree", {
+        params: { path: { session_id: sessionId }, query: { root, depth, include_hidden: false } },
+      }),
+    );
+  }
+
+  readFile(sessionId: string, path: string) {
+    return ok(this.client.GET("/api/files/{session_id}", { params: { path: { session_id: sessionId }, query: { path } } }));
+  }
+
+  preview(sessionId: string): Promise<Preview> {
+    return ok(this.client.GET("/api/sandbox/preview/{session_id}", { params: { path: { session_id: sessionId } } }));
+  }
+
+  async processes(sessionId: string): Promise<Process[]> {
+    const r = await ok(this.client.GET("/api/sandbox/{session_id}/processes", { params: { path: { session_id: sessionId } } }));
+    return r.processes ?? [];
+  }
+
+  async stopProcess(sessionId: string, name: string): Promise<void> {
+    await ok(
+      this.client.POST("/api/sandbox/{session_id}/processes/{name}/signal", {
+        params: { path: { session_id: sessionId, name } },
+        body: { signal: "TERM" },
+      }),
+    );
+  }
+
+  /**
+   * Streams a process's log from offset, following it while the process runs. grpc-gateway sends a
+   * server stream as newline-delimited JSON: `{"result": {data (base64), next_offset}}` per message,
+   * or `{"error": {...}}` when the stream fails midway. Resolves with the offset to resume from
+   * when the stream ends (the process exited, or the server closed it).
+   */
+  async followLogs(
+    sessionId: string,
+    name: string,
+    offset: number,
+    onData: (bytes: Uint8Array, nextOffset: number) => void,
+    signal: AbortSignal,
+  ): Promise<number> {
+    const res = await ok(
+      this.client.GET("/api/sandbox/{session_id}/processes/{name}/logs", {
+        params: { path: { session_id: sessionId, name }, query: { offset: String(offset), follow: true } },
+        parseAs: "stream",
+        signal,
+      }),
+    );
+    if (!res) return offset;
+    for await (const line of ndjson(res)) {
+      const msg = line as { result?: { data?: string; next_offset?: string }; error?: unknown };
+      if (msg.error) throw toApiError(200, msg);
+      if (!msg.result) continue;
+      const next = Number(msg.result.next_offset ?? offset);
+      onData(base64Bytes(msg.result.data ?? ""), next);
+      offset = next;
+    }
+    return offset;
+  }
+}
+
+function base64Bytes(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}

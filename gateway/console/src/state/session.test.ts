@@ -1,0 +1,227 @@
+import { describe, expect, it } from "vitest";
+import { person } from "../agents";
+import type { ApiEvent } from "../api/types";
+import { addMessage, applyEvents, applyRun, emptyView, fromHistory, runQueued, type SessionView, type ToolItem } from "./session";
+// A real run of the offline scripted provider, as today's gateway streams it (agent ids in
+// lowercase; status and tool events without a message_id).
+import buildRun from "./testdata/build-run.json";
+
+const today = buildRun as ApiEvent[];
+const TEAM = new Set(["mike", "emma", "bob", "alex", "david", "iris"]);
+
+/**
+ * The same run as the fixed wire will send it: display names, and a message_id with final on every
+ * event a chat shows.
+ */
+const fixed: ApiEvent[] = today.map((e) => {
+  const agent = e.agent && TEAM.has(e.agent) ? e.agent[0]!.toUpperCase() + e.agent.slice(1) : e.agent;
+  const chat = ["status", "error", "tool_call"].includes(e.type ?? "");
+  return { ...e, agent, ...(chat ? { message_id: `mid-${e.sequence}`, final: true } : {}) };
+});
+
+function replay(events: ApiEvent[], batches: number[] = [events.length]): SessionView {
+  let v = emptyView();
+  let i = 0;
+  for (const n of batches) {
+    v = applyEvents(v, events.slice(i, i + n));
+    i += n;
+  }
+  return applyEvents(v, events.slice(i));
+}
+
+/** A deterministic pseudo-random sequence, so a failure reproduces. */
+function rng(seed: number) {
+  return () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+}
+
+describe("applyEvents on a real run", () => {
+  for (const [wire, events] of [
+    ["today's wire", today],
+    ["the fixed wire", fixed],
+  ] as const) {
+    describe(wire, () => {
+      const v = replay(events);
+
+      it("shows the chat in order, each line once", () => {
+        const kinds = v.items.map((it) => (it.kind === "tool" ? `tool:${it.tool}` : it.kind === "message" ? `${it.kind}:${person(it.agent || it.sender).name}` : it.kind));
+        expect(kinds.slice(0, 6)).toEqual(["message:You", "status", "message:Mike", "tool:plan_append", "message:Mike", "tool:send_message"]);
+        expect(kinds).toContain("message:Alex");
+        expect(kinds.filter((k) => k === "tool:file_write")).toHaveLength(4);
+        expect(kinds.at(-1)).toBe("tool:end");
+        expect(new Set(v.items.map((it) => it.key)).size).toBe(v.items.length);
+        expect(v.lastSeq).toBe(52);
+      });
+
+      it("names the agents by their display names", () => {
+        const names = new Set(v.items.flatMap((it) => (it.kind === "message" && it.sender !== "user" ? [person(it.agent).name] : [])));
+        expect(names).toEqual(new Set(["Mike", "Alex"]));
+      });
+
+      it("replaces streamed tokens with the final text", () => {
+        const first = v.items.find((it) => it.kind === "message" && it.agent === "mike");
+        expect(first).toMatchObject({ streaming: false, content: "(Offline scripted provider: no LLM key is configured.) Let me plan this." });
+      });
+
+      it("settles every tool call: results attached, control calls done, replies shown as messages", () => {
+        const tools = v.items.filter((it): it is ToolItem => it.kind === "tool");
+        expect(tools.every((t) => t.output !== null && !t.interrupted)).toBe(true);
+        expect(tools.find((t) => t.tool === "sandbox_shell")?.output).toMatch(/^exit_code: 0/);
+        expect(tools.some((t) => t.tool === "reply_to_human")).toBe(false);
+        expect(tools.find((t) => t.tool === "plan_update")?.control).toBe(true);
+        const last = v.items.filter((it) => it.kind === "message").at(-1);
+        expect(last?.kind === "message" && last.content).toMatch(/^Your app is built/);
+      });
+
+      it("puts changed files on the call that wrote them", () => {
+        const writes = v.items.filter((it): it is ToolItem => it.kind === "tool" && it.tool === "file_write");
+        expect(writes.map((t) => t.paths)).toEqual([["index.html"], ["server.js"], ["server.py"], ["start.sh"]]);
+        expect(v.files).toEqual({ version: 4, changed: ["start.sh"] });
+        expect(v.items.some((it) => it.kind === "files")).toBe(false);
+      });
+
+      it("follows the plan and the run", () => {
+        expect(v.plan?.tasks).toEqual([
+          { id: "build", title: "Build the page and a small server, start it and share the preview", assignee: "alex", status: "done", note: "", dependsOn: [] },
+        ]);
+        expect(v.run).toMatchObject({ status: "completed", active: false });
+        expect(v.workspaceVersion).toBeGreaterThan(0);
+        expect(v.usage).toMatchObject({ inputTokens: 3450, outputTokens: 189 });
+      });
+    });
+  }
+
+  it("gives the same view however the events are batched, and ignores replays of what it has", () => {
+    const whole = replay(today);
+    const next = rng(7);
+    for (let round = 0; round < 50; round++) {
+      // Reconnects resume after a sequence the client already passed, so batches overlap.
+      let v = emptyView();
+      let at = 0;
+      while (at < today.length) {
+        const from = Math.max(0, at - Math.floor(next() * 6));
+        const to = Math.min(today.length, at + 1 + Math.floor(next() * 9));
+        v = applyEvents(v, today.slice(from, to));
+        at = to;
+      }
+      expect(v).toEqual(whole);
+    }
+  });
+
+  it("tracks the run through its intermediate states", () => {
+    const upTo = (seq: number) => replay(today.filter((e) => (e.sequence ?? 0) <= seq));
+    expect(upTo(2).run).toMatchObject({ status: "running", active: true });
+    const mid = upTo(5);
+    expect(mid.items.at(-1)).toMatchObject({ kind: "message", streaming: true, content: "(Offline scripted provider: no LLM key is configured.) Let me plan this." });
+    expect(upTo(8).plan?.tasks[0]?.status).toBe("todo");
+    expect(upTo(12).plan?.tasks[0]?.status).toBe("in_progress");
+    expect(upTo(16).items.at(-1)).toMatchObject({ kind: "tool", tool: "file_write", output: null });
+  });
+
+  it("keeps two runs apart although the provider reuses call ids", () => {
+    const second = today.map((e) => ({ ...e, sequence: (e.sequence ?? 0) + 100, run_id: "run-2", message_id: e.message_id ? `${e.message_id}-2` : "" }));
+    const v = replay([...today, ...second]);
+    const writes = v.items.filter((it) => it.kind === "tool" && it.tool === "file_write");
+    expect(writes).toHaveLength(8);
+  });
+});
+
+describe("applyEvents edge cases", () => {
+  const base = { session_id: "s", timestamp: "2026-01-01T00:00:00Z" };
+
+  it("ignores a late token after the final text", () => {
+    const v = replay([
+      { ...base, sequence: 1, type: "token", message_id: "m", agent: "mike", sender: "mike", content: "Hel" },
+      { ...base, sequence: 2, type: "message", message_id: "m", agent: "mike", sender: "mike", content: "Hello.", final: true },
+      { ...base, sequence: 3, type: "token", message_id: "m", agent: "mike", sender: "mike", content: "lo" },
+    ]);
+    expect(v.items).toHaveLength(1);
+    expect(v.items[0]).toMatchObject({ content: "Hello.", streaming: false });
+  });
+
+  it("accepts a final token event as the whole text", () => {
+    const v = replay([
+      { ...base, sequence: 1, type: "token", message_id: "m", agent: "Alex", content: "a" },
+      { ...base, sequence: 2, type: "token", message_id: "m", agent: "Alex", content: "b" },
+      { ...base, sequence: 3, type: "token", message_id: "m", agent: "Alex", content: "the whole text", final: true },
+    ]);
+    expect(v.items[0]).toMatchObject({ content: "the whole text", streaming: false, agent: "alex" });
+  });
+
+  it("settles what was in flight when the run is cancelled", () => {
+    const v = replay([
+      { ...base, sequence: 1, type: "run", run_id: "r", content: "started", data: { status: "started" } },
+      { ...base, sequence: 2, type: "token", run_id: "r", message_id: "m", agent: "alex", content: "Writ" },
+      { ...base, sequence: 3, type: "tool_call", run_id: "r", agent: "alex", tool: "sandbox_shell", content: '{"command":"sleep 60"}', data: { call_id: "c1" } },
+      { ...base, sequence: 4, type: "status", run_id: "r", sender: "status", content: "Run cancelled.", data: { status: "cancelled" } },
+    ]);
+    expect(v.run).toMatchObject({ status: "cancelled", active: false });
+    expect(v.items[0]).toMatchObject({ kind: "message", streaming: false, content: "Writ" });
+    expect(v.items[1]).toMatchObject({ kind: "tool", interrupted: true, output: "" });
+    expect(v.items[2]).toMatchObject({ kind: "status", content: "Run cancelled." });
+  });
+
+  it("waits for the user's answer with the question", () => {
+    const v = replay([
+      { ...base, sequence: 1, type: "run", run_id: "r", data: { status: "started" } },
+      { ...base, sequence: 2, type: "tool_call", run_id: "r", agent: "mike", tool: "ask_human", content: '{"question":"Which colour?"}', data: { call_id: "c" } },
+      { ...base, sequence: 3, type: "message", run_id: "r", agent: "mike", sender: "mike", message_id: "q", content: "Which colour?", final: true, data: { question: true, call_id: "c" } },
+      { ...base, sequence: 4, type: "status", run_id: "r", sender: "status", content: "Waiting for your answer.", data: { status: "waiting", question: "Which colour?" } },
+    ]);
+    expect(v.run).toEqual({ id: "r", status: "waiting", active: true, question: "Which colour?" });
+    expect(v.items.map((it) => it.kind)).toEqual(["message", "status"]);
+    expect(v.items[0]).toMatchObject({ question: true });
+  });
+
+  it("shows a failed run's error", () => {
+    const v = replay([
+      { ...base, sequence: 1, type: "run", run_id: "r", data: { status: "started" } },
+      { ...base, sequence: 2, type: "error", run_id: "r", sender: "status", content: "The run failed: model provider failed", data: { status: "failed" } },
+    ]);
+    expect(v.items).toEqual([expect.objectContaining({ kind: "error", content: "The run failed: model provider failed" })]);
+    expect(v.run).toMatchObject({ status: "failed", active: false });
+  });
+
+  it("shows a file change that follows no call of the same agent on a line of its own", () => {
+    const v = replay([{ ...base, sequence: 1, type: "file_change", agent: "alex", paths: ["a.txt", "b/c.txt"], content: "a.txt, b/c.txt" }]);
+    expect(v.items).toEqual([expect.objectContaining({ kind: "files", paths: ["a.txt", "b/c.txt"] })]);
+  });
+
+  it("skips unknown event types but keeps their sequence", () => {
+    const v = replay([{ ...base, sequence: 9, type: "checkpoint", content: "x" }]);
+    expect(v.items).toEqual([]);
+    expect(v.lastSeq).toBe(9);
+  });
+});
+
+describe("state from the REST API", () => {
+  it("shows the user's message at once, and its event updates it in place", () => {
+    const sent = { id: "10043d20-3d42-451c-8ebd-6e9018de4fc4", sender: "user", content: "Build a hello page", timestamp: "2026-11-30T02:04:27Z" };
+    let v = runQueued(addMessage(emptyView(), sent), "79e417f4-19df-4602-9748-308aecad0a40");
+    expect(v.run).toMatchObject({ status: "queued", active: true });
+    v = applyEvents(v, today);
+    expect(v.items.filter((it) => it.key === `m:${sent.id}`)).toHaveLength(1);
+    expect(v.items[0]?.key).toBe(`m:${sent.id}`);
+  });
+
+  it("takes the run from GET /run only where the events know nothing newer", () => {
+    const done = replay(today);
+    const stale = { id: "79e417f4-19df-4602-9748-308aecad0a40", status: "running", active: true };
+    expect(applyRun(done, stale)).toBe(done);
+    const queued = { id: "next-run", status: "queued", active: true };
+    expect(applyRun(done, queued).run).toMatchObject({ id: "next-run", status: "queued", active: true });
+    expect(applyRun(emptyView(), stale).run).toMatchObject({ status: "running", active: true });
+  });
+
+  it("renders the stored history, status lines included", () => {
+    const items = fromHistory([
+      { id: "1", sender: "user", content: "hi" },
+      { id: "2", sender: "mike", agent: "Mike", content: "hello" },
+      { id: "3", sender: "status", content: "Run cancelled." },
+    ]);
+    expect(items.map((it) => it.kind)).toEqual(["message", "message", "status"]);
+    expect(items[1]).toMatchObject({ agent: "mike" });
+  });
+});

@@ -1,0 +1,387 @@
+// What a session looks like to the console, folded from its event log. The log is complete and
+// ordered (sequence per session), so replaying it from the start rebuilds everything a person saw
+// live — chat, tool calls, plan, run state — and resuming after the last sequence continues it.
+// Everything here is pure: the same events give the same view, which is what the tests pin down.
+import type { ApiEvent, Message, Run } from "../api/types";
+
+export interface MessageItem {
+  kind: "message";
+  key: string;
+  id: string;
+  /** "user", "mike", "agent" or "status". */
+  sender: string;
+  agent: string;
+  content: string;
+  /** Tokens are still arriving; the final event will replace the text. */
+  streaming: boolean;
+  /** The agent asked the user something (ask_human). */
+  question: boolean;
+  at: string;
+  runId: string;
+}
+
+export interface ToolItem {
+  kind: "tool";
+  key: string;
+  callId: string;
+  runId: string;
+  tool: string;
+  agent: string;
+  /** The call's arguments, as JSON text. */
+  args: string;
+  /** The tool's output; null while it runs. */
+  output: string | null;
+  isError: boolean;
+  /**
+   * The call steers the team (plan, delegation, replies) and has no output of its own: its effect
+   * is the plan, the status line or the message that follows.
+   */
+  control: boolean;
+  /** The run ended before the call returned. */
+  interrupted: boolean;
+  /** Files the call changed (its file_change event). */
+  paths: string[];
+  at: string;
+}
+
+export interface NoteItem {
+  kind: "status" | "error";
+  key: string;
+  agent: string;
+  content: string;
+  at: string;
+  runId: string;
+}
+
+/** A file_change that follows no tool call of the same agent. */
+export interface FilesItem {
+  kind: "files";
+  key: string;
+  agent: string;
+  paths: string[];
+  at: string;
+}
+
+export type ChatItem = MessageItem | ToolItem | NoteItem | FilesItem;
+
+export interface Task {
+  id: string;
+  title: string;
+  assignee: string;
+  /** "todo", "in_progress", "done", "failed", … as the lead sets it. */
+  status: string;
+  note: string;
+  dependsOn: string[];
+}
+
+export interface Plan {
+  tasks: Task[];
+  finished: boolean;
+  runId: string;
+}
+
+export interface RunState {
+  id: string;
+  /** "queued", "running", "waiting", "completed", "failed", "cancelled", "stopped". */
+  status: string;
+  /** The run holds the session (queued, running or waiting for the user). */
+  active: boolean;
+  /** The question it waits on. */
+  question: string;
+}
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+
+export interface SessionView {
+  /** The last sequence applied: a reconnect resumes after it. */
+  lastSeq: number;
+  items: ChatItem[];
+  plan: Plan | null;
+  run: RunState | null;
+  /** The session's total usage, from the latest usage event. */
+  usage: Usage | null;
+  /** version counts file_change events; changed holds the paths of the latest one. */
+  files: { version: number; changed: string[] };
+  /** Bumped by tool calls that may start or stop servers and previews. */
+  workspaceVersion: number;
+}
+
+export function emptyView(): SessionView {
+  return { lastSeq: 0, items: [], plan: null, run: null, usage: null, files: { version: 0, changed: [] }, workspaceVersion: 0 };
+}
+
+const ACTIVE = new Set(["queued", "started", "running", "waiting"]);
+
+/** Tools the workflow handles itself: no tool_result follows their call. */
+const CONTROL_TOOLS = new Set(["plan_append", "plan_update", "plan_finish", "send_message", "ask_human", "reply_to_human", "end"]);
+
+/**
+ * Control calls whose whole effect is a chat message of their own (the reply, the question): a
+ * line for the call would say the same thing twice.
+ */
+const SHOWN_AS_MESSAGE = new Set(["reply_to_human", "ask_human"]);
+
+/** Tools after which the processes and previews are worth reloading. */
+const WORKSPACE_TOOLS = new Set(["process_start", "process_stop", "process_signal", "preview_url", "sandbox_shell"]);
+
+/**
+ * Applies events in sequence order. Events at or below lastSeq were applied already (a replay that
+ * overlaps) and change nothing; an event without a sequence is applied as it comes.
+ */
+export function applyEvents(view: SessionView, events: readonly ApiEvent[]): SessionView {
+  const next: SessionView = { ...view, items: view.items.slice() };
+  const index = new Map<string, number>();
+  next.items.forEach((it, i) => index.set(it.key, i));
+  const put = (item: ChatItem) => {
+    const at = index.get(item.key);
+    if (at === undefined) {
+      index.set(item.key, next.items.length);
+      next.items.push(item);
+    } else {
+      next.items[at] = item;
+    }
+  };
+  const get = (key: string) => {
+    const at = index.get(key);
+    return at === undefined ? undefined : next.items[at];
+  };
+
+  for (const ev of events) {
+    const seq = ev.sequence ?? 0;
+    if (seq > 0) {
+      if (seq <= next.lastSeq) continue;
+      next.lastSeq = seq;
+    }
+    const type = ev.type ?? "";
+    const data = ev.data ?? {};
+    const agent = (ev.agent || ev.invoker || "").toLowerCase();
+    const at = ev.timestamp ?? "";
+    const runId = ev.run_id ?? "";
+    const seqKey = seq > 0 ? `#${seq}` : `@${next.items.length}`;
+
+    switch (type) {
+      case "message":
+      case "token": {
+        if (!ev.message_id) break;
+        const key = `m:${ev.message_id}`;
+        const prev = get(key);
+        const old = prev?.kind === "message" ? prev : undefined;
+        const final = type === "message" || ev.final === true;
+        if (old && !old.streaming && !final) break; // a late token after the final text
+        put({
+          kind: "message",
+          key,
+          id: ev.message_id,
+          sender: (ev.sender || old?.sender || "agent").toLowerCase(),
+          agent: agent || old?.agent || "",
+          content: final ? (ev.content ?? "") : (old?.content ?? "") + (ev.content ?? ""),
+          streaming: !final,
+          question: old?.question === true || data.question === true,
+          at: old?.at || at,
+          runId: runId || old?.runId || "",
+        });
+        break;
+      }
+      case "tool_call": {
+        const tool = ev.tool ?? "";
+        if (SHOWN_AS_MESSAGE.has(tool)) break;
+        const callId = str(data.call_id);
+        const key = toolKey(runId, callId, ev.message_id, seqKey);
+        const old = get(key);
+        const control = CONTROL_TOOLS.has(tool);
+        put({
+          kind: "tool",
+          key,
+          callId,
+          runId,
+          tool,
+          agent,
+          args: ev.content || (data.arguments !== undefined ? JSON.stringify(data.arguments) : ""),
+          output: old?.kind === "tool" ? old.output : control ? "" : null,
+          isError: old?.kind === "tool" ? old.isError : false,
+          control,
+          interrupted: false,
+          paths: old?.kind === "tool" ? old.paths : [],
+          at,
+        });
+        if (WORKSPACE_TOOLS.has(ev.tool ?? "")) next.workspaceVersion++;
+        break;
+      }
+      case "tool_result": {
+        const callId = str(data.call_id);
+        const key = toolKey(runId, callId, undefined, seqKey);
+        const old = get(key);
+        const base: ToolItem =
+          old?.kind === "tool"
+            ? old
+            : { kind: "tool", key, callId, runId, tool: ev.tool ?? "", agent, args: "", output: null, isError: false, control: false, interrupted: false, paths: [], at };
+        put({ ...base, output: ev.content ?? "", isError: data.is_error === true });
+        if (WORKSPACE_TOOLS.has(ev.tool ?? "")) next.workspaceVersion++;
+        break;
+      }
+      case "file_change": {
+        const paths = ev.paths?.length ? ev.paths : (ev.content ?? "").split(", ").filter(Boolean);
+        next.files = { version: next.files.version + 1, changed: paths };
+        // It follows the result of the call that wrote the files: show the paths on that call.
+        const last = next.items[next.items.length - 1];
+        if (last?.kind === "tool" && last.agent === agent && (!ev.tool || last.tool === ev.tool)) {
+          put({ ...last, paths: [...new Set([...last.paths, ...paths])] });
+        } else {
+          put({ kind: "files", key: `f:${seqKey}`, agent, paths, at });
+        }
+        break;
+      }
+      case "status":
+      case "error": {
+        put({ kind: type, key: `n:${ev.message_id || seqKey}`, agent, content: ev.content ?? "", at, runId });
+        break;
+      }
+      case "plan": {
+        const tasks = Array.isArray(data.tasks) ? data.tasks.map(toTask) : [];
+        next.plan = { tasks, finished: ev.content === "plan finished", runId };
+        break;
+      }
+      case "task": {
+        const task = toTask(data.task);
+        if (!task.id) break;
+        const tasks = next.plan?.tasks.slice() ?? [];
+        const i = tasks.findIndex((t) => t.id === task.id);
+        if (i >= 0) tasks[i] = task;
+        else tasks.push(task);
+        next.plan = { tasks, finished: next.plan?.finished ?? false, runId: runId || next.plan?.runId || "" };
+        break;
+      }
+      case "usage": {
+        const s = data.session as Record<string, unknown> | undefined;
+        if (s) next.usage = { inputTokens: num(s.input_tokens), outputTokens: num(s.output_tokens), costUsd: num(s.cost_usd) };
+        break;
+      }
+      default:
+        // "run" and types this console does not know yet carry no chat line.
+        break;
+    }
+
+    const status = type === "run" ? str(data.status) || ev.content || "" : str(data.status);
+    if (status) setRunStatus(next, runId, status, str(data.question));
+  }
+  return next;
+}
+
+function toolKey(runId: string, callId: string, messageId: string | undefined, seqKey: string): string {
+  // Call ids are unique within a run only (a provider may number them per run).
+  if (callId) return `t:${runId}:${callId}`;
+  return `t:${messageId || seqKey}`;
+}
+
+function setRunStatus(view: SessionView, runId: string, status: string, question: string): void {
+  const normalized = status === "started" ? "running" : status;
+  const cur = view.run;
+  // A stale status of an earlier run never overrides the run that holds the session now.
+  if (cur && cur.active && runId && cur.id && runId !== cur.id && status !== "started") return;
+  const active = ACTIVE.has(normalized);
+  view.run = { id: runId || cur?.id || "", status: normalized, active, question: normalized === "waiting" ? question || cur?.question || "" : "" };
+  if (!active) settle(view);
+}
+
+/**
+ * A run that ended leaves nothing in flight: a half-streamed message keeps what arrived, and a call
+ * that never returned (the run was cancelled or failed during it) says so.
+ */
+function settle(view: SessionView): void {
+  view.items = view.items.map((it) => {
+    if (it.kind === "message" && it.streaming) return { ...it, streaming: false };
+    if (it.kind === "tool" && it.output === null) return { ...it, output: "", interrupted: true };
+    return it;
+  });
+}
+
+/** The user's own message, shown as soon as the API accepted it; its event later updates it in place. */
+export function addMessage(view: SessionView, m: Message): SessionView {
+  if (!m.id || view.items.some((it) => it.key === `m:${m.id}`)) return view;
+  const item: MessageItem = {
+    kind: "message",
+    key: `m:${m.id}`,
+    id: m.id,
+    sender: m.sender ?? "user",
+    agent: (m.agent ?? "").toLowerCase(),
+    content: m.content ?? "",
+    streaming: false,
+    question: false,
+    at: m.timestamp ?? "",
+    runId: "",
+  };
+  return { ...view, items: [...view.items, item] };
+}
+
+/** Marks a run the API just accepted (queued), before its first event arrives. */
+export function runQueued(view: SessionView, runId: string): SessionView {
+  return { ...view, run: { id: runId, status: "queued", active: true, question: "" } };
+}
+
+/**
+ * Takes the run state from GET /api/sessions/{id}/run, which may answer after the stream has
+ * already moved on. It only fills what the events cannot know: the state before any run event, or
+ * a newer run that is queued and has emitted nothing yet.
+ */
+export function applyRun(view: SessionView, run: Run | null): SessionView {
+  if (!run?.status || !run.id) return view;
+  const cur = view.run;
+  if (cur && !(cur.id !== run.id && run.active && !cur.active)) return view;
+  const next = { ...view };
+  setRunStatus(next, run.id ?? "", run.status, run.question ?? "");
+  return next;
+}
+
+/**
+ * Takes a plan fetched from the API. No endpoint serves it yet (GET /api/sessions/{id}/plan is
+ * planned); until then the plan comes from plan and task events alone.
+ */
+export function seedPlan(view: SessionView, tasks: unknown[], finished = false): SessionView {
+  return { ...view, plan: { tasks: tasks.map(toTask), finished, runId: view.plan?.runId ?? "" } };
+}
+
+/** Chat items from the stored history, shown until the event log has been replayed. */
+export function fromHistory(messages: readonly Message[]): ChatItem[] {
+  return messages.map((m): ChatItem => {
+    const key = `m:${m.id ?? ""}`;
+    if (m.sender === "status") {
+      return { kind: "status", key, agent: (m.agent ?? "").toLowerCase(), content: m.content ?? "", at: m.timestamp ?? "", runId: "" };
+    }
+    return {
+      kind: "message",
+      key,
+      id: m.id ?? "",
+      sender: m.sender ?? "agent",
+      agent: (m.agent ?? "").toLowerCase(),
+      content: m.content ?? "",
+      streaming: false,
+      question: false,
+      at: m.timestamp ?? "",
+      runId: "",
+    };
+  });
+}
+
+function toTask(v: unknown): Task {
+  const t = (v && typeof v === "object" ? v : {}) as Record<string, unknown>;
+  return {
+    id: str(t.id),
+    title: str(t.title),
+    assignee: str(t.assignee).toLowerCase(),
+    status: str(t.status) || "todo",
+    note: str(t.note),
+    dependsOn: Array.isArray(t.depends_on) ? t.depends_on.map(str) : [],
+  };
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+function num(v: unknown): number {
+  return typeof v === "number" ? v : typeof v === "string" ? Number(v) || 0 : 0;
+}
