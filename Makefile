@@ -71,6 +71,7 @@ console-test: $(CONSOLE_DEPS) ## the web console's unit tests (type check and vi
 	cd $(CONSOLE) && npm run gen && npm run typecheck && npx vitest run
 else
 console-test:
+	@if [ "$${CI:-}" = "true" ]; then echo "CI: npm with Node.js >= 20.19 is required for the web console's tests"; exit 1; fi
 	@echo "npm (with Node.js >= 20.19) not found: skipping the web console's tests."
 endif
 
