@@ -51,7 +51,7 @@ type Browser struct {
 	policy hostPolicy
 	// slots holds one token per open page.
 	slots chan struct{}
-	// closing counts pages still being closed after their check returned.
+	// closing counts the pages of checks, open or still closing after their check returned.
 	closing sync.WaitGroup
 	done    chan struct{}
 
@@ -94,7 +94,10 @@ func New(cfg Config, log *slog.Logger) (*Browser, error) {
 		slots:  make(chan struct{}, cfg.MaxPages),
 		done:   make(chan struct{}),
 	}
-	if _, err := b.instance(); err != nil {
+	b.mu.Lock()
+	_, err := b.instanceLocked()
+	b.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -137,10 +140,21 @@ func (b *Browser) Close() error {
 	return nil
 }
 
-// instance returns the running browser, starting one when none runs or the last one died.
-func (b *Browser) instance() (*instance, error) {
+// begin returns the running browser for a check, starting one when none runs or the last one
+// died, and counts the check's page as open until the check closes it. Counting under the lock
+// that Close takes keeps Close's wait from racing with a check that is starting.
+func (b *Browser) begin() (*instance, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	inst, err := b.instanceLocked()
+	if err == nil {
+		b.closing.Add(1)
+	}
+	return inst, err
+}
+
+// instanceLocked returns the running browser, starting one when none runs or the last one died.
+func (b *Browser) instanceLocked() (*instance, error) {
 	if b.closed {
 		return nil, ErrClosed
 	}

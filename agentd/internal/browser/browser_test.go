@@ -653,11 +653,30 @@ func fakeBrowser(t *testing.T, script string) string {
 }
 
 func TestClosedBrowser(t *testing.T) {
-	srv := site(t, map[string]http.HandlerFunc{"/": html(`<title>x</title>`)})
+	reached := make(chan struct{}, 1)
+	srv := site(t, map[string]http.HandlerFunc{
+		"/": html(`<title>x</title>`),
+		"/slow": func(w http.ResponseWriter, r *http.Request) {
+			reached <- struct{}{}
+			<-r.Context().Done()
+		},
+	})
 	b := startBrowser(t, Config{})
 	pid := b.PID()
 	tree, dir := processTree(pid), userDataDir(t, pid)
+
+	// A check in flight ends when the browser closes, and Close waits for its page.
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Check(t.Context(), Request{URL: srv.URL + "/slow"})
+		errc <- err
+	}()
+	<-reached
+	start := time.Now()
 	require.NoError(t, b.Close())
+	require.Less(t, time.Since(start), 10*time.Second)
+	require.ErrorIs(t, <-errc, ErrClosed)
+
 	requireGone(t, tree, dir)
 	require.Zero(t, b.PID())
 	_, err := b.Check(t.Context(), Request{URL: srv.URL})

@@ -38,7 +38,7 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 	if err := b.acquire(ctx); err != nil {
 		return nil, err
 	}
-	inst, err := b.instance()
+	inst, err := b.begin()
 	if err != nil {
 		b.release()
 		return nil, err
@@ -57,8 +57,7 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 		stopOnCaller()
 		cancelRun()
 		// Closing the page and disposing its browser context can take a moment; the caller does not
-		// wait for it, but the page keeps its slot until it is gone.
-		b.closing.Add(1)
+		// wait for it, but the page keeps its slot until it is gone (and Close waits for it).
 		go func() {
 			defer b.closing.Done()
 			closeTab()
@@ -75,9 +74,9 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Duration = time.Since(start)
 
-	// Neither the deadline nor the caller ended the run early: the page or the browser went away.
-	// A command can fail on the broken connection just before chromium's death is noted, so give
-	// the browser a moment to report it.
+	// A run that ended before the deadline without the caller cancelling it means the page or the
+	// browser went away. A command can fail on the broken connection just before chromium's death is
+	// noted, so the browser gets a moment to report it.
 	early := (err != nil || runCtx.Err() != nil) && ctx.Err() == nil && time.Now().Before(deadline)
 	if early && !b.isClosed() {
 		select {

@@ -78,3 +78,33 @@ func (p hostPolicy) allows(host string) bool {
 	}
 	return false
 }
+
+// JoinPath puts a page path (with its own query and fragment, as a model writes it: "/todos?done=1")
+// under a preview URL, keeping the preview's path prefix and its query (the access token).
+func JoinPath(previewURL, pagePath string) (string, error) {
+	base, err := url.Parse(previewURL)
+	if err != nil {
+		return "", fmt.Errorf("%w: preview URL %q: %v", ErrURLRefused, previewURL, err)
+	}
+	pagePath = strings.TrimSpace(pagePath)
+	if pagePath == "" || pagePath == "/" {
+		return base.String(), nil
+	}
+	rel, err := url.Parse(pagePath)
+	if err != nil || rel.Scheme != "" || rel.Host != "" || strings.HasPrefix(pagePath, "//") {
+		return "", fmt.Errorf("%w: path %q must be a path on the preview, like /about", ErrURLRefused, pagePath)
+	}
+	out := *base
+	out.Path = strings.TrimSuffix(base.Path, "/") + "/" + strings.TrimPrefix(rel.Path, "/")
+	out.RawPath = ""
+	q := base.Query()
+	for k, vs := range rel.Query() {
+		if k == "token" {
+			continue // the preview's own token wins
+		}
+		q[k] = vs
+	}
+	out.RawQuery = q.Encode()
+	out.Fragment = rel.Fragment
+	return out.String(), nil
+}
