@@ -3,8 +3,7 @@ package llm
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -17,10 +16,10 @@ type OpenAIOptions struct {
 	APIKey  string
 	BaseURL string // empty: api.openai.com; set it for DeepSeek, Ollama, vLLM, OpenRouter…
 	Model   string
-	// MaxRetries is how often a request failing with 408/429/5xx or a connection error is retried
-	// (with exponential backoff, honouring Retry-After) before the stream starts.
-	MaxRetries  int
-	IdleTimeout time.Duration
+	// CompletionTokensModels matches further models that take max_completion_tokens instead of
+	// max_tokens, beyond the o-series and GPT-5 onwards (nil: none).
+	CompletionTokensModels *regexp.Regexp
+	IdleTimeout            time.Duration
 }
 
 // OpenAI is a provider speaking the chat-completions API through the official SDK.
@@ -29,9 +28,10 @@ type OpenAI struct {
 	opts   OpenAIOptions
 }
 
-// NewOpenAI returns the provider.
+// NewOpenAI returns the provider. The SDK's own retries are off: RetryPolicy retries whole turns
+// and shows each attempt.
 func NewOpenAI(o OpenAIOptions) *OpenAI {
-	ropts := []option.RequestOption{option.WithMaxRetries(o.MaxRetries)}
+	ropts := []option.RequestOption{option.WithMaxRetries(0)}
 	if o.APIKey != "" {
 		ropts = append(ropts, option.WithAPIKey(o.APIKey))
 	} else {
@@ -52,11 +52,22 @@ func (*OpenAI) Name() string { return "openai" }
 // Offline implements Provider.
 func (*OpenAI) Offline() bool { return false }
 
-func (p *OpenAI) params(req Request) openai.ChatCompletionNewParams {
-	model := req.Model
-	if model == "" {
-		model = p.opts.Model
+func (p *OpenAI) model(req Request) string {
+	if req.Model != "" {
+		return req.Model
 	}
+	return p.opts.Model
+}
+
+func (p *OpenAI) maxTokens(req Request) int {
+	if req.MaxTokens > 0 {
+		return req.MaxTokens
+	}
+	return MaxOutputTokens(p.model(req), fallbackOutputCapOpenAI)
+}
+
+func (p *OpenAI) params(req Request) openai.ChatCompletionNewParams {
+	model := p.model(req)
 	msgs := []openai.ChatCompletionMessageParamUnion{}
 	if req.System != "" {
 		msgs = append(msgs, openai.SystemMessage(req.System))
@@ -88,8 +99,12 @@ func (p *OpenAI) params(req Request) openai.ChatCompletionNewParams {
 		Messages:      msgs,
 		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 	}
-	if req.MaxTokens > 0 {
-		params.MaxTokens = openai.Int(int64(req.MaxTokens))
+	// Reasoning models and GPT-5 onwards reject max_tokens; older models and most
+	// OpenAI-compatible servers know only max_tokens.
+	if n := int64(p.maxTokens(req)); usesCompletionTokens(model, p.opts.CompletionTokensModels) {
+		params.MaxCompletionTokens = openai.Int(n)
+	} else {
+		params.MaxTokens = openai.Int(n)
 	}
 	for _, t := range req.Tools {
 		var schema map[string]any
@@ -102,45 +117,85 @@ func (p *OpenAI) params(req Request) openai.ChatCompletionNewParams {
 }
 
 // Complete implements Provider.
-func (p *OpenAI) Complete(ctx context.Context, req Request, onText func(string)) (Response, error) {
+func (p *OpenAI) Complete(ctx context.Context, req Request, s Stream) (Response, error) {
 	ctx, idle, stop := newIdleTimer(ctx, p.opts.IdleTimeout)
 	defer stop()
 	stream := p.client.Chat.Completions.NewStreaming(ctx, p.params(req))
 	defer stream.Close()
 	var (
-		resp  Response
-		calls callAccumulator
-		text  []byte
+		resp     = Response{MaxTokens: p.maxTokens(req)}
+		calls    callAccumulator
+		text     []byte
+		refusal  []byte
+		streamed int  // bytes of output received, for estimating a broken stream's usage
+		started  bool // whether the provider began generating (and so bills the request)
+		reported bool // whether the usage chunk arrived
 	)
 	for stream.Next() {
 		idle.reset()
+		started = true
 		chunk := stream.Current()
 		if chunk.Model != "" {
 			resp.Model = chunk.Model
 		}
-		if chunk.Usage.PromptTokens > 0 || chunk.Usage.CompletionTokens > 0 {
-			resp.Usage = Usage{InputTokens: chunk.Usage.PromptTokens, OutputTokens: chunk.Usage.CompletionTokens}
+		if u := chunk.Usage; u.PromptTokens > 0 || u.CompletionTokens > 0 {
+			reported = true
+			resp.Usage = Usage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens,
+				CacheReadTokens: u.PromptTokensDetails.CachedTokens, CacheWriteTokens: u.PromptTokensDetails.CacheWriteTokens}
+			// DeepSeek reports its context cache in fields of its own.
+			if f, ok := u.JSON.ExtraFields["prompt_cache_hit_tokens"]; ok && resp.Usage.CacheReadTokens == 0 {
+				var n int64
+				if json.Unmarshal([]byte(f.Raw()), &n) == nil {
+					resp.Usage.CacheReadTokens = n
+				}
+			}
 		}
 		for _, ch := range chunk.Choices {
 			if d := ch.Delta.Content; d != "" {
 				text = append(text, d...)
-				if onText != nil {
-					onText(d)
-				}
+				streamed += len(d)
+				s.text(d)
+			}
+			if d := ch.Delta.Refusal; d != "" {
+				refusal = append(refusal, d...)
+				streamed += len(d)
 			}
 			for _, tc := range ch.Delta.ToolCalls {
-				calls.add(tc.Index, tc.ID, tc.Function.Name, tc.Function.Arguments)
+				pos := calls.add(tc.Index, tc.ID, tc.Function.Name, tc.Function.Arguments)
+				streamed += len(tc.Function.Arguments)
+				s.toolCall(ToolCallDelta{Index: pos, ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+			}
+			if ch.FinishReason != "" {
+				resp.StopReason = ch.FinishReason
 			}
 		}
 	}
 	if err := stream.Err(); err != nil {
-		var apiErr *openai.Error
-		if errors.As(err, &apiErr) && apiErr.Message != "" {
-			return Response{}, fmt.Errorf("openai: HTTP %d: %s", apiErr.StatusCode, apiErr.Message)
+		if started && !reported {
+			resp.Usage = Usage{InputTokens: estimateTokens(requestSize(req)), OutputTokens: estimateTokens(streamed), Estimated: true}
 		}
-		return Response{}, fmt.Errorf("openai: %w", streamErr(ctx, err))
+		return Response{Usage: resp.Usage, Model: resp.Model}, classify(ctx, "openai", err)
 	}
 	resp.Content = string(text)
+	resp.Refusal = string(refusal)
 	resp.ToolCalls = calls.result()
+	switch resp.StopReason {
+	case "length":
+		resp.Stop = StopLength
+	case "content_filter":
+		resp.Stop = StopContentFilter
+	case "tool_calls", "function_call":
+		resp.Stop = StopToolUse
+	case "stop", "":
+		resp.Stop = StopEnd
+		if len(resp.ToolCalls) > 0 {
+			resp.Stop = StopToolUse // some compatible servers end tool turns with "stop"
+		}
+	default:
+		resp.Stop = StopOther
+	}
+	if resp.Refusal != "" && !resp.Stop.Refused() {
+		resp.Stop, resp.StopReason = StopRefusal, "refusal"
+	}
 	return resp, nil
 }
