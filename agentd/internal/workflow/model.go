@@ -77,7 +77,7 @@ func (ts *turnStream) retried(r llm.Retry) {
 	}
 	clear(ts.calls)
 	text := fmt.Sprintf("%s's model call failed (%s); retrying in %s (attempt %d of %d).",
-		display(ts.agent), r.Err.Error(), r.Delay.Round(100*time.Millisecond), r.Attempt+1, r.MaxAttempts)
+		display(ts.agent), r.Err.Error(), roundDelay(r.Delay), r.Attempt+1, r.MaxAttempts)
 	emit(statusEvent(ts.run, ts.agent, text, map[string]any{"retry": map[string]any{
 		"attempt": float64(r.Attempt + 1), "max_attempts": float64(r.MaxAttempts), "delay_ms": float64(r.Delay.Milliseconds()),
 		"error_type": r.Err.Type, "http_status": float64(r.Err.Status),
@@ -211,4 +211,12 @@ func display(agent string) string {
 		return agent
 	}
 	return strings.ToUpper(agent[:1]) + agent[1:]
+}
+
+// roundDelay shows a wait the way a person reads it: "250ms", "2s", "1m30s".
+func roundDelay(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
