@@ -227,10 +227,18 @@ func (p *Anthropic) Complete(ctx context.Context, req Request, s Stream) (Respon
 		}
 		return Response{Usage: resp.Usage, Model: resp.Model}, classify(ctx, "anthropic", err)
 	}
+	if resp.StopReason == "" {
+		// A connection closed before message_delta ends the SDK's stream without an error.
+		if !outputSeen {
+			resp.Usage.OutputTokens = max(resp.Usage.OutputTokens, estimateTokens(streamed))
+			resp.Usage.Estimated = true
+		}
+		return Response{Usage: resp.Usage, Model: resp.Model}, errIncomplete("anthropic")
+	}
 	resp.Content = string(text)
 	resp.ToolCalls = calls.result()
 	switch anthropic.StopReason(resp.StopReason) {
-	case anthropic.StopReasonEndTurn, anthropic.StopReasonStopSequence, "":
+	case anthropic.StopReasonEndTurn, anthropic.StopReasonStopSequence:
 		resp.Stop = StopEnd
 	case anthropic.StopReasonToolUse:
 		resp.Stop = StopToolUse

@@ -201,3 +201,9 @@ func applyHeaders(e *Error, resp *http.Response) {
 		e.Retryable = false
 	}
 }
+
+// errIncomplete is a stream that ended without saying why the model stopped: the connection closed
+// early, which a retry repairs.
+func errIncomplete(provider string) error {
+	return &Error{Provider: provider, Type: "connection", Message: "the stream ended before the answer was complete", Retryable: true}
+}

@@ -176,6 +176,12 @@ func (p *OpenAI) Complete(ctx context.Context, req Request, s Stream) (Response,
 		}
 		return Response{Usage: resp.Usage, Model: resp.Model}, classify(ctx, "openai", err)
 	}
+	if resp.StopReason == "" && !reported {
+		// The SDK ends a stream the same way on [DONE] and on a connection closed early; a stream
+		// that never said why it stopped nor how much it used was cut off.
+		resp.Usage = Usage{InputTokens: estimateTokens(requestSize(req)), OutputTokens: estimateTokens(streamed), Estimated: started}
+		return Response{Usage: resp.Usage, Model: resp.Model}, errIncomplete("openai")
+	}
 	resp.Content = string(text)
 	resp.Refusal = string(refusal)
 	resp.ToolCalls = calls.result()

@@ -101,6 +101,7 @@ func TestOpenAIStreaming(t *testing.T) {
 				s.data(chunk(`{"tool_calls":[{"index":0,"type":"function","function":{"name":"file_write","arguments":"{\"path\":"}}]}`))
 				s.data(chunk(`{"tool_calls":[{"index":0,"function":{"arguments":"\"a\"}"}}]}`))
 				s.data(chunk(`{"tool_calls":[{"index":0,"type":"function","function":{"name":"file_read","arguments":"{\"path\":\"b\"}"}}]}`))
+				s.data(strings.Replace(chunk(`{}`), `"finish_reason":null`, `"finish_reason":"tool_calls"`, 1))
 				s.data("[DONE]")
 			},
 			wantCalls: []llm.ToolCall{{Name: "file_write", Arguments: `{"path":"a"}`}, {Name: "file_read", Arguments: `{"path":"b"}`}},
@@ -111,6 +112,7 @@ func TestOpenAIStreaming(t *testing.T) {
 			handler: func(t *testing.T, calls int, s sse) {
 				require.Equal(t, 3, calls)
 				s.data(chunk(`{"content":"hi"}`))
+				s.data(strings.Replace(chunk(`{}`), `"finish_reason":null`, `"finish_reason":"stop"`, 1))
 				s.data("[DONE]")
 			},
 			wantText: "hi",
