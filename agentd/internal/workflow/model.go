@@ -34,24 +34,31 @@ func callMessageID(msgID string, pos int) string {
 
 // turnStream carries one turn's pieces to the UI and can take back what a failed attempt showed.
 type turnStream struct {
-	ctx     context.Context
-	h       Host
-	run     Run
-	agent   string
-	msgID   string
-	shown   string         // text of earlier continuation segments, already on screen
-	calls   map[int]string // position → tool name of the calls the current attempt streamed
-	emitErr error
+	ctx   context.Context
+	h     Host
+	run   Run
+	agent string
+	msgID string
+	shown string         // text of earlier continuation segments, already on screen
+	calls map[int]string // position → tool name of the current attempt's calls
+	// What the current attempt put on screen, to take back if it fails.
+	textSent  bool
+	callsSent map[int]bool
+	emitErr   error
 }
 
 func (ts *turnStream) stream() llm.Stream {
 	return llm.Stream{
-		Text: func(s string) { ts.h.Token(ts.ctx, ts.msgID, ts.agent, s) },
+		Text: func(s string) {
+			ts.textSent = true
+			ts.h.Token(ts.ctx, ts.msgID, ts.agent, s)
+		},
 		ToolCall: func(d llm.ToolCallDelta) {
-			if d.Name != "" || ts.calls[d.Index] == "" {
+			if d.Name != "" {
 				ts.calls[d.Index] = d.Name
 			}
 			if d.Arguments != "" {
+				ts.callsSent[d.Index] = true
 				ts.h.ToolCallDelta(ts.ctx, callMessageID(ts.msgID, d.Index), ts.agent, ts.calls[d.Index], d.Arguments)
 			}
 		},
@@ -68,14 +75,18 @@ func (ts *turnStream) retried(r llm.Retry) {
 	}
 	sender := senderOf(ts.agent)
 	now := time.Now().UTC()
-	emit(events.Event{Type: events.TypeToken, Sender: sender, Agent: ts.agent, Content: ts.shown, MessageID: ts.msgID,
-		Final: true, SessionID: ts.run.SessionID, Timestamp: now, RunID: ts.run.RunID, Data: map[string]any{"reset": true}})
-	for _, pos := range slices.Sorted(maps.Keys(ts.calls)) {
+	if ts.textSent {
+		emit(events.Event{Type: events.TypeToken, Sender: sender, Agent: ts.agent, Content: ts.shown, MessageID: ts.msgID,
+			Final: true, SessionID: ts.run.SessionID, Timestamp: now, RunID: ts.run.RunID, Data: map[string]any{"reset": true}})
+	}
+	for _, pos := range slices.Sorted(maps.Keys(ts.callsSent)) {
 		emit(events.Event{Type: events.TypeToolCallDelta, Sender: sender, Agent: ts.agent, MessageID: callMessageID(ts.msgID, pos),
 			Final: true, SessionID: ts.run.SessionID, Timestamp: now, RunID: ts.run.RunID, Tool: ts.calls[pos], Invoker: ts.agent,
 			Data: map[string]any{"reset": true}})
 	}
+	ts.textSent = false
 	clear(ts.calls)
+	clear(ts.callsSent)
 	text := fmt.Sprintf("%s's model call failed (%s); retrying in %s (attempt %d of %d).",
 		display(ts.agent), r.Err.Error(), roundDelay(r.Delay), r.Attempt+1, r.MaxAttempts)
 	emit(statusEvent(ts.run, ts.agent, text, map[string]any{"retry": map[string]any{
@@ -88,7 +99,7 @@ func (ts *turnStream) retried(r llm.Retry) {
 // (at most MaxContinuations times). The response's Usage covers every call made, failed ones too;
 // segments is how many successful calls that took.
 func (e *Engine) complete(ctx context.Context, h Host, run Run, agent registry.Agent, model, msgID string, msgs []llm.Message) (resp llm.Response, segments int, err error) {
-	ts := &turnStream{ctx: ctx, h: h, run: run, agent: agent.Name, msgID: msgID, calls: map[int]string{}}
+	ts := &turnStream{ctx: ctx, h: h, run: run, agent: agent.Name, msgID: msgID, calls: map[int]string{}, callsSent: map[int]bool{}}
 	req := llm.Request{Agent: agent.Name, Model: model, System: e.system(agent), Messages: msgs,
 		Tools: tools.ForLLM(agent.Tools), MaxTokens: e.MaxOutputTokens}
 	var spent llm.Usage

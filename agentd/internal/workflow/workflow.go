@@ -209,12 +209,13 @@ func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) (res Resu
 		seen[resp.ToolCalls[i].ID] = true
 		resp.ToolCalls[i].MessageID = callMessageID(msgID, i)
 	}
+	// The model's refusal stays in its conversation; the user reads it in the status below.
 	content := resp.Content
 	if refused && strings.TrimSpace(content) == "" {
 		content = resp.Refusal
 	}
 	top.Messages = append(top.Messages, llm.Message{Role: llm.RoleAssistant, Content: content, ToolCalls: resp.ToolCalls})
-	if text := strings.TrimSpace(content); text != "" {
+	if text := strings.TrimSpace(resp.Content); text != "" {
 		m := events.Message{ID: msgID, SessionID: run.SessionID, Sender: senderOf(agent.Name), Content: text,
 			Timestamp: time.Now().UTC(), Agent: agent.Name, RunID: run.RunID}
 		if err := h.Emit(ctx, m.Event(), &m); err != nil {
@@ -224,8 +225,11 @@ func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) (res Resu
 	if len(resp.ToolCalls) == 0 {
 		if resp.Stop == llm.StopLength && strings.TrimSpace(resp.Content) != "" {
 			// Continued as often as allowed and still cut: the answer stands, incomplete, and says so.
-			text := fmt.Sprintf("%s's answer was still cut by the output limit after %d continuations; it ends incomplete.",
-				display(agent.Name), segments-1)
+			text := fmt.Sprintf("%s's answer was cut by the output limit; it ends incomplete.", display(agent.Name))
+			if segments > 1 {
+				text = fmt.Sprintf("%s's answer was still cut by the output limit after %d continuations; it ends incomplete.",
+					display(agent.Name), segments-1)
+			}
 			if err := h.Emit(ctx, statusEvent(run, agent.Name, text, map[string]any{"stop_reason": resp.StopReason}), nil); err != nil {
 				return Result{}, false, err
 			}
