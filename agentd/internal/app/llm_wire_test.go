@@ -499,3 +499,57 @@ func TestAutoPicksOpenAICompatibleForABaseURL(t *testing.T) {
 	}
 	require.NotNil(t, find(evs, "status", `No price is known for model "llama3.1:8b"`), describeEvents(evs))
 }
+
+// A retry takes back exactly what the failed attempt showed: nothing after a rate limit that came
+// before any token, the streamed arguments of a call cut by a broken stream.
+func TestRetryTakesBackWhatWasShown(t *testing.T) {
+	t.Run("rate limited before the stream", func(t *testing.T) {
+		_, sbAddr := startSandboxStub(t)
+		llm := startFakeLLM(t,
+			func(w http.ResponseWriter) {
+				w.Header().Set("retry-after-ms", "20")
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = io.WriteString(w, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`)
+			},
+			openAIReply("tool_calls", openAICall(0, "c1", "end", `{}`)),
+		)
+		evs := runAgainst(t, sbAddr, openAIEnv(llm.srv.URL))
+		require.Equal(t, "completed", runStatus(evs), describeEvents(evs))
+		retry := find(evs, "status", "retrying in 20ms (attempt 2 of 4)")
+		require.NotNil(t, retry, describeEvents(evs))
+		require.Equal(t, 429.0, retry.GetData().GetFields()["retry"].GetStructValue().GetFields()["http_status"].GetNumberValue())
+		for _, e := range evs {
+			require.False(t, e.GetData().GetFields()["reset"].GetBoolValue(), "nothing was shown, nothing is taken back: %s", describeEvents(evs))
+		}
+	})
+	t.Run("a call's arguments streamed, then the stream broke", func(t *testing.T) {
+		_, sbAddr := startSandboxStub(t)
+		llm := startFakeLLM(t,
+			func(w http.ResponseWriter) {
+				sseStart(w)
+				sseWrite(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`+openAICall(0, "c1", "reply_to_human", `{"content":"Here is a long answ`)+`,"finish_reason":null}]}`+"\n\n",
+					`data: {"error":{"message":"The server had an error while processing your request.","type":"server_error"}}`+"\n\n")
+			},
+			openAIReply("tool_calls", openAICall(0, "c1", "reply_to_human", `{"content":"Here is a long answer."}`)),
+			openAIReply("tool_calls", openAICall(0, "c2", "end", `{}`)),
+		)
+		evs := runAgainst(t, sbAddr, openAIEnv(llm.srv.URL))
+		require.Equal(t, "completed", runStatus(evs), describeEvents(evs))
+		var reset, final *agentdv1.Event
+		for _, e := range evs {
+			if e.GetType() == "tool_call_delta" && e.GetFinal() {
+				reset = e
+			}
+			if e.GetType() == "tool_call" && e.GetTool() == "reply_to_human" {
+				final = e
+			}
+		}
+		require.NotNil(t, reset, describeEvents(evs))
+		require.True(t, reset.GetData().GetFields()["reset"].GetBoolValue())
+		require.Empty(t, reset.GetContent())
+		require.NotNil(t, final)
+		require.Equal(t, reset.GetMessageId(), final.GetMessageId(), "the retried call streams into the same place")
+		require.NotNil(t, find(evs, "message", "Here is a long answer."))
+		require.NotNil(t, find(evs, "status", "server had an error"))
+	})
+}

@@ -1,9 +1,13 @@
 package llm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -31,7 +35,7 @@ type OpenAI struct {
 // NewOpenAI returns the provider. The SDK's own retries are off: RetryPolicy retries whole turns
 // and shows each attempt.
 func NewOpenAI(o OpenAIOptions) *OpenAI {
-	ropts := []option.RequestOption{option.WithMaxRetries(0)}
+	ropts := []option.RequestOption{option.WithMaxRetries(0), option.WithMiddleware(watchDone)}
 	if o.APIKey != "" {
 		ropts = append(ropts, option.WithAPIKey(o.APIKey))
 	} else {
@@ -120,6 +124,8 @@ func (p *OpenAI) params(req Request) openai.ChatCompletionNewParams {
 func (p *OpenAI) Complete(ctx context.Context, req Request, s Stream) (Response, error) {
 	ctx, idle, stop := newIdleTimer(ctx, p.opts.IdleTimeout)
 	defer stop()
+	done := new(atomic.Bool)
+	ctx = context.WithValue(ctx, doneKey{}, done)
 	stream := p.client.Chat.Completions.NewStreaming(ctx, p.params(req))
 	defer stream.Close()
 	var (
@@ -176,9 +182,9 @@ func (p *OpenAI) Complete(ctx context.Context, req Request, s Stream) (Response,
 		}
 		return Response{Usage: resp.Usage, Model: resp.Model}, classify(ctx, "openai", err)
 	}
-	if resp.StopReason == "" && !reported {
+	if resp.StopReason == "" && !reported && !done.Load() {
 		// The SDK ends a stream the same way on [DONE] and on a connection closed early; a stream
-		// that never said why it stopped nor how much it used was cut off.
+		// that did not say why it stopped, how much it used, nor that it was done, was cut off.
 		resp.Usage = Usage{InputTokens: estimateTokens(requestSize(req)), OutputTokens: estimateTokens(streamed), Estimated: started}
 		return Response{Usage: resp.Usage, Model: resp.Model}, errIncomplete("openai")
 	}
@@ -204,4 +210,38 @@ func (p *OpenAI) Complete(ctx context.Context, req Request, s Stream) (Response,
 		resp.Stop, resp.StopReason = StopRefusal, "refusal"
 	}
 	return resp, nil
+}
+
+// doneKey carries, in a request's context, the flag watchDone sets when the stream ends with [DONE].
+type doneKey struct{}
+
+// watchDone lets Complete tell a stream that ended with its [DONE] line from one whose connection
+// closed early, which the SDK does not distinguish; it matters for servers that send neither a finish
+// reason nor usage.
+func watchDone(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	resp, err := next(req)
+	if flag, ok := req.Context().Value(doneKey{}).(*atomic.Bool); ok && err == nil && resp != nil && resp.Body != nil {
+		resp.Body = &doneWatcher{ReadCloser: resp.Body, done: flag, tail: []byte("\n")}
+	}
+	return resp, err
+}
+
+type doneWatcher struct {
+	io.ReadCloser
+	done *atomic.Bool
+	tail []byte // the end of what was read before, so a marker split across reads is still seen
+}
+
+func (w *doneWatcher) Read(p []byte) (int, error) {
+	n, err := w.ReadCloser.Read(p)
+	if n > 0 && !w.done.Load() {
+		buf := append(w.tail, p[:n]...)
+		// A raw newline precedes an SSE line; inside JSON text a newline is escaped, so this never
+		// matches model output.
+		if bytes.Contains(buf, []byte("\ndata: [DONE]")) || bytes.Contains(buf, []byte("\ndata:[DONE]")) {
+			w.done.Store(true)
+		}
+		w.tail = append(w.tail[:0], buf[max(len(buf)-16, 0):]...)
+	}
+	return n, err
 }

@@ -389,10 +389,12 @@ func TestRetriesAndErrors(t *testing.T) {
 			handlers:     []func(w http.ResponseWriter, r *http.Request){status(429, `{"error":{"message":"slow down","type":"rate_limit_exceeded"}}`, "retry-after", "3600")},
 			wantRequests: 1, wantErr: "retry after 1h0m0s"},
 		{name: "Retry-After is honoured",
-			handlers: []func(w http.ResponseWriter, r *http.Request){status(429, `{"error":{"message":"slow down","type":"rate_limit_exceeded"}}`, "retry-after-ms", "300"), okOpenAI},
+			handlers:     []func(w http.ResponseWriter, r *http.Request){status(429, `{"error":{"message":"slow down","type":"rate_limit_exceeded"}}`, "retry-after-ms", "300"), okOpenAI},
 			wantRequests: 2, minElapsed: 300 * time.Millisecond},
 		{name: "a connection reset mid-stream, then success",
 			handlers: []func(w http.ResponseWriter, r *http.Request){reset, okOpenAI}, wantRequests: 2},
+		{name: "a server sending neither finish reason nor usage, only [DONE], is complete",
+			handlers: []func(w http.ResponseWriter, r *http.Request){openAIStream(chunk(`{"content":"ok"}`))}, wantRequests: 1},
 		{name: "an OpenAI stream closed before it finished, then success",
 			handlers: []func(w http.ResponseWriter, r *http.Request){func(w http.ResponseWriter, _ *http.Request) {
 				startSSE(w).data(chunk(`{"content":"half an ans"}`))
