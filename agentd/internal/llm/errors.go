@@ -2,12 +2,16 @@ package llm
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
@@ -153,7 +157,7 @@ func classify(ctx context.Context, provider string, err error) error {
 		applyHeaders(e, antErr.Response)
 	default:
 		// No API answer: the connection failed, was reset, or the stream broke off mid-way.
-		e.Type, e.Message, e.Retryable = "connection", err.Error(), true
+		e.Type, e.Message, e.Retryable = "connection", describeTransport(err), true
 	}
 	if e.ContextLength {
 		e.Retryable = false
@@ -206,4 +210,33 @@ func applyHeaders(e *Error, resp *http.Response) {
 // early, which a retry repairs.
 func errIncomplete(provider string) error {
 	return &Error{Provider: provider, Type: "connection", Message: "the stream ended before the answer was complete", Retryable: true}
+}
+
+// describeTransport names a transport failure without the addresses and socket details a network
+// error carries: the message reaches the chat. The cause stays in the error chain.
+func describeTransport(err error) string {
+	var (
+		dns  *net.DNSError
+		cert *tls.CertificateVerificationError
+		nerr net.Error
+	)
+	switch {
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "the connection was reset"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the connection was refused"
+	case errors.As(err, &dns):
+		return "the provider's host name could not be resolved"
+	case errors.As(err, &cert):
+		return "the provider's TLS certificate was not accepted"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the connection closed in the middle of the answer"
+	case errors.As(err, &nerr) && nerr.Timeout():
+		return "the connection timed out"
+	}
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		return "the stream sent malformed data"
+	}
+	return "the connection failed"
 }

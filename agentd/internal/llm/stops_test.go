@@ -361,6 +361,7 @@ func TestRetriesAndErrors(t *testing.T) {
 		wantErr      string
 		wantContext  bool
 		minElapsed   time.Duration
+		wantNotice   string
 	}{
 		{name: "anthropic 529 overloaded, then success", anthropic: true,
 			handlers: []func(w http.ResponseWriter, r *http.Request){status(529, overloaded), okAnthropic}, wantRequests: 2},
@@ -392,7 +393,7 @@ func TestRetriesAndErrors(t *testing.T) {
 			handlers:     []func(w http.ResponseWriter, r *http.Request){status(429, `{"error":{"message":"slow down","type":"rate_limit_exceeded"}}`, "retry-after-ms", "300"), okOpenAI},
 			wantRequests: 2, minElapsed: 300 * time.Millisecond},
 		{name: "a connection reset mid-stream, then success",
-			handlers: []func(w http.ResponseWriter, r *http.Request){reset, okOpenAI}, wantRequests: 2},
+			handlers: []func(w http.ResponseWriter, r *http.Request){reset, okOpenAI}, wantRequests: 2, wantNotice: "openai: the connection was reset"},
 		{name: "a server sending neither finish reason nor usage, only [DONE], is complete",
 			handlers: []func(w http.ResponseWriter, r *http.Request){openAIStream(chunk(`{"content":"ok"}`))}, wantRequests: 1},
 		{name: "an OpenAI stream closed before it finished, then success",
@@ -425,6 +426,10 @@ func TestRetriesAndErrors(t *testing.T) {
 			require.Len(t, rec.requests(), tc.wantRequests)
 			require.Len(t, notices, max(tc.wantRequests-1, 0), "one notice per retry")
 			for i, n := range notices {
+				require.NotContains(t, n.Err.Error(), "127.0.0.1", "no address reaches the chat")
+				if tc.wantNotice != "" {
+					require.Equal(t, tc.wantNotice, n.Err.Error())
+				}
 				require.Equal(t, i+1, n.Attempt)
 				require.Equal(t, 3, n.MaxAttempts)
 				require.True(t, n.Err.Retryable)
