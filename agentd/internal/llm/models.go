@@ -56,7 +56,7 @@ var defaultOutputCaps = map[string]int{
 	"gpt-5": 32768, "gpt-5.1": 32768, "gpt-5.2": 32768, "gpt-5.3": 32768, "gpt-5.4": 32768, "gpt-5.5": 32768,
 	"gpt-5.6": 32768, "gpt-6": 32768, "gpt-6.1": 32768,
 	"deepseek-chat": 8192, "deepseek-reasoner": 32768,
-	"claude-3-haiku": 4096, "claude-3-opus": 4096, "claude-3-sonnet": 4096,
+	"claude-2": 4096, "claude-instant": 4096, "claude-3-haiku": 4096, "claude-3-opus": 4096, "claude-3-sonnet": 4096,
 	"claude-3-5-haiku": 8192, "claude-3-5-sonnet": 8192,
 	"claude-3-7-sonnet": 32000, "claude": 32000,
 }
