@@ -231,9 +231,10 @@ func TestLengthCutToolCallIsExplainedToTheModel(t *testing.T) {
 	require.NotEmpty(t, deltaID, "the arguments streamed to the UI: %s", describeEvents(evs))
 	require.Equal(t, deltaID, finalID, "the final tool_call replaces the streamed pieces")
 	require.Contains(t, streamed.String(), "console.log", "the file's content was visible as it was written")
-	cut := find(evs, "status", "cut off by the output limit")
+	cut := find(evs, "tool_result", "the output limit cut this call off")
 	require.NotNil(t, cut, describeEvents(evs))
-	require.NotEmpty(t, cut.GetMessageId())
+	require.True(t, cut.GetData().GetFields()["is_error"].GetBoolValue())
+	require.Equal(t, "call_a1", cut.GetData().GetFields()["call_id"].GetStringValue(), "the cut call is closed in the UI")
 }
 
 // A text answer cut by the output limit is continued: the next request shows the model its answer so

@@ -358,9 +358,11 @@ func (e *Engine) cut(ctx context.Context, h Host, run Run, st *State, f *Frame, 
 	if err := h.Emit(ctx, callEvent(run, f.Agent, call, map[string]any{"call_id": call.ID, "cut": true}), nil); err != nil {
 		return Result{}, false, err
 	}
-	text := fmt.Sprintf("%s's %s call was cut off by the output limit before its arguments were complete; it was not run, and %s was asked to split the work into smaller calls.",
-		display(f.Agent), call.Name, display(f.Agent))
-	if err := h.Emit(ctx, statusEvent(run, f.Agent, text, map[string]any{"call_id": call.ID, "stop_reason": "length"}), nil); err != nil {
+	// The call's result closes it in the UI like any other, saying why it did not run.
+	text := fmt.Sprintf("Not run: the output limit cut this call off before its arguments were complete; %s was asked to split the work into smaller calls.",
+		display(f.Agent))
+	if err := h.Emit(ctx, toolEvent(run, events.TypeToolResult, f.Agent, call.Name, text,
+		map[string]any{"call_id": call.ID, "is_error": true, "stop_reason": "length"}), nil); err != nil {
 		return Result{}, false, err
 	}
 	return e.tooManyInvalid(ctx, h, run, st, f, lim)
