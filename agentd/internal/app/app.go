@@ -78,12 +78,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	log.Info("LLM provider", "provider", provider.Name(), "offline", provider.Offline())
+	_, why := cfg.ProviderChoice()
+	log.Info("LLM provider", "provider", provider.Name(), "why", why, "model", cfg.Model, "offline", provider.Offline())
 
 	st := store.New(rdb)
 	engine := &workflow.Engine{
 		Registry: reg, Provider: provider, Tools: tools.NewExecutor(cc), Model: cfg.Model, MaxOutputTokens: cfg.LLMMaxTokens,
-		Price: llm.Price{InputPerMTok: cfg.PriceInput, OutputPerMTok: cfg.PriceOutput},
+		Pricing: cfg.Pricing(), Retry: cfg.RetryPolicy(), MaxContinuations: cfg.LLMMaxContinuations,
 		Limits: workflow.Limits{MaxSteps: cfg.MaxSteps, MaxToolCalls: cfg.MaxToolCalls, MaxTokens: cfg.MaxTokens,
 			Repetition: cfg.RepeatLimit, MaxInvalid: cfg.MaxInvalid},
 	}
@@ -116,11 +117,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 func Provider(cfg config.Config) (llm.Provider, string, error) {
 	switch cfg.Provider() {
 	case config.ProviderOpenAI:
+		pattern, err := cfg.CompletionTokensModels()
+		if err != nil {
+			return nil, "", fmt.Errorf("agentd: %w", err)
+		}
 		return llm.NewOpenAI(llm.OpenAIOptions{APIKey: cfg.OpenAIKey, BaseURL: cfg.OpenAIBaseURL, Model: cfg.Model,
-			MaxRetries: cfg.LLMMaxRetries, IdleTimeout: cfg.LLMIdleTimeout}), "", nil
+			CompletionTokensModels: pattern, IdleTimeout: cfg.LLMIdleTimeout}), "", nil
 	case config.ProviderAnthropic:
 		return llm.NewAnthropic(llm.AnthropicOptions{APIKey: cfg.AnthropicKey, BaseURL: cfg.AnthropicBaseURL, Model: cfg.Model,
-			MaxRetries: cfg.LLMMaxRetries, IdleTimeout: cfg.LLMIdleTimeout}), "", nil
+			PromptCache: cfg.LLMPromptCache, IdleTimeout: cfg.LLMIdleTimeout}), "", nil
 	}
 	script, err := llm.LoadScript(cfg.ScriptFile, map[string]string{"port": strconv.Itoa(cfg.ScriptedPort)})
 	if err != nil {

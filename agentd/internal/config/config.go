@@ -4,8 +4,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
+	"github.com/mgx-ai/mgx/agentd/internal/llm"
 	"github.com/mgx-ai/mgx/pkg/config"
 )
 
@@ -22,6 +24,8 @@ var (
 	ErrInvalidProvider = errors.New("invalid LLM provider (want auto, openai, anthropic or scripted)")
 	ErrMissingKey      = errors.New("the chosen LLM provider needs its API key")
 	ErrInvalidLimit    = errors.New("must be positive")
+	ErrInvalidPattern  = errors.New("invalid regular expression")
+	ErrNegative        = errors.New("must not be negative")
 )
 
 // Config is agentd's configuration. Every field is an environment variable with a default.
@@ -42,19 +46,36 @@ type Config struct {
 	// AgentsFile overrides the embedded agent team (YAML).
 	AgentsFile string `env:"AGENTD_AGENTS_FILE"`
 
-	// LLMProvider: auto (OpenAI when OPENAI_API_KEY is set, else Anthropic when ANTHROPIC_API_KEY is
-	// set, else scripted), openai, anthropic or scripted.
-	LLMProvider      string        `env:"AGENTD_LLM_PROVIDER" envDefault:"auto"`
-	Model            string        `env:"AGENTD_MODEL"`
-	OpenAIKey        string        `env:"OPENAI_API_KEY" secret:"true"`
-	OpenAIBaseURL    string        `env:"OPENAI_BASE_URL"`
-	AnthropicKey     string        `env:"ANTHROPIC_API_KEY" secret:"true"`
-	AnthropicBaseURL string        `env:"ANTHROPIC_BASE_URL"`
-	LLMMaxRetries    int           `env:"AGENTD_LLM_MAX_RETRIES" envDefault:"3"`
-	LLMIdleTimeout   time.Duration `env:"AGENTD_LLM_IDLE_TIMEOUT" envDefault:"120s"`
-	LLMMaxTokens     int           `env:"AGENTD_LLM_MAX_OUTPUT_TOKENS" envDefault:"4096"`
-	PriceInput       float64       `env:"AGENTD_PRICE_INPUT_PER_MTOK" envDefault:"0"`
-	PriceOutput      float64       `env:"AGENTD_PRICE_OUTPUT_PER_MTOK" envDefault:"0"`
+	// LLMProvider: auto (see Provider), openai, anthropic or scripted.
+	LLMProvider      string `env:"AGENTD_LLM_PROVIDER" envDefault:"auto"`
+	Model            string `env:"AGENTD_MODEL"`
+	OpenAIKey        string `env:"OPENAI_API_KEY" secret:"true"`
+	OpenAIBaseURL    string `env:"OPENAI_BASE_URL"`
+	AnthropicKey     string `env:"ANTHROPIC_API_KEY" secret:"true"`
+	AnthropicBaseURL string `env:"ANTHROPIC_BASE_URL"`
+	// LLMMaxRetries bounds the retries of a failed model turn (overload, rate limit, 5xx, a broken
+	// or stalled stream), each shown to the user; backoff doubles from LLMRetryBaseDelay up to
+	// LLMRetryMaxDelay, or follows the provider's Retry-After up to LLMRetryAfterLimit.
+	LLMMaxRetries      int           `env:"AGENTD_LLM_MAX_RETRIES" envDefault:"3"`
+	LLMRetryBaseDelay  time.Duration `env:"AGENTD_LLM_RETRY_BASE_DELAY" envDefault:"1s"`
+	LLMRetryMaxDelay   time.Duration `env:"AGENTD_LLM_RETRY_MAX_DELAY" envDefault:"30s"`
+	LLMRetryAfterLimit time.Duration `env:"AGENTD_LLM_RETRY_AFTER_LIMIT" envDefault:"2m"`
+	LLMIdleTimeout     time.Duration `env:"AGENTD_LLM_IDLE_TIMEOUT" envDefault:"120s"`
+	// LLMMaxTokens overrides every model's output cap; 0 keeps each model's default (llm.MaxOutputTokens).
+	LLMMaxTokens int `env:"AGENTD_LLM_MAX_OUTPUT_TOKENS" envDefault:"0"`
+	// LLMMaxContinuations bounds how often a text answer cut by the output limit is continued.
+	LLMMaxContinuations int `env:"AGENTD_LLM_MAX_CONTINUATIONS" envDefault:"2"`
+	// LLMCompletionTokensModels is a regular expression of further OpenAI-compatible models that take
+	// max_completion_tokens instead of max_tokens (the o-series and GPT-5 onwards always do).
+	LLMCompletionTokensModels string `env:"AGENTD_LLM_COMPLETION_TOKENS_MODELS"`
+	// LLMPromptCache puts Anthropic cache_control breakpoints on the tools, system and recent turns.
+	LLMPromptCache bool `env:"AGENTD_LLM_PROMPT_CACHE" envDefault:"true"`
+	// LLMPrices corrects or extends the built-in list prices: "model=input/output[/cache_read[/cache_write]],…"
+	// in USD per million tokens.
+	LLMPrices string `env:"AGENTD_LLM_PRICES"`
+	// PriceInput and PriceOutput price the models neither the list nor LLMPrices knows.
+	PriceInput  float64 `env:"AGENTD_PRICE_INPUT_PER_MTOK" envDefault:"0"`
+	PriceOutput float64 `env:"AGENTD_PRICE_OUTPUT_PER_MTOK" envDefault:"0"`
 	// ScriptFile replaces the scripted provider's embedded script.
 	ScriptFile string `env:"AGENTD_SCRIPT_FILE"`
 	// ScriptedPort is the port the scripted build's server listens on in the sandbox.
@@ -96,6 +117,23 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("AGENTD_LLM_PROVIDER=%q: %w", c.LLMProvider, ErrInvalidProvider)
 	}
+	if _, err := llm.ParsePrices(c.LLMPrices); err != nil {
+		return fmt.Errorf("AGENTD_LLM_PRICES: %w", err)
+	}
+	if _, err := c.CompletionTokensModels(); err != nil {
+		return err
+	}
+	for name, v := range map[string]int64{
+		"AGENTD_LLM_MAX_RETRIES": int64(c.LLMMaxRetries), "AGENTD_LLM_MAX_OUTPUT_TOKENS": int64(c.LLMMaxTokens),
+		"AGENTD_LLM_MAX_CONTINUATIONS": int64(c.LLMMaxContinuations),
+	} {
+		if v < 0 {
+			return fmt.Errorf("%s: %w", name, ErrNegative)
+		}
+	}
+	if c.PriceInput < 0 || c.PriceOutput < 0 {
+		return fmt.Errorf("AGENTD_PRICE_INPUT_PER_MTOK / AGENTD_PRICE_OUTPUT_PER_MTOK: %w", ErrNegative)
+	}
 	for name, v := range map[string]int64{
 		"AGENTD_RUN_LEASE_TTL": int64(c.RunLeaseTTL), "AGENTD_MAX_CONCURRENT_RUNS": int64(c.MaxConcurrentRuns),
 		"AGENTD_MAX_STEPS": int64(c.MaxSteps), "AGENTD_MAX_TOOL_CALLS": int64(c.MaxToolCalls), "AGENTD_MAX_TOKENS": c.MaxTokens,
@@ -109,14 +147,49 @@ func (c *Config) Validate() error {
 
 // Provider resolves "auto" to the provider that will be used.
 func (c *Config) Provider() string {
+	p, _ := c.ProviderChoice()
+	return p
+}
+
+// ProviderChoice resolves "auto" and says why, for the log: an OpenAI key first, then an Anthropic
+// key, then an OpenAI-compatible base URL alone (a local Ollama or vLLM needs no key), else the
+// scripted offline provider.
+func (c *Config) ProviderChoice() (provider, reason string) {
 	if c.LLMProvider != ProviderAuto {
-		return c.LLMProvider
+		return c.LLMProvider, "AGENTD_LLM_PROVIDER=" + c.LLMProvider
 	}
 	switch {
 	case c.OpenAIKey != "":
-		return ProviderOpenAI
+		return ProviderOpenAI, "OPENAI_API_KEY is set"
 	case c.AnthropicKey != "":
-		return ProviderAnthropic
+		return ProviderAnthropic, "ANTHROPIC_API_KEY is set"
+	case c.OpenAIBaseURL != "":
+		return ProviderOpenAI, "OPENAI_BASE_URL is set without a key (a local OpenAI-compatible server)"
 	}
-	return ProviderScripted
+	return ProviderScripted, "no LLM key or base URL is configured"
+}
+
+// CompletionTokensModels compiles AGENTD_LLM_COMPLETION_TOKENS_MODELS (nil when unset).
+func (c *Config) CompletionTokensModels() (*regexp.Regexp, error) {
+	if c.LLMCompletionTokensModels == "" {
+		return nil, nil
+	}
+	re, err := regexp.Compile(c.LLMCompletionTokensModels)
+	if err != nil {
+		return nil, fmt.Errorf("AGENTD_LLM_COMPLETION_TOKENS_MODELS: %w: %w", ErrInvalidPattern, err)
+	}
+	return re, nil
+}
+
+// Pricing builds the price table: list prices, AGENTD_LLM_PRICES over them, and
+// AGENTD_PRICE_*_PER_MTOK for models neither knows. Validate has checked the prices parse.
+func (c *Config) Pricing() llm.Pricing {
+	overrides, _ := llm.ParsePrices(c.LLMPrices)
+	return llm.NewPricing(overrides, llm.Price{InputPerMTok: c.PriceInput, OutputPerMTok: c.PriceOutput})
+}
+
+// RetryPolicy is the retry policy of failed model turns.
+func (c *Config) RetryPolicy() llm.RetryPolicy {
+	return llm.RetryPolicy{MaxRetries: c.LLMMaxRetries, BaseDelay: c.LLMRetryBaseDelay, MaxDelay: c.LLMRetryMaxDelay,
+		MaxRetryAfter: c.LLMRetryAfterLimit}
 }

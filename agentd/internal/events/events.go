@@ -19,6 +19,10 @@ const (
 	TypePlan       = "plan"
 	TypeTask       = "task"
 	TypeUsage      = "usage"
+	// TypeToolCallDelta streams a tool call's arguments as the model writes them, as token does
+	// for text: the pieces share the call's message_id and append; the tool_call event with the
+	// same message_id (final) carries the whole arguments and replaces them.
+	TypeToolCallDelta = "tool_call_delta"
 )
 
 // Senders of messages and events.

@@ -12,7 +12,8 @@ type callAccumulator struct {
 	byIndex map[int64]int // stream index → position in calls
 }
 
-func (a *callAccumulator) add(index int64, id, name, args string) {
+// add merges a delta and returns the position of the call it belongs to.
+func (a *callAccumulator) add(index int64, id, name, args string) int {
 	if a.byIndex == nil {
 		a.byIndex = map[int64]int{}
 	}
@@ -30,6 +31,7 @@ func (a *callAccumulator) add(index int64, id, name, args string) {
 		c.Name = name
 	}
 	c.Arguments += args
+	return pos
 }
 
 // startsNew reports a delta that cannot continue the call at pos: it carries another id, or — from

@@ -43,6 +43,9 @@ func chunk(delta string) string {
 
 const usageChunk = `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-test","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}`
 
+// retries is the turn-level retry policy the providers run under, with test-sized delays.
+var retries = llm.RetryPolicy{MaxRetries: 2, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+
 var request = llm.Request{
 	Agent: "alex", System: "be brief",
 	Messages: []llm.Message{
@@ -98,6 +101,7 @@ func TestOpenAIStreaming(t *testing.T) {
 				s.data(chunk(`{"tool_calls":[{"index":0,"type":"function","function":{"name":"file_write","arguments":"{\"path\":"}}]}`))
 				s.data(chunk(`{"tool_calls":[{"index":0,"function":{"arguments":"\"a\"}"}}]}`))
 				s.data(chunk(`{"tool_calls":[{"index":0,"type":"function","function":{"name":"file_read","arguments":"{\"path\":\"b\"}"}}]}`))
+				s.data(strings.Replace(chunk(`{}`), `"finish_reason":null`, `"finish_reason":"tool_calls"`, 1))
 				s.data("[DONE]")
 			},
 			wantCalls: []llm.ToolCall{{Name: "file_write", Arguments: `{"path":"a"}`}, {Name: "file_read", Arguments: `{"path":"b"}`}},
@@ -108,6 +112,7 @@ func TestOpenAIStreaming(t *testing.T) {
 			handler: func(t *testing.T, calls int, s sse) {
 				require.Equal(t, 3, calls)
 				s.data(chunk(`{"content":"hi"}`))
+				s.data(strings.Replace(chunk(`{}`), `"finish_reason":null`, `"finish_reason":"stop"`, 1))
 				s.data("[DONE]")
 			},
 			wantText: "hi",
@@ -134,7 +139,7 @@ func TestOpenAIStreaming(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 			},
-			wantErr: llm.ErrIdleTimeout.Error(),
+			wantErr: "idle_timeout",
 		},
 	}
 	for _, tc := range tests {
@@ -158,11 +163,14 @@ func TestOpenAIStreaming(t *testing.T) {
 				tc.handler(t, n, startSSE(w))
 			}))
 			defer srv.Close()
-			p := llm.NewOpenAI(llm.OpenAIOptions{APIKey: "sk-test", BaseURL: srv.URL, Model: "gpt-test", MaxRetries: 2, IdleTimeout: 300 * time.Millisecond})
+			p := llm.NewOpenAI(llm.OpenAIOptions{APIKey: "sk-test", BaseURL: srv.URL, Model: "gpt-test", IdleTimeout: 300 * time.Millisecond})
 			var streamed strings.Builder
-			resp, err := p.Complete(t.Context(), request, func(s string) { streamed.WriteString(s) })
+			resp, err := retries.Complete(t.Context(), p, request, llm.Stream{Text: func(s string) { streamed.WriteString(s) }}, nil)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
+				if tc.wantErr == "idle_timeout" {
+					require.ErrorIs(t, err, llm.ErrIdleTimeout)
+				}
 				return
 			}
 			require.NoError(t, err)
@@ -188,7 +196,7 @@ func TestOpenAICancellation(t *testing.T) {
 	cctx, ccancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.Complete(cctx, request, func(string) { ccancel() })
+		_, err := p.Complete(cctx, request, llm.Stream{Text: func(string) { ccancel() }})
 		done <- err
 	}()
 	select {
@@ -279,9 +287,9 @@ func TestAnthropicStreaming(t *testing.T) {
 				tc.handler(startSSE(w))
 			}))
 			defer srv.Close()
-			p := llm.NewAnthropic(llm.AnthropicOptions{APIKey: "ak-test", BaseURL: srv.URL, Model: "claude-test", MaxRetries: 2, IdleTimeout: time.Second})
+			p := llm.NewAnthropic(llm.AnthropicOptions{APIKey: "ak-test", BaseURL: srv.URL, Model: "claude-test", IdleTimeout: time.Second})
 			var streamed strings.Builder
-			resp, err := p.Complete(t.Context(), request, func(s string) { streamed.WriteString(s) })
+			resp, err := retries.Complete(t.Context(), p, request, llm.Stream{Text: func(s string) { streamed.WriteString(s) }}, nil)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				return

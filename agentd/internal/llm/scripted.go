@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -33,6 +34,9 @@ type ScriptToolCall struct {
 	Name string `yaml:"name"`
 	Args any    `yaml:"args"`
 }
+
+// scriptedArgPiece is the size of the pieces scripted tool-call arguments stream in.
+const scriptedArgPiece = 64
 
 // Scripted is the offline provider: it needs no key and no network, and drives the team through the
 // build its script describes with real tool calls.
@@ -77,7 +81,7 @@ func (*Scripted) Name() string { return "scripted" }
 func (*Scripted) Offline() bool { return true }
 
 // Complete implements Provider.
-func (p *Scripted) Complete(ctx context.Context, req Request, onText func(string)) (Response, error) {
+func (p *Scripted) Complete(ctx context.Context, req Request, s Stream) (Response, error) {
 	n := 0
 	for _, m := range req.Messages {
 		if m.Role == RoleAssistant {
@@ -109,11 +113,9 @@ func (p *Scripted) Complete(ctx context.Context, req Request, onText func(string
 		if err := ctx.Err(); err != nil {
 			return Response{}, err
 		}
-		if w != "" && onText != nil {
-			onText(w)
-		}
+		s.text(w)
 	}
-	resp := Response{Content: text, Model: "scripted"}
+	resp := Response{Content: text, Model: "scripted", Stop: StopEnd, StopReason: "end"}
 	for i, tc := range turn.ToolCalls {
 		args, err := json.Marshal(jsonable(tc.Args))
 		if err != nil {
@@ -122,13 +124,23 @@ func (p *Scripted) Complete(ctx context.Context, req Request, onText func(string
 		if tc.Args == nil {
 			args = []byte("{}")
 		}
-		resp.ToolCalls = append(resp.ToolCalls, ToolCall{
-			ID:        fmt.Sprintf("call_%s_%d_%d", req.Agent, n, i),
-			Name:      tc.Name,
-			Arguments: string(args),
-		})
+		call := ToolCall{ID: fmt.Sprintf("call_%s_%d_%d", req.Agent, n, i), Name: tc.Name, Arguments: string(args)}
+		// Arguments stream in pieces, as a model's do, so the offline demo shows files being written.
+		s.toolCall(ToolCallDelta{Index: i, ID: call.ID, Name: call.Name})
+		for rest := call.Arguments; rest != ""; {
+			n := min(len(rest), scriptedArgPiece)
+			for n < len(rest) && !utf8.RuneStart(rest[n]) {
+				n++ // events carry valid UTF-8: never split a character
+			}
+			piece := rest[:n]
+			rest = rest[len(piece):]
+			s.toolCall(ToolCallDelta{Index: i, Arguments: piece})
+		}
+		resp.ToolCalls = append(resp.ToolCalls, call)
+		resp.Stop, resp.StopReason = StopToolUse, "tool_use"
 	}
-	resp.Usage = Usage{InputTokens: int64(len(req.Messages) * 50), OutputTokens: int64(len(text)/4 + 10)}
+	// There is no model, so no tokens: these counts only give the usage report its shape.
+	resp.Usage = Usage{InputTokens: int64(len(req.Messages) * 50), OutputTokens: int64(len(text)/4 + 10), Estimated: true}
 	return resp, nil
 }
 

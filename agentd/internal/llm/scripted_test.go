@@ -16,7 +16,7 @@ func TestDefaultScriptDrivesTheBuild(t *testing.T) {
 	var tools []string
 	var msgs []llm.Message
 	for range 8 {
-		resp, err := p.Complete(t.Context(), llm.Request{Agent: "alex", Messages: msgs}, nil)
+		resp, err := p.Complete(t.Context(), llm.Request{Agent: "alex", Messages: msgs}, llm.Stream{})
 		require.NoError(t, err)
 		for _, c := range resp.ToolCalls {
 			tools = append(tools, c.Name)
@@ -30,7 +30,7 @@ func TestDefaultScriptDrivesTheBuild(t *testing.T) {
 	require.Contains(t, joined, "file_write,file_write,file_write,file_write,process_start,sandbox_shell,preview_url,send_message")
 
 	// The same conversation always gets the same turn (replays after a takeover agree).
-	a, _ := p.Complete(t.Context(), llm.Request{Agent: "mike"}, nil)
-	b, _ := p.Complete(t.Context(), llm.Request{Agent: "mike"}, nil)
+	a, _ := p.Complete(t.Context(), llm.Request{Agent: "mike"}, llm.Stream{})
+	b, _ := p.Complete(t.Context(), llm.Request{Agent: "mike"}, llm.Stream{})
 	require.Equal(t, a.ToolCalls, b.ToolCalls)
 }

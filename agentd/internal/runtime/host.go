@@ -17,25 +17,31 @@ import (
 
 type redisMessage = redis.Message
 
-// Token events are coalesced: one event per tokenBytes of text or tokenInterval, whichever first.
+// Streamed pieces are coalesced into one event per message: token text at 48 bytes or 150 ms,
+// whichever comes first; tool-call arguments, which run to whole files, at 2 KiB or 250 ms, so a
+// file being written shows up a few times a second without one event per model token.
 const (
-	tokenBytes    = 48
-	tokenInterval = 150 * time.Millisecond
+	tokenBytes       = 48
+	tokenInterval    = 150 * time.Millisecond
+	toolArgsBytes    = 2048
+	toolArgsInterval = 250 * time.Millisecond
 )
 
 // host gives the workflow fenced access to the run's records: every write carries the lease token,
-// so a replica that lost the run cannot write into the session any more.
+// so a replica that lost the run cannot write any more into the session.
 type host struct {
 	store     *store.Store
 	lease     store.Lease
 	sessionID string
 	runID     string
 
-	mu        sync.Mutex
-	tokMsg    string
-	tokAgent  string
-	tokBuf    []byte
-	tokFlushd time.Time
+	mu       sync.Mutex
+	partType string // events.TypeToken or events.TypeToolCallDelta
+	partMsg  string
+	partWho  string
+	partTool string
+	partBuf  []byte
+	partSent time.Time
 }
 
 func (h *host) Emit(ctx context.Context, ev events.Event, msg *events.Message) error {
@@ -45,15 +51,30 @@ func (h *host) Emit(ctx context.Context, ev events.Event, msg *events.Message) e
 }
 
 func (h *host) Token(ctx context.Context, messageID, agent, text string) {
+	h.partial(ctx, events.TypeToken, messageID, agent, "", text)
+}
+
+func (h *host) ToolCallDelta(ctx context.Context, messageID, agent, tool, args string) {
+	h.partial(ctx, events.TypeToolCallDelta, messageID, agent, tool, args)
+}
+
+func (h *host) partial(ctx context.Context, typ, messageID, agent, tool, text string) {
 	h.mu.Lock()
-	if h.tokMsg != messageID {
+	if h.partMsg != messageID || h.partType != typ {
 		h.mu.Unlock()
 		h.flush(ctx)
 		h.mu.Lock()
-		h.tokMsg, h.tokAgent, h.tokFlushd = messageID, agent, time.Now()
+		h.partType, h.partMsg, h.partWho, h.partTool, h.partSent = typ, messageID, agent, tool, time.Now()
 	}
-	h.tokBuf = append(h.tokBuf, text...)
-	due := len(h.tokBuf) >= tokenBytes || time.Since(h.tokFlushd) >= tokenInterval
+	if tool != "" {
+		h.partTool = tool
+	}
+	h.partBuf = append(h.partBuf, text...)
+	size, every := tokenBytes, tokenInterval
+	if typ == events.TypeToolCallDelta {
+		size, every = toolArgsBytes, toolArgsInterval
+	}
+	due := len(h.partBuf) >= size || time.Since(h.partSent) >= every
 	h.mu.Unlock()
 	if due {
 		h.flush(ctx)
@@ -62,20 +83,24 @@ func (h *host) Token(ctx context.Context, messageID, agent, text string) {
 
 func (h *host) flush(ctx context.Context) {
 	h.mu.Lock()
-	if len(h.tokBuf) == 0 {
+	if len(h.partBuf) == 0 {
 		h.mu.Unlock()
 		return
 	}
 	sender := events.SenderAgent
-	if h.tokAgent == registry.LeadName {
+	if h.partWho == registry.LeadName {
 		sender = events.SenderMike
 	}
-	ev := events.Event{Type: events.TypeToken, Sender: sender, Agent: h.tokAgent, Content: string(h.tokBuf),
-		MessageID: h.tokMsg, SessionID: h.sessionID, Timestamp: time.Now().UTC(), RunID: h.runID}
-	h.tokBuf = h.tokBuf[:0]
-	h.tokFlushd = time.Now()
+	ev := events.Event{Type: h.partType, Sender: sender, Agent: h.partWho, Content: string(h.partBuf),
+		MessageID: h.partMsg, SessionID: h.sessionID, Timestamp: time.Now().UTC(), RunID: h.runID}
+	if h.partType == events.TypeToolCallDelta {
+		ev.Tool, ev.Invoker = h.partTool, h.partWho
+		ev.Data = map[string]any{"partial": true}
+	}
+	h.partBuf = h.partBuf[:0]
+	h.partSent = time.Now()
 	h.mu.Unlock()
-	// Best effort: a lost token is replaced by the final message event carrying the whole text.
+	// Best effort: a lost piece is replaced by the final event carrying the whole text.
 	_, _ = h.store.Append(ctx, ev, nil, h.lease)
 }
 

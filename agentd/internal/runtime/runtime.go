@@ -283,7 +283,7 @@ func (r *Runtime) execute(ctx, parent context.Context, l store.Lease, log *slog.
 	}
 	res, err := r.engine.Execute(ctx, h, workflow.Run{SessionID: l.SessionID, OwnerID: run.OwnerID, RunID: l.RunID}, st)
 	h.flush(bg)
-	r.reportUsage(bg, h, run.OwnerID)
+	r.reportUsage(bg, h, run.OwnerID, st.UsageEstimated)
 	if err != nil {
 		return r.failed(bg, h, log, err, ctx)
 	}
@@ -384,8 +384,9 @@ func (r *Runtime) withHistory(ctx context.Context, run store.Run) string {
 	return b.String()
 }
 
-// reportUsage says what the run and the session have cost so far.
-func (r *Runtime) reportUsage(ctx context.Context, h *host, owner string) {
+// reportUsage says what the run and the session have cost so far. estimated marks counts that are
+// not all the provider's own (a broken stream's, or the scripted provider's, which has no tokens).
+func (r *Runtime) reportUsage(ctx context.Context, h *host, owner string, estimated bool) {
 	run, err := r.store.GetRun(ctx, h.sessionID, h.runID)
 	if err != nil {
 		return
@@ -394,11 +395,24 @@ func (r *Runtime) reportUsage(ctx context.Context, h *host, owner string) {
 	if err != nil {
 		return
 	}
+	text := fmt.Sprintf("Run usage: %d input + %d output tokens, $%.4f (session: $%.4f).", run.InputTokens, run.OutputTokens, run.CostUSD, sess.CostUSD)
+	if run.CacheReadTokens > 0 || run.CacheWriteTokens > 0 {
+		text = fmt.Sprintf("Run usage: %d input tokens (%d read from the prompt cache, %d written to it) + %d output tokens, $%.4f (session: $%.4f).",
+			run.InputTokens, run.CacheReadTokens, run.CacheWriteTokens, run.OutputTokens, run.CostUSD, sess.CostUSD)
+	}
+	if estimated {
+		text += " Token counts are partly estimated."
+	}
+	usage := func(in, out, cacheRead, cacheWrite int64, cost float64) map[string]any {
+		return map[string]any{"input_tokens": float64(in), "output_tokens": float64(out), "cost_usd": cost,
+			"cache_read_tokens": float64(cacheRead), "cache_write_tokens": float64(cacheWrite)}
+	}
 	ev := events.Event{Type: events.TypeUsage, Sender: events.SenderStatus, SessionID: h.sessionID, Timestamp: time.Now().UTC(), RunID: h.runID,
-		Content: fmt.Sprintf("Run usage: %d input + %d output tokens, $%.4f (session: $%.4f).", run.InputTokens, run.OutputTokens, run.CostUSD, sess.CostUSD),
+		Content: text,
 		Data: map[string]any{
-			"run":     map[string]any{"input_tokens": float64(run.InputTokens), "output_tokens": float64(run.OutputTokens), "cost_usd": run.CostUSD},
-			"session": map[string]any{"input_tokens": float64(sess.InputTokens), "output_tokens": float64(sess.OutputTokens), "cost_usd": sess.CostUSD},
+			"run":       usage(run.InputTokens, run.OutputTokens, run.CacheReadTokens, run.CacheWriteTokens, run.CostUSD),
+			"session":   usage(sess.InputTokens, sess.OutputTokens, sess.CacheReadTokens, sess.CacheWriteTokens, sess.CostUSD),
+			"estimated": estimated,
 		}}
 	_ = h.Emit(ctx, ev, nil)
 }

@@ -51,6 +51,9 @@ type Run struct {
 	InputTokens  int64
 	OutputTokens int64
 	CostUSD      float64
+	// Cache counts are part of InputTokens: how many were read from or written to the prompt cache.
+	CacheReadTokens  int64
+	CacheWriteTokens int64
 }
 
 // StartOutcome says what PostMessage did with the user's message.
@@ -163,6 +166,8 @@ func (s *Store) GetRun(ctx context.Context, sessionID, runID string) (Run, error
 	in, _ := strconv.ParseInt(m["input_tokens"], 10, 64)
 	out, _ := strconv.ParseInt(m["output_tokens"], 10, 64)
 	cost, _ := strconv.ParseFloat(m["cost_usd"], 64)
+	cacheRead, _ := strconv.ParseInt(m["cache_read_tokens"], 10, 64)
+	cacheWrite, _ := strconv.ParseInt(m["cache_write_tokens"], 10, 64)
 	created, _ := strconv.ParseInt(m["created_at"], 10, 64)
 	updated, _ := strconv.ParseInt(m["updated_at"], 10, 64)
 	return Run{
@@ -170,7 +175,7 @@ func (s *Store) GetRun(ctx context.Context, sessionID, runID string) (Run, error
 		ID: m["id"], SessionID: m["session_id"], OwnerID: m["owner"], Status: m["status"],
 		Prompt: m["prompt"], Answer: m["answer"], Checkpoint: []byte(m["checkpoint"]),
 		Cancel: m["cancel"] == "1", Attempts: attempts, Error: m["error"],
-		InputTokens: in, OutputTokens: out, CostUSD: cost,
+		InputTokens: in, OutputTokens: out, CostUSD: cost, CacheReadTokens: cacheRead, CacheWriteTokens: cacheWrite,
 	}, nil
 }
 
@@ -200,16 +205,19 @@ func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (can
 
 // Usage is token usage and cost to add to a run and its session.
 type Usage struct {
-	InputTokens  int64
-	OutputTokens int64
-	CostUSD      float64
+	InputTokens      int64
+	OutputTokens     int64
+	CostUSD          float64
+	CacheReadTokens  int64 // part of InputTokens
+	CacheWriteTokens int64 // part of InputTokens
 }
 
 // Checkpoint saves the run's state (opaque JSON) and adds usage.
 func (s *Store) Checkpoint(ctx context.Context, l Lease, state []byte, u Usage) error {
 	n, err := checkpointScript.Run(ctx, s.rdb,
 		[]string{sessionKey(l.SessionID), runKey(l.SessionID, l.RunID), runLeaseKey(l.SessionID, l.RunID)},
-		l.Token, state, u.InputTokens, u.OutputTokens, strconv.FormatFloat(u.CostUSD, 'f', -1, 64), s.now().UnixMilli()).Int()
+		l.Token, state, u.InputTokens, u.OutputTokens, strconv.FormatFloat(u.CostUSD, 'f', -1, 64), s.now().UnixMilli(),
+		u.CacheReadTokens, u.CacheWriteTokens).Int()
 	if err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}

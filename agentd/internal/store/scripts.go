@@ -104,7 +104,8 @@ return 0
 // checkpointScript saves a run's state after a step and adds the step's usage to the run and the session.
 //
 // KEYS: 1 session, 2 run, 3 lease
-// ARGV: 1 token, 2 checkpoint JSON, 3 input tokens, 4 output tokens, 5 cost (USD), 6 now (unix ms)
+// ARGV: 1 token, 2 checkpoint JSON, 3 input tokens, 4 output tokens, 5 cost (USD), 6 now (unix ms),
+// 7 cache-read tokens, 8 cache-write tokens (both part of the input tokens)
 // Returns 1, or -1 when the lease is lost.
 var checkpointScript = redis.NewScript(`
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
@@ -113,6 +114,8 @@ for _, k in ipairs({KEYS[1], KEYS[2]}) do
   redis.call('HINCRBY', k, 'input_tokens', ARGV[3])
   redis.call('HINCRBY', k, 'output_tokens', ARGV[4])
   redis.call('HINCRBYFLOAT', k, 'cost_usd', ARGV[5])
+  redis.call('HINCRBY', k, 'cache_read_tokens', ARGV[7])
+  redis.call('HINCRBY', k, 'cache_write_tokens', ARGV[8])
 end
 return 1
 `)

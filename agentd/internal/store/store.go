@@ -51,6 +51,9 @@ type Session struct {
 	InputTokens  int64
 	OutputTokens int64
 	CostUSD      float64
+	// Cache counts are part of InputTokens: how many were read from or written to the prompt cache.
+	CacheReadTokens  int64
+	CacheWriteTokens int64
 }
 
 // CreateSession stores a new session owned by ownerID.
@@ -102,9 +105,11 @@ func parseSession(m map[string]string) (Session, bool) {
 	in, _ := strconv.ParseInt(m["input_tokens"], 10, 64)
 	out, _ := strconv.ParseInt(m["output_tokens"], 10, 64)
 	cost, _ := strconv.ParseFloat(m["cost_usd"], 64)
+	cacheRead, _ := strconv.ParseInt(m["cache_read_tokens"], 10, 64)
+	cacheWrite, _ := strconv.ParseInt(m["cache_write_tokens"], 10, 64)
 	return Session{
 		ID: m["id"], Title: m["title"], OwnerID: m["owner"], CreatedAt: time.UnixMilli(ms).UTC(),
-		InputTokens: in, OutputTokens: out, CostUSD: cost,
+		InputTokens: in, OutputTokens: out, CostUSD: cost, CacheReadTokens: cacheRead, CacheWriteTokens: cacheWrite,
 	}, true
 }
 

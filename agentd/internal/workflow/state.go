@@ -15,6 +15,10 @@ type State struct {
 	Steps       int     `json:"steps"`
 	ToolCalls   int     `json:"tool_calls"`
 	Tokens      int64   `json:"tokens"`
+	// Unpriced lists the models of this run without a known price (each is announced once), and
+	// UsageEstimated says some of the run's token counts are estimates, not the provider's.
+	Unpriced       []string `json:"unpriced,omitempty"`
+	UsageEstimated bool     `json:"usage_estimated,omitempty"`
 	// WaitingCall is the key of the ask_human call the run waits on; Answer is the user's reply once
 	// it arrived.
 	WaitingCall string `json:"waiting_call,omitempty"`

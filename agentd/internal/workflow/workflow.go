@@ -39,6 +39,9 @@ type Host interface {
 	Emit(ctx context.Context, ev events.Event, msg *events.Message) error
 	// Token streams a piece of a message being generated (buffered, best effort).
 	Token(ctx context.Context, messageID, agent, text string)
+	// ToolCallDelta streams a piece of a tool call's arguments as the model writes them (buffered,
+	// best effort); the final tool_call event with the same message id replaces the pieces.
+	ToolCallDelta(ctx context.Context, messageID, agent, tool, args string)
 	Checkpoint(ctx context.Context, st *State, u store.Usage) error
 	BeginTool(ctx context.Context, key, tool string) (bool, store.ToolRecord, error)
 	EndTool(ctx context.Context, key string, rec store.ToolRecord) error
@@ -66,10 +69,16 @@ type Engine struct {
 	Provider llm.Provider
 	Tools    SandboxTools
 	Limits   Limits
-	Price    llm.Price
-	Model    string
-	// MaxOutputTokens bounds one model call's answer.
+	// Pricing prices each model's usage.
+	Pricing llm.Pricing
+	Model   string
+	// MaxOutputTokens bounds one model call's answer; 0 leaves it to each model's default cap.
 	MaxOutputTokens int
+	// Retry repeats model turns that failed for a passing reason (overload, rate limit, a broken
+	// stream), each retry shown to the user.
+	Retry llm.RetryPolicy
+	// MaxContinuations bounds how often a text answer cut by the output limit is continued.
+	MaxContinuations int
 }
 
 // Run identifies the run being executed.
@@ -79,7 +88,8 @@ type Run struct {
 	RunID     string
 }
 
-// ErrProvider wraps a model failure; the run fails with a visible error event.
+// ErrProvider wraps a model failure; the run fails with a visible error event. A conversation that
+// outgrew the model's context window also matches llm.ErrContextLength.
 var ErrProvider = errors.New("model provider failed")
 
 func (e *Engine) limitsFor() Limits {
@@ -128,8 +138,12 @@ func (e *Engine) Execute(ctx context.Context, h Host, run Run, st *State) (Resul
 		case lim.MaxTokens > 0 && st.Tokens >= lim.MaxTokens:
 			return Result{Outcome: Stopped, Reason: fmt.Sprintf("the token limit (%d) was reached", lim.MaxTokens)}, nil
 		}
-		if err := e.turn(ctx, h, run, st); err != nil {
+		res, done, err := e.turn(ctx, h, run, st)
+		if err != nil {
 			return Result{}, err
+		}
+		if done {
+			return res, nil
 		}
 		if len(st.Frames) == 0 {
 			return Result{Outcome: Completed}, nil
@@ -144,31 +158,42 @@ func senderOf(agent string) string {
 	return events.SenderAgent
 }
 
-// turn asks the top frame's agent for its next move.
-func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) error {
+// turn asks the top frame's agent for its next move. done means the run's execution ends with res.
+func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) (res Result, done bool, err error) {
 	top := &st.Frames[len(st.Frames)-1]
 	agent, ok := e.Registry.Get(top.Agent)
 	if !ok {
-		return fmt.Errorf("workflow: agent %q is not in the registry", top.Agent)
+		return Result{}, false, fmt.Errorf("workflow: agent %q is not in the registry", top.Agent)
 	}
 	model := agent.Model
 	if model == "" {
 		model = e.Model
 	}
 	msgID := uuid.NewString()
-	resp, err := e.Provider.Complete(ctx, llm.Request{
-		Agent: agent.Name, Model: model, System: e.system(agent), Messages: top.Messages,
-		Tools: tools.ForLLM(agent.Tools), MaxTokens: e.MaxOutputTokens,
-	}, func(s string) { h.Token(ctx, msgID, agent.Name, s) })
+	resp, segments, err := e.complete(ctx, h, run, agent, model, msgID, top.Messages)
+	usage, accErr := e.account(ctx, h, run, st, agent.Name, firstNonEmpty(model, resp.Model), resp.Usage)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		// What the failed attempts consumed is billed all the same, so it is recorded.
+		if resp.Usage != (llm.Usage{}) && accErr == nil {
+			_ = h.Checkpoint(context.WithoutCancel(ctx), st, usage)
 		}
-		return fmt.Errorf("%w: %w", ErrProvider, err)
+		if ctx.Err() != nil {
+			return Result{}, false, ctx.Err()
+		}
+		return Result{}, false, fmt.Errorf("%w: %w", ErrProvider, err)
 	}
-	st.Steps++
-	st.Tokens += resp.Usage.InputTokens + resp.Usage.OutputTokens
-	recordUsage(ctx, model, resp.Usage.InputTokens, resp.Usage.OutputTokens, e.Price.Cost(resp.Usage))
+	if accErr != nil {
+		return Result{}, false, accErr
+	}
+	st.Steps += segments
+	if resp.Stop == llm.StopLength {
+		markCut(agent, &resp)
+	}
+	refused := resp.Stop.Refused()
+	if refused {
+		// Whatever calls a refused or filtered answer held may be cut; none of them runs.
+		resp.ToolCalls = nil
+	}
 	// Call ids key the idempotency records, so they must be unique within the run: some providers
 	// send none, or reuse them across turns.
 	seen := map[string]bool{}
@@ -182,23 +207,75 @@ func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) error {
 			resp.ToolCalls[i].ID = fmt.Sprintf("call_s%d_%d", st.Steps, i)
 		}
 		seen[resp.ToolCalls[i].ID] = true
+		resp.ToolCalls[i].MessageID = callMessageID(msgID, i)
 	}
-	top.Messages = append(top.Messages, llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
+	// The model's refusal stays in its conversation; the user reads it in the status below.
+	content := resp.Content
+	if refused && strings.TrimSpace(content) == "" {
+		content = resp.Refusal
+	}
+	top.Messages = append(top.Messages, llm.Message{Role: llm.RoleAssistant, Content: content, ToolCalls: resp.ToolCalls})
 	if text := strings.TrimSpace(resp.Content); text != "" {
 		m := events.Message{ID: msgID, SessionID: run.SessionID, Sender: senderOf(agent.Name), Content: text,
 			Timestamp: time.Now().UTC(), Agent: agent.Name, RunID: run.RunID}
 		if err := h.Emit(ctx, m.Event(), &m); err != nil {
-			return err
+			return Result{}, false, err
 		}
 	}
 	if len(resp.ToolCalls) == 0 {
-		// A plain answer ends the agent's step: the lead's is its final word to the user, a member's
-		// is its report.
-		e.pop(st, resp.Content)
+		if resp.Stop == llm.StopLength && strings.TrimSpace(resp.Content) != "" {
+			// Continued as often as allowed and still cut: the answer stands, incomplete, and says so.
+			text := fmt.Sprintf("%s's answer was cut by the output limit; it ends incomplete.", display(agent.Name))
+			if segments > 1 {
+				text = fmt.Sprintf("%s's answer was still cut by the output limit after %d continuations; it ends incomplete.",
+					display(agent.Name), segments-1)
+			}
+			if err := h.Emit(ctx, statusEvent(run, agent.Name, text, map[string]any{"stop_reason": resp.StopReason}), nil); err != nil {
+				return Result{}, false, err
+			}
+		}
+		if reason := unanswered(agent.Name, resp, refused); reason != "" {
+			// A refusal, a filtered answer or an answer lost to the output limit never passes for a
+			// finished step: the user sees why, and the lead decides what to do about a member's.
+			data := map[string]any{"stop_reason": firstNonEmpty(resp.StopReason, string(resp.Stop))}
+			if err := h.Emit(ctx, statusEvent(run, agent.Name, reason, data), nil); err != nil {
+				return Result{}, false, err
+			}
+			if len(st.Frames) == 1 {
+				if err := h.Checkpoint(ctx, st, usage); err != nil {
+					return Result{}, false, err
+				}
+				return Result{Outcome: Stopped, Reason: strings.TrimSuffix(reason, ".")}, true, nil
+			}
+			e.pop(st, "failed: "+reason)
+		} else {
+			// A plain answer ends the agent's step: the lead's is its final word to the user, a
+			// member's is its report.
+			e.pop(st, resp.Content)
+		}
 	}
-	return h.Checkpoint(ctx, st, store.Usage{
-		InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens, CostUSD: e.Price.Cost(resp.Usage),
-	})
+	return Result{}, false, h.Checkpoint(ctx, st, usage)
+}
+
+// unanswered says why a turn without tool calls is not a real answer, or "" when it is one.
+func unanswered(agent string, resp llm.Response, refused bool) string {
+	switch {
+	case refused:
+		return refusal(agent, resp)
+	case resp.Stop == llm.StopLength && strings.TrimSpace(resp.Content) == "":
+		return fmt.Sprintf("%s's model used its whole output limit (%d tokens) without answering (reasoning models spend part of it thinking; AGENTD_LLM_MAX_OUTPUT_TOKENS raises it).",
+			display(agent), resp.MaxTokens)
+	}
+	return ""
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func (e *Engine) system(a registry.Agent) string {
@@ -243,6 +320,12 @@ func (e *Engine) refuse(ctx context.Context, h Host, run Run, st *State, f *Fram
 	if err := h.Emit(ctx, ev, nil); err != nil {
 		return Result{}, false, err
 	}
+	return e.tooManyInvalid(ctx, h, run, st, f, lim)
+}
+
+// tooManyInvalid ends the agent's step (the run, for the lead) once its unusable outputs in a row
+// reach the limit.
+func (e *Engine) tooManyInvalid(ctx context.Context, h Host, run Run, st *State, f *Frame, lim Limits) (Result, bool, error) {
 	if lim.MaxInvalid > 0 && f.Invalid >= lim.MaxInvalid {
 		reason := fmt.Sprintf("%s produced %d unusable outputs in a row", f.Agent, f.Invalid)
 		if len(st.Frames) == 1 {
@@ -256,10 +339,42 @@ func (e *Engine) refuse(ctx context.Context, h Host, run Run, st *State, f *Fram
 	return Result{}, false, nil
 }
 
+// callEvent is the final tool_call event of call: under the message id its arguments streamed with,
+// carrying them whole.
+func callEvent(run Run, agent string, call llm.ToolCall, data map[string]any) events.Event {
+	ev := toolEvent(run, events.TypeToolCall, agent, call.Name, call.Arguments, data)
+	ev.MessageID, ev.Final = call.MessageID, true
+	if ev.MessageID == "" {
+		ev.MessageID = uuid.NewString()
+	}
+	return ev
+}
+
+// cut answers a call the output limit cut: it does not run, the model is told what was cut and how
+// to split the work, and the user sees why the call they watched being written was dropped.
+func (e *Engine) cut(ctx context.Context, h Host, run Run, st *State, f *Frame, call llm.ToolCall, lim Limits) (Result, bool, error) {
+	observe(f, call, call.Cut, true)
+	f.Invalid++
+	if err := h.Emit(ctx, callEvent(run, f.Agent, call, map[string]any{"call_id": call.ID, "cut": true}), nil); err != nil {
+		return Result{}, false, err
+	}
+	// The call's result closes it in the UI like any other, saying why it did not run.
+	text := fmt.Sprintf("Not run: the output limit cut this call off before its arguments were complete; %s was asked to split the work into smaller calls.",
+		display(f.Agent))
+	if err := h.Emit(ctx, toolEvent(run, events.TypeToolResult, f.Agent, call.Name, text,
+		map[string]any{"call_id": call.ID, "is_error": true, "stop_reason": "length"}), nil); err != nil {
+		return Result{}, false, err
+	}
+	return e.tooManyInvalid(ctx, h, run, st, f, lim)
+}
+
 // resolve handles one tool call of the top frame. done means the run's execution ends with res.
 func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call llm.ToolCall, lim Limits) (res Result, done bool, err error) {
 	f := &st.Frames[len(st.Frames)-1]
 	agent, _ := e.Registry.Get(f.Agent)
+	if call.Cut != "" {
+		return e.cut(ctx, h, run, st, f, call, lim)
+	}
 	spec, known := tools.Lookup(call.Name)
 	switch {
 	case !known:
@@ -289,8 +404,7 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 	if lim.MaxToolCalls > 0 && st.ToolCalls > lim.MaxToolCalls {
 		return Result{Outcome: Stopped, Reason: fmt.Sprintf("the tool call limit (%d) was reached", lim.MaxToolCalls)}, true, nil
 	}
-	if err := h.Emit(ctx, toolEvent(run, events.TypeToolCall, f.Agent, call.Name, call.Arguments,
-		map[string]any{"call_id": call.ID, "arguments": rawJSON(call.Arguments)}), nil); err != nil {
+	if err := h.Emit(ctx, callEvent(run, f.Agent, call, map[string]any{"call_id": call.ID, "arguments": rawJSON(call.Arguments)}), nil); err != nil {
 		return Result{}, false, err
 	}
 	if spec.Control {
@@ -489,3 +603,5 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+func jsonValid(s string) bool { return json.Valid([]byte(s)) }
