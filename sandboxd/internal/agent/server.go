@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
+	"github.com/mgx-ai/mgx/sandboxd/internal/proctree"
 )
 
 // Options configure an agent.
@@ -207,6 +208,9 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// sweepBudget bounds the search for every descendant on shutdown.
+const sweepBudget = 5 * time.Second
+
 // Handler returns the agent's HTTP API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -232,10 +236,13 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-// stopAll kills every background process group on shutdown.
+// stopAll ends every process of the sandbox on shutdown (host mode: in a container the kernel ends them all
+// with PID 1). Killing the process groups of the commands it started is not enough: `setsid cmd &`, a
+// double-forked daemon or `nohup` leave their group and session. They cannot leave the agent's ancestry: the
+// agent is a child subreaper (sandbox-agent's main), so every orphan below it is re-parented to it and stays
+// its descendant, and the sweep ends them all, freezing them first so a fork loop cannot outrun it.
 func (s *Server) stopAll() {
 	s.procMu.Lock()
-	defer s.procMu.Unlock()
 	for _, p := range s.procs {
 		if p.running() {
 			killGroup(p.pid, syscall.SIGKILL)
@@ -243,6 +250,12 @@ func (s *Server) stopAll() {
 	}
 	for pgid := range s.groups {
 		killGroup(pgid, syscall.SIGKILL)
+	}
+	s.procMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), sweepBudget)
+	defer cancel()
+	if err := proctree.End(ctx, proctree.Below(os.Getpid())); err != nil {
+		s.opts.Logger.Error("processes survive the agent", "err", err)
 	}
 }
 
