@@ -45,8 +45,9 @@ type Options struct {
 	OwnedPortsOnly bool
 	// LinkScope lists the directories that hold the sandbox's own files (the local driver: its workspace,
 	// home and temp dir). The files API reads or writes a file with more than one hard link only when all its
-	// links lie inside them; see linkGuard. Empty means the workspace alone on the host, and no check at all
-	// when the agent is PID 1: a container's processes cannot link to anything outside the container.
+	// links lie inside them; see linkGuard. The workspace always counts. Empty means the workspace alone on the
+	// host, and no check at all when the agent is PID 1: a container's processes cannot link to anything
+	// outside the container.
 	LinkScope []string
 	// MaxReadBytes caps the size of a file read. 0 means 8 MiB, which stays
 	// under the 16 MiB gRPC message limit even base64-encoded.
@@ -97,10 +98,12 @@ func New(opts Options) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(opts.StateDir, "logs"), 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	if len(opts.LinkScope) == 0 && os.Getpid() != 1 {
-		opts.LinkScope = []string{opts.Workspace}
+	var links *linkGuard
+	if len(opts.LinkScope) > 0 || os.Getpid() != 1 {
+		// The workspace is always the sandbox's own, whatever else the scope names.
+		links = newLinkGuard(append([]string{opts.Workspace}, opts.LinkScope...))
 	}
-	s := &Server{opts: opts, root: root, links: newLinkGuard(opts.LinkScope), children: newChildren(), procs: make(map[string]*process), groups: make(map[int]bool)}
+	s := &Server{opts: opts, root: root, links: links, children: newChildren(), procs: make(map[string]*process), groups: make(map[int]bool)}
 	s.shell = []string{"/bin/sh", "-c"}
 	if _, err := os.Stat("/bin/bash"); err == nil {
 		// A login shell so that the image's profile (nvm, PATH additions)
@@ -208,9 +211,6 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// sweepBudget bounds the search for every descendant on shutdown.
-const sweepBudget = 5 * time.Second
-
 // Handler returns the agent's HTTP API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -235,6 +235,9 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 		Workspace: s.opts.Workspace, ActiveExecs: int(s.active.Load()),
 	})
 }
+
+// sweepBudget bounds the search for every descendant on shutdown.
+const sweepBudget = 5 * time.Second
 
 // stopAll ends every process of the sandbox on shutdown (host mode: in a container the kernel ends them all
 // with PID 1). Killing the process groups of the commands it started is not enough: `setsid cmd &`, a
