@@ -12,7 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -175,9 +177,28 @@ func descendants(procs map[int]Proc, roots map[int]bool) []Proc {
 // not stopped yet. A stopped process cannot fork, so this converges even against a fork loop, where killing
 // as found would race new children. Then SIGKILL to all of them (a stopped process dies of it at once), and
 // scans until nothing selected is alive; zombies are dead and left to whoever reaps them. The caller's own
-// process and init are never signalled.
+// process and init are never signalled. A process the caller may not signal (another user's, such as a
+// setuid program's) is not waited for: End reports it once the others are gone.
 func End(ctx context.Context, sel Selector) error {
 	stopped := map[key]Proc{}
+	denied := map[key]Proc{}
+	// send signals p unless it is known, and files it under stopped or denied; it reports whether p was new.
+	send := func(p Proc, sig syscall.Signal) bool {
+		if _, ok := stopped[p.key()]; ok {
+			return false
+		}
+		if _, ok := denied[p.key()]; ok {
+			return false
+		}
+		switch err := signal(p, sig); {
+		case err == nil:
+			stopped[p.key()] = p
+			return true
+		case errors.Is(err, syscall.EPERM):
+			denied[p.key()] = p
+		}
+		return false
+	}
 	for {
 		procs, err := Scan()
 		if err != nil {
@@ -185,8 +206,7 @@ func End(ctx context.Context, sel Selector) error {
 		}
 		fresh := 0
 		for _, p := range sel(procs) {
-			if _, ok := stopped[p.key()]; !ok && signal(p, syscall.SIGSTOP) {
-				stopped[p.key()] = p
+			if send(p, syscall.SIGSTOP) {
 				fresh++
 			}
 		}
@@ -195,7 +215,7 @@ func End(ctx context.Context, sel Selector) error {
 		}
 	}
 	for _, p := range stopped {
-		signal(p, syscall.SIGKILL)
+		_ = signal(p, syscall.SIGKILL)
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -211,14 +231,14 @@ func End(ctx context.Context, sel Selector) error {
 			}
 		}
 		for _, p := range sel(procs) {
-			if _, ok := stopped[p.key()]; !ok {
+			if send(p, syscall.SIGKILL) {
 				alive = append(alive, p)
-				if signal(p, syscall.SIGKILL) {
-					stopped[p.key()] = p
-				}
 			}
 		}
 		if len(alive) == 0 {
+			if len(denied) > 0 {
+				return fmt.Errorf("%d processes may not be signalled (pids %v…)", len(denied), pids(slices.Collect(maps.Values(denied)), 5))
+			}
 			return nil
 		}
 		select {
@@ -237,30 +257,32 @@ func pids(ps []Proc, n int) []int {
 	return out
 }
 
-// signal sends sig to p if p still is the process the scan saw, and reports whether it was.
+// signal sends sig to p if p still is the process the scan saw; an error means it was not signalled (ESRCH:
+// it is gone or the pid names another process now).
 //
 // A pid names another process once p was reaped, so a plain kill(2) after a scan could hit an unrelated
 // process. A pidfd names one process for good: it is opened first, and the process behind it is then checked
 // to be p by its start time. That check is sound because p's pid cannot be reused while the pidfd's process
 // holds it, so if the pid shows p's start time after the open, the open got p.
-func signal(p Proc, sig syscall.Signal) bool {
+func signal(p Proc, sig syscall.Signal) error {
 	if p.PID <= 1 || p.PID == os.Getpid() {
-		return false
+		return syscall.EPERM
 	}
+	same := func() bool { now, err := read(p.PID); return err == nil && now.Start == p.Start }
 	fd, err := unix.PidfdOpen(p.PID, 0)
 	if errors.Is(err, unix.ENOSYS) {
 		// Kernels before 5.3: the narrow window between check and kill remains.
-		if now, err := read(p.PID); err == nil && now.Start == p.Start {
-			return syscall.Kill(p.PID, sig) == nil
+		if !same() {
+			return syscall.ESRCH
 		}
-		return false
+		return syscall.Kill(p.PID, sig)
 	}
 	if err != nil {
-		return false
+		return err
 	}
 	defer unix.Close(fd)
-	if now, err := read(p.PID); err != nil || now.Start != p.Start {
-		return false
+	if !same() {
+		return syscall.ESRCH
 	}
-	return unix.PidfdSendSignal(fd, sig, nil, 0) == nil
+	return unix.PidfdSendSignal(fd, sig, nil, 0)
 }

@@ -1,6 +1,7 @@
 package proctree
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,10 +95,33 @@ func TestSignalChecksTheProcessIsTheOneScanned(t *testing.T) {
 	require.NoError(t, err)
 	stale := p
 	stale.Start++ // as if the pid now named a process started later
-	require.False(t, signal(stale, unix.SIGKILL))
+	require.ErrorIs(t, signal(stale, unix.SIGKILL), unix.ESRCH)
 	require.True(t, alive(p.PID))
-	require.False(t, signal(Proc{PID: os.Getpid(), Start: 1}, unix.SIGKILL), "never itself")
-	require.True(t, signal(p, unix.SIGKILL))
+	require.Error(t, signal(Proc{PID: os.Getpid(), Start: 1}, unix.SIGKILL), "never itself")
+	require.NoError(t, signal(p, unix.SIGKILL))
+}
+
+// A process End may not signal (here init, which signal always refuses, as the kernel refuses another
+// user's) is reported at once, not waited for until the deadline; the others still end.
+func TestEndReportsWhatItMayNotSignal(t *testing.T) {
+	mine := exec.Command("sleep", "3011")
+	require.NoError(t, mine.Start())
+	t.Cleanup(func() { _ = mine.Process.Kill(); _ = mine.Wait() })
+	sel := func(procs map[int]Proc) []Proc {
+		var out []Proc
+		for _, pid := range []int{1, mine.Process.Pid} {
+			if p, ok := procs[pid]; ok && !p.dead() {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	begin := time.Now()
+	require.ErrorContains(t, End(ctx, sel), "may not be signalled")
+	require.Less(t, time.Since(begin), 2*time.Second, "waited for a process it may not signal")
+	require.False(t, alive(mine.Process.Pid))
 }
 
 // reapAll collects the zombies re-parented to this process.

@@ -196,6 +196,15 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	sweep := func(sel proctree.Selector) error {
+		sweepCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sweepBudget)
+		defer cancel()
+		if err := proctree.End(sweepCtx, sel); err != nil {
+			return fmt.Errorf("local sandbox %s: end its processes: %w", id, err)
+		}
+		return nil
+	}
+	var errs []error
 	if d.alive(m) {
 		_ = syscall.Kill(m.PID, syscall.SIGTERM)
 		deadline := time.Now().Add(agentStopGrace)
@@ -203,20 +212,14 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if d.alive(m) {
-			sweepCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sweepBudget)
-			err := proctree.End(sweepCtx, proctree.Tree(m.PID))
-			cancel()
-			if err != nil {
-				return fmt.Errorf("local sandbox %s: end its processes: %w", id, err)
-			}
+			errs = append(errs, sweep(proctree.Tree(m.PID)))
 		}
 	}
-	sweepCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sweepBudget)
-	defer cancel()
-	if err := proctree.End(sweepCtx, proctree.Marked(markerEnv(m.Name))); err != nil {
-		return fmt.Errorf("local sandbox %s: end its processes: %w", id, err)
-	}
-	return os.RemoveAll(d.dir(id))
+	errs = append(errs, sweep(proctree.Marked(markerEnv(m.Name))))
+	// The directory goes even when a process could not be ended (another user's, after a setuid program):
+	// keeping it would only block re-creating the sandbox under its name. The error is the caller's to log.
+	errs = append(errs, os.RemoveAll(d.dir(id)))
+	return errors.Join(errs...)
 }
 
 // markerEnv is the environment entry every process of the sandbox named name inherits from its agent.
