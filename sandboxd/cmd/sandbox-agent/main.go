@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/agent"
@@ -24,7 +25,10 @@ func run() int {
 	flag.StringVar(&opts.StateDir, "state-dir", "", "directory for process logs (default $TMPDIR/mgx-agent)")
 	flag.StringVar(&opts.User, "user", "", "run commands as this user when the agent runs as root")
 	flag.BoolVar(&opts.OwnedPortsOnly, "owned-ports", false, "report only ports of the agent's own descendants (host mode)")
+	var linkScope string
+	flag.StringVar(&linkScope, "link-scope", "", "directories (list separated like PATH) holding the sandbox's own files: the files API serves a hard-linked file only when all its links lie in them (host mode; default the workspace)")
 	flag.Parse()
+	opts.LinkScope = filepath.SplitList(linkScope)
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 
 	ctx := context.Background()

@@ -40,19 +40,39 @@ func TestParseHexAddr(t *testing.T) {
 }
 
 // startAgent serves an in-process agent on a short unix socket path.
-func startAgent(t *testing.T) *agentclient.Client {
+func startAgent(t *testing.T) *agentclient.Client { return startAgentIn(t, nil).Client }
+
+// testAgent is an in-process agent: its client, its directory (holding the workspace "ws" and the state
+// directory "state") and a stop that ends it as SIGTERM ends sandbox-agent.
+type testAgent struct {
+	*agentclient.Client
+	dir  string
+	stop func()
+}
+
+func (a *testAgent) ws(elem ...string) string {
+	return filepath.Join(append([]string{a.dir, "ws"}, elem...)...)
+}
+
+// startAgentIn is startAgent with options adjusted by mod.
+func startAgentIn(t *testing.T, mod func(dir string, o *Options)) *testAgent {
 	dir, err := os.MkdirTemp("", "agt-")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	srv, err := New(Options{Socket: filepath.Join(dir, "a.sock"), Workspace: filepath.Join(dir, "ws"), StateDir: filepath.Join(dir, "state"), OwnedPortsOnly: true})
+	opts := Options{Socket: filepath.Join(dir, "a.sock"), Workspace: filepath.Join(dir, "ws"), StateDir: filepath.Join(dir, "state"), OwnedPortsOnly: true}
+	if mod != nil {
+		mod(dir, &opts)
+	}
+	srv, err := New(opts)
 	require.NoError(t, err)
 	ln, err := net.Listen("unix", filepath.Join(dir, "a.sock"))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.ServeListener(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return agentclient.New(filepath.Join(dir, "a.sock"), os.Getpid())
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return &testAgent{Client: agentclient.New(filepath.Join(dir, "a.sock"), os.Getpid()), dir: dir, stop: stop}
 }
 
 func TestExecDrainKeepsBackgroundWriterAlive(t *testing.T) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -83,7 +84,12 @@ func (s *Server) startProcess(req agentapi.StartProcessRequest) (*process, error
 		return nil, errf(agentapi.CodeExists, "process %q is already running (pid %d)", req.Name, old.pid)
 	}
 	logPath := filepath.Join(s.opts.StateDir, "logs", req.Name+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o644)
+	// A fresh file every start, never one found at the path: on the host, sandbox code can reach the state
+	// directory and leave a FIFO there (open would block) or a symlink to a file it wants truncated.
+	if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +191,7 @@ func (s *Server) handleProcessLogs(w http.ResponseWriter, r *http.Request) {
 		offset = 0
 	}
 	follow := r.URL.Query().Get("follow") == "1"
-	f, err := os.Open(p.logPath)
+	f, err := openLog(p.logPath)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -227,4 +233,18 @@ func (s *Server) handleProcessLogs(w http.ResponseWriter, r *http.Request) {
 		case <-poll.C:
 		}
 	}
+}
+
+// openLog opens a process log for reading without blocking on, or following, whatever sandbox code may have
+// put at its path since (the state directory is reachable on the host), and only if it is a regular file.
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, errf(agentapi.CodeNotFound, "process log is missing or not a regular file")
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, errf(agentapi.CodeNotFound, "process log is missing or not a regular file")
+	}
+	return f, nil
 }

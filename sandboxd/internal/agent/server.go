@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
+	"github.com/mgx-ai/mgx/sandboxd/internal/proctree"
 )
 
 // Options configure an agent.
@@ -42,6 +43,12 @@ type Options struct {
 	// The local driver needs it: on the host, /proc/net/tcp lists every
 	// port of the machine, not just the sandbox's.
 	OwnedPortsOnly bool
+	// LinkScope lists the directories that hold the sandbox's own files (the local driver: its workspace,
+	// home and temp dir). The files API reads or writes a file with more than one hard link only when all its
+	// links lie inside them; see linkGuard. The workspace always counts. Empty means the workspace alone on the
+	// host, and no check at all when the agent is PID 1: a container's processes cannot link to anything
+	// outside the container.
+	LinkScope []string
 	// MaxReadBytes caps the size of a file read. 0 means 8 MiB, which stays
 	// under the 16 MiB gRPC message limit even base64-encoded.
 	MaxReadBytes int64
@@ -55,6 +62,7 @@ type Server struct {
 	root     *os.Root
 	children *children
 	shell    []string
+	links    *linkGuard
 	cred     *syscall.Credential
 	home     string
 	userName string
@@ -90,7 +98,12 @@ func New(opts Options) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(opts.StateDir, "logs"), 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	s := &Server{opts: opts, root: root, children: newChildren(), procs: make(map[string]*process), groups: make(map[int]bool)}
+	var links *linkGuard
+	if len(opts.LinkScope) > 0 || os.Getpid() != 1 {
+		// The workspace is always the sandbox's own, whatever else the scope names.
+		links = newLinkGuard(append([]string{opts.Workspace}, opts.LinkScope...))
+	}
+	s := &Server{opts: opts, root: root, links: links, children: newChildren(), procs: make(map[string]*process), groups: make(map[int]bool)}
 	s.shell = []string{"/bin/sh", "-c"}
 	if _, err := os.Stat("/bin/bash"); err == nil {
 		// A login shell so that the image's profile (nvm, PATH additions)
@@ -223,10 +236,16 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-// stopAll kills every background process group on shutdown.
+// sweepBudget bounds the search for every descendant on shutdown.
+const sweepBudget = 5 * time.Second
+
+// stopAll ends every process of the sandbox on shutdown (host mode: in a container the kernel ends them all
+// with PID 1). Killing the process groups of the commands it started is not enough: `setsid cmd &`, a
+// double-forked daemon or `nohup` leave their group and session. They cannot leave the agent's ancestry: the
+// agent is a child subreaper (sandbox-agent's main), so every orphan below it is re-parented to it and stays
+// its descendant, and the sweep ends them all, freezing them first so a fork loop cannot outrun it.
 func (s *Server) stopAll() {
 	s.procMu.Lock()
-	defer s.procMu.Unlock()
 	for _, p := range s.procs {
 		if p.running() {
 			killGroup(p.pid, syscall.SIGKILL)
@@ -234,6 +253,12 @@ func (s *Server) stopAll() {
 	}
 	for pgid := range s.groups {
 		killGroup(pgid, syscall.SIGKILL)
+	}
+	s.procMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), sweepBudget)
+	defer cancel()
+	if err := proctree.End(ctx, proctree.Below(os.Getpid())); err != nil {
+		s.opts.Logger.Error("processes survive the agent", "err", err)
 	}
 }
 
@@ -260,24 +285,6 @@ func (e *apiError) Error() string { return e.msg }
 
 func errf(code, format string, args ...any) error {
 	return &apiError{code: code, msg: fmt.Sprintf(format, args...)}
-}
-
-// rootError classifies an error of an os.Root operation.
-func rootError(err error, rel string) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, os.ErrNotExist):
-		return errf(agentapi.CodeNotFound, "%s: no such file or directory", rel)
-	case strings.Contains(err.Error(), "path escapes"):
-		return errf(agentapi.CodeEscape, "%s: resolves outside /workspace", rel)
-	case errors.Is(err, syscall.EISDIR):
-		return errf(agentapi.CodeIsDir, "%s: is a directory", rel)
-	case errors.Is(err, syscall.ENOTDIR):
-		return errf(agentapi.CodeInvalid, "%s: not a directory", rel)
-	default:
-		return err
-	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -321,14 +328,14 @@ func (s *Server) cwdDir(rel string) (string, error) {
 		rel = "."
 	}
 	if filepath.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", errf(agentapi.CodeEscape, "%s: outside /workspace", rel)
+		return "", errf(agentapi.CodeEscape, "%s: outside /workspace", shortPath(rel))
 	}
 	fi, err := s.root.Stat(rel)
 	if err != nil {
-		return "", rootError(err, rel)
+		return "", fsError(err, rel)
 	}
 	if !fi.IsDir() {
-		return "", errf(agentapi.CodeInvalid, "%s: not a directory", rel)
+		return "", errf(agentapi.CodeInvalid, "%s: not a directory", shortPath(rel))
 	}
 	return filepath.Join(s.opts.Workspace, rel), nil
 }

@@ -33,7 +33,7 @@ const TunnelProtocol = "mgx-tcp"
 // Error codes the agent returns in Error.Code; sandboxd maps each to a domain
 // sentinel.
 const (
-	CodeInvalid   = "invalid"   // malformed request
+	CodeInvalid   = "invalid"   // malformed request, or a path no file operation can use (too long, a symlink loop, a FIFO, socket or device)
 	CodeEscape    = "escape"    // a path resolves outside the workspace
 	CodeNotFound  = "not_found" // file or process does not exist
 	CodeExists    = "exists"    // a process with that name is running
@@ -42,6 +42,11 @@ const (
 	CodeNoPort    = "no_port"   // tunnel target refused the connection
 	CodeInternal  = "internal"  // anything else
 	CodeUnhealthy = "unhealthy" // agent cannot serve
+	// CodeDenied: the sandbox's file system refuses the operation (permissions, a read-only file system), or
+	// the agent does: a hard link shared with a file outside the sandbox.
+	CodeDenied = "denied"
+	// CodeFailed: the file is in a state that prevents the operation (a running executable, a full disk).
+	CodeFailed = "failed_precondition"
 )
 
 // Error is the body of every non-2xx response.

@@ -26,6 +26,10 @@ var (
 	// ErrFailedPrecondition: a file operation on the wrong kind of file,
 	// or a file over the read limit.
 	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrPermissionDenied: the sandbox's file system refuses access to a
+	// path, or the agent does (a hard link shared with a file outside the
+	// sandbox).
+	ErrPermissionDenied = errors.New("permission denied")
 	// ErrExecTimeout: the command hit its timeout and was killed.
 	ErrExecTimeout = errors.New("command timed out and was killed")
 	// ErrUnavailable: the sandbox could not be created or reached.
@@ -45,8 +49,10 @@ func agentError(err error) error {
 			return fmt.Errorf("%w: %s", ErrFileNotFound, ae.Msg)
 		case agentapi.CodeExists:
 			return fmt.Errorf("%w: %s", ErrAlreadyExists, ae.Msg)
-		case agentapi.CodeIsDir, agentapi.CodeTooLarge:
+		case agentapi.CodeIsDir, agentapi.CodeTooLarge, agentapi.CodeFailed:
 			return fmt.Errorf("%w: %s", ErrFailedPrecondition, ae.Msg)
+		case agentapi.CodeDenied:
+			return fmt.Errorf("%w: %s", ErrPermissionDenied, ae.Msg)
 		case agentapi.CodeNoPort:
 			return fmt.Errorf("%w: %s", ErrNoPort, ae.Msg)
 		}

@@ -20,6 +20,7 @@ const (
 	ReasonFileNotFound       = "SANDBOX_PATH_NOT_FOUND"
 	ReasonAlreadyExists      = "SANDBOX_PROCESS_EXISTS"
 	ReasonFailedPrecondition = "SANDBOX_FAILED_PRECONDITION"
+	ReasonPathDenied         = "SANDBOX_PATH_DENIED"
 	ReasonExecTimeout        = "EXEC_TIMEOUT"
 	ReasonUnavailable        = "SANDBOX_UNAVAILABLE"
 	ReasonInternal           = "INTERNAL"
@@ -45,6 +46,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		{sandbox.ErrFileNotFound, codes.NotFound, ReasonFileNotFound},
 		{sandbox.ErrAlreadyExists, codes.AlreadyExists, ReasonAlreadyExists},
 		{sandbox.ErrFailedPrecondition, codes.FailedPrecondition, ReasonFailedPrecondition},
+		{sandbox.ErrPermissionDenied, codes.PermissionDenied, ReasonPathDenied},
 		// The gateway turns DeadlineExceeded into HTTP 408.
 		{sandbox.ErrExecTimeout, codes.DeadlineExceeded, ReasonExecTimeout},
 		{sandbox.ErrUnavailable, codes.Unavailable, ReasonUnavailable},

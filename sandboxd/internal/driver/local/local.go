@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
+	"github.com/mgx-ai/mgx/sandboxd/internal/proctree"
 )
 
 // Options configure the driver.
@@ -112,20 +113,23 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 		return driver.Instance{}, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(d.opts.AgentBinary,
-		"-listen", filepath.Join(dir, "agent.sock"), "-workspace", ws,
-		"-state-dir", filepath.Join(dir, "state"), "-owned-ports")
-	cmd.Dir = ws
 	// A home of the sandbox's own: login shells then do not run the developer's personal profile
 	// (whose side effects — a version manager rehashing under a lock, say — can stall every command),
 	// and tools' caches and dotfiles stay inside the sandbox's directory.
 	home, tmp := filepath.Join(dir, "home"), filepath.Join(dir, "tmp")
+	cmd := exec.Command(d.opts.AgentBinary,
+		"-listen", filepath.Join(dir, "agent.sock"), "-workspace", ws,
+		"-state-dir", filepath.Join(dir, "state"), "-owned-ports",
+		// The sandbox's own files: the files API serves a hard-linked file only when all its links lie
+		// here — pnpm's store sits in the home, a host file anywhere else.
+		"-link-scope", strings.Join([]string{ws, home, tmp}, string(filepath.ListSeparator)))
+	cmd.Dir = ws
 	for _, d := range []string{home, tmp} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return driver.Instance{}, err
 		}
 	}
-	cmd.Env = sandboxEnv(home, tmp)
+	cmd.Env = sandboxEnv(spec.Name, home, tmp)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: a Ctrl-C aimed at sandboxd must not kill sandboxes,
 	// which outlive sandboxd restarts here as containers do.
@@ -162,7 +166,28 @@ func (d *Driver) load(name string) (meta, error) {
 	return m, nil
 }
 
-// Remove implements driver.Driver.
+// Budgets of Remove: the agent's own shutdown, then each sweep of the driver.
+const (
+	agentStopGrace = 3 * time.Second
+	sweepBudget    = 5 * time.Second
+)
+
+// Remove implements driver.Driver. Every process of the sandbox ends with it, in three steps, each covering
+// what the one before cannot:
+//
+//  1. SIGTERM to the agent: it ends its whole tree itself. As a child subreaper it holds every process of the
+//     sandbox below it, setsid'd and double-forked daemons included (agent.Server.stopAll).
+//  2. An agent that does not exit in time (hung, stopped) is not SIGKILLed alone — its orphans would go to
+//     init and lose the ancestry that names them — but frozen and killed with its whole tree from here.
+//  3. Processes no tree reaches any more, orphaned by an agent that died earlier (a crash, an OOM kill) and
+//     now children of init, are found by the sandbox's marker in their environment (markerEnv).
+//
+// Why not a cgroup per sandbox, which no process can leave by forking: it needs root and a writable, delegated
+// cgroup v2 hierarchy, which the machines this driver exists for (a laptop without a container engine, a CI
+// runner, a container with a read-only or v1 cgroup fs) mostly lack; ancestry and environment work for any
+// user on any of them. And the driver is not isolation: commands run as sandboxd's user, so one that means to
+// escape can (clear its environment and outlive step 3 after an agent crash; as root, leave a cgroup too).
+// This is about ordinary programs — dev servers, watchers, daemons — never outliving their sandbox.
 func (d *Driver) Remove(ctx context.Context, id string) error {
 	m, err := d.load(id)
 	if errors.Is(err, driver.ErrNotFound) {
@@ -171,19 +196,34 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	sweep := func(sel proctree.Selector) error {
+		sweepCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sweepBudget)
+		defer cancel()
+		if err := proctree.End(sweepCtx, sel); err != nil {
+			return fmt.Errorf("local sandbox %s: end its processes: %w", id, err)
+		}
+		return nil
+	}
+	var errs []error
 	if d.alive(m) {
-		// SIGTERM lets the agent kill every process group it started.
 		_ = syscall.Kill(m.PID, syscall.SIGTERM)
-		deadline := time.Now().Add(3 * time.Second)
+		deadline := time.Now().Add(agentStopGrace)
 		for d.alive(m) && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if d.alive(m) {
-			_ = syscall.Kill(m.PID, syscall.SIGKILL)
+			errs = append(errs, sweep(proctree.Tree(m.PID)))
 		}
 	}
-	return os.RemoveAll(d.dir(id))
+	errs = append(errs, sweep(proctree.Marked(markerEnv(m.Name))))
+	// The directory goes even when a process could not be ended (another user's, after a setuid program):
+	// keeping it would only block re-creating the sandbox under its name. The error is the caller's to log.
+	errs = append(errs, os.RemoveAll(d.dir(id)))
+	return errors.Join(errs...)
 }
+
+// markerEnv is the environment entry every process of the sandbox named name inherits from its agent.
+func markerEnv(name string) string { return "MGX_SANDBOX_ID=" + name }
 
 // Inspect implements driver.Driver.
 func (d *Driver) Inspect(_ context.Context, id string) (driver.Instance, error) {
@@ -215,8 +255,9 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // sandboxEnv is the whole environment of a sandbox's agent, and so of every command it runs. It is an
 // explicit list, never derived from sandboxd's own environment: that holds the internal service token,
 // Redis URLs and the demo password, and with them any user's code could call sandboxd or agentd as any
-// other user. PATH is kept because it only says where the host's tools are.
-func sandboxEnv(home, tmp string) []string {
+// other user. PATH is kept because it only says where the host's tools are. The marker names the sandbox
+// (its session), nothing secret, so Remove can find its processes.
+func sandboxEnv(name, home, tmp string) []string {
 	path := os.Getenv("PATH")
 	if path == "" {
 		path = defaultPath
@@ -227,5 +268,6 @@ func sandboxEnv(home, tmp string) []string {
 		"TMPDIR=" + tmp,
 		"LANG=C.UTF-8",
 		"MGX_SANDBOX=1",
+		markerEnv(name),
 	}
 }
