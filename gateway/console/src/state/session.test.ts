@@ -150,6 +150,21 @@ describe("applyEvents edge cases", () => {
     expect(v.items[0]).toMatchObject({ content: "the whole text", streaming: false, agent: "alex" });
   });
 
+  it("replaces a retried attempt's text and keeps the message streaming", () => {
+    const v = replay([
+      { ...base, sequence: 1, type: "token", message_id: "m", agent: "Alex", content: "half an ans" },
+      { ...base, sequence: 2, type: "token", message_id: "m", agent: "Alex", content: "", final: true, data: { reset: true } },
+      { ...base, sequence: 3, type: "status", message_id: "s", sender: "status", content: "retrying (attempt 2 of 4)" },
+      { ...base, sequence: 4, type: "token", message_id: "m", agent: "Alex", content: "The " },
+      { ...base, sequence: 5, type: "token", message_id: "m", agent: "Alex", content: "answer" },
+    ]);
+    expect(v.items[0]).toMatchObject({ content: "The answer", streaming: true });
+    const settled = replay([...[], { ...base, sequence: 1, type: "token", message_id: "m", agent: "Alex", content: "x" },
+      { ...base, sequence: 2, type: "token", message_id: "m", agent: "Alex", content: "", final: true, data: { reset: true } },
+      { ...base, sequence: 3, type: "message", message_id: "m", agent: "Alex", sender: "agent", content: "Done.", final: true }]);
+    expect(settled.items[0]).toMatchObject({ content: "Done.", streaming: false });
+  });
+
   it("settles what was in flight when the run is cancelled", () => {
     const v = replay([
       { ...base, sequence: 1, type: "run", run_id: "r", content: "started", data: { status: "started" } },

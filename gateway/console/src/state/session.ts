@@ -170,7 +170,10 @@ export function applyEvents(view: SessionView, events: readonly ApiEvent[]): Ses
         const key = `m:${ev.message_id}`;
         const prev = get(key);
         const old = prev?.kind === "message" ? prev : undefined;
-        const final = type === "message" || ev.final === true;
+        // A retried turn takes back what its failed attempt streamed: the text is replaced, and the
+        // message keeps streaming until the retry's final message settles it.
+        const reset = type === "token" && data.reset === true;
+        const final = !reset && (type === "message" || ev.final === true);
         if (old && !old.streaming && !final) break; // a late token after the final text
         put({
           kind: "message",
@@ -178,7 +181,7 @@ export function applyEvents(view: SessionView, events: readonly ApiEvent[]): Ses
           id: ev.message_id,
           sender: (ev.sender || old?.sender || "agent").toLowerCase(),
           agent: agent || old?.agent || "",
-          content: final ? (ev.content ?? "") : (old?.content ?? "") + (ev.content ?? ""),
+          content: final || reset ? (ev.content ?? "") : (old?.content ?? "") + (ev.content ?? ""),
           streaming: !final,
           question: old?.question === true || data.question === true,
           at: old?.at || at,

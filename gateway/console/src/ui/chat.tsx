@@ -40,12 +40,15 @@ export function ChatList({ items, onOpenFile, empty }: Props) {
     return () => el.removeEventListener("scroll", onScroll);
   }, []);
 
+  // A message with no text is not shown: a retried turn that ended with tool calls only leaves one.
+  const shown = items.filter((it) => it.kind !== "message" || it.content.trim() !== "");
+
   return (
     <div class="chat-scroll" ref={scroller}>
       <div class="chat" role="log" aria-live="polite" aria-relevant="additions">
-        {items.length === 0 && empty}
-        {items.map((it, i) => (
-          <Item key={it.key} item={it} continued={continues(items[i - 1], it)} onOpenFile={onOpenFile} />
+        {shown.length === 0 && empty}
+        {shown.map((it, i) => (
+          <Item key={it.key} item={it} continued={continues(shown[i - 1], it)} onOpenFile={onOpenFile} />
         ))}
       </div>
       {behind && (
