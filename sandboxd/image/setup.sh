@@ -63,6 +63,12 @@ if ! getent passwd node >/dev/null; then
 fi
 mkdir -p /workspace
 chown node:node /workspace
+# `npm install --global` works for the user, into ~/.local like `pip install`: /usr/local is root's.
+# The login shell commands run in puts ~/.local/bin on PATH (~/.profile does, when it exists).
+home=$(getent passwd node | cut -d: -f6)
+install -d -o node -g node "$home/.local" "$home/.local/bin"
+printf 'prefix=%s/.local\n' "$home" >"$home/.npmrc"
+chown node:node "$home/.npmrc"
 
 step "npm: global tools"
 # node:*-bookworm installs yarn outside npm (/opt/yarn-*); the pinned one from npm-packages.txt

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/docker/docker/client"
 
@@ -53,7 +54,10 @@ func main() {
 func run(ctx context.Context, o options) int {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err == nil {
-		_, err = cli.Ping(ctx)
+		// `make run` calls --check before starting: an engine that does not answer must not stall it.
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = cli.Ping(pingCtx)
+		cancel()
 	}
 	if err != nil {
 		if o.check {
@@ -141,7 +145,7 @@ func check(ctx context.Context, b *productimage.Builder, w io.Writer) int {
 			"  make sandbox-image\n", b.Ref)
 	default:
 		fmt.Fprintf(w, "NOTE: the product sandbox image %s is not built: sandboxes will run the minimal busybox image "+
-			"(no node, no python, no git).\nBuild it once, without any registry (about 5 minutes; needs root and debootstrap):\n"+
+			"(no node, no python, no git).\nBuild it once, without any registry (about 4 minutes; needs root and debootstrap):\n"+
 			"  make sandbox-image            or start with:  make run SANDBOX_IMAGE_BUILD=1\n", b.Ref)
 	}
 	return 1

@@ -92,4 +92,15 @@ PY`, "True\n"},
 npm install --no-fund --no-audit is-number@7.0.0 >/dev/null && node -e 'console.log(require("is-number")(5))'`, 180)
 		require.Equal(t, "true\n", out)
 	})
+
+	t.Run("npm and pip install for the user", func(t *testing.T) {
+		out := exec(t, `npm install --global --no-fund --no-audit semver@7.6.3 >/dev/null && command -v semver && semver 1.2.3 -i minor`, 180)
+		require.Equal(t, "/home/node/.local/bin/semver\n1.3.0\n", out)
+		// PyPI is not reachable here; a local project goes the same way into the user's site,
+		// which Debian's "externally managed" marker would refuse without the image's pip.conf.
+		out = exec(t, `mkdir -p /tmp/hello && cd /tmp/hello && echo 'print("hi")' > hello.py &&
+echo 'from setuptools import setup; setup(name="hello", version="1", py_modules=["hello"])' > setup.py &&
+pip install --no-build-isolation --no-index . >/dev/null && cd / && python3 -c 'import hello'`, 120)
+		require.Equal(t, "hi\n", out)
+	})
 }
