@@ -18,6 +18,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -28,6 +29,9 @@ import (
 const (
 	// recipeDir receives Recipe.Files; setup.sh cleans /tmp at its end, so nothing of it stays.
 	recipeDir = "/tmp/mgx-recipe"
+	// labelBuiltFor marks what the builder imports with the Ref it builds, so that a base left
+	// behind by a killed build can be found and removed by the next one.
+	labelBuiltFor = "org.mgx.sandbox.built-for"
 	// cacheMount is where the host's package cache is mounted. /mnt exists, empty, in every Debian
 	// root, so the mount leaves no trace in the committed layer.
 	cacheMount = "/mnt"
@@ -156,6 +160,7 @@ func (b *Builder) build(ctx context.Context, force bool) (Result, error) {
 		b.logf("the image will trust %d local certificate authorities of this machine", n)
 	}
 
+	b.pruneLeftovers(ctx)
 	tarball, err := b.Base.Tarball(ctx, filepath.Join(b.CacheDir, "base"), b.Log)
 	if err != nil {
 		return Result{}, err
@@ -189,6 +194,7 @@ func (b *Builder) importBase(ctx context.Context, tarball string) (string, error
 	b.logf("importing the base %s", filepath.Base(tarball))
 	rc, err := b.Client.ImageImport(ctx, image.ImportSource{Source: f, SourceName: "-"}, "", image.ImportOptions{
 		Message: "mgx sandbox base: " + b.Base.Key(),
+		Changes: []string{"LABEL " + labelBuiltFor + "=" + b.Ref},
 	})
 	if err != nil {
 		return "", fmt.Errorf("import base: %w", err)
@@ -339,6 +345,21 @@ func (b *Builder) followLog(ctx context.Context, id string) (*lastLines, error) 
 	_ = pw.Close()
 	<-done
 	return tail, err
+}
+
+// pruneLeftovers removes what killed builds of this Ref left: untagged images nothing is built on.
+// A base in use by a running build is refused by the engine, so this never breaks one.
+func (b *Builder) pruneLeftovers(ctx context.Context) {
+	left, err := b.Client.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("dangling", "true"), filters.Arg("label", labelBuiltFor+"="+b.Ref))})
+	if err != nil {
+		return
+	}
+	for _, img := range left {
+		if _, err := b.Client.ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true}); err == nil {
+			b.logf("removed %s, left by an interrupted build", shortID(img.ID))
+		}
+	}
 }
 
 // removeOld removes the image the new one replaced, if this builder made it (it has a recipe label)

@@ -231,6 +231,30 @@ func TestBuildFailure(t *testing.T) {
 	require.Empty(t, left)
 }
 
+// A build killed after importing its base leaves an untagged image; the next build removes it.
+func TestLeftoverBaseIsRemoved(t *testing.T) {
+	cli := sandboxtest.Docker(t)
+	ctx := t.Context()
+	b, _, log := newBuilder(t, cli, recipe("hello"))
+	rootfs, err := devimage.RootFS(devimage.DefaultBusybox)
+	require.NoError(t, err)
+	rc, err := cli.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(rootfs), SourceName: "-"}, "",
+		image.ImportOptions{Changes: []string{"LABEL org.mgx.sandbox.built-for=" + b.Ref}})
+	require.NoError(t, err)
+	out, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	rc.Close()
+	left := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(string(out))
+	require.NotEmpty(t, left, string(out))
+	t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), left, image.RemoveOptions{Force: true}) })
+
+	_, err = b.Ensure(ctx)
+	require.NoError(t, err)
+	_, err = cli.ImageInspect(ctx, left)
+	require.True(t, cerrdefs.IsNotFound(err), "leftover base still there: %v", err)
+	require.Contains(t, log.String(), "left by an interrupted build")
+}
+
 // An image of the same name that this builder did not make (a `docker build` of the Dockerfile) is
 // the user's: Ensure keeps it, Build replaces it.
 func TestEnsureKeepsForeignImage(t *testing.T) {
