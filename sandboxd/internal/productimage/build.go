@@ -192,6 +192,7 @@ func (b *Builder) importBase(ctx context.Context, tarball string) (string, error
 	}
 	defer f.Close()
 	b.logf("importing the base %s", filepath.Base(tarball))
+	begin := time.Now()
 	rc, err := b.Client.ImageImport(ctx, image.ImportSource{Source: f, SourceName: "-"}, "", image.ImportOptions{
 		Message: "mgx sandbox base: " + b.Base.Key(),
 		Changes: []string{"LABEL " + labelBuiltFor + "=" + b.Ref},
@@ -226,7 +227,7 @@ func (b *Builder) importBase(ctx context.Context, tarball string) (string, error
 	if id == "" {
 		return "", errors.New("import base: the engine returned no image id")
 	}
-	b.logf("imported the base as %s", shortID(id))
+	b.logf("imported the base as %s in %s", shortID(id), time.Since(begin).Round(time.Second))
 	return id, nil
 }
 
@@ -292,6 +293,7 @@ func (b *Builder) runRecipe(ctx context.Context, baseID, hash string) (string, e
 	}
 
 	b.logf("committing %s", b.Ref)
+	begin := time.Now()
 	changes := append([]string(nil), b.Recipe.Config...)
 	changes = append(changes, "LABEL "+LabelRecipe+"="+hash, "LABEL "+LabelBase+"="+b.Base.Key(),
 		"LABEL "+LabelLocalCAs+"="+b.Recipe.localCAsHash())
@@ -303,6 +305,7 @@ func (b *Builder) runRecipe(ctx context.Context, baseID, hash string) (string, e
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", b.Ref, err)
 	}
+	b.logf("committed in %s", time.Since(begin).Round(time.Second))
 	return res.ID, nil
 }
 
