@@ -27,7 +27,7 @@ help: ## list targets
 .PHONY: build
 build: console ## build every binary into bin/, and the web console into bin/console
 	@mkdir -p $(BIN)
-	go build -o $(BIN)/ ./gateway/cmd/gateway ./agentd/cmd/agentd ./sandboxd/cmd/sandboxd ./deploy/local/cmd/mgx-local
+	go build -o $(BIN)/ ./gateway/cmd/gateway ./agentd/cmd/agentd ./sandboxd/cmd/sandboxd ./sandboxd/cmd/sandbox-image ./deploy/local/cmd/mgx-local
 	# sandbox-agent runs inside arbitrary images, so it must be static.
 	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(BIN)/ ./sandboxd/cmd/sandbox-agent
 
@@ -55,8 +55,11 @@ $(CONSOLE_DEPS): $(CONSOLE)/package-lock.json
 $(BIN)/console/index.html: $(CONSOLE_DEPS) $(CONSOLE_SRC)
 	cd $(CONSOLE) && npm run build
 
+# Without the product sandbox image sandboxd runs the busybox one: `run` says so and how to build it,
+# and starts at once; the first build takes minutes, so it only builds when asked.
 .PHONY: run
-run: build ## start the whole product locally (Ctrl-C stops everything)
+run: build ## start the whole product locally (Ctrl-C stops everything); SANDBOX_IMAGE_BUILD=1 builds the sandbox image first
+	@if [ -n "$(SANDBOX_IMAGE_BUILD)" ]; then $(BIN)/sandbox-image; else $(BIN)/sandbox-image --check || true; fi
 	exec $(BIN)/mgx-local
 
 ## ---- tests -----------------------------------------------------------------------------------
@@ -87,8 +90,8 @@ bench-sandbox: ## sandboxd vs raw Docker: exec latency, create-to-first-exec col
 	go run ./sandboxd/cmd/sandbox-bench
 
 .PHONY: sandbox-image
-sandbox-image: ## build the minimal dev sandbox image (static busybox) without a registry
-	go run ./sandboxd/cmd/sandbox-image --dev --if-missing
+sandbox-image: ## build the product sandbox image mgx-sandbox:latest without a registry (root + debootstrap; a no-op when current)
+	go run ./sandboxd/cmd/sandbox-image
 
 ## ---- images --------------------------------------------------------------------------------
 

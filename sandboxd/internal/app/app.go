@@ -17,6 +17,7 @@ import (
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
 	"github.com/mgx-ai/mgx/pkg/redisclient"
 	"github.com/mgx-ai/mgx/pkg/shutdown"
+	sandboximage "github.com/mgx-ai/mgx/sandboxd/image"
 	"github.com/mgx-ai/mgx/sandboxd/internal/config"
 	"github.com/mgx-ai/mgx/sandboxd/internal/devimage"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
@@ -24,6 +25,7 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/local"
 	"github.com/mgx-ai/mgx/sandboxd/internal/pool"
 	"github.com/mgx-ai/mgx/sandboxd/internal/preview"
+	"github.com/mgx-ai/mgx/sandboxd/internal/productimage"
 	"github.com/mgx-ai/mgx/sandboxd/internal/reaper"
 	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
 	"github.com/mgx-ai/mgx/sandboxd/internal/server"
@@ -163,20 +165,38 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 // ensureImage checks that the sandbox image exists, falling back to the dev
 // image (built locally when missing) if configured.
 func ensureImage(ctx context.Context, d *docker.Driver, cfg config.Config, log *slog.Logger) (string, error) {
-	if _, err := d.Client().ImageInspect(ctx, cfg.Image); err == nil {
+	if info, err := d.Client().ImageInspect(ctx, cfg.Image); err == nil {
+		if info.Config != nil {
+			warnIfStale(cfg.Image, info.Config.Labels, log)
+		}
 		return cfg.Image, nil
 	}
 	if cfg.ImageFallback == "" {
-		return "", fmt.Errorf("sandbox image %s not found on the engine (build it: docker build -t %s sandboxd/image)", cfg.Image, cfg.Image)
+		return "", fmt.Errorf("sandbox image %s not found on the engine (build it: make sandbox-image)", cfg.Image)
 	}
 	log.Warn("SANDBOX IMAGE NOT FOUND; using the minimal development image instead (busybox only: no node, no git). "+
-		"Build the product image with `docker build -t mgx-sandbox:latest sandboxd/image`.",
+		"Build the product image with `make sandbox-image` (no registry needed) "+
+		"or `docker build -t mgx-sandbox:latest sandboxd/image`.",
 		"image", cfg.Image, "fallback", cfg.ImageFallback)
 	if err := devimage.Ensure(ctx, d.Client(), cfg.ImageFallback, devimage.DefaultBusybox); err != nil {
 		return "", fmt.Errorf("sandbox image %s not found and the fallback %s cannot be built: %w", cfg.Image, cfg.ImageFallback, err)
 	}
 	d.SetImage(cfg.ImageFallback)
 	return cfg.ImageFallback, nil
+}
+
+// warnIfStale says so when the product image was built by `make sandbox-image`
+// from another recipe than this sandboxd's: it still runs, but lacks what the
+// recipe added since. An image without the recipe label (a `docker build` of
+// the Dockerfile, an image of the operator's own) is not judged.
+func warnIfStale(ref string, labels map[string]string, log *slog.Logger) {
+	if ref != sandboximage.DefaultRef || labels[productimage.LabelRecipe] == "" {
+		return
+	}
+	if want, err := productimage.ProductHash(); err == nil && labels[productimage.LabelRecipe] != want {
+		log.Warn("the sandbox image was built from an older recipe (sandboxd/image changed); rebuild it with `make sandbox-image`",
+			"image", ref)
+	}
 }
 
 // GRPCAddr is the address the gRPC server listens on.

@@ -1,6 +1,7 @@
-// Package devimage builds the small sandbox image used by tests and by
-// `make run` on machines that cannot pull or build the product image
-// (sandboxd/image/Dockerfile needs node:20-bookworm from a registry).
+// Package devimage builds the small sandbox image used by most tests (it
+// builds in a second) and by sandboxd, loudly, as the fallback while the
+// product image (`make sandbox-image`, sandboxd/internal/productimage) is not
+// built on the machine.
 //
 // The image is FROM scratch in spirit: a static busybox with its applet
 // links, an /etc/passwd with the non-root user "sandbox" (uid 1000), a
