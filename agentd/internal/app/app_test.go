@@ -188,7 +188,8 @@ func TestRunStreamsInOrderAndHistoryAgrees(t *testing.T) {
 	require.NoError(t, err)
 	var fromLog []string
 	for _, e := range evs {
-		if e.GetType() == "message" {
+		// Messages, and status and error lines (so a reload shows them too).
+		if e.GetType() == "message" || e.GetType() == "status" || e.GetType() == "error" {
 			fromLog = append(fromLog, e.GetMessageId())
 		}
 	}
@@ -198,8 +199,15 @@ func TestRunStreamsInOrderAndHistoryAgrees(t *testing.T) {
 	}
 	require.Equal(t, fromLog, fromHistory, "history agrees with the log")
 	require.Equal(t, "say hi", msgs.GetMessages()[0].GetContent())
-	require.Equal(t, "All done.", msgs.GetMessages()[len(msgs.GetMessages())-1].GetContent())
-	require.Equal(t, "mike", msgs.GetMessages()[len(msgs.GetMessages())-1].GetSender())
+	var last *agentdv1.Message
+	for _, m := range msgs.GetMessages() {
+		if m.GetSender() != "status" {
+			last = m
+		}
+	}
+	require.Equal(t, "All done.", last.GetContent())
+	require.Equal(t, "mike", last.GetSender())
+	require.Equal(t, "Mike", last.GetAgent(), "the agent field carries the display name")
 }
 
 const blockingScript = `

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -216,7 +215,7 @@ func TestStrandedRunIsRequeued(t *testing.T) {
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	msg := events.Message{ID: uuid.NewString(), SessionID: sid, Sender: events.SenderUser, Content: "lost", Timestamp: time.Now()}
+	msg := events.Scope{SessionID: sid}.Message(uuid.NewString(), events.SenderUser, "", "lost")
 	_, rid, err := store.New(rdb).StartRun(ctx, "alice", msg, uuid.NewString()) // stored, never enqueued
 	require.NoError(t, err)
 

@@ -149,7 +149,7 @@ func (s *Server) GetSession(ctx context.Context, req *agentdv1.GetSessionRequest
 	return &agentdv1.GetSessionResponse{Session: sessionPB(sess, msgs)}, nil
 }
 
-func (s *Server) sessionWithMessages(ctx context.Context, id string) (store.Session, []events.Message, error) {
+func (s *Server) sessionWithMessages(ctx context.Context, id string) (store.Session, []*agentdv1.Message, error) {
 	uid, err := user(ctx)
 	if err != nil {
 		return store.Session{}, nil, err
@@ -168,11 +168,7 @@ func (s *Server) ListMessages(ctx context.Context, req *agentdv1.ListMessagesReq
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	out := &agentdv1.ListMessagesResponse{Messages: make([]*agentdv1.Message, 0, len(msgs))}
-	for _, m := range msgs {
-		out.Messages = append(out.Messages, messagePB(m))
-	}
-	return out, nil
+	return &agentdv1.ListMessagesResponse{Messages: msgs}, nil
 }
 
 // DeleteSession deletes the session and has sandboxd destroy and forget its sandbox. The sandbox goes
@@ -187,7 +183,7 @@ func (s *Server) DeleteSession(ctx context.Context, req *agentdv1.DeleteSessionR
 	}
 	// Stop a running run first so it does not keep using the sandbox.
 	if rid, _ := s.store.ActiveRun(ctx, req.GetId()); rid != "" {
-		_, _ = s.store.CancelRun(ctx, uid, req.GetId(), rid, s.cancelEvent(req.GetId(), rid))
+		_, _ = s.store.CancelRun(ctx, uid, req.GetId(), rid, cancelEvent(req.GetId(), rid))
 	}
 	_, err = s.sandboxes.DestroySandbox(authn.WithUser(ctx, uid), &sandboxdv1.DestroySandboxRequest{SessionId: req.GetId(), Forget: true})
 	if err != nil && status.Code(err) != codes.NotFound {
@@ -245,24 +241,25 @@ func (s *Server) PostMessage(ctx context.Context, req *agentdv1.PostMessageReque
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	msg := events.Message{ID: uuid.NewString(), SessionID: req.GetSessionId(), Sender: events.SenderUser,
-		Content: req.GetContent(), Timestamp: time.Now().UTC()}
+	msg := userMessage(req.GetSessionId(), req.GetContent())
+	sid := req.GetSessionId()
 	outcome, runID, err := s.store.StartRun(ctx, uid, msg, uuid.NewString())
 	if errors.Is(err, store.ErrRunActive) {
-		s.requeueIfStranded(ctx, msg.SessionID, runID)
+		s.requeueIfStranded(ctx, sid, runID)
 	}
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	if err := s.store.Enqueue(ctx, msg.SessionID, runID); err != nil {
+	if err := s.store.Enqueue(ctx, sid, runID); err != nil {
 		// The queue lives in another slot than the session, so the two writes cannot be one script.
 		// A run nobody will execute must not hold the session: cancel a run we just started.
 		if outcome == store.Started {
-			_, _ = s.store.CancelRun(context.WithoutCancel(ctx), uid, msg.SessionID, runID, s.cancelEvent(msg.SessionID, runID))
+			_, _ = s.store.CancelRun(context.WithoutCancel(ctx), uid, sid, runID, cancelEvent(sid, runID))
 		}
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return &agentdv1.PostMessageResponse{User: messagePB(msg), Responses: []*agentdv1.Message{}, RunId: runID}, nil
+	user, _ := events.HistoryEntry(msg)
+	return &agentdv1.PostMessageResponse{User: user, Responses: []*agentdv1.Message{}, RunId: runID}, nil
 }
 
 // requeueIfStranded re-enqueues a run that has been queued for long: its queue entry may have been
@@ -281,9 +278,13 @@ func (s *Server) requeueIfStranded(ctx context.Context, sid, rid string) {
 	}
 }
 
-func (s *Server) cancelEvent(sid, rid string) events.Event {
-	return events.Event{Type: events.TypeStatus, Sender: events.SenderStatus, Content: "Run cancelled.", SessionID: sid,
-		Timestamp: time.Now().UTC(), RunID: rid, Data: map[string]any{"status": store.RunCancelled}}
+func cancelEvent(sid, rid string) *agentdv1.Event {
+	return events.Scope{SessionID: sid, RunID: rid}.Status("", "Run cancelled.", map[string]any{"status": store.RunCancelled})
+}
+
+// userMessage is the user's chat message as the log records it.
+func userMessage(sid, content string) *agentdv1.Event {
+	return events.Scope{SessionID: sid}.Message(uuid.NewString(), events.SenderUser, "", content)
 }
 
 // CancelRun implements ChatService.
@@ -303,7 +304,7 @@ func (s *Server) CancelRun(ctx context.Context, req *agentdv1.CancelRunRequest) 
 	if rid == "" {
 		return out, nil
 	}
-	res, err := s.store.CancelRun(ctx, uid, req.GetSessionId(), rid, s.cancelEvent(req.GetSessionId(), rid))
+	res, err := s.store.CancelRun(ctx, uid, req.GetSessionId(), rid, cancelEvent(req.GetSessionId(), rid))
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -345,10 +346,10 @@ func (s *Server) StreamEvents(req *agentdv1.StreamEventsRequest, stream grpc.Ser
 				break
 			}
 			for _, ev := range evs {
-				if err := stream.Send(&agentdv1.StreamEventsResponse{Event: eventPB(ev)}); err != nil {
+				if err := stream.Send(&agentdv1.StreamEventsResponse{Event: ev}); err != nil {
 					return err
 				}
-				after = ev.Sequence
+				after = ev.GetSequence()
 			}
 		}
 		select {
@@ -381,16 +382,16 @@ func (s *Server) AnswerQuestion(ctx context.Context, req *agentdv1.AnswerQuestio
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	msg := events.Message{ID: uuid.NewString(), SessionID: req.GetSessionId(), Sender: events.SenderUser,
-		Content: req.GetContent(), Timestamp: time.Now().UTC()}
+	msg := userMessage(req.GetSessionId(), req.GetContent())
 	runID, err := s.store.Answer(ctx, uid, msg)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	if err := s.store.Enqueue(ctx, msg.SessionID, runID); err != nil {
+	if err := s.store.Enqueue(ctx, req.GetSessionId(), runID); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return &agentdv1.AnswerQuestionResponse{User: messagePB(msg), RunId: runID}, nil
+	user, _ := events.HistoryEntry(msg)
+	return &agentdv1.AnswerQuestionResponse{User: user, RunId: runID}, nil
 }
 
 // GetRun implements ChatService.

@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
 
-	"github.com/mgx-ai/mgx/agentd/internal/events"
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 )
 
 // Run statuses.
@@ -68,18 +69,18 @@ const (
 // StartRun records the user's message and starts a run for it, or hands it as the answer to the run
 // waiting for the user. It fails with ErrRunActive while another run is queued or running, and the
 // message is then not stored. The caller enqueues the returned run id.
-func (s *Store) StartRun(ctx context.Context, ownerID string, msg events.Message, newRunID string) (StartOutcome, string, error) {
+func (s *Store) StartRun(ctx context.Context, ownerID string, msg *agentdv1.Event, newRunID string) (StartOutcome, string, error) {
 	return s.startRun(ctx, ownerID, msg, newRunID, false)
 }
 
 // Answer hands the user's message to the run waiting for it; ErrNotWaiting when none waits.
-func (s *Store) Answer(ctx context.Context, ownerID string, msg events.Message) (string, error) {
+func (s *Store) Answer(ctx context.Context, ownerID string, msg *agentdv1.Event) (string, error) {
 	_, rid, err := s.startRun(ctx, ownerID, msg, "", true)
 	return rid, err
 }
 
-func (s *Store) startRun(ctx context.Context, ownerID string, msg events.Message, newRunID string, answerOnly bool) (StartOutcome, string, error) {
-	sid := msg.SessionID
+func (s *Store) startRun(ctx context.Context, ownerID string, msg *agentdv1.Event, newRunID string, answerOnly bool) (StartOutcome, string, error) {
+	sid := msg.GetSessionId()
 	for range 10 {
 		active, err := s.rdb.Get(ctx, sessionActiveKey(sid)).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -89,18 +90,19 @@ func (s *Store) startRun(ctx context.Context, ownerID string, msg events.Message
 		if active != "" {
 			activeRunKey = runKey(sid, active)
 		}
-		m := msg
-		m.RunID = newRunID
+		m := proto.CloneOf(msg)
+		rid := newRunID
 		if active != "" {
-			m.RunID = active
+			rid = active
 		}
-		evJSON, msgJSON, err := encodeEvent(m.Event(), &m)
+		m.RunId = &rid
+		evJSON, msgJSON, err := encodeEvent(m)
 		if err != nil {
 			return "", "", err
 		}
 		res, err := startRunScript.Run(ctx, s.rdb,
 			append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, newRunID), activeRunKey, sessionRunsKey(sid), sessionLastRunKey(sid)),
-			ownerID, active, newRunID, evJSON, msgJSON, s.now().UnixMilli(), msg.Content, msg.ID, sid, flag(answerOnly)).StringSlice()
+			ownerID, active, newRunID, evJSON, msgJSON, s.now().UnixMilli(), msg.GetContent(), msg.GetMessageId(), sid, flag(answerOnly)).StringSlice()
 		if err != nil {
 			return "", "", fmt.Errorf("store: start run: %w", err)
 		}
@@ -291,18 +293,18 @@ func (s *Store) ToolRecords(ctx context.Context, sessionID, runID string) (map[s
 	return out, nil
 }
 
-// FinishRun moves the run to status (terminal or RunWaiting), releases the lease and appends ev (and
-// msg to the history) when ev is not nil.
-func (s *Store) FinishRun(ctx context.Context, l Lease, status, errText string, ev *events.Event, msg *events.Message) (uint32, error) {
-	return s.FinishRunAsking(ctx, l, status, errText, "", ev, msg)
+// FinishRun moves the run to status (terminal or RunWaiting), releases the lease and appends ev
+// when it is not nil.
+func (s *Store) FinishRun(ctx context.Context, l Lease, status, errText string, ev *agentdv1.Event) (uint32, error) {
+	return s.FinishRunAsking(ctx, l, status, errText, "", ev)
 }
 
 // FinishRunAsking is FinishRun recording the question a waiting run asked.
-func (s *Store) FinishRunAsking(ctx context.Context, l Lease, status, errText, question string, ev *events.Event, msg *events.Message) (uint32, error) {
+func (s *Store) FinishRunAsking(ctx context.Context, l Lease, status, errText, question string, ev *agentdv1.Event) (uint32, error) {
 	var evJSON, msgJSON string
 	if ev != nil {
 		var err error
-		if evJSON, msgJSON, err = encodeEvent(*ev, msg); err != nil {
+		if evJSON, msgJSON, err = encodeEvent(ev); err != nil {
 			return 0, err
 		}
 	}
@@ -330,14 +332,14 @@ const (
 )
 
 // CancelRun cancels the session's active run runID; ev is appended when the run is cancelled here.
-func (s *Store) CancelRun(ctx context.Context, ownerID, sessionID, runID string, ev events.Event) (CancelOutcome, error) {
-	evJSON, _, err := encodeEvent(ev, nil)
+func (s *Store) CancelRun(ctx context.Context, ownerID, sessionID, runID string, ev *agentdv1.Event) (CancelOutcome, error) {
+	evJSON, msgJSON, err := encodeEvent(ev)
 	if err != nil {
 		return "", err
 	}
 	res, err := cancelRunScript.Run(ctx, s.rdb,
 		append(appendKeys(sessionID), sessionActiveKey(sessionID), runKey(sessionID, runID)),
-		ownerID, runID, evJSON, s.now().UnixMilli()).Text()
+		ownerID, runID, evJSON, s.now().UnixMilli(), msgJSON).Text()
 	if err != nil {
 		return "", fmt.Errorf("store: cancel run: %w", err)
 	}

@@ -169,7 +169,7 @@ return append(ARGV[3], ARGV[4])
 // from the flag at its next lease renewal should the message be lost).
 //
 // KEYS: 1 session, 2 seq, 3 events, 4 messages, 5 active run id, 6 run
-// ARGV: 1 owner, 2 run id, 3 event JSON, 4 now (unix ms)
+// ARGV: 1 owner, 2 run id, 3 event JSON, 4 now (unix ms), 5 its history entry JSON or ""
 // Returns "notfound", "inactive", "cancelled" or "signalled".
 var cancelRunScript = redis.NewScript(appendLua + `
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 'notfound' end
@@ -178,7 +178,7 @@ local st = redis.call('HGET', KEYS[6], 'status')
 if st == 'waiting' or st == 'queued' then
   redis.call('HSET', KEYS[6], 'status', 'cancelled', 'updated_at', ARGV[4])
   redis.call('DEL', KEYS[5])
-  append(ARGV[3], '')
+  append(ARGV[3], ARGV[5])
   return 'cancelled'
 end
 redis.call('HSET', KEYS[6], 'cancel', '1')

@@ -6,14 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
+
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 
 	"github.com/mgx-ai/mgx/agentd/internal/events"
 	"github.com/mgx-ai/mgx/agentd/internal/llm"
 	"github.com/mgx-ai/mgx/agentd/internal/registry"
-	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/agentd/internal/tools"
 )
 
@@ -34,17 +34,34 @@ type Result struct {
 }
 
 // Host is what the workflow needs from the run's executor: fenced writes to the session's log and
-// the run's records. Every method fails with store.ErrLeaseLost once another replica owns the run.
+// the run's records. Every method fails once another replica owns the run.
 type Host interface {
-	Emit(ctx context.Context, ev events.Event, msg *events.Message) error
+	// Emit appends an event to the session's log (chat lines also to its history).
+	Emit(ctx context.Context, ev *agentdv1.Event) error
 	// Token streams a piece of a message being generated (buffered, best effort).
 	Token(ctx context.Context, messageID, agent, text string)
 	// ToolCallDelta streams a piece of a tool call's arguments as the model writes them (buffered,
 	// best effort); the final tool_call event with the same message id replaces the pieces.
 	ToolCallDelta(ctx context.Context, messageID, agent, tool, args string)
-	Checkpoint(ctx context.Context, st *State, u store.Usage) error
-	BeginTool(ctx context.Context, key, tool string) (bool, store.ToolRecord, error)
-	EndTool(ctx context.Context, key string, rec store.ToolRecord) error
+	// Checkpoint saves the state and adds a step's usage to the run and its session.
+	Checkpoint(ctx context.Context, st *State, u Usage) error
+	// BeginTool records that the call under key is about to run. When the call has a record already
+	// (it ran, or started on a replica that died), started is false and prev is that record.
+	BeginTool(ctx context.Context, key, tool string) (started bool, prev ToolRecord, err error)
+	EndTool(ctx context.Context, key, tool string, rec ToolRecord) error
+}
+
+// Usage is what one step cost: its tokens (cache counts are part of the input) and their price.
+type Usage struct {
+	llm.Usage
+	CostUSD float64
+}
+
+// ToolRecord is what is known of a sandbox tool call: whether it finished, and its result.
+type ToolRecord struct {
+	Done    bool
+	Output  string
+	IsError bool
 }
 
 // SandboxTools executes the sandbox tools.
@@ -124,7 +141,7 @@ func (e *Engine) Execute(ctx context.Context, h Host, run Run, st *State) (Resul
 			if err != nil {
 				return Result{}, err
 			}
-			if err := h.Checkpoint(ctx, st, store.Usage{}); err != nil {
+			if err := h.Checkpoint(ctx, st, Usage{}); err != nil {
 				return Result{}, err
 			}
 			if done {
@@ -151,12 +168,8 @@ func (e *Engine) Execute(ctx context.Context, h Host, run Run, st *State) (Resul
 	}
 }
 
-func senderOf(agent string) string {
-	if agent == registry.LeadName {
-		return events.SenderMike
-	}
-	return events.SenderAgent
-}
+// scope is where the run's events go.
+func (r Run) scope() events.Scope { return events.Scope{SessionID: r.SessionID, RunID: r.RunID} }
 
 // turn asks the top frame's agent for its next move. done means the run's execution ends with res.
 func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) (res Result, done bool, err error) {
@@ -216,21 +229,19 @@ func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) (res Resu
 	}
 	top.Messages = append(top.Messages, llm.Message{Role: llm.RoleAssistant, Content: content, ToolCalls: resp.ToolCalls})
 	if text := strings.TrimSpace(resp.Content); text != "" {
-		m := events.Message{ID: msgID, SessionID: run.SessionID, Sender: senderOf(agent.Name), Content: text,
-			Timestamp: time.Now().UTC(), Agent: agent.Name, RunID: run.RunID}
-		if err := h.Emit(ctx, m.Event(), &m); err != nil {
+		if err := h.Emit(ctx, run.scope().Message(msgID, events.SenderOf(agent.Name), agent.Name, text)); err != nil {
 			return Result{}, false, err
 		}
 	}
 	if len(resp.ToolCalls) == 0 {
 		if resp.Stop == llm.StopLength && strings.TrimSpace(resp.Content) != "" {
 			// Continued as often as allowed and still cut: the answer stands, incomplete, and says so.
-			text := fmt.Sprintf("%s's answer was cut by the output limit; it ends incomplete.", display(agent.Name))
+			text := fmt.Sprintf("%s's answer was cut by the output limit; it ends incomplete.", events.Display(agent.Name))
 			if segments > 1 {
 				text = fmt.Sprintf("%s's answer was still cut by the output limit after %d continuations; it ends incomplete.",
-					display(agent.Name), segments-1)
+					events.Display(agent.Name), segments-1)
 			}
-			if err := h.Emit(ctx, statusEvent(run, agent.Name, text, map[string]any{"stop_reason": resp.StopReason}), nil); err != nil {
+			if err := h.Emit(ctx, run.scope().Status(agent.Name, text, map[string]any{"stop_reason": resp.StopReason})); err != nil {
 				return Result{}, false, err
 			}
 		}
@@ -238,7 +249,7 @@ func (e *Engine) turn(ctx context.Context, h Host, run Run, st *State) (res Resu
 			// A refusal, a filtered answer or an answer lost to the output limit never passes for a
 			// finished step: the user sees why, and the lead decides what to do about a member's.
 			data := map[string]any{"stop_reason": firstNonEmpty(resp.StopReason, string(resp.Stop))}
-			if err := h.Emit(ctx, statusEvent(run, agent.Name, reason, data), nil); err != nil {
+			if err := h.Emit(ctx, run.scope().Status(agent.Name, reason, data)); err != nil {
 				return Result{}, false, err
 			}
 			if len(st.Frames) == 1 {
@@ -264,7 +275,7 @@ func unanswered(agent string, resp llm.Response, refused bool) string {
 		return refusal(agent, resp)
 	case resp.Stop == llm.StopLength && strings.TrimSpace(resp.Content) == "":
 		return fmt.Sprintf("%s's model used its whole output limit (%d tokens) without answering (reasoning models spend part of it thinking; AGENTD_LLM_MAX_OUTPUT_TOKENS raises it).",
-			display(agent), resp.MaxTokens)
+			events.Display(agent), resp.MaxTokens)
 	}
 	return ""
 }
@@ -308,16 +319,12 @@ func observe(f *Frame, call llm.ToolCall, out string, isErr bool) {
 	f.Messages = append(f.Messages, llm.Message{Role: llm.RoleTool, ToolCallID: call.ID, ToolName: call.Name, Content: out, IsError: isErr})
 }
 
-func toolEvent(run Run, typ, agent, tool, content string, data map[string]any) events.Event {
-	return events.Event{Type: typ, Sender: senderOf(agent), Agent: agent, Content: content, SessionID: run.SessionID,
-		Timestamp: time.Now().UTC(), Tool: tool, Invoker: agent, RunID: run.RunID, Data: data}
-}
-
 func (e *Engine) refuse(ctx context.Context, h Host, run Run, st *State, f *Frame, call llm.ToolCall, why string, lim Limits) (Result, bool, error) {
 	observe(f, call, "error: "+why, true)
 	f.Invalid++
-	ev := toolEvent(run, events.TypeError, f.Agent, call.Name, why, map[string]any{"call_id": call.ID})
-	if err := h.Emit(ctx, ev, nil); err != nil {
+	ev := run.scope().Error(f.Agent, why, map[string]any{"call_id": call.ID})
+	ev.Tool = &call.Name
+	if err := h.Emit(ctx, ev); err != nil {
 		return Result{}, false, err
 	}
 	return e.tooManyInvalid(ctx, h, run, st, f, lim)
@@ -331,7 +338,7 @@ func (e *Engine) tooManyInvalid(ctx context.Context, h Host, run Run, st *State,
 		if len(st.Frames) == 1 {
 			return Result{Outcome: Stopped, Reason: reason}, true, nil
 		}
-		if err := h.Emit(ctx, toolEvent(run, events.TypeStatus, f.Agent, "", reason+"; its step ends", nil), nil); err != nil {
+		if err := h.Emit(ctx, run.scope().Status(f.Agent, reason+"; its step ends", nil)); err != nil {
 			return Result{}, false, err
 		}
 		e.pop(st, "failed: "+reason)
@@ -341,13 +348,8 @@ func (e *Engine) tooManyInvalid(ctx context.Context, h Host, run Run, st *State,
 
 // callEvent is the final tool_call event of call: under the message id its arguments streamed with,
 // carrying them whole.
-func callEvent(run Run, agent string, call llm.ToolCall, data map[string]any) events.Event {
-	ev := toolEvent(run, events.TypeToolCall, agent, call.Name, call.Arguments, data)
-	ev.MessageID, ev.Final = call.MessageID, true
-	if ev.MessageID == "" {
-		ev.MessageID = uuid.NewString()
-	}
-	return ev
+func callEvent(run Run, agent string, call llm.ToolCall, data map[string]any) *agentdv1.Event {
+	return run.scope().ToolCall(agent, call.Name, call.MessageID, call.Arguments, data)
 }
 
 // cut answers a call the output limit cut: it does not run, the model is told what was cut and how
@@ -355,14 +357,14 @@ func callEvent(run Run, agent string, call llm.ToolCall, data map[string]any) ev
 func (e *Engine) cut(ctx context.Context, h Host, run Run, st *State, f *Frame, call llm.ToolCall, lim Limits) (Result, bool, error) {
 	observe(f, call, call.Cut, true)
 	f.Invalid++
-	if err := h.Emit(ctx, callEvent(run, f.Agent, call, map[string]any{"call_id": call.ID, "cut": true}), nil); err != nil {
+	if err := h.Emit(ctx, callEvent(run, f.Agent, call, map[string]any{"call_id": call.ID, "cut": true})); err != nil {
 		return Result{}, false, err
 	}
 	// The call's result closes it in the UI like any other, saying why it did not run.
 	text := fmt.Sprintf("Not run: the output limit cut this call off before its arguments were complete; %s was asked to split the work into smaller calls.",
-		display(f.Agent))
-	if err := h.Emit(ctx, toolEvent(run, events.TypeToolResult, f.Agent, call.Name, text,
-		map[string]any{"call_id": call.ID, "is_error": true, "stop_reason": "length"}), nil); err != nil {
+		events.Display(f.Agent))
+	if err := h.Emit(ctx, run.scope().Tool(events.TypeToolResult, f.Agent, call.Name, text,
+		map[string]any{"call_id": call.ID, "is_error": true, "stop_reason": "length"})); err != nil {
 		return Result{}, false, err
 	}
 	return e.tooManyInvalid(ctx, h, run, st, f, lim)
@@ -404,7 +406,7 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 	if lim.MaxToolCalls > 0 && st.ToolCalls > lim.MaxToolCalls {
 		return Result{Outcome: Stopped, Reason: fmt.Sprintf("the tool call limit (%d) was reached", lim.MaxToolCalls)}, true, nil
 	}
-	if err := h.Emit(ctx, callEvent(run, f.Agent, call, map[string]any{"call_id": call.ID, "arguments": rawJSON(call.Arguments)}), nil); err != nil {
+	if err := h.Emit(ctx, callEvent(run, f.Agent, call, map[string]any{"call_id": call.ID, "arguments": rawJSON(call.Arguments)})); err != nil {
 		return Result{}, false, err
 	}
 	if spec.Control {
@@ -417,8 +419,8 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 	}
 	var out tools.Result
 	switch {
-	case !started && prev.State == "done":
-		out = tools.Result{Output: prev.Result, IsError: prev.Error}
+	case !started && prev.Done:
+		out = tools.Result{Output: prev.Output, IsError: prev.IsError}
 	case !started && spec.SideEffects:
 		// The replica that started this call died before recording its result. Running it again
 		// could duplicate its effect, so the model is told instead and can check.
@@ -428,19 +430,19 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 		if err != nil {
 			return Result{}, false, err
 		}
-		if err := h.EndTool(ctx, key, store.ToolRecord{Tool: call.Name, Result: out.Output, Error: out.IsError}); err != nil {
+		if err := h.EndTool(ctx, key, call.Name, ToolRecord{Done: true, Output: out.Output, IsError: out.IsError}); err != nil {
 			return Result{}, false, err
 		}
 	}
 	observe(f, call, out.Output, out.IsError)
-	if err := h.Emit(ctx, toolEvent(run, events.TypeToolResult, f.Agent, call.Name, truncate(out.Output, 4000),
-		map[string]any{"call_id": call.ID, "is_error": out.IsError}), nil); err != nil {
+	if err := h.Emit(ctx, run.scope().Tool(events.TypeToolResult, f.Agent, call.Name, truncate(out.Output, 4000),
+		map[string]any{"call_id": call.ID, "is_error": out.IsError})); err != nil {
 		return Result{}, false, err
 	}
 	if len(out.Paths) > 0 && !out.IsError {
-		ev := toolEvent(run, events.TypeFileChange, f.Agent, call.Name, strings.Join(out.Paths, ", "), nil)
+		ev := run.scope().Tool(events.TypeFileChange, f.Agent, call.Name, strings.Join(out.Paths, ", "), nil)
 		ev.Paths = out.Paths
-		if err := h.Emit(ctx, ev, nil); err != nil {
+		if err := h.Emit(ctx, ev); err != nil {
 			return Result{}, false, err
 		}
 	}
@@ -482,8 +484,8 @@ func (e *Engine) control(ctx context.Context, h Host, run Run, st *State, call l
 					st.Plan[i].Note = a.Note
 				}
 				observe(f, call, "task "+a.TaskID+" updated", false)
-				ev := toolEvent(run, events.TypeTask, f.Agent, call.Name, st.Plan[i].Title+": "+st.Plan[i].Status, map[string]any{"task": taskMap(st.Plan[i])})
-				return Result{}, false, h.Emit(ctx, ev, nil)
+				ev := run.scope().Tool(events.TypeTask, f.Agent, call.Name, st.Plan[i].Title+": "+st.Plan[i].Status, map[string]any{"task": taskMap(st.Plan[i])})
+				return Result{}, false, h.Emit(ctx, ev)
 			}
 		}
 		observe(f, call, "error: no task "+a.TaskID, true)
@@ -511,8 +513,8 @@ func (e *Engine) control(ctx context.Context, h Host, run Run, st *State, call l
 		for i := range st.Plan {
 			if st.Plan[i].Assignee == to && st.Plan[i].Status == "todo" {
 				st.Plan[i].Status = "in_progress"
-				ev := toolEvent(run, events.TypeTask, f.Agent, call.Name, st.Plan[i].Title+": in_progress", map[string]any{"task": taskMap(st.Plan[i])})
-				if err := h.Emit(ctx, ev, nil); err != nil {
+				ev := run.scope().Tool(events.TypeTask, f.Agent, call.Name, st.Plan[i].Title+": in_progress", map[string]any{"task": taskMap(st.Plan[i])})
+				if err := h.Emit(ctx, ev); err != nil {
 					return Result{}, false, err
 				}
 				break
@@ -521,15 +523,14 @@ func (e *Engine) control(ctx context.Context, h Host, run Run, st *State, call l
 		st.Frames = append(st.Frames, Frame{ID: st.NextFrameID, Agent: to, ParentCall: call.ID,
 			Messages: []llm.Message{{Role: llm.RoleUser, Content: "Task from mike: " + a.Content}}})
 		st.NextFrameID++
-		ev := toolEvent(run, events.TypeStatus, f.Agent, call.Name, fmt.Sprintf("%s → %s: %s", f.Agent, to, a.Content), map[string]any{"to": to})
-		return Result{}, false, h.Emit(ctx, ev, nil)
+		ev := run.scope().Status(f.Agent, fmt.Sprintf("%s → %s: %s", events.Display(f.Agent), events.Display(to), a.Content), map[string]any{"to": to})
+		ev.Tool = &call.Name
+		return Result{}, false, h.Emit(ctx, ev)
 	case tools.ReplyToHuman:
 		var a struct{ Content string }
 		_ = spec.Parse(call.Arguments, &a)
-		m := events.Message{ID: uuid.NewString(), SessionID: run.SessionID, Sender: senderOf(f.Agent), Content: a.Content,
-			Timestamp: time.Now().UTC(), Agent: f.Agent, RunID: run.RunID}
 		observe(f, call, "delivered to the user", false)
-		return Result{}, false, h.Emit(ctx, m.Event(), &m)
+		return Result{}, false, h.Emit(ctx, run.scope().Said(f.Agent, a.Content))
 	case tools.AskHuman:
 		var a struct{ Question string }
 		_ = spec.Parse(call.Arguments, &a)
@@ -540,11 +541,9 @@ func (e *Engine) control(ctx context.Context, h Host, run Run, st *State, call l
 			return Result{}, false, nil
 		}
 		st.WaitingCall = key
-		m := events.Message{ID: uuid.NewString(), SessionID: run.SessionID, Sender: senderOf(f.Agent), Content: a.Question,
-			Timestamp: time.Now().UTC(), Agent: f.Agent, RunID: run.RunID}
-		ev := m.Event()
-		ev.Data = map[string]any{"question": true, "call_id": call.ID}
-		if err := h.Emit(ctx, ev, &m); err != nil {
+		ev := run.scope().Said(f.Agent, a.Question)
+		ev.Data = events.Data(map[string]any{"question": true, "call_id": call.ID})
+		if err := h.Emit(ctx, ev); err != nil {
 			return Result{}, false, err
 		}
 		return Result{Outcome: Waiting, Reason: a.Question}, true, nil
@@ -568,7 +567,7 @@ func (e *Engine) emitPlan(ctx context.Context, h Host, run Run, st *State, typ, 
 	for _, t := range st.Plan {
 		tasks = append(tasks, taskMap(t))
 	}
-	return h.Emit(ctx, toolEvent(run, typ, registry.LeadName, "", content, map[string]any{"tasks": tasks}), nil)
+	return h.Emit(ctx, run.scope().Tool(typ, registry.LeadName, "", content, map[string]any{"tasks": tasks}))
 }
 
 func taskMap(t Task) map[string]any {
