@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
@@ -326,8 +327,14 @@ func (s *Server) StreamEvents(req *agentdv1.StreamEventsRequest, stream grpc.Ser
 		return toStatus(ctx, s.log, err)
 	}
 	sid := req.GetSessionId()
+	// Ownership comes from the session's own record, never its history, and the headers go out as
+	// soon as it is checked: a client (the gateway) waits for them to know the stream is its own
+	// before any event exists, so it needs no other call.
 	if _, err := s.store.GetSession(ctx, uid, sid); err != nil {
 		return toStatus(ctx, s.log, err)
+	}
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
 	}
 	// Follow before replaying, so an event appended in between wakes the tail.
 	wake, stop := s.hub.Follow(ctx, sid)

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -36,10 +37,9 @@ var errSlowConsumer = errors.New("slow consumer")
 
 // Options configures a Bridge.
 type Options struct {
-	Events   agentdv1.EventServiceClient
-	Sessions agentdv1.SessionServiceClient
-	Errors   httperr.Writer
-	Logger   *slog.Logger
+	Events agentdv1.EventServiceClient
+	Errors httperr.Writer
+	Logger *slog.Logger
 	// JSON encodes each event (the gateway's one JSON encoding).
 	JSON protojson.MarshalOptions
 	// MaxPerUser bounds concurrent streams per user on this replica.
@@ -113,10 +113,12 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 		}
 		after = uint32(n)
 	}
-	// StreamEvents reports a foreign session only on its first receive,
-	// which may never come for a quiet session; asking first gives the
-	// client a proper 404 before any upgrade.
-	if _, err := b.o.Sessions.GetSession(r.Context(), &agentdv1.GetSessionRequest{Id: session}); err != nil {
+	// A foreign or missing session must be a proper 404 before any upgrade.
+	// agentd sends a stream's headers once it has checked that the caller
+	// owns the session (without loading its history), so a probe stream
+	// positioned past any event answers that at once, even for a quiet
+	// session.
+	if err := b.owns(r.Context(), session); err != nil {
 		b.o.Errors.Write(w, r, err)
 		return nil, false
 	}
@@ -127,6 +129,21 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 		return nil, false
 	}
 	return &subscription{user: p, session: session, after: after, release: release}, true
+}
+
+func (b *Bridge) owns(ctx context.Context, session string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := b.o.Events.StreamEvents(ctx, eventsRequest(session, math.MaxUint32))
+	if err != nil {
+		return err
+	}
+	md, err := st.Header()
+	if err == nil && md == nil {
+		// The stream ended without headers: its status says why (NotFound).
+		_, err = st.Recv()
+	}
+	return err
 }
 
 func (b *Bridge) acquire(user string) (func(), bool) {
