@@ -220,7 +220,7 @@ agents:
         - {name: sandbox_shell, args: {command: "block forever"}}
 `
 
-func TestSecondMessageConflictsAndCancelStopsTool(t *testing.T) {
+func TestSecondMessageSteersAndCancelStopsTool(t *testing.T) {
 	stub, sbAddr := startSandboxStub(t)
 	a := startAgentd(t, baseEnv(t, redistest.Shared(t), sbAddr, blockingScript))
 	c := dial(t, a.addr)
@@ -234,8 +234,10 @@ func TestSecondMessageConflictsAndCancelStopsTool(t *testing.T) {
 		return evs[len(evs)-1].GetType() == "tool_call" && evs[len(evs)-1].GetTool() == "sandbox_shell"
 	})
 
-	_, err = c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "again"})
-	require.Equal(t, codes.Aborted, status.Code(err), "a second message during a run is refused (409)")
+	steer, err := c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "again"})
+	require.NoError(t, err, "a second message during a run is accepted (201)")
+	require.True(t, steer.GetSteered())
+	require.Equal(t, evs[len(evs)-1].GetRunId(), steer.GetRunId(), "it goes to the active run")
 
 	start := time.Now()
 	res, err := c.chat.CancelRun(ctx, &agentdv1.CancelRunRequest{SessionId: sid})

@@ -114,3 +114,11 @@ func (r *Registry) Members() []string {
 	}
 	return out
 }
+
+// SystemPrompt is the agent's system prompt.
+func (r *Registry) SystemPrompt(a Agent) string {
+	if a.Name != LeadName {
+		return a.SystemPrompt
+	}
+	return a.SystemPrompt + "\nTeam members: " + strings.Join(r.Members(), ", ") + "."
+}

@@ -2,11 +2,9 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 
 	"github.com/mgx-ai/mgx/agentd/internal/events"
-	"github.com/mgx-ai/mgx/agentd/internal/registry"
 	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/agentd/internal/workflow"
 )
@@ -115,13 +112,22 @@ func (r *run) flush(ctx context.Context) {
 	_, _ = r.store.Append(ctx, ev, r.lease)
 }
 
-// Checkpoint implements workflow.Host.
+// Checkpoint implements workflow.Host: the state's head and what the step appended to its
+// conversations, in one fenced script.
 func (r *run) Checkpoint(ctx context.Context, st *workflow.State, u workflow.Usage) error {
-	b, err := json.Marshal(st)
+	head, deltas, undo, err := st.Commit()
 	if err != nil {
 		return fmt.Errorf("runtime: encode checkpoint: %w", err)
 	}
-	return r.store.Checkpoint(ctx, r.lease, b, storeUsage(u))
+	cds := make([]store.ConvDelta, len(deltas))
+	for i, d := range deltas {
+		cds[i] = store.ConvDelta{Key: d.Key, Expect: d.Expect, Entries: d.Messages, Drop: d.Drop}
+	}
+	if err := r.store.Checkpoint(ctx, r.lease, head, cds, storeUsage(u)); err != nil {
+		undo()
+		return err
+	}
+	return nil
 }
 
 func storeUsage(u workflow.Usage) store.Usage {
@@ -132,13 +138,26 @@ func storeUsage(u workflow.Usage) store.Usage {
 // BeginTool implements workflow.Host.
 func (r *run) BeginTool(ctx context.Context, key, tool string) (bool, workflow.ToolRecord, error) {
 	started, prev, err := r.store.BeginTool(ctx, r.lease, key, tool)
-	return started, workflow.ToolRecord{Done: prev.State == "done", Output: prev.Result, IsError: prev.Error}, err
+	return started, toolRecord(prev), err
+}
+
+func toolRecord(rec store.ToolRecord) workflow.ToolRecord {
+	return workflow.ToolRecord{Done: rec.State == "done", Output: rec.Result, IsError: rec.Error}
 }
 
 // EndTool implements workflow.Host.
 func (r *run) EndTool(ctx context.Context, key, tool string, rec workflow.ToolRecord) error {
 	// Recorded even when the run was cancelled meanwhile: the effect happened.
 	return r.store.EndTool(context.WithoutCancel(ctx), r.lease, key, store.ToolRecord{Tool: tool, Result: rec.Output, Error: rec.IsError})
+}
+
+// Inbox implements workflow.Host.
+func (r *run) Inbox(ctx context.Context, from int) ([]string, error) {
+	return r.store.Inbox(ctx, r.lease.SessionID, r.lease.RunID, from)
+}
+
+func (r *run) wrun() workflow.Run {
+	return workflow.Run{SessionID: r.lease.SessionID, OwnerID: r.record.OwnerID, RunID: r.lease.RunID}
 }
 
 // execute runs the workflow and records how it ended. It returns whether the queue entry is done
@@ -155,58 +174,80 @@ func (r *run) execute(ctx context.Context) bool {
 		r.finish(bg, store.RunCancelled, "", r.scope.Status("", "Run cancelled.", map[string]any{"status": store.RunCancelled}))
 		return true
 	}
-	var st *workflow.State
-	if len(rec.Checkpoint) > 0 {
-		st = &workflow.State{}
-		if err := json.Unmarshal(rec.Checkpoint, st); err != nil {
+	st, err := r.state(ctx)
+	if err != nil {
+		if errors.Is(err, errUnreadable) {
 			r.log.Error("the run's checkpoint is unreadable", "err", err)
 			r.finish(bg, store.RunFailed, "unreadable checkpoint",
 				r.scope.Error("", "The run's saved state is unreadable; it cannot continue.", map[string]any{"status": store.RunFailed}))
 			return true
 		}
-		if rec.Attempts > 1 && st.WaitingCall == "" {
-			_ = r.Emit(ctx, r.scope.Status("", fmt.Sprintf("Run resumed from its last checkpoint (attempt %d).", rec.Attempts), nil))
-		}
-	} else {
-		st = workflow.NewState(registry.LeadName, r.withHistory(ctx))
-		if err := r.Emit(ctx, r.runEvent("started")); err != nil {
-			return r.failed(ctx, err)
-		}
-		if r.rt.opts.ProviderNotice != "" {
-			_ = r.Emit(ctx, r.scope.Status("", r.rt.opts.ProviderNotice, nil))
-		}
+		return r.failed(ctx, err, nil)
 	}
 	if st.WaitingCall != "" && rec.Answer != "" {
 		st.Answer = rec.Answer
 	}
-	res, err := r.rt.engine.Execute(ctx, r, workflow.Run{SessionID: r.lease.SessionID, OwnerID: rec.OwnerID, RunID: r.lease.RunID}, st)
-	r.flush(bg)
-	r.reportUsage(bg, st.UsageEstimated)
-	if err != nil {
-		return r.failed(ctx, err)
-	}
-	switch res.Outcome {
-	case workflow.Waiting:
-		ev := r.scope.Status("", "Waiting for your answer.", map[string]any{"status": store.RunWaiting, "question": res.Reason})
-		if _, err := r.store.FinishRunAsking(bg, r.lease, store.RunWaiting, "", res.Reason, ev); err != nil {
-			r.log.Warn("recording the run's wait failed", "err", err)
+	for {
+		res, err := r.rt.engine.Execute(ctx, r, r.wrun(), st)
+		r.flush(bg)
+		if err != nil {
+			r.reportUsage(bg, st.UsageEstimated)
+			return r.failed(ctx, err, st)
 		}
-	case workflow.Stopped:
-		ev := r.scope.Status("", "Run stopped: "+res.Reason+".", map[string]any{"status": store.RunStopped, "reason": res.Reason})
-		r.finish(bg, store.RunStopped, res.Reason, ev)
-	default:
-		r.finish(bg, store.RunCompleted, "", r.runEvent(store.RunCompleted))
+		switch res.Outcome {
+		case workflow.Waiting:
+			r.reportUsage(bg, st.UsageEstimated)
+			ev := r.scope.Status("", "Waiting for your answer.", map[string]any{"status": store.RunWaiting, "question": res.Reason})
+			if _, err := r.store.FinishRunAsking(bg, r.lease, store.RunWaiting, "", res.Reason, ev); err != nil {
+				r.log.Warn("recording the run's wait failed", "err", err)
+			}
+			return true
+		case workflow.Stopped:
+			r.reportUsage(bg, st.UsageEstimated)
+			r.conclude(bg, st, store.RunStopped, res.Reason)
+			ev := r.scope.Status("", "Run stopped: "+res.Reason+". Send a message to continue it.", map[string]any{"status": store.RunStopped, "reason": res.Reason})
+			r.finish(bg, store.RunStopped, res.Reason, ev)
+			return true
+		}
+		// The lead ended the run. A message the user posted meanwhile keeps it going: the lead reads
+		// it at its next turn.
+		if unread, err := r.Inbox(ctx, st.Inbox); err == nil && len(unread) > 0 {
+			continue
+		}
+		r.reportUsage(bg, st.UsageEstimated)
+		r.conclude(bg, st, store.RunCompleted, "")
+		_, err = r.store.CompleteRun(bg, r.lease, st.Inbox, r.runEvent(store.RunCompleted))
+		if errors.Is(err, store.ErrInboxUnread) {
+			continue
+		}
+		if err != nil {
+			r.log.Warn("recording the run's end failed", "status", store.RunCompleted, "err", err)
+			return true
+		}
+		r.log.Info("run finished", "status", store.RunCompleted)
+		runsFinished.Add(bg, 1, metric.WithAttributes(attribute.String("status", store.RunCompleted)))
+		return true
 	}
-	return true
+}
+
+// conclude marks what the run leaves open in its plan.
+func (r *run) conclude(ctx context.Context, st *workflow.State, status, reason string) {
+	if st == nil {
+		return
+	}
+	if err := r.rt.engine.Conclude(ctx, r, r.wrun(), st, status, reason); err != nil {
+		r.log.Warn("marking the plan's open tasks failed", "err", err)
+	}
 }
 
 // failed classifies how a run's execution broke off; ctx is the run's context, whose cause says
 // whether it was cancelled, lost or handed back.
-func (r *run) failed(ctx context.Context, err error) bool {
+func (r *run) failed(ctx context.Context, err error, st *workflow.State) bool {
 	bg := context.WithoutCancel(ctx)
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, errCancelled):
+		r.conclude(bg, st, store.RunCancelled, "")
 		r.finish(bg, store.RunCancelled, "", r.scope.Status("", "Run cancelled.", map[string]any{"status": store.RunCancelled}))
 		return true
 	case errors.Is(cause, errLeaseLost), errors.Is(err, store.ErrLeaseLost):
@@ -224,6 +265,8 @@ func (r *run) failed(ctx context.Context, err error) bool {
 	if !errors.Is(err, workflow.ErrProvider) {
 		msg = "The run failed because of an internal error."
 	}
+	r.conclude(bg, st, store.RunFailed, err.Error())
+	msg += " Send a message to continue it."
 	r.finish(bg, store.RunFailed, err.Error(), r.scope.Error("", msg, map[string]any{"status": store.RunFailed}))
 	return true
 }
@@ -242,45 +285,6 @@ func (r *run) runEvent(status string) *agentdv1.Event {
 	ev := r.scope.New(events.TypeRun, events.SenderStatus, "", status)
 	ev.Data = events.Data(map[string]any{"status": status})
 	return ev
-}
-
-// withHistory gives the lead the session's earlier conversation along with the new request, so a
-// follow-up ("now make it blue") makes sense.
-func (r *run) withHistory(ctx context.Context) string {
-	const keep, maxLen = 20, 600
-	msgs, err := r.store.Messages(ctx, r.lease.SessionID)
-	if err != nil {
-		return r.record.Prompt
-	}
-	var earlier []*agentdv1.Message
-	for _, m := range msgs {
-		if m.GetId() == r.record.MessageID {
-			break
-		}
-		earlier = append(earlier, m)
-	}
-	if len(earlier) == 0 {
-		return r.record.Prompt
-	}
-	if len(earlier) > keep {
-		earlier = earlier[len(earlier)-keep:]
-	}
-	var b strings.Builder
-	b.WriteString("Conversation so far in this session:\n")
-	for _, m := range earlier {
-		who := m.GetSender()
-		if m.GetAgent() != "" {
-			who = m.GetAgent()
-		}
-		text := m.GetContent()
-		if len(text) > maxLen {
-			text = text[:maxLen] + "…"
-		}
-		fmt.Fprintf(&b, "[%s] %s\n", who, text)
-	}
-	b.WriteString("\nNew request from the user:\n")
-	b.WriteString(r.record.Prompt)
-	return b.String()
 }
 
 // reportUsage says what the run and the session have cost so far. estimated marks counts that are

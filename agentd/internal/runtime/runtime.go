@@ -35,6 +35,8 @@ type Options struct {
 	// ProviderNotice, when set, is said in the session at the start of every run (the scripted
 	// provider announces itself).
 	ProviderNotice string
+	// HistoryTokens bounds the session's earlier conversation a new run's lead is given.
+	HistoryTokens int
 }
 
 // Runtime executes runs.

@@ -22,6 +22,7 @@ func runPB(r store.Run, sess store.Session) *agentdv1.Run {
 		Usage:     &agentdv1.Usage{InputTokens: uint32(r.InputTokens), OutputTokens: uint32(r.OutputTokens), CostUsd: r.CostUSD},
 		CreatedAt: timestamppb.New(r.CreatedAt), UpdatedAt: timestamppb.New(r.UpdatedAt),
 		SessionUsage: &agentdv1.Usage{InputTokens: uint32(sess.InputTokens), OutputTokens: uint32(sess.OutputTokens), CostUsd: sess.CostUSD},
+		ResumedFrom:  r.ResumedFrom,
 	}
 	if r.Status == store.RunWaiting {
 		out.Question = r.Question

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
@@ -19,6 +19,7 @@ import (
 	"github.com/mgx-ai/mgx/agentd/internal/events"
 	"github.com/mgx-ai/mgx/agentd/internal/registry"
 	"github.com/mgx-ai/mgx/agentd/internal/store"
+	"github.com/mgx-ai/mgx/agentd/internal/workflow"
 	"github.com/mgx-ai/mgx/pkg/authn"
 )
 
@@ -234,9 +235,10 @@ func (s *Server) LaunchSandbox(ctx context.Context, req *agentdv1.LaunchSandboxR
 	}, nil
 }
 
-// PostMessage stores the message and starts a run for it in the background (or answers the run
-// waiting in ask_human). While a run is queued or running, the message is refused with Aborted (409)
-// and not stored: one run per session, and the user decides whether to wait or cancel.
+// PostMessage stores the message and starts a run for it in the background, answers the run waiting
+// in ask_human, or — while a run is queued or running — delivers it to that run, whose lead reads it
+// at its next turn (201 with the active run's id, steered). A new run continues the previous one when
+// that one stopped, failed or was cancelled.
 func (s *Server) PostMessage(ctx context.Context, req *agentdv1.PostMessageRequest) (*agentdv1.PostMessageResponse, error) {
 	uid, err := user(ctx)
 	if err != nil {
@@ -245,11 +247,13 @@ func (s *Server) PostMessage(ctx context.Context, req *agentdv1.PostMessageReque
 	msg := userMessage(req.GetSessionId(), req.GetContent())
 	sid := req.GetSessionId()
 	outcome, runID, err := s.store.StartRun(ctx, uid, msg, uuid.NewString())
-	if errors.Is(err, store.ErrRunActive) {
-		s.requeueIfStranded(ctx, sid, runID)
-	}
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
+	}
+	user, _ := events.HistoryEntry(msg)
+	if outcome == store.Steered {
+		s.requeueIfStranded(ctx, sid, runID)
+		return &agentdv1.PostMessageResponse{User: user, Responses: []*agentdv1.Message{}, RunId: runID, Steered: true}, nil
 	}
 	if err := s.store.Enqueue(ctx, sid, runID); err != nil {
 		// The queue lives in another slot than the session, so the two writes cannot be one script.
@@ -259,12 +263,11 @@ func (s *Server) PostMessage(ctx context.Context, req *agentdv1.PostMessageReque
 		}
 		return nil, toStatus(ctx, s.log, err)
 	}
-	user, _ := events.HistoryEntry(msg)
 	return &agentdv1.PostMessageResponse{User: user, Responses: []*agentdv1.Message{}, RunId: runID}, nil
 }
 
 // requeueIfStranded re-enqueues a run that has been queued for long: its queue entry may have been
-// lost (the replica that stored it died before XADD). A duplicate entry is harmless — only the lease
+// lost (the replica that stored it died before XADD); the next message to it notices. A duplicate entry is harmless — only the lease
 // holder executes a run — so erring on the side of re-enqueueing is safe.
 func (s *Server) requeueIfStranded(ctx context.Context, sid, rid string) {
 	if rid == "" {
@@ -423,4 +426,37 @@ func (s *Server) GetRun(ctx context.Context, req *agentdv1.GetRunRequest) (*agen
 		return nil, toStatus(ctx, s.log, err)
 	}
 	return &agentdv1.GetRunResponse{Run: runPB(run, sess)}, nil
+}
+
+// GetPlan implements ChatService. The plan lives in the checkpoint of the session's latest run, which
+// carries it over from run to run.
+func (s *Server) GetPlan(ctx context.Context, req *agentdv1.GetPlanRequest) (*agentdv1.GetPlanResponse, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	sess, err := s.store.GetSession(ctx, uid, req.GetSessionId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	out := &agentdv1.Plan{SessionId: sess.ID, Tasks: []*agentdv1.Task{}}
+	rid, head, updated, err := s.store.LatestCheckpoint(ctx, sess.ID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if len(head) > 0 {
+		tasks, finished, err := workflow.PlanOf(head)
+		if err != nil {
+			return nil, toStatus(ctx, s.log, fmt.Errorf("server: read plan of run %s: %w", rid, err))
+		}
+		out.RunId, out.Finished, out.UpdatedAt = rid, finished, timestamppb.New(updated)
+		for _, t := range tasks {
+			deps := t.DependsOn
+			if deps == nil {
+				deps = []string{}
+			}
+			out.Tasks = append(out.Tasks, &agentdv1.Task{Id: t.ID, Title: t.Title, Assignee: t.Assignee, Status: t.Status, Note: t.Note, DependsOn: deps})
+		}
+	}
+	return &agentdv1.GetPlanResponse{Plan: out}, nil
 }

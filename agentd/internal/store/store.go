@@ -29,6 +29,10 @@ var (
 	ErrNotWaiting = errors.New("no question is waiting for an answer")
 	// ErrLeaseLost: this replica no longer holds the run's lease; another replica took it over.
 	ErrLeaseLost = errors.New("run lease lost")
+	// ErrInboxUnread: the run cannot complete, the user posted a message its lead has not read.
+	ErrInboxUnread = errors.New("the run's inbox holds unread messages")
+	// ErrConversationLost: a stored conversation is shorter than the run's checkpoint says.
+	ErrConversationLost = errors.New("a stored conversation is shorter than its checkpoint")
 )
 
 // Store is agentd's Redis state. It is safe for concurrent use.
@@ -155,7 +159,7 @@ func (s *Store) DeleteSession(ctx context.Context, ownerID, id string) error {
 	}
 	n, err := deleteSessionScript.Run(ctx, s.rdb,
 		[]string{sessionKey(id), sessionSeqKey(id), sessionEventsKey(id), sessionMessagesKey(id),
-			sessionActiveKey(id), sessionRunsKey(id), sessionLastRunKey(id)},
+			sessionActiveKey(id), sessionRunsKey(id), sessionLastRunKey(id), sessionConvsKey(id)},
 		ownerID, runKey(id, "")).Int()
 	if err != nil {
 		return fmt.Errorf("store: delete session: %w", err)

@@ -99,10 +99,10 @@ func (ts *turnStream) retried(r llm.Retry) {
 // complete runs one model turn for agent over msgs, continuing a text answer the output limit cut
 // (at most MaxContinuations times). The response's Usage covers every call made, failed ones too;
 // segments is how many successful calls that took.
-func (e *Engine) complete(ctx context.Context, h Host, run Run, agent registry.Agent, model, msgID string, msgs []llm.Message) (resp llm.Response, segments int, err error) {
+func (e *Engine) complete(ctx context.Context, h Host, run Run, agent registry.Agent, model, msgID, system string, tls []llm.Tool, msgs []llm.Message, requireTool bool) (resp llm.Response, segments int, err error) {
 	ts := &turnStream{ctx: ctx, h: h, run: run, agent: agent.Name, msgID: msgID, calls: map[int]string{}, callsSent: map[int]bool{}}
-	req := llm.Request{Agent: agent.Name, Model: model, System: e.system(agent), Messages: msgs,
-		Tools: tools.ForLLM(agent.Tools), MaxTokens: e.MaxOutputTokens}
+	req := llm.Request{Agent: agent.Name, Model: model, System: system, Messages: msgs,
+		Tools: tls, MaxTokens: e.MaxOutputTokens, RequireTool: requireTool}
 	var spent llm.Usage
 	for {
 		resp, err = e.Retry.Complete(ctx, e.Provider, req, ts.stream(), ts.retried)
@@ -215,3 +215,6 @@ func roundDelay(d time.Duration) time.Duration {
 	}
 	return d.Round(time.Second)
 }
+
+// system is the agent's system prompt, rendered for its tools and team.
+func (e *Engine) system(a registry.Agent) string { return e.Registry.SystemPrompt(a) }
