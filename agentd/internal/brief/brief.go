@@ -31,6 +31,7 @@ const (
 	portsBytes   = 900
 	planBytes    = 1800
 	summaryBytes = 800
+	requestBytes = 1200
 	treeDepth    = 4
 	// maxSubtrees bounds the top-level folders listed one by one (one sandboxd call each).
 	maxSubtrees = 16
@@ -70,6 +71,16 @@ func (b *Builder) Brief(ctx context.Context, in workflow.BriefInput) string {
 	defer cancel()
 	var out strings.Builder
 	out.WriteString("## Project brief — the workspace as it is now\n")
+	if in.Original != "" {
+		out.WriteString("\nThe user's first request in this session: ")
+		out.WriteString(bounded(in.Original, requestBytes))
+		out.WriteString("\n")
+		if in.Request != "" && in.Request != in.Original {
+			out.WriteString("Their latest message: ")
+			out.WriteString(bounded(in.Request, requestBytes))
+			out.WriteString("\n")
+		}
+	}
 
 	tree, docs, err := b.tree(ctx, in.SessionID)
 	out.WriteString("\nFiles in /workspace (dependency and build folders are named, not listed):\n")
@@ -86,12 +97,12 @@ func (b *Builder) Brief(ctx context.Context, in workflow.BriefInput) string {
 		out.WriteString("\n")
 	}
 
-	out.WriteString("\nBackground processes: ")
+	out.WriteString("\nBackground processes:")
 	out.WriteString(b.processes(ctx, in.SessionID))
-	out.WriteString("\nListening ports and their previews: ")
+	out.WriteString("\nListening ports and their previews:")
 	out.WriteString(b.ports(ctx, in.SessionID))
 
-	out.WriteString("\nPlan: ")
+	out.WriteString("\nPlan:")
 	out.WriteString(plan(in.Plan, in.PlanFinished))
 
 	if in.Last.Status != "" {
@@ -183,11 +194,11 @@ func (b *Builder) tree(ctx context.Context, sid string) (string, []string, error
 func (b *Builder) processes(ctx context.Context, sid string) string {
 	resp, err := b.procs.ListProcesses(ctx, &sandboxdv1.ListProcessesRequest{SessionId: sid})
 	if err != nil {
-		return fmt.Sprintf("(could not be listed: %s)\n", describe(err))
+		return fmt.Sprintf(" (could not be listed: %s)\n", describe(err))
 	}
 	ps := resp.GetProcesses()
 	if len(ps) == 0 {
-		return "none.\n"
+		return " none.\n"
 	}
 	// Running ones first: they are what a follow-up must not start twice.
 	slices.SortStableFunc(ps, func(a, b *sandboxdv1.Process) int {
@@ -221,10 +232,10 @@ func boolRank(b bool) int {
 func (b *Builder) ports(ctx context.Context, sid string) string {
 	prev, err := b.sandboxes.GetPreview(ctx, &sandboxdv1.GetPreviewRequest{SessionId: sid})
 	if err != nil {
-		return fmt.Sprintf("(could not be listed: %s)\n", describe(err))
+		return fmt.Sprintf(" (could not be listed: %s)\n", describe(err))
 	}
 	if len(prev.GetPreviews()) == 0 {
-		return "none (no server is listening).\n"
+		return " none (no server is listening).\n"
 	}
 	addrs := map[int32]string{}
 	if ports, err := b.procs.ListPorts(ctx, &sandboxdv1.ListPortsRequest{SessionId: sid}); err == nil {
@@ -247,7 +258,7 @@ func (b *Builder) ports(ctx context.Context, sid string) string {
 // plan renders the plan: open tasks first in full, finished ones after, within planBytes.
 func plan(tasks []workflow.Task, finished bool) string {
 	if len(tasks) == 0 {
-		return "none yet.\n"
+		return " none yet.\n"
 	}
 	var open, closed []string
 	for _, t := range tasks {
@@ -266,7 +277,7 @@ func plan(tasks []workflow.Task, finished bool) string {
 	}
 	head := "\n"
 	if finished {
-		head = "(marked finished)\n"
+		head = " (marked finished)\n"
 	}
 	return head + bounded(strings.Join(append(open, closed...), "\n"), planBytes) + "\n"
 }

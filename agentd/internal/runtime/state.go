@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mgx-ai/mgx/agentd/internal/events"
 	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/agentd/internal/workflow"
 )
@@ -34,6 +35,16 @@ func (r *run) state(ctx context.Context) (*workflow.State, error) {
 		_ = r.Emit(ctx, r.scope.Status("", r.rt.opts.ProviderNotice, nil))
 	}
 	start := workflow.Start{Request: rec.Prompt}
+	msgs, err := r.store.Messages(ctx, r.lease.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		if m.GetSender() == events.SenderUser {
+			start.Original = m.GetContent()
+			break
+		}
+	}
 	prev, prevState, err := r.previous(ctx)
 	if err != nil {
 		return nil, err
@@ -61,10 +72,6 @@ func (r *run) state(ctx context.Context) (*workflow.State, error) {
 			start.Records[k] = toolRecord(v)
 		}
 	} else {
-		msgs, err := r.store.Messages(ctx, r.lease.SessionID)
-		if err != nil {
-			return nil, err
-		}
 		start.History = transcript(msgs, rec.MessageID, r.rt.opts.HistoryTokens)
 	}
 	st := r.rt.engine.Begin(ctx, r.wrun(), start)

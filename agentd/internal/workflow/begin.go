@@ -19,6 +19,8 @@ type Briefer interface {
 type BriefInput struct {
 	SessionID    string
 	OwnerID      string
+	Original     string
+	Request      string
 	Plan         []Task
 	PlanFinished bool
 	Last         LastRun
@@ -36,14 +38,15 @@ func (e *Engine) brief(ctx context.Context, run Run, st *State) string {
 	if e.Briefer == nil {
 		return ""
 	}
-	return e.Briefer.Brief(ctx, BriefInput{SessionID: run.SessionID, OwnerID: run.OwnerID, Plan: st.Plan,
-		PlanFinished: st.PlanFinished, Last: st.Last})
+	return e.Briefer.Brief(ctx, BriefInput{SessionID: run.SessionID, OwnerID: run.OwnerID, Original: st.Original,
+		Request: st.Request, Plan: st.Plan, PlanFinished: st.PlanFinished, Last: st.Last})
 }
 
 // Start is what a run starts from.
 type Start struct {
-	// Request is the user's message that started the run.
-	Request string
+	// Request is the user's message that started the run; Original the first of the session.
+	Request  string
+	Original string
 	// History is the session's conversation before it, as the lead is told it ("" for the first).
 	History string
 	// Previous is the state the session's previous run left, nil for the first run; Last says how
@@ -65,7 +68,7 @@ func (e *Engine) Begin(ctx context.Context, run Run, s Start) *State {
 	if s.Resume && s.Previous != nil {
 		return e.resume(ctx, run, s)
 	}
-	st := &State{Convs: map[string]*Conv{}, NextFrameID: 1, Last: s.Last}
+	st := &State{Convs: map[string]*Conv{}, NextFrameID: 1, Last: s.Last, Original: firstNonEmpty(s.Original, s.Request), Request: s.Request}
 	if p := s.Previous; p != nil {
 		st.Plan, st.PlanFinished = p.Plan, p.PlanFinished
 		for k, c := range p.Convs {
@@ -105,7 +108,8 @@ func (e *Engine) resume(ctx context.Context, run Run, s Start) *State {
 	st.Steps, st.LeadSteps, st.ToolCalls, st.Tokens = 0, 0, 0, 0
 	st.Unpriced, st.UsageEstimated = nil, false
 	st.WaitingCall, st.Answer, st.Inbox = "", "", 0
-	st.Last = s.Last
+	st.Last, st.Request = s.Last, s.Request
+	st.Original = firstNonEmpty(st.Original, s.Original, s.Request)
 	for i := range st.Frames {
 		f := &st.Frames[i]
 		f.Steps, f.Invalid, f.Recent, f.Nudged, f.Asked, f.Urged = 0, 0, nil, "", false, false

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/mgx-ai/mgx/agentd/internal/events"
@@ -141,13 +143,18 @@ func (e *Engine) completeWithin(ctx context.Context, h Host, run Run, st *State,
 	system := e.system(agent)
 	tls := tools.ForLLM(agent.Tools)
 	for attempt := 0; ; attempt++ {
-		c := st.conv(f)
-		msgs := view(c.Messages, e.Context.KeepToolOutputs)
+		keep := e.Context.KeepToolOutputs
+		msgs := view(st.conv(f).Messages, keep)
 		if b := e.budget(st); b > 0 && estimate(system, tls, msgs) > b {
-			if _, err := e.condense(ctx, h, run, st, f, agent, model, b); err != nil {
+			if _, err := e.condense(ctx, h, run, st, f, agent, model, b, keep); err != nil {
 				return llm.Response{}, 0, err
 			}
-			msgs = view(st.conv(f).Messages, e.Context.KeepToolOutputs)
+			// When even the latest outputs do not fit (a small window, huge outputs), fewer of
+			// them go verbatim.
+			for msgs = view(st.conv(f).Messages, keep); keep > 1 && estimate(system, tls, msgs) > b; {
+				keep--
+				msgs = view(st.conv(f).Messages, keep)
+			}
 		}
 		resp, segments, err := e.complete(ctx, h, run, agent, model, msgID, system, tls, msgs, requireTool)
 		if err == nil {
@@ -163,13 +170,17 @@ func (e *Engine) completeWithin(ctx context.Context, h Host, run Run, st *State,
 			return llm.Response{}, 0, ctx.Err()
 		}
 		if errors.Is(err, llm.ErrContextLength) && attempt < contextRetries {
-			// The provider's window is smaller than the budget assumed: remember a budget well
-			// inside what was refused for the rest of the run, and condense to it.
-			limit := estimate(system, tls, msgs) * 6 / 10
+			// The provider's window is smaller than the budget assumed: remember a budget inside
+			// it for the rest of the run — the window the provider named, or less than what it
+			// refused — and condense to it.
+			limit := estimate(system, tls, msgs) * 8 / 10
+			if window := contextWindow(err); window > 0 {
+				limit = min(limit, window*8/10)
+			}
 			if st.ContextCap == 0 || limit < st.ContextCap {
 				st.ContextCap = limit
 			}
-			ok, cerr := e.condense(ctx, h, run, st, f, agent, model, limit)
+			ok, cerr := e.condense(ctx, h, run, st, f, agent, model, limit, e.Context.KeepToolOutputs)
 			if cerr != nil {
 				return llm.Response{}, 0, cerr
 			}
@@ -184,15 +195,17 @@ func (e *Engine) completeWithin(ctx context.Context, h Host, run Run, st *State,
 // condense replaces the older part of the frame's conversation with a summary so that a request
 // fits within budget tokens, keeping pinned messages verbatim and the latest turns whole. It
 // reports false when nothing is left to condense.
-func (e *Engine) condense(ctx context.Context, h Host, run Run, st *State, f *Frame, agent registry.Agent, model string, budget int) (bool, error) {
+func (e *Engine) condense(ctx context.Context, h Host, run Run, st *State, f *Frame, agent registry.Agent, model string, budget, keep int) (bool, error) {
 	c := st.conv(f)
 	msgs := c.Messages
-	// The tail kept whole is at most half the budget (and at least the last turn), and starts at a
-	// model turn or a user message: never at a tool result, whose call would be summarised away.
+	// The tail kept whole is at most half the budget as it will be sent (old outputs masked), at
+	// least the last turn, and starts at a model turn or a user message: never at a tool result,
+	// whose call would be summarised away.
+	sent := view(msgs, keep)
 	cut := lastTurn(msgs)
-	size := estimate("", nil, msgs[cut:])
+	size := estimate("", nil, sent[cut:])
 	for i := cut - 1; i >= 1; i-- {
-		if size += estimate("", nil, msgs[i:i+1]); size > budget/2 {
+		if size += estimate("", nil, sent[i:i+1]); size > budget/2 {
 			break
 		}
 		if msgs[i].Role != llm.RoleTool {
@@ -399,4 +412,17 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+var windowRE = regexp.MustCompile(`(?i)maximum context length is (\d+)|context (?:window|length) (?:is|of) (\d+)|limit of (\d+) tokens`)
+
+// contextWindow reads the window size a context-length rejection names, or 0.
+func contextWindow(err error) int {
+	m := windowRE.FindStringSubmatch(err.Error())
+	for _, g := range m[min(1, len(m)):] {
+		if n, convErr := strconv.Atoi(g); convErr == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
 }

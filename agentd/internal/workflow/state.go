@@ -51,6 +51,10 @@ type State struct {
 	ContextCap int `json:"context_cap,omitempty"`
 	// Last is how the session's previous run ended (for the brief).
 	Last LastRun `json:"last,omitempty"`
+	// Original is the user's first request in the session and Request their latest message: every
+	// brief quotes both, so a member knows what the user actually asked, not only Mike's wording.
+	Original string `json:"original,omitempty"`
+	Request  string `json:"request,omitempty"`
 	// Drop are stored conversations the next checkpoint deletes (a finished run's lead's).
 	Drop []string `json:"drop,omitempty"`
 }

@@ -228,6 +228,7 @@ func (e *Engine) deliver(ctx context.Context, h Host, run Run, st *State) error 
 	for _, m := range msgs {
 		st.Pending = append(st.Pending, "The user wrote while the team was working:\n"+m)
 		st.Inbox++
+		st.Request = m
 	}
 	if len(st.Pending) == 0 {
 		return nil
