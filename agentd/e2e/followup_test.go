@@ -29,7 +29,7 @@ func TestFollowUpKnowsTheProject(t *testing.T) {
 	const original = "Build a landing page with a header that says Welcome."
 
 	var (
-		mu                sync.Mutex
+		mu                 sync.Mutex
 		mikeRun2, alexRun2 llmtest.Request
 	)
 	fake := llmtest.Start(t, func(r llmtest.Request) llmtest.Reply {
