@@ -38,8 +38,8 @@ type Limits struct {
 
 // Agent is one member of the team.
 type Agent struct {
-	Name         string   `yaml:"name"`
-	Title        string   `yaml:"title"`
+	Name        string `yaml:"name"`
+	Title       string `yaml:"title"`
 	Description string `yaml:"description"`
 	// SystemPrompt, when set, replaces the embedded prompts/<name>.md (same template language).
 	SystemPrompt string   `yaml:"system_prompt"`
