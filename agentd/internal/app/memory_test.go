@@ -576,3 +576,41 @@ func TestRepetitionIsJudgedOnCallAndResult(t *testing.T) {
 	require.NotNil(t, find(evs, "status", "after a warning; its step ends"))
 	require.NotNil(t, find(evs, "message", "Checked."), "the run went on with the lead")
 }
+
+// A failed run is continued by the next message; when the continued run fails again, the one after
+// starts afresh (from the history and the brief) rather than replaying a conversation the provider
+// keeps rejecting.
+func TestRepeatedFailureStartsAfresh(t *testing.T) {
+	_, sbAddr := startSandboxStub(t)
+	fake := llmtest.Start(t, func(r llmtest.Request) llmtest.Reply {
+		if r.Agent == "mike" && r.Contains("New request from the user:\nthird try") {
+			return llmtest.Tool("end", map[string]string{"summary": "Third time lucky."})
+		}
+		return llmtest.Reply{Status: 400, Error: `{"error":{"message":"Invalid 'messages[3]': unsupported content.","type":"invalid_request_error"}}`}
+	})
+	s := newSession(t, fake, sbAddr, nil)
+	s.post("first try")
+	evs := s.run()
+	require.Equal(t, "failed", runStatus(evs), describeEvents(evs))
+	require.Contains(t, evs[len(evs)-1].GetContent(), "Send a message to continue it")
+
+	from := fake.Count()
+	s.post("second try")
+	evs = s.run()
+	require.Equal(t, "failed", runStatus(evs), describeEvents(evs))
+	resumed, ok := fake.First("mike", from)
+	require.True(t, ok)
+	require.True(t, resumed.Contains("The previous run failed"), "the failed run was continued")
+	require.True(t, resumed.Contains("first try"))
+
+	from = fake.Count()
+	s.post("third try")
+	evs = s.run()
+	require.Equal(t, "completed", runStatus(evs), describeEvents(evs))
+	fresh, ok := fake.First("mike", from)
+	require.True(t, ok)
+	require.Len(t, fresh.Messages, 1, "a fresh lead conversation")
+	require.True(t, fresh.Contains("[user] first try"), "with the history")
+	require.True(t, fresh.Contains("Last run: failed"), "and the brief says how the last run ended")
+	require.NotNil(t, find(evs, "message", "Third time lucky."))
+}

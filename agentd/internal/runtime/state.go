@@ -52,11 +52,16 @@ func (r *run) state(ctx context.Context) (*workflow.State, error) {
 	if prevState != nil {
 		start.Previous = prevState
 		start.Last = workflow.LastRun{Status: prev.Status, Reason: prev.Error, Summary: prevState.Summary}
-		switch prev.Status {
-		case store.RunStopped, store.RunFailed, store.RunCancelled:
-			if prev.ID == rec.PrevRun {
-				start.Resume = true
-			}
+		switch {
+		case prev.ID != rec.PrevRun:
+		case prev.Status == store.RunFailed && prev.ResumedFrom != "":
+			// It failed again after being resumed: resuming once more would most likely fail the
+			// same way (a conversation the provider rejects). Start afresh from the history and
+			// the brief, without the conversations that may be at fault.
+			start.Previous = &workflow.State{Plan: prevState.Plan, PlanFinished: prevState.PlanFinished, Summary: prevState.Summary}
+			start.Drop = prevState.ConvKeys()
+		case prev.Status == store.RunStopped, prev.Status == store.RunFailed, prev.Status == store.RunCancelled:
+			start.Resume = true
 		}
 	}
 	if start.Resume {

@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -330,14 +329,12 @@ func (s *Server) StreamEvents(req *agentdv1.StreamEventsRequest, stream grpc.Ser
 		return toStatus(ctx, s.log, err)
 	}
 	sid := req.GetSessionId()
-	// Ownership comes from the session's own record, never its history, and the headers go out as
-	// soon as it is checked: a client (the gateway) waits for them to know the stream is its own
-	// before any event exists, so it needs no other call.
+	// Ownership comes from the session's own record, never its history; a probe asks no more.
 	if _, err := s.store.GetSession(ctx, uid, sid); err != nil {
 		return toStatus(ctx, s.log, err)
 	}
-	if err := stream.SendHeader(metadata.MD{}); err != nil {
-		return err
+	if req.GetProbe() {
+		return nil
 	}
 	// Follow before replaying, so an event appended in between wakes the tail.
 	wake, stop := s.hub.Follow(ctx, sid)

@@ -61,6 +61,8 @@ type Start struct {
 	Unread []string
 	// Records are the previous run's tool records, for the calls it left without a result.
 	Records map[string]ToolRecord
+	// Drop lists stored conversations the run deletes (a previous run's, not carried over).
+	Drop []string
 }
 
 // Begin builds the state a run starts from.
@@ -68,7 +70,8 @@ func (e *Engine) Begin(ctx context.Context, run Run, s Start) *State {
 	if s.Resume && s.Previous != nil {
 		return e.resume(ctx, run, s)
 	}
-	st := &State{Convs: map[string]*Conv{}, NextFrameID: 1, Last: s.Last, Original: firstNonEmpty(s.Original, s.Request), Request: s.Request}
+	st := &State{Convs: map[string]*Conv{}, NextFrameID: 1, Last: s.Last, Original: firstNonEmpty(s.Original, s.Request), Request: s.Request,
+		Drop: s.Drop}
 	if p := s.Previous; p != nil {
 		st.Plan, st.PlanFinished = p.Plan, p.PlanFinished
 		for k, c := range p.Convs {
@@ -135,6 +138,15 @@ func (e *Engine) resume(ctx context.Context, run Run, s Start) *State {
 		b.WriteString(brief)
 	}
 	st.Pending = append(st.Pending, b.String())
+	// A member at work when the run stopped resumes its task; it hears the user's words too, in case
+	// they change what it should do (the lead reads them at its next turn).
+	if top := st.top(); len(st.Frames) > 1 {
+		if _, pending := st.pendingCall(top); !pending {
+			st.add(top, llm.Message{Role: llm.RoleUser, Pinned: true, Content: fmt.Sprintf(
+				"The run you were working in %s and has been resumed. The user wrote to the team:\n%s\n\nIf this changes your task, wrap up and report to Mike; otherwise carry on where you left off.",
+				s.Last.Status, s.Request)})
+		}
+	}
 	return st
 }
 

@@ -259,3 +259,13 @@ func (st *State) Load(raw map[string][][]byte) error {
 	}
 	return nil
 }
+
+// ConvKeys lists the stored conversations the state refers to.
+func (st *State) ConvKeys() []string {
+	out := make([]string, 0, len(st.Convs))
+	for _, c := range st.Convs {
+		out = append(out, c.Key)
+	}
+	slices.Sort(out)
+	return out
+}

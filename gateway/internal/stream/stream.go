@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -114,10 +113,8 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 		after = uint32(n)
 	}
 	// A foreign or missing session must be a proper 404 before any upgrade.
-	// agentd sends a stream's headers once it has checked that the caller
-	// owns the session (without loading its history), so a probe stream
-	// positioned past any event answers that at once, even for a quiet
-	// session.
+	// A probe stream asks agentd exactly that, from the session's record
+	// (never its history), and ends at once.
 	if err := b.owns(r.Context(), session); err != nil {
 		b.o.Errors.Write(w, r, err)
 		return nil, false
@@ -134,16 +131,14 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 func (b *Bridge) owns(ctx context.Context, session string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := b.o.Events.StreamEvents(ctx, eventsRequest(session, math.MaxUint32))
+	st, err := b.o.Events.StreamEvents(ctx, &agentdv1.StreamEventsRequest{SessionId: session, Probe: true})
 	if err != nil {
 		return err
 	}
-	md, err := st.Header()
-	if err == nil && md == nil {
-		// The stream ended without headers: its status says why (NotFound).
-		_, err = st.Recv()
+	if _, err := st.Recv(); err != nil && !errors.Is(err, io.EOF) {
+		return err
 	}
-	return err
+	return nil
 }
 
 func (b *Bridge) acquire(user string) (func(), bool) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -51,15 +49,11 @@ type upstream struct {
 }
 
 func (u *upstream) StreamEvents(r *agentdv1.StreamEventsRequest, st grpc.ServerStreamingServer[agentdv1.StreamEventsResponse]) error {
-	// As agentd: ownership first, then the headers, which the bridge waits for before upgrading.
+	// As agentd: ownership first; the bridge's probe asks no more.
 	if r.GetSessionId() != session {
 		return status.Error(codes.NotFound, "session not found")
 	}
-	if err := st.SendHeader(metadata.MD{}); err != nil {
-		return err
-	}
-	if r.GetAfterSeq() == math.MaxUint32 {
-		<-st.Context().Done() // the bridge's ownership probe
+	if r.GetProbe() {
 		return nil
 	}
 	u.streams.Add(1)

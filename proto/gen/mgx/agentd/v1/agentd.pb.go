@@ -1853,7 +1853,11 @@ type StreamEventsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Replay every event with a sequence greater than this, then follow.
-	AfterSeq      uint32 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	AfterSeq uint32 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// Only check that the caller may stream the session: the stream ends at once, with OK, or with
+	// NotFound for a session that is missing or someone else's. The check reads the session's record,
+	// never its history, so a client (the gateway) can answer 404 before upgrading a connection.
+	Probe         bool `protobuf:"varint,3,opt,name=probe,proto3" json:"probe,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1900,6 +1904,13 @@ func (x *StreamEventsRequest) GetAfterSeq() uint32 {
 		return x.AfterSeq
 	}
 	return 0
+}
+
+func (x *StreamEventsRequest) GetProbe() bool {
+	if x != nil {
+		return x.Probe
+	}
+	return false
 }
 
 type StreamEventsResponse struct {
@@ -2176,11 +2187,12 @@ const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\rR\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x02 \x01(\rR\foutputTokens\x12\x19\n" +
-	"\bcost_usd\x18\x03 \x01(\x01R\acostUsd\"[\n" +
+	"\bcost_usd\x18\x03 \x01(\x01R\acostUsd\"q\n" +
 	"\x13StreamEventsRequest\x12'\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12\x1b\n" +
-	"\tafter_seq\x18\x02 \x01(\rR\bafterSeq\"B\n" +
+	"\tafter_seq\x18\x02 \x01(\rR\bafterSeq\x12\x14\n" +
+	"\x05probe\x18\x03 \x01(\bR\x05probe\"B\n" +
 	"\x14StreamEventsResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.mgx.agentd.v1.EventR\x05event\"\x13\n" +
 	"\x11ListAgentsRequest\"B\n" +
