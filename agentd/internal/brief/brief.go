@@ -70,7 +70,7 @@ func (b *Builder) Brief(ctx context.Context, in workflow.BriefInput) string {
 	ctx, cancel := context.WithTimeout(authn.WithUser(ctx, in.OwnerID), b.Timeout)
 	defer cancel()
 	var out strings.Builder
-	out.WriteString("## Project brief — the workspace as it is now\n")
+	out.WriteString(workflow.BriefHeading + " — the workspace as it is now\n")
 	if in.Original != "" {
 		out.WriteString("\nThe user's first request in this session: ")
 		out.WriteString(bounded(in.Original, requestBytes))

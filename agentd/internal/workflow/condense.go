@@ -32,6 +32,10 @@ const (
 	summaryTokens = 2048
 )
 
+// BriefHeading opens the project brief a Briefer writes: what follows it in a task or request is
+// the brief, which condensation drops as stale.
+const BriefHeading = "## Project brief"
+
 // condensedMarker opens the message that stands for a condensed part of a conversation.
 const condensedMarker = "[This conversation was condensed to fit the model's context window.]"
 
@@ -268,7 +272,8 @@ func pinnedText(msgs []llm.Message, limit int) string {
 		if !m.Pinned {
 			continue
 		}
-		text := m.Content
+		// A brief that came with a task is stale by now (the latest task brings a fresh one).
+		text, _, _ := strings.Cut(m.Content, "\n\n"+BriefHeading)
 		if isCondensed(m) {
 			// An earlier condensation's own kept messages.
 			_, kept, ok := strings.Cut(text, "Kept verbatim — the tasks and the user's words from that part:\n\n")
@@ -414,7 +419,7 @@ func shorten(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
-var windowRE = regexp.MustCompile(`(?i)maximum context length is (\d+)|context (?:window|length) (?:is|of) (\d+)|limit of (\d+) tokens`)
+var windowRE = regexp.MustCompile(`(?i)maximum context length is (\d+)|context (?:window|length) (?:is|of) (\d+)|limit of (\d+) tokens|> (\d+) maximum`)
 
 // contextWindow reads the window size a context-length rejection names, or 0.
 func contextWindow(err error) int {
