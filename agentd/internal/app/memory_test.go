@@ -35,7 +35,7 @@ type richStub struct {
 
 func (s *richStub) Exec(ctx context.Context, r *sandboxdv1.ExecRequest) (*sandboxdv1.ExecResponse, error) {
 	cmd := r.GetCommand()
-	out := "ran: " + cmd
+	var out string
 	switch {
 	case strings.HasPrefix(cmd, "big step "):
 		n := strings.TrimPrefix(cmd, "big step ")

@@ -207,10 +207,10 @@ func (b *Builder) processes(ctx context.Context, sid string) string {
 	var lines []string
 	for _, p := range ps {
 		state := p.GetState()
-		switch {
-		case state == "running":
+		switch state {
+		case "running":
 			state = fmt.Sprintf("running (pid %d)", p.GetPid())
-		case state == "exited":
+		case "exited":
 			state = fmt.Sprintf("exited with code %d", p.GetExitCode())
 		}
 		line := fmt.Sprintf("  %s — %s: %s", p.GetName(), state, bounded(p.GetCommand(), 160))
