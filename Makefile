@@ -79,7 +79,11 @@ console-test:
 endif
 
 .PHONY: bench
-bench: bench-sandbox bench-gateway ## every benchmark; each prints the product next to its baseline from the same run
+bench: bench-sandbox bench-gateway bench-agentd ## every benchmark; each prints the product next to its baseline from the same run
+
+.PHONY: bench-agentd
+bench-agentd: ## agentd's Redis bytes per step at 10/50/150 steps: incremental checkpoints vs the whole state rewritten
+	cd agentd && go test -run '^$$' -bench CheckpointBytes -benchtime 1x ./internal/runtime/
 
 .PHONY: bench-gateway
 bench-gateway: build ## REST through the gateway vs direct gRPC (latency, throughput); WebSocket fan-out

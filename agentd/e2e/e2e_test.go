@@ -60,7 +60,7 @@ func TestScriptedTeamBuildsAWebAppWithPreview(t *testing.T) {
 					planned = true
 				case e.GetType() == "status" && strings.Contains(e.GetContent(), "scripted offline provider"):
 					offlineNotice = true
-				case e.GetType() == "file_change" && e.GetAgent() == "alex" && strings.Contains(strings.Join(e.GetPaths(), ","), "index.html"):
+				case e.GetType() == "file_change" && e.GetAgent() == "Alex" && strings.Contains(strings.Join(e.GetPaths(), ","), "index.html"):
 					wroteIndex = true
 				case e.GetType() == "tool_result" && e.GetTool() == "process_start":
 					started = !e.GetData().GetFields()["is_error"].GetBoolValue()
@@ -89,14 +89,14 @@ func TestScriptedTeamBuildsAWebAppWithPreview(t *testing.T) {
 			require.NoError(t, err)
 			var fromLog, fromHistory []string
 			for _, e := range evs {
-				if e.GetType() == "message" {
+				if e.GetType() == "message" || e.GetType() == "status" || e.GetType() == "error" {
 					fromLog = append(fromLog, e.GetMessageId()+"|"+e.GetContent())
 				}
 			}
 			for _, m := range msgs.GetMessages() {
 				fromHistory = append(fromHistory, m.GetId()+"|"+m.GetContent())
 			}
-			require.Equal(t, fromLog, fromHistory, "message history matches the log")
+			require.Equal(t, fromLog, fromHistory, "message history (messages, status and error lines) matches the log")
 
 			_, err = c.sessions.DeleteSession(ctx, &agentdv1.DeleteSessionRequest{Id: sid})
 			require.NoError(t, err)

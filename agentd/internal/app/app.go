@@ -19,6 +19,7 @@ import (
 
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
+	"github.com/mgx-ai/mgx/agentd/internal/brief"
 	"github.com/mgx-ai/mgx/agentd/internal/config"
 	"github.com/mgx-ai/mgx/agentd/internal/llm"
 	"github.com/mgx-ai/mgx/agentd/internal/registry"
@@ -85,8 +86,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	engine := &workflow.Engine{
 		Registry: reg, Provider: provider, Tools: tools.NewExecutor(cc), Model: cfg.Model, MaxOutputTokens: cfg.LLMMaxTokens,
 		Pricing: cfg.Pricing(), Retry: cfg.RetryPolicy(), MaxContinuations: cfg.LLMMaxContinuations,
-		Limits: workflow.Limits{MaxSteps: cfg.MaxSteps, MaxToolCalls: cfg.MaxToolCalls, MaxTokens: cfg.MaxTokens,
-			Repetition: cfg.RepeatLimit, MaxInvalid: cfg.MaxInvalid},
+		Limits: workflow.Limits{MaxSteps: cfg.MaxSteps, MemberSteps: cfg.MemberMaxSteps, MaxToolCalls: cfg.MaxToolCalls,
+			MaxTokens: cfg.MaxTokens, Repetition: cfg.RepeatLimit, MaxInvalid: cfg.MaxInvalid},
+		Context:        workflow.Context{Budget: cfg.ContextBudget, KeepToolOutputs: cfg.KeepToolOutputs},
+		Briefer:        brief.New(cc),
+		LeadToolChoice: cfg.LeadToolChoice,
 	}
 	replica := cfg.ReplicaID
 	if replica == "" {
@@ -95,6 +99,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	a.runtime = runtime.New(st, engine, log.With("replica", replica), runtime.Options{
 		Consumer: replica, LeaseTTL: cfg.RunLeaseTTL, MaxConcurrent: cfg.MaxConcurrentRuns, ProviderNotice: notice,
+		HistoryTokens: cfg.HistoryTokens,
 	})
 
 	a.grpc, a.health, err = grpcserver.New(grpcserver.Options{Logger: log, InternalToken: cfg.InternalToken})

@@ -188,7 +188,8 @@ func TestRunStreamsInOrderAndHistoryAgrees(t *testing.T) {
 	require.NoError(t, err)
 	var fromLog []string
 	for _, e := range evs {
-		if e.GetType() == "message" {
+		// Messages, and status and error lines (so a reload shows them too).
+		if e.GetType() == "message" || e.GetType() == "status" || e.GetType() == "error" {
 			fromLog = append(fromLog, e.GetMessageId())
 		}
 	}
@@ -198,8 +199,15 @@ func TestRunStreamsInOrderAndHistoryAgrees(t *testing.T) {
 	}
 	require.Equal(t, fromLog, fromHistory, "history agrees with the log")
 	require.Equal(t, "say hi", msgs.GetMessages()[0].GetContent())
-	require.Equal(t, "All done.", msgs.GetMessages()[len(msgs.GetMessages())-1].GetContent())
-	require.Equal(t, "mike", msgs.GetMessages()[len(msgs.GetMessages())-1].GetSender())
+	var last *agentdv1.Message
+	for _, m := range msgs.GetMessages() {
+		if m.GetSender() != "status" {
+			last = m
+		}
+	}
+	require.Equal(t, "All done.", last.GetContent())
+	require.Equal(t, "mike", last.GetSender())
+	require.Equal(t, "Mike", last.GetAgent(), "the agent field carries the display name")
 }
 
 const blockingScript = `
@@ -212,7 +220,7 @@ agents:
         - {name: sandbox_shell, args: {command: "block forever"}}
 `
 
-func TestSecondMessageConflictsAndCancelStopsTool(t *testing.T) {
+func TestSecondMessageSteersAndCancelStopsTool(t *testing.T) {
 	stub, sbAddr := startSandboxStub(t)
 	a := startAgentd(t, baseEnv(t, redistest.Shared(t), sbAddr, blockingScript))
 	c := dial(t, a.addr)
@@ -226,8 +234,10 @@ func TestSecondMessageConflictsAndCancelStopsTool(t *testing.T) {
 		return evs[len(evs)-1].GetType() == "tool_call" && evs[len(evs)-1].GetTool() == "sandbox_shell"
 	})
 
-	_, err = c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "again"})
-	require.Equal(t, codes.Aborted, status.Code(err), "a second message during a run is refused (409)")
+	steer, err := c.chat.PostMessage(ctx, &agentdv1.PostMessageRequest{SessionId: sid, Content: "again"})
+	require.NoError(t, err, "a second message during a run is accepted (201)")
+	require.True(t, steer.GetSteered())
+	require.Equal(t, evs[len(evs)-1].GetRunId(), steer.GetRunId(), "it goes to the active run")
 
 	start := time.Now()
 	res, err := c.chat.CancelRun(ctx, &agentdv1.CancelRunRequest{SessionId: sid})

@@ -238,17 +238,19 @@ func TestLengthCutToolCallIsExplainedToTheModel(t *testing.T) {
 }
 
 // A text answer cut by the output limit is continued: the next request shows the model its answer so
-// far and asks it to go on, and the user gets one message with the whole text.
+// far and asks it to go on, and the user gets one message with the whole text. (The lead answered in
+// text, so it is then asked once to go on; it ends.)
 func TestLengthCutTextIsContinued(t *testing.T) {
 	_, sbAddr := startSandboxStub(t)
 	llm := startFakeLLM(t,
 		anthropicReply("max_tokens", "The plan has two parts: first"),
 		anthropicReply("end_turn", " the page, then the server."),
+		anthropicReply("tool_use", "", [2]string{"end", `{"summary":"done"}`}),
 	)
 	evs := runAgainst(t, sbAddr, anthropicEnv(llm.srv.URL))
 	require.Equal(t, "completed", runStatus(evs), describeEvents(evs))
 	reqs := llm.requests()
-	require.Len(t, reqs, 2)
+	require.Len(t, reqs, 3)
 	msgs := reqs[1]["messages"].([]any)
 	prev := msgs[len(msgs)-2].(map[string]any)
 	require.Equal(t, "assistant", prev["role"])
@@ -411,7 +413,7 @@ func TestReasoningModelGetsMaxCompletionTokens(t *testing.T) {
 	} {
 		t.Run(tc.model, func(t *testing.T) {
 			_, sbAddr := startSandboxStub(t)
-			llm := startFakeLLM(t, openAIReply("tool_calls", openAICall(0, "c1", "end", `{}`)))
+			llm := startFakeLLM(t, openAIReply("tool_calls", openAICall(0, "c1", "end", `{"summary":"Done."}`)))
 			env := openAIEnv(llm.srv.URL)
 			env["AGENTD_MODEL"] = tc.model
 			env["AGENTD_LLM_COMPLETION_TOKENS_MODELS"] = tc.env
@@ -490,7 +492,7 @@ func TestContextLengthIsNotRetried(t *testing.T) {
 // provider, not the scripted one; a model without a price says so.
 func TestAutoPicksOpenAICompatibleForABaseURL(t *testing.T) {
 	_, sbAddr := startSandboxStub(t)
-	llm := startFakeLLM(t, openAIReply("tool_calls", openAICall(0, "c1", "end", `{}`)))
+	llm := startFakeLLM(t, openAIReply("tool_calls", openAICall(0, "c1", "end", `{"summary":"Done."}`)))
 	evs := runAgainst(t, sbAddr, map[string]string{"AGENTD_LLM_PROVIDER": "auto", "OPENAI_BASE_URL": llm.srv.URL, "AGENTD_MODEL": "llama3.1:8b"})
 	require.Equal(t, "completed", runStatus(evs), describeEvents(evs))
 	require.Len(t, llm.requests(), 1)
@@ -512,7 +514,7 @@ func TestRetryTakesBackWhatWasShown(t *testing.T) {
 				w.WriteHeader(http.StatusTooManyRequests)
 				_, _ = io.WriteString(w, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`)
 			},
-			openAIReply("tool_calls", openAICall(0, "c1", "end", `{}`)),
+			openAIReply("tool_calls", openAICall(0, "c1", "end", `{"summary":"Done."}`)),
 		)
 		evs := runAgainst(t, sbAddr, openAIEnv(llm.srv.URL))
 		require.Equal(t, "completed", runStatus(evs), describeEvents(evs))

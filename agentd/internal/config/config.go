@@ -81,12 +81,24 @@ type Config struct {
 	// ScriptedPort is the port the scripted build's server listens on in the sandbox.
 	ScriptedPort int `env:"AGENTD_SCRIPTED_PORT" envDefault:"3000"`
 
-	// Bounds of one run.
-	MaxSteps     int   `env:"AGENTD_MAX_STEPS" envDefault:"40"`
-	MaxToolCalls int   `env:"AGENTD_MAX_TOOL_CALLS" envDefault:"80"`
-	MaxTokens    int64 `env:"AGENTD_MAX_TOKENS" envDefault:"500000"`
-	RepeatLimit  int   `env:"AGENTD_REPEAT_LIMIT" envDefault:"3"`
-	MaxInvalid   int   `env:"AGENTD_MAX_INVALID_OUTPUTS" envDefault:"3"`
+	// Bounds of one run: the lead's model calls, each member's per task it is given, and the whole
+	// team's tool calls and tokens.
+	MaxSteps       int   `env:"AGENTD_MAX_STEPS" envDefault:"40"`
+	MemberMaxSteps int   `env:"AGENTD_MEMBER_MAX_STEPS" envDefault:"60"`
+	MaxToolCalls   int   `env:"AGENTD_MAX_TOOL_CALLS" envDefault:"400"`
+	MaxTokens      int64 `env:"AGENTD_MAX_TOKENS" envDefault:"3000000"`
+	RepeatLimit    int   `env:"AGENTD_REPEAT_LIMIT" envDefault:"3"`
+	MaxInvalid     int   `env:"AGENTD_MAX_INVALID_OUTPUTS" envDefault:"3"`
+
+	// Context: what one model request carries. Past ContextBudget tokens a conversation is condensed
+	// (older part summarised); the latest KeepToolOutputs tool outputs stay verbatim, older ones are
+	// masked. HistoryTokens bounds the session's earlier conversation a new run's lead is given.
+	ContextBudget   int `env:"AGENTD_CONTEXT_BUDGET" envDefault:"80000"`
+	KeepToolOutputs int `env:"AGENTD_KEEP_TOOL_OUTPUTS" envDefault:"6"`
+	HistoryTokens   int `env:"AGENTD_HISTORY_TOKENS" envDefault:"8000"`
+	// LeadToolChoice makes the lead call a tool every turn (OpenAI tool_choice "required", Anthropic
+	// "any"); turn it off for OpenAI-compatible servers that reject tool_choice.
+	LeadToolChoice bool `env:"AGENTD_LEAD_TOOL_CHOICE" envDefault:"true"`
 
 	// Runs.
 	ReplicaID         string        `env:"AGENTD_REPLICA_ID"`
@@ -125,7 +137,7 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]int64{
 		"AGENTD_LLM_MAX_RETRIES": int64(c.LLMMaxRetries), "AGENTD_LLM_MAX_OUTPUT_TOKENS": int64(c.LLMMaxTokens),
-		"AGENTD_LLM_MAX_CONTINUATIONS": int64(c.LLMMaxContinuations),
+		"AGENTD_LLM_MAX_CONTINUATIONS": int64(c.LLMMaxContinuations), "AGENTD_KEEP_TOOL_OUTPUTS": int64(c.KeepToolOutputs),
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s: %w", name, ErrNegative)
@@ -137,6 +149,8 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]int64{
 		"AGENTD_RUN_LEASE_TTL": int64(c.RunLeaseTTL), "AGENTD_MAX_CONCURRENT_RUNS": int64(c.MaxConcurrentRuns),
 		"AGENTD_MAX_STEPS": int64(c.MaxSteps), "AGENTD_MAX_TOOL_CALLS": int64(c.MaxToolCalls), "AGENTD_MAX_TOKENS": c.MaxTokens,
+		"AGENTD_MEMBER_MAX_STEPS": int64(c.MemberMaxSteps), "AGENTD_CONTEXT_BUDGET": int64(c.ContextBudget),
+		"AGENTD_HISTORY_TOKENS": int64(c.HistoryTokens),
 	} {
 		if v <= 0 {
 			return fmt.Errorf("%s: %w", name, ErrInvalidLimit)

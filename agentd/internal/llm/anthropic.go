@@ -124,6 +124,9 @@ func (p *Anthropic) params(req Request) anthropic.MessageNewParams {
 		tool.OfTool.Description = anthropic.String(t.Description)
 		params.Tools = append(params.Tools, tool)
 	}
+	if req.RequireTool && len(req.Tools) > 0 {
+		params.ToolChoice = anthropic.ToolChoiceUnionParam{OfAny: &anthropic.ToolChoiceAnyParam{}}
+	}
 	if p.opts.PromptCache {
 		cacheBreakpoints(&params)
 	}

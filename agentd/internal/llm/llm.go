@@ -24,6 +24,9 @@ type Message struct {
 	ToolCallID string     `json:"tool_call_id,omitempty"` // for RoleTool
 	ToolName   string     `json:"tool_name,omitempty"`    // for RoleTool
 	IsError    bool       `json:"is_error,omitempty"`     // for RoleTool
+	// Pinned belongs to the workflow (providers neither read nor send it): the message — a task, the
+	// user's words — survives condensation verbatim.
+	Pinned bool `json:"pinned,omitempty"`
 }
 
 // ToolCall is a model's request to run a tool. Arguments is the raw JSON text the model produced; it
@@ -58,6 +61,9 @@ type Request struct {
 	Tools    []Tool
 	// MaxTokens caps the answer; 0 means the model's default cap (MaxOutputTokens).
 	MaxTokens int
+	// RequireTool makes the model call a tool rather than answer in text (OpenAI tool_choice
+	// "required", Anthropic tool_choice "any"); ignored without tools.
+	RequireTool bool
 }
 
 // Usage is the token usage of a turn. InputTokens counts every input token, cached or not; the

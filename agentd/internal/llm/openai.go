@@ -117,6 +117,9 @@ func (p *OpenAI) params(req Request) openai.ChatCompletionNewParams {
 			Name: t.Name, Description: openai.String(t.Description), Parameters: schema,
 		}))
 	}
+	if req.RequireTool && len(req.Tools) > 0 {
+		params.ToolChoice = openai.ChatCompletionToolChoiceOptionUnionParam{OfAuto: openai.String(string(openai.ChatCompletionToolChoiceOptionAutoRequired))}
+	}
 	return params
 }
 

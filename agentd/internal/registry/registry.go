@@ -1,20 +1,27 @@
-// Package registry loads the agent team from YAML: the embedded default team, or the file named by
-// AGENTD_AGENTS_FILE.
+// Package registry loads the agent team from YAML — the embedded default team, or the file named by
+// AGENTD_AGENTS_FILE — with each role's system prompt, one readable file per role under prompts/
+// (embedded). A prompt is a Go template rendered for the tools the agent actually has, so a role
+// whose search engine or browser is unavailable reads well without them.
 package registry
 
 import (
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
+	"text/template"
 
 	"go.yaml.in/yaml/v3"
 )
 
 //go:embed agents.yaml
 var defaultAgents []byte
+
+//go:embed prompts/*.md
+var prompts embed.FS
 
 // LeadName is the agent that leads every run.
 const LeadName = "mike"
@@ -31,15 +38,18 @@ type Limits struct {
 
 // Agent is one member of the team.
 type Agent struct {
-	Name         string   `yaml:"name"`
-	Title        string   `yaml:"title"`
-	Description  string   `yaml:"description"`
+	Name        string `yaml:"name"`
+	Title       string `yaml:"title"`
+	Description string `yaml:"description"`
+	// SystemPrompt, when set, replaces the embedded prompts/<name>.md (same template language).
 	SystemPrompt string   `yaml:"system_prompt"`
 	Model        string   `yaml:"model"`
 	Tools        []string `yaml:"tools"`
 	// WritePrefix confines file_write to a directory of the workspace (doc-writing roles use "docs/").
 	WritePrefix string `yaml:"write_prefix"`
 	Limits      Limits `yaml:"limits"`
+
+	prompt *template.Template
 }
 
 // Allows reports whether the agent may call tool.
@@ -86,13 +96,45 @@ func Load(path string, knownTools func(string) bool) (*Registry, error) {
 				return nil, fmt.Errorf("registry: %w: agent %q lists unknown tool %q", ErrInvalid, a.Name, t)
 			}
 		}
+		if err := a.parsePrompt(); err != nil {
+			return nil, fmt.Errorf("registry: %w: prompt of %q: %w", ErrInvalid, a.Name, err)
+		}
 		r.agents = append(r.agents, a)
 		r.byName[a.Name] = a
 	}
 	if _, ok := r.byName[LeadName]; !ok {
 		return nil, fmt.Errorf("registry: %w: the team needs a lead named %q", ErrInvalid, LeadName)
 	}
+	// A template that parses can still fail on its data (a misspelt field): render each once now.
+	for _, a := range r.agents {
+		if _, err := r.render(a); err != nil {
+			return nil, fmt.Errorf("registry: %w: prompt of %q: %w", ErrInvalid, a.Name, err)
+		}
+	}
 	return r, nil
+}
+
+// parsePrompt reads the agent's prompt template: its system_prompt, else prompts/<name>.md, else a
+// plain line naming the role.
+func (a *Agent) parsePrompt() error {
+	text := a.SystemPrompt
+	if text == "" {
+		b, err := fs.ReadFile(prompts, "prompts/"+a.Name+".md")
+		switch {
+		case err == nil:
+			text = string(b)
+		case errors.Is(err, fs.ErrNotExist):
+			text = "You are {{.Display}}, {{.Title}} of a software team. {{.Description}}"
+		default:
+			return err
+		}
+	}
+	t, err := template.New(a.Name).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return err
+	}
+	a.prompt = t
+	return nil
 }
 
 // Get returns an agent by name.
@@ -113,4 +155,111 @@ func (r *Registry) Members() []string {
 		}
 	}
 	return out
+}
+
+// SystemPrompt renders the agent's system prompt for the tools it has (a.Tools) and its team.
+func (r *Registry) SystemPrompt(a Agent) string {
+	out, err := r.render(a)
+	if err != nil {
+		// Load rendered every prompt once; only data it did not see can fail here.
+		return fmt.Sprintf("You are %s, %s of a software team.", display(a.Name), a.Title)
+	}
+	return out
+}
+
+func (r *Registry) render(a Agent) (string, error) {
+	if a.prompt == nil {
+		if err := a.parsePrompt(); err != nil {
+			return "", err
+		}
+	}
+	var b strings.Builder
+	if err := a.prompt.Execute(&b, promptData{agent: a, reg: r}); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(b.String()), nil
+}
+
+// promptData is what a prompt template sees.
+type promptData struct {
+	agent Agent
+	reg   *Registry
+}
+
+// Name is the agent's name ("alex"); Display the name people read ("Alex").
+func (d promptData) Name() string    { return d.agent.Name }
+func (d promptData) Display() string { return display(d.agent.Name) }
+
+// Title and Description are the agent's, from the team file.
+func (d promptData) Title() string       { return d.agent.Title }
+func (d promptData) Description() string { return d.agent.Description }
+
+// WritePrefix is the folder the agent's file writes are confined to ("" for none).
+func (d promptData) WritePrefix() string { return d.agent.WritePrefix }
+
+// Has reports whether the agent has every one of the tools.
+func (d promptData) Has(tools ...string) bool {
+	for _, t := range tools {
+		if !d.agent.Allows(t) {
+			return false
+		}
+	}
+	return len(tools) > 0
+}
+
+// HasAny reports whether the agent has one of the tools.
+func (d promptData) HasAny(tools ...string) bool {
+	return slices.ContainsFunc(tools, d.agent.Allows)
+}
+
+// Tools lists the agent's tools.
+func (d promptData) Tools() string { return strings.Join(d.agent.Tools, ", ") }
+
+// Member describes another agent of the team for the prompt, by name.
+func (d promptData) Member(name string) TeamMember {
+	a, ok := d.reg.Get(name)
+	if !ok {
+		return TeamMember{}
+	}
+	return TeamMember{a: a}
+}
+
+// Team lists the other members (for the lead).
+func (d promptData) Team() []TeamMember {
+	var out []TeamMember
+	for _, a := range d.reg.agents {
+		if a.Name != d.agent.Name {
+			out = append(out, TeamMember{a: a})
+		}
+	}
+	return out
+}
+
+// TeamMember is a team member as a prompt describes it.
+type TeamMember struct{ a Agent }
+
+// On reports whether the member is on the team.
+func (m TeamMember) On() bool { return m.a.Name != "" }
+
+// Name, Display, Title and Description are the member's.
+func (m TeamMember) Name() string        { return m.a.Name }
+func (m TeamMember) Display() string     { return display(m.a.Name) }
+func (m TeamMember) Title() string       { return m.a.Title }
+func (m TeamMember) Description() string { return m.a.Description }
+
+// Has reports whether the member has every one of the tools.
+func (m TeamMember) Has(tools ...string) bool {
+	for _, t := range tools {
+		if !m.a.Allows(t) {
+			return false
+		}
+	}
+	return m.On() && len(tools) > 0
+}
+
+func display(name string) string {
+	if name == "" {
+		return ""
+	}
+	return strings.ToUpper(name[:1]) + name[1:]
 }

@@ -5,20 +5,15 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
-	"github.com/mgx-ai/mgx/agentd/internal/events"
-	"github.com/mgx-ai/mgx/agentd/internal/registry"
 	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/agentd/internal/workflow"
 )
@@ -40,6 +35,8 @@ type Options struct {
 	// ProviderNotice, when set, is said in the session at the start of every run (the scripted
 	// provider announces itself).
 	ProviderNotice string
+	// HistoryTokens bounds the session's earlier conversation a new run's lead is given.
+	HistoryTokens int
 }
 
 // Runtime executes runs.
@@ -149,7 +146,7 @@ func (r *Runtime) claimer(ctx context.Context) {
 	}
 }
 
-func (r *Runtime) cancellations(ctx context.Context, ch <-chan *redisMessage) {
+func (r *Runtime) cancellations(ctx context.Context, ch <-chan *redis.Message) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -207,8 +204,7 @@ func (r *Runtime) handle(ctx context.Context, e store.QueueEntry) {
 	stopRenew := r.renew(runCtx, lease, cancel, log)
 	defer stopRenew()
 
-	done := r.execute(runCtx, ctx, lease, log)
-	if done {
+	if r.newRun(lease, log).execute(runCtx) {
 		_ = r.store.Ack(context.WithoutCancel(ctx), e.ID)
 	}
 }
@@ -241,193 +237,4 @@ func (r *Runtime) renew(ctx context.Context, l store.Lease, cancel context.Cance
 		}
 	}()
 	return func() { close(stop) }
-}
-
-// execute runs the workflow and records how it ended. It returns whether the queue entry is done
-// (false when this replica is shutting down and leaves the run to another one).
-func (r *Runtime) execute(ctx, parent context.Context, l store.Lease, log *slog.Logger) bool {
-	bg := context.WithoutCancel(ctx)
-	run, err := r.store.GetRun(ctx, l.SessionID, l.RunID)
-	if err != nil {
-		log.Warn("loading the run failed", "err", err)
-		return errors.Is(err, store.ErrNotFound)
-	}
-	h := &host{store: r.store, lease: l, sessionID: l.SessionID, runID: l.RunID}
-	if run.Cancel {
-		r.finish(bg, h, log, store.RunCancelled, "", statusEvent(l, "Run cancelled."))
-		return true
-	}
-	var st *workflow.State
-	if len(run.Checkpoint) > 0 {
-		st = &workflow.State{}
-		if err := json.Unmarshal(run.Checkpoint, st); err != nil {
-			log.Error("the run's checkpoint is unreadable", "err", err)
-			r.finish(bg, h, log, store.RunFailed, "unreadable checkpoint", errorEvent(l, "The run's saved state is unreadable; it cannot continue."))
-			return true
-		}
-		if run.Attempts > 1 && st.WaitingCall == "" {
-			_ = h.Emit(ctx, statusEvent(l, fmt.Sprintf("Run resumed from its last checkpoint (attempt %d).", run.Attempts)), nil)
-		}
-	} else {
-		st = workflow.NewState(registry.LeadName, r.withHistory(ctx, run))
-		ev := runEvent(l, "started")
-		if err := h.Emit(ctx, ev, nil); err != nil {
-			return r.failed(bg, h, log, err, ctx)
-		}
-		if r.opts.ProviderNotice != "" {
-			_ = h.Emit(ctx, statusEvent(l, r.opts.ProviderNotice), nil)
-		}
-	}
-	if st.WaitingCall != "" && run.Answer != "" {
-		st.Answer = run.Answer
-	}
-	res, err := r.engine.Execute(ctx, h, workflow.Run{SessionID: l.SessionID, OwnerID: run.OwnerID, RunID: l.RunID}, st)
-	h.flush(bg)
-	r.reportUsage(bg, h, run.OwnerID, st.UsageEstimated)
-	if err != nil {
-		return r.failed(bg, h, log, err, ctx)
-	}
-	switch res.Outcome {
-	case workflow.Waiting:
-		ev := statusEvent(l, "Waiting for your answer.")
-		ev.Data = map[string]any{"status": store.RunWaiting, "question": res.Reason}
-		if _, err := r.store.FinishRunAsking(bg, h.lease, store.RunWaiting, "", res.Reason, &ev, nil); err != nil {
-			log.Warn("recording the run's wait failed", "err", err)
-		}
-	case workflow.Stopped:
-		ev := statusEvent(l, "Run stopped: "+res.Reason+".")
-		ev.Data = map[string]any{"status": store.RunStopped, "reason": res.Reason}
-		r.finish(bg, h, log, store.RunStopped, res.Reason, ev)
-	default:
-		ev := runEvent(l, store.RunCompleted)
-		r.finish(bg, h, log, store.RunCompleted, "", ev)
-	}
-	return true
-}
-
-// failed classifies how a run's execution broke off.
-func (r *Runtime) failed(bg context.Context, h *host, log *slog.Logger, err error, ctx context.Context) bool {
-	cause := context.Cause(ctx)
-	switch {
-	case errors.Is(cause, errCancelled):
-		ev := statusEvent(h.lease, "Run cancelled.")
-		ev.Data = map[string]any{"status": store.RunCancelled}
-		r.finish(bg, h, log, store.RunCancelled, "", ev)
-		return true
-	case errors.Is(cause, errLeaseLost), errors.Is(err, store.ErrLeaseLost):
-		return false // another replica owns the run; its entry is its business
-	case errors.Is(err, store.ErrNotFound):
-		return true // the session was deleted under the run
-	case ctx.Err() != nil:
-		// This replica is shutting down: give the run up so another replica resumes it at once.
-		_ = r.store.ReleaseLease(bg, h.lease)
-		log.Info("run handed back for another replica", "cause", cause)
-		return false
-	}
-	log.Warn("run failed", "err", err)
-	msg := "The run failed: " + err.Error()
-	if !errors.Is(err, workflow.ErrProvider) {
-		msg = "The run failed because of an internal error."
-	}
-	r.finish(bg, h, log, store.RunFailed, err.Error(), errorEvent(h.lease, msg))
-	return true
-}
-
-func (r *Runtime) finish(ctx context.Context, h *host, log *slog.Logger, status, errText string, ev events.Event) {
-	if ev.Data == nil {
-		ev.Data = map[string]any{"status": status}
-	}
-	if _, err := r.store.FinishRun(ctx, h.lease, status, errText, &ev, nil); err != nil {
-		log.Warn("recording the run's end failed", "status", status, "err", err)
-		return
-	}
-	log.Info("run finished", "status", status)
-	runsFinished.Add(ctx, 1, metric.WithAttributes(attribute.String("status", status)))
-}
-
-// withHistory gives the lead the session's earlier conversation along with the new request, so a
-// follow-up ("now make it blue") makes sense.
-func (r *Runtime) withHistory(ctx context.Context, run store.Run) string {
-	const keep, maxLen = 20, 600
-	msgs, err := r.store.Messages(ctx, run.SessionID)
-	if err != nil {
-		return run.Prompt
-	}
-	var earlier []events.Message
-	for _, m := range msgs {
-		if m.ID == run.MessageID {
-			break
-		}
-		earlier = append(earlier, m)
-	}
-	if len(earlier) == 0 {
-		return run.Prompt
-	}
-	if len(earlier) > keep {
-		earlier = earlier[len(earlier)-keep:]
-	}
-	var b strings.Builder
-	b.WriteString("Conversation so far in this session:\n")
-	for _, m := range earlier {
-		who := m.Sender
-		if m.Agent != "" {
-			who = m.Agent
-		}
-		text := m.Content
-		if len(text) > maxLen {
-			text = text[:maxLen] + "…"
-		}
-		fmt.Fprintf(&b, "[%s] %s\n", who, text)
-	}
-	b.WriteString("\nNew request from the user:\n")
-	b.WriteString(run.Prompt)
-	return b.String()
-}
-
-// reportUsage says what the run and the session have cost so far. estimated marks counts that are
-// not all the provider's own (a broken stream's, or the scripted provider's, which has no tokens).
-func (r *Runtime) reportUsage(ctx context.Context, h *host, owner string, estimated bool) {
-	run, err := r.store.GetRun(ctx, h.sessionID, h.runID)
-	if err != nil {
-		return
-	}
-	sess, err := r.store.GetSession(ctx, owner, h.sessionID)
-	if err != nil {
-		return
-	}
-	text := fmt.Sprintf("Run usage: %d input + %d output tokens, $%.4f (session: $%.4f).", run.InputTokens, run.OutputTokens, run.CostUSD, sess.CostUSD)
-	if run.CacheReadTokens > 0 || run.CacheWriteTokens > 0 {
-		text = fmt.Sprintf("Run usage: %d input tokens (%d read from the prompt cache, %d written to it) + %d output tokens, $%.4f (session: $%.4f).",
-			run.InputTokens, run.CacheReadTokens, run.CacheWriteTokens, run.OutputTokens, run.CostUSD, sess.CostUSD)
-	}
-	if estimated {
-		text += " Token counts are partly estimated."
-	}
-	usage := func(in, out, cacheRead, cacheWrite int64, cost float64) map[string]any {
-		return map[string]any{"input_tokens": float64(in), "output_tokens": float64(out), "cost_usd": cost,
-			"cache_read_tokens": float64(cacheRead), "cache_write_tokens": float64(cacheWrite)}
-	}
-	ev := events.Event{Type: events.TypeUsage, Sender: events.SenderStatus, SessionID: h.sessionID, Timestamp: time.Now().UTC(), RunID: h.runID,
-		Content: text,
-		Data: map[string]any{
-			"run":       usage(run.InputTokens, run.OutputTokens, run.CacheReadTokens, run.CacheWriteTokens, run.CostUSD),
-			"session":   usage(sess.InputTokens, sess.OutputTokens, sess.CacheReadTokens, sess.CacheWriteTokens, sess.CostUSD),
-			"estimated": estimated,
-		}}
-	_ = h.Emit(ctx, ev, nil)
-}
-
-func runEvent(l store.Lease, status string) events.Event {
-	return events.Event{Type: events.TypeRun, Sender: events.SenderStatus, Content: status, SessionID: l.SessionID,
-		Timestamp: time.Now().UTC(), RunID: l.RunID, Data: map[string]any{"status": status}}
-}
-
-func statusEvent(l store.Lease, text string) events.Event {
-	return events.Event{Type: events.TypeStatus, Sender: events.SenderStatus, Content: text, SessionID: l.SessionID,
-		Timestamp: time.Now().UTC(), RunID: l.RunID}
-}
-
-func errorEvent(l store.Lease, text string) events.Event {
-	return events.Event{Type: events.TypeError, Sender: events.SenderStatus, Content: text, SessionID: l.SessionID,
-		Timestamp: time.Now().UTC(), RunID: l.RunID, Data: map[string]any{"status": store.RunFailed}}
 }

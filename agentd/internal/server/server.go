@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
@@ -18,6 +18,7 @@ import (
 	"github.com/mgx-ai/mgx/agentd/internal/events"
 	"github.com/mgx-ai/mgx/agentd/internal/registry"
 	"github.com/mgx-ai/mgx/agentd/internal/store"
+	"github.com/mgx-ai/mgx/agentd/internal/workflow"
 	"github.com/mgx-ai/mgx/pkg/authn"
 )
 
@@ -149,7 +150,7 @@ func (s *Server) GetSession(ctx context.Context, req *agentdv1.GetSessionRequest
 	return &agentdv1.GetSessionResponse{Session: sessionPB(sess, msgs)}, nil
 }
 
-func (s *Server) sessionWithMessages(ctx context.Context, id string) (store.Session, []events.Message, error) {
+func (s *Server) sessionWithMessages(ctx context.Context, id string) (store.Session, []*agentdv1.Message, error) {
 	uid, err := user(ctx)
 	if err != nil {
 		return store.Session{}, nil, err
@@ -168,11 +169,7 @@ func (s *Server) ListMessages(ctx context.Context, req *agentdv1.ListMessagesReq
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	out := &agentdv1.ListMessagesResponse{Messages: make([]*agentdv1.Message, 0, len(msgs))}
-	for _, m := range msgs {
-		out.Messages = append(out.Messages, messagePB(m))
-	}
-	return out, nil
+	return &agentdv1.ListMessagesResponse{Messages: msgs}, nil
 }
 
 // DeleteSession deletes the session and has sandboxd destroy and forget its sandbox. The sandbox goes
@@ -187,7 +184,7 @@ func (s *Server) DeleteSession(ctx context.Context, req *agentdv1.DeleteSessionR
 	}
 	// Stop a running run first so it does not keep using the sandbox.
 	if rid, _ := s.store.ActiveRun(ctx, req.GetId()); rid != "" {
-		_, _ = s.store.CancelRun(ctx, uid, req.GetId(), rid, s.cancelEvent(req.GetId(), rid))
+		_, _ = s.store.CancelRun(ctx, uid, req.GetId(), rid, cancelEvent(req.GetId(), rid))
 	}
 	_, err = s.sandboxes.DestroySandbox(authn.WithUser(ctx, uid), &sandboxdv1.DestroySandboxRequest{SessionId: req.GetId(), Forget: true})
 	if err != nil && status.Code(err) != codes.NotFound {
@@ -237,36 +234,39 @@ func (s *Server) LaunchSandbox(ctx context.Context, req *agentdv1.LaunchSandboxR
 	}, nil
 }
 
-// PostMessage stores the message and starts a run for it in the background (or answers the run
-// waiting in ask_human). While a run is queued or running, the message is refused with Aborted (409)
-// and not stored: one run per session, and the user decides whether to wait or cancel.
+// PostMessage stores the message and starts a run for it in the background, answers the run waiting
+// in ask_human, or — while a run is queued or running — delivers it to that run, whose lead reads it
+// at its next turn (201 with the active run's id, steered). A new run continues the previous one when
+// that one stopped, failed or was cancelled.
 func (s *Server) PostMessage(ctx context.Context, req *agentdv1.PostMessageRequest) (*agentdv1.PostMessageResponse, error) {
 	uid, err := user(ctx)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	msg := events.Message{ID: uuid.NewString(), SessionID: req.GetSessionId(), Sender: events.SenderUser,
-		Content: req.GetContent(), Timestamp: time.Now().UTC()}
+	msg := userMessage(req.GetSessionId(), req.GetContent())
+	sid := req.GetSessionId()
 	outcome, runID, err := s.store.StartRun(ctx, uid, msg, uuid.NewString())
-	if errors.Is(err, store.ErrRunActive) {
-		s.requeueIfStranded(ctx, msg.SessionID, runID)
-	}
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	if err := s.store.Enqueue(ctx, msg.SessionID, runID); err != nil {
+	user, _ := events.HistoryEntry(msg)
+	if outcome == store.Steered {
+		s.requeueIfStranded(ctx, sid, runID)
+		return &agentdv1.PostMessageResponse{User: user, Responses: []*agentdv1.Message{}, RunId: runID, Steered: true}, nil
+	}
+	if err := s.store.Enqueue(ctx, sid, runID); err != nil {
 		// The queue lives in another slot than the session, so the two writes cannot be one script.
 		// A run nobody will execute must not hold the session: cancel a run we just started.
 		if outcome == store.Started {
-			_, _ = s.store.CancelRun(context.WithoutCancel(ctx), uid, msg.SessionID, runID, s.cancelEvent(msg.SessionID, runID))
+			_, _ = s.store.CancelRun(context.WithoutCancel(ctx), uid, sid, runID, cancelEvent(sid, runID))
 		}
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return &agentdv1.PostMessageResponse{User: messagePB(msg), Responses: []*agentdv1.Message{}, RunId: runID}, nil
+	return &agentdv1.PostMessageResponse{User: user, Responses: []*agentdv1.Message{}, RunId: runID}, nil
 }
 
 // requeueIfStranded re-enqueues a run that has been queued for long: its queue entry may have been
-// lost (the replica that stored it died before XADD). A duplicate entry is harmless — only the lease
+// lost (the replica that stored it died before XADD); the next message to it notices. A duplicate entry is harmless — only the lease
 // holder executes a run — so erring on the side of re-enqueueing is safe.
 func (s *Server) requeueIfStranded(ctx context.Context, sid, rid string) {
 	if rid == "" {
@@ -281,9 +281,13 @@ func (s *Server) requeueIfStranded(ctx context.Context, sid, rid string) {
 	}
 }
 
-func (s *Server) cancelEvent(sid, rid string) events.Event {
-	return events.Event{Type: events.TypeStatus, Sender: events.SenderStatus, Content: "Run cancelled.", SessionID: sid,
-		Timestamp: time.Now().UTC(), RunID: rid, Data: map[string]any{"status": store.RunCancelled}}
+func cancelEvent(sid, rid string) *agentdv1.Event {
+	return events.Scope{SessionID: sid, RunID: rid}.Status("", "Run cancelled.", map[string]any{"status": store.RunCancelled})
+}
+
+// userMessage is the user's chat message as the log records it.
+func userMessage(sid, content string) *agentdv1.Event {
+	return events.Scope{SessionID: sid}.Message(uuid.NewString(), events.SenderUser, "", content)
 }
 
 // CancelRun implements ChatService.
@@ -303,7 +307,7 @@ func (s *Server) CancelRun(ctx context.Context, req *agentdv1.CancelRunRequest) 
 	if rid == "" {
 		return out, nil
 	}
-	res, err := s.store.CancelRun(ctx, uid, req.GetSessionId(), rid, s.cancelEvent(req.GetSessionId(), rid))
+	res, err := s.store.CancelRun(ctx, uid, req.GetSessionId(), rid, cancelEvent(req.GetSessionId(), rid))
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -325,8 +329,12 @@ func (s *Server) StreamEvents(req *agentdv1.StreamEventsRequest, stream grpc.Ser
 		return toStatus(ctx, s.log, err)
 	}
 	sid := req.GetSessionId()
+	// Ownership comes from the session's own record, never its history; a probe asks no more.
 	if _, err := s.store.GetSession(ctx, uid, sid); err != nil {
 		return toStatus(ctx, s.log, err)
+	}
+	if req.GetProbe() {
+		return nil
 	}
 	// Follow before replaying, so an event appended in between wakes the tail.
 	wake, stop := s.hub.Follow(ctx, sid)
@@ -345,10 +353,10 @@ func (s *Server) StreamEvents(req *agentdv1.StreamEventsRequest, stream grpc.Ser
 				break
 			}
 			for _, ev := range evs {
-				if err := stream.Send(&agentdv1.StreamEventsResponse{Event: eventPB(ev)}); err != nil {
+				if err := stream.Send(&agentdv1.StreamEventsResponse{Event: ev}); err != nil {
 					return err
 				}
-				after = ev.Sequence
+				after = ev.GetSequence()
 			}
 		}
 		select {
@@ -381,16 +389,16 @@ func (s *Server) AnswerQuestion(ctx context.Context, req *agentdv1.AnswerQuestio
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	msg := events.Message{ID: uuid.NewString(), SessionID: req.GetSessionId(), Sender: events.SenderUser,
-		Content: req.GetContent(), Timestamp: time.Now().UTC()}
+	msg := userMessage(req.GetSessionId(), req.GetContent())
 	runID, err := s.store.Answer(ctx, uid, msg)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	if err := s.store.Enqueue(ctx, msg.SessionID, runID); err != nil {
+	if err := s.store.Enqueue(ctx, req.GetSessionId(), runID); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return &agentdv1.AnswerQuestionResponse{User: messagePB(msg), RunId: runID}, nil
+	user, _ := events.HistoryEntry(msg)
+	return &agentdv1.AnswerQuestionResponse{User: user, RunId: runID}, nil
 }
 
 // GetRun implements ChatService.
@@ -415,4 +423,37 @@ func (s *Server) GetRun(ctx context.Context, req *agentdv1.GetRunRequest) (*agen
 		return nil, toStatus(ctx, s.log, err)
 	}
 	return &agentdv1.GetRunResponse{Run: runPB(run, sess)}, nil
+}
+
+// GetPlan implements ChatService. The plan lives in the checkpoint of the session's latest run, which
+// carries it over from run to run.
+func (s *Server) GetPlan(ctx context.Context, req *agentdv1.GetPlanRequest) (*agentdv1.GetPlanResponse, error) {
+	uid, err := user(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	sess, err := s.store.GetSession(ctx, uid, req.GetSessionId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	out := &agentdv1.Plan{SessionId: sess.ID, Tasks: []*agentdv1.Task{}}
+	rid, head, updated, err := s.store.LatestCheckpoint(ctx, sess.ID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if len(head) > 0 {
+		tasks, finished, err := workflow.PlanOf(head)
+		if err != nil {
+			return nil, toStatus(ctx, s.log, fmt.Errorf("server: read plan of run %s: %w", rid, err))
+		}
+		out.RunId, out.Finished, out.UpdatedAt = rid, finished, timestamppb.New(updated)
+		for _, t := range tasks {
+			deps := t.DependsOn
+			if deps == nil {
+				deps = []string{}
+			}
+			out.Tasks = append(out.Tasks, &agentdv1.Task{Id: t.ID, Title: t.Title, Assignee: t.Assignee, Status: t.Status, Note: t.Note, DependsOn: deps})
+		}
+	}
+	return &agentdv1.GetPlanResponse{Plan: out}, nil
 }

@@ -23,18 +23,18 @@ func BenchmarkAppend(b *testing.B) {
 	s := store.New(rdb)
 	sess := store.Session{ID: uuid.NewString(), OwnerID: "bench", CreatedAt: time.Now()}
 	require.NoError(b, s.CreateSession(b.Context(), sess))
-	ev := events.Event{Type: events.TypeToken, SessionID: sess.ID, Content: "some streamed text of a model", Timestamp: time.Now()}
+	ev := events.Scope{SessionID: sess.ID}.New(events.TypeToken, events.SenderAgent, "alex", "some streamed text of a model")
 
 	b.Run("store.Append", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := s.Append(b.Context(), ev, nil, store.Lease{}); err != nil {
+			if _, err := s.Append(b.Context(), ev, store.Lease{}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("baseline raw XADD", func(b *testing.B) {
 		for b.Loop() {
-			if err := rdb.XAdd(b.Context(), &redis.XAddArgs{Stream: "bench:raw", Values: []any{"e", ev.Content}}).Err(); err != nil {
+			if err := rdb.XAdd(b.Context(), &redis.XAddArgs{Stream: "bench:raw", Values: []any{"e", ev.GetContent()}}).Err(); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -21,4 +21,7 @@ func sessionLastRunKey(sid string) string  { return "agentd:session:{" + sid + "
 func runKey(sid, rid string) string        { return "agentd:session:{" + sid + "}:run:" + rid }
 func runLeaseKey(sid, rid string) string   { return "agentd:session:{" + sid + "}:run:" + rid + ":lease" }
 func runToolsKey(sid, rid string) string   { return "agentd:session:{" + sid + "}:run:" + rid + ":tools" }
+func runInboxKey(sid, rid string) string   { return "agentd:session:{" + sid + "}:run:" + rid + ":inbox" }
+func sessionConvsKey(sid string) string    { return "agentd:session:{" + sid + "}:convs" }
+func convKey(sid, key string) string       { return "agentd:session:{" + sid + "}:conv:" + key }
 func userSessionsKey(uid string) string    { return "agentd:user:{" + uid + "}:sessions" }

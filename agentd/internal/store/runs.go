@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
 
-	"github.com/mgx-ai/mgx/agentd/internal/events"
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 )
 
 // Run statuses.
@@ -40,6 +41,8 @@ type Run struct {
 	Status       string
 	Prompt       string
 	MessageID    string // the user message that started the run
+	PrevRun      string // the session's run before this one, "" for the first
+	ResumedFrom  string // the stopped, failed or cancelled run this one continues, if any
 	Answer       string
 	Checkpoint   []byte
 	Cancel       bool
@@ -62,53 +65,53 @@ type StartOutcome string
 // Outcomes of StartRun.
 const (
 	Started  StartOutcome = "started"
-	Answered StartOutcome = "answer" // the message answered the run waiting in ask_human
+	Answered StartOutcome = "answer"  // the message answered the run waiting in ask_human
+	Steered  StartOutcome = "steered" // the message went to the active run's lead (its inbox)
 )
 
-// StartRun records the user's message and starts a run for it, or hands it as the answer to the run
-// waiting for the user. It fails with ErrRunActive while another run is queued or running, and the
-// message is then not stored. The caller enqueues the returned run id.
-func (s *Store) StartRun(ctx context.Context, ownerID string, msg events.Message, newRunID string) (StartOutcome, string, error) {
+// StartRun records the user's message and starts a run for it, hands it as the answer to the run
+// waiting for the user, or — while a run is queued or running — delivers it to that run's lead at
+// its next turn. The caller enqueues the returned run id when one was started or answered.
+func (s *Store) StartRun(ctx context.Context, ownerID string, msg *agentdv1.Event, newRunID string) (StartOutcome, string, error) {
 	return s.startRun(ctx, ownerID, msg, newRunID, false)
 }
 
 // Answer hands the user's message to the run waiting for it; ErrNotWaiting when none waits.
-func (s *Store) Answer(ctx context.Context, ownerID string, msg events.Message) (string, error) {
+func (s *Store) Answer(ctx context.Context, ownerID string, msg *agentdv1.Event) (string, error) {
 	_, rid, err := s.startRun(ctx, ownerID, msg, "", true)
 	return rid, err
 }
 
-func (s *Store) startRun(ctx context.Context, ownerID string, msg events.Message, newRunID string, answerOnly bool) (StartOutcome, string, error) {
-	sid := msg.SessionID
+func (s *Store) startRun(ctx context.Context, ownerID string, msg *agentdv1.Event, newRunID string, answerOnly bool) (StartOutcome, string, error) {
+	sid := msg.GetSessionId()
 	for range 10 {
 		active, err := s.rdb.Get(ctx, sessionActiveKey(sid)).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return "", "", fmt.Errorf("store: active run: %w", err)
 		}
-		activeRunKey := runKey(sid, newRunID)
+		activeRunKey, inbox := runKey(sid, newRunID), runInboxKey(sid, newRunID)
 		if active != "" {
-			activeRunKey = runKey(sid, active)
+			activeRunKey, inbox = runKey(sid, active), runInboxKey(sid, active)
 		}
-		m := msg
-		m.RunID = newRunID
+		m := proto.CloneOf(msg)
+		rid := newRunID
 		if active != "" {
-			m.RunID = active
+			rid = active
 		}
-		evJSON, msgJSON, err := encodeEvent(m.Event(), &m)
+		m.RunId = &rid
+		evJSON, msgJSON, err := encodeEvent(m)
 		if err != nil {
 			return "", "", err
 		}
 		res, err := startRunScript.Run(ctx, s.rdb,
-			append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, newRunID), activeRunKey, sessionRunsKey(sid), sessionLastRunKey(sid)),
-			ownerID, active, newRunID, evJSON, msgJSON, s.now().UnixMilli(), msg.Content, msg.ID, sid, flag(answerOnly)).StringSlice()
+			append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, newRunID), activeRunKey, sessionRunsKey(sid), sessionLastRunKey(sid), inbox),
+			ownerID, active, newRunID, evJSON, msgJSON, s.now().UnixMilli(), msg.GetContent(), msg.GetMessageId(), sid, flag(answerOnly)).StringSlice()
 		if err != nil {
 			return "", "", fmt.Errorf("store: start run: %w", err)
 		}
 		switch res[0] {
 		case "notfound":
 			return "", "", ErrNotFound
-		case "busy":
-			return "", res[1], ErrRunActive
 		case "nowait":
 			return "", res[1], ErrNotWaiting
 		case "retry":
@@ -171,7 +174,7 @@ func (s *Store) GetRun(ctx context.Context, sessionID, runID string) (Run, error
 	created, _ := strconv.ParseInt(m["created_at"], 10, 64)
 	updated, _ := strconv.ParseInt(m["updated_at"], 10, 64)
 	return Run{
-		Question: m["question"], MessageID: m["message_id"], CreatedAt: time.UnixMilli(created).UTC(), UpdatedAt: time.UnixMilli(updated).UTC(),
+		Question: m["question"], MessageID: m["message_id"], PrevRun: m["prev_run"], ResumedFrom: m["resumed_from"], CreatedAt: time.UnixMilli(created).UTC(), UpdatedAt: time.UnixMilli(updated).UTC(),
 		ID: m["id"], SessionID: m["session_id"], OwnerID: m["owner"], Status: m["status"],
 		Prompt: m["prompt"], Answer: m["answer"], Checkpoint: []byte(m["checkpoint"]),
 		Cancel: m["cancel"] == "1", Attempts: attempts, Error: m["error"],
@@ -212,17 +215,114 @@ type Usage struct {
 	CacheWriteTokens int64 // part of InputTokens
 }
 
-// Checkpoint saves the run's state (opaque JSON) and adds usage.
-func (s *Store) Checkpoint(ctx context.Context, l Lease, state []byte, u Usage) error {
-	n, err := checkpointScript.Run(ctx, s.rdb,
-		[]string{sessionKey(l.SessionID), runKey(l.SessionID, l.RunID), runLeaseKey(l.SessionID, l.RunID)},
-		l.Token, state, u.InputTokens, u.OutputTokens, strconv.FormatFloat(u.CostUSD, 'f', -1, 64), s.now().UnixMilli(),
-		u.CacheReadTokens, u.CacheWriteTokens).Int()
+// ConvDelta is what a checkpoint appends to one stored conversation (a list of entries): Entries
+// after the first Expect, or, with Drop, the conversation's deletion.
+type ConvDelta struct {
+	Key     string
+	Expect  int
+	Entries [][]byte
+	Drop    bool
+}
+
+// Checkpoint saves the run's state — its head (opaque JSON) and what the step appended to its
+// conversations — and adds usage to the run and the session.
+func (s *Store) Checkpoint(ctx context.Context, l Lease, head []byte, deltas []ConvDelta, u Usage) error {
+	sid := l.SessionID
+	keys := []string{sessionKey(sid), runKey(sid, l.RunID), runLeaseKey(sid, l.RunID), sessionConvsKey(sid)}
+	args := []any{l.Token, head, u.InputTokens, u.OutputTokens, strconv.FormatFloat(u.CostUSD, 'f', -1, 64), s.now().UnixMilli(),
+		u.CacheReadTokens, u.CacheWriteTokens, len(deltas)}
+	for _, d := range deltas {
+		keys = append(keys, convKey(sid, d.Key))
+		if d.Drop {
+			args = append(args, -1, 0)
+			continue
+		}
+		args = append(args, d.Expect, len(d.Entries))
+		for _, e := range d.Entries {
+			args = append(args, e)
+		}
+	}
+	n, err := checkpointScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}
-	if n < 0 {
+	switch n {
+	case -1:
 		return ErrLeaseLost
+	case -2:
+		return ErrConversationLost
+	}
+	return nil
+}
+
+// ConvRange names the stored entries of a conversation to load: Count entries from From.
+type ConvRange struct {
+	Key   string
+	From  int
+	Count int
+}
+
+// Conversations loads stored conversations' entries, by key.
+func (s *Store) Conversations(ctx context.Context, sessionID string, ranges []ConvRange) (map[string][][]byte, error) {
+	cmds := make([]*redis.StringSliceCmd, len(ranges))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range ranges {
+			if r.Count > 0 {
+				cmds[i] = p.LRange(ctx, convKey(sessionID, r.Key), int64(r.From), int64(r.From+r.Count-1))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: load conversations: %w", err)
+	}
+	out := make(map[string][][]byte, len(ranges))
+	for i, r := range ranges {
+		if cmds[i] == nil {
+			continue
+		}
+		for _, e := range cmds[i].Val() {
+			out[r.Key] = append(out[r.Key], []byte(e))
+		}
+	}
+	return out, nil
+}
+
+// Inbox returns the messages posted to a run while it was active, from the from-th on.
+func (s *Store) Inbox(ctx context.Context, sessionID, runID string, from int) ([]string, error) {
+	msgs, err := s.rdb.LRange(ctx, runInboxKey(sessionID, runID), int64(from), -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: inbox: %w", err)
+	}
+	return msgs, nil
+}
+
+// LatestCheckpoint returns the head of the checkpoint of the session's latest run that has one, with
+// that run's id and when it was written; an empty head before any.
+func (s *Store) LatestCheckpoint(ctx context.Context, sessionID string) (runID string, head []byte, updated time.Time, err error) {
+	rid, err := s.LatestRun(ctx, sessionID)
+	for hops := 0; err == nil && rid != "" && hops < 8; hops++ {
+		var vals []any
+		vals, err = s.rdb.HMGet(ctx, runKey(sessionID, rid), "checkpoint", "updated_at", "prev_run").Result()
+		if err != nil {
+			break
+		}
+		if cp, _ := vals[0].(string); cp != "" {
+			ms, _ := strconv.ParseInt(fmt.Sprint(vals[1]), 10, 64)
+			return rid, []byte(cp), time.UnixMilli(ms).UTC(), nil
+		}
+		rid, _ = vals[2].(string)
+	}
+	if err != nil {
+		return "", nil, time.Time{}, fmt.Errorf("store: latest checkpoint: %w", err)
+	}
+	return "", nil, time.Time{}, nil
+}
+
+// SetResumedFrom records that the run continues prevRun.
+func (s *Store) SetResumedFrom(ctx context.Context, l Lease, prevRun string) error {
+	if err := s.rdb.HSet(ctx, runKey(l.SessionID, l.RunID), "resumed_from", prevRun).Err(); err != nil {
+		return fmt.Errorf("store: resumed from: %w", err)
 	}
 	return nil
 }
@@ -291,30 +391,47 @@ func (s *Store) ToolRecords(ctx context.Context, sessionID, runID string) (map[s
 	return out, nil
 }
 
-// FinishRun moves the run to status (terminal or RunWaiting), releases the lease and appends ev (and
-// msg to the history) when ev is not nil.
-func (s *Store) FinishRun(ctx context.Context, l Lease, status, errText string, ev *events.Event, msg *events.Message) (uint32, error) {
-	return s.FinishRunAsking(ctx, l, status, errText, "", ev, msg)
+// FinishRun moves the run to status (terminal or RunWaiting), releases the lease and appends ev
+// when it is not nil.
+func (s *Store) FinishRun(ctx context.Context, l Lease, status, errText string, ev *agentdv1.Event) (uint32, error) {
+	return s.finishRun(ctx, l, status, errText, "", -1, ev)
 }
 
 // FinishRunAsking is FinishRun recording the question a waiting run asked.
-func (s *Store) FinishRunAsking(ctx context.Context, l Lease, status, errText, question string, ev *events.Event, msg *events.Message) (uint32, error) {
+func (s *Store) FinishRunAsking(ctx context.Context, l Lease, status, errText, question string, ev *agentdv1.Event) (uint32, error) {
+	return s.finishRun(ctx, l, status, errText, question, -1, ev)
+}
+
+// CompleteRun is FinishRun for a run whose lead ended it, having read read messages of the run's
+// inbox: ErrInboxUnread when the user posted more meanwhile, and the run is then not finished.
+func (s *Store) CompleteRun(ctx context.Context, l Lease, read int, ev *agentdv1.Event) (uint32, error) {
+	return s.finishRun(ctx, l, RunCompleted, "", "", read, ev)
+}
+
+func (s *Store) finishRun(ctx context.Context, l Lease, status, errText, question string, read int, ev *agentdv1.Event) (uint32, error) {
 	var evJSON, msgJSON string
 	if ev != nil {
 		var err error
-		if evJSON, msgJSON, err = encodeEvent(*ev, msg); err != nil {
+		if evJSON, msgJSON, err = encodeEvent(ev); err != nil {
 			return 0, err
 		}
 	}
 	sid := l.SessionID
+	check := ""
+	if read >= 0 {
+		check = strconv.Itoa(read)
+	}
 	seq, err := finishRunScript.Run(ctx, s.rdb,
-		append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, l.RunID), runLeaseKey(sid, l.RunID)),
-		l.Token, status, evJSON, msgJSON, s.now().UnixMilli(), errText, l.RunID, question).Int64()
+		append(appendKeys(sid), sessionActiveKey(sid), runKey(sid, l.RunID), runLeaseKey(sid, l.RunID), runInboxKey(sid, l.RunID)),
+		l.Token, status, evJSON, msgJSON, s.now().UnixMilli(), errText, l.RunID, question, check).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("store: finish run: %w", err)
 	}
-	if seq < 0 {
+	switch seq {
+	case -1:
 		return 0, ErrLeaseLost
+	case -2:
+		return 0, ErrInboxUnread
 	}
 	return uint32(seq), nil
 }
@@ -330,14 +447,14 @@ const (
 )
 
 // CancelRun cancels the session's active run runID; ev is appended when the run is cancelled here.
-func (s *Store) CancelRun(ctx context.Context, ownerID, sessionID, runID string, ev events.Event) (CancelOutcome, error) {
-	evJSON, _, err := encodeEvent(ev, nil)
+func (s *Store) CancelRun(ctx context.Context, ownerID, sessionID, runID string, ev *agentdv1.Event) (CancelOutcome, error) {
+	evJSON, msgJSON, err := encodeEvent(ev)
 	if err != nil {
 		return "", err
 	}
 	res, err := cancelRunScript.Run(ctx, s.rdb,
 		append(appendKeys(sessionID), sessionActiveKey(sessionID), runKey(sessionID, runID)),
-		ownerID, runID, evJSON, s.now().UnixMilli()).Text()
+		ownerID, runID, evJSON, s.now().UnixMilli(), msgJSON).Text()
 	if err != nil {
 		return "", fmt.Errorf("store: cancel run: %w", err)
 	}

@@ -5,13 +5,16 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 
 	"github.com/mgx-ai/mgx/agentd/internal/events"
 )
@@ -26,6 +29,10 @@ var (
 	ErrNotWaiting = errors.New("no question is waiting for an answer")
 	// ErrLeaseLost: this replica no longer holds the run's lease; another replica took it over.
 	ErrLeaseLost = errors.New("run lease lost")
+	// ErrInboxUnread: the run cannot complete, the user posted a message its lead has not read.
+	ErrInboxUnread = errors.New("the run's inbox holds unread messages")
+	// ErrConversationLost: a stored conversation is shorter than the run's checkpoint says.
+	ErrConversationLost = errors.New("a stored conversation is shorter than its checkpoint")
 )
 
 // Store is agentd's Redis state. It is safe for concurrent use.
@@ -152,7 +159,7 @@ func (s *Store) DeleteSession(ctx context.Context, ownerID, id string) error {
 	}
 	n, err := deleteSessionScript.Run(ctx, s.rdb,
 		[]string{sessionKey(id), sessionSeqKey(id), sessionEventsKey(id), sessionMessagesKey(id),
-			sessionActiveKey(id), sessionRunsKey(id), sessionLastRunKey(id)},
+			sessionActiveKey(id), sessionRunsKey(id), sessionLastRunKey(id), sessionConvsKey(id)},
 		ownerID, runKey(id, "")).Int()
 	if err != nil {
 		return fmt.Errorf("store: delete session: %w", err)
@@ -164,15 +171,15 @@ func (s *Store) DeleteSession(ctx context.Context, ownerID, id string) error {
 }
 
 // Messages returns a session's history, oldest first.
-func (s *Store) Messages(ctx context.Context, sessionID string) ([]events.Message, error) {
+func (s *Store) Messages(ctx context.Context, sessionID string) ([]*agentdv1.Message, error) {
 	raw, err := s.rdb.LRange(ctx, sessionMessagesKey(sessionID), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: messages: %w", err)
 	}
-	out := make([]events.Message, 0, len(raw))
+	out := make([]*agentdv1.Message, 0, len(raw))
 	for _, r := range raw {
-		var m events.Message
-		if err := json.Unmarshal([]byte(r), &m); err != nil {
+		m, err := events.DecodeMessage([]byte(r))
+		if err != nil {
 			return nil, fmt.Errorf("store: decode message: %w", err)
 		}
 		out = append(out, m)
@@ -184,16 +191,18 @@ func appendKeys(sid string) []string {
 	return []string{sessionKey(sid), sessionSeqKey(sid), sessionEventsKey(sid), sessionMessagesKey(sid)}
 }
 
-// Append adds an event to the session's log (and its message to the history when msg is not nil) and
-// returns the assigned sequence. A non-empty lease (run id and token) fences the write: it fails with
-// ErrLeaseLost once another replica took the run over.
-func (s *Store) Append(ctx context.Context, ev events.Event, msg *events.Message, lease Lease) (uint32, error) {
-	evJSON, msgJSON, err := encodeEvent(ev, msg)
+// Append adds an event to the session's log — and to the history when it is a chat line (a message,
+// a status, an error: events.HistoryEntry) — and returns the assigned sequence. A non-empty lease
+// (run id and token) fences the write: it fails with ErrLeaseLost once another replica took the run
+// over.
+func (s *Store) Append(ctx context.Context, ev *agentdv1.Event, lease Lease) (uint32, error) {
+	evJSON, msgJSON, err := encodeEvent(ev)
 	if err != nil {
 		return 0, err
 	}
-	leaseKey := runLeaseKey(ev.SessionID, lease.RunID)
-	seq, err := appendEventScript.Run(ctx, s.rdb, append(appendKeys(ev.SessionID), leaseKey),
+	sid := ev.GetSessionId()
+	leaseKey := runLeaseKey(sid, lease.RunID)
+	seq, err := appendEventScript.Run(ctx, s.rdb, append(appendKeys(sid), leaseKey),
 		evJSON, msgJSON, lease.Token).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("store: append event: %w", err)
@@ -207,24 +216,30 @@ func (s *Store) Append(ctx context.Context, ev events.Event, msg *events.Message
 	return uint32(seq), nil
 }
 
-func encodeEvent(ev events.Event, msg *events.Message) (string, string, error) {
-	ev.Sequence = 0 // assigned by the script
-	e, err := json.Marshal(ev)
+// encodeEvent returns the stored forms of an event and of its history entry ("" when it has none).
+// The sequence is left out: the script assigns it as the stream entry's id.
+func encodeEvent(ev *agentdv1.Event) (string, string, error) {
+	if ev.GetSequence() != 0 {
+		ev = proto.CloneOf(ev)
+		ev.Sequence = 0
+	}
+	e, err := events.Encode(ev)
 	if err != nil {
 		return "", "", fmt.Errorf("store: encode event: %w", err)
 	}
-	if msg == nil {
+	m, ok := events.HistoryEntry(ev)
+	if !ok {
 		return string(e), "", nil
 	}
-	m, err := json.Marshal(msg)
+	mb, err := events.Encode(m)
 	if err != nil {
 		return "", "", fmt.Errorf("store: encode message: %w", err)
 	}
-	return string(e), string(m), nil
+	return string(e), string(mb), nil
 }
 
 // EventsAfter returns up to count events with a sequence greater than after.
-func (s *Store) EventsAfter(ctx context.Context, sessionID string, after uint32, count int64) ([]events.Event, error) {
+func (s *Store) EventsAfter(ctx context.Context, sessionID string, after uint32, count int64) ([]*agentdv1.Event, error) {
 	msgs, err := s.rdb.XRangeN(ctx, sessionEventsKey(sessionID), fmt.Sprintf("(%d-0", after), "+", count).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: read events: %w", err)
@@ -232,19 +247,20 @@ func (s *Store) EventsAfter(ctx context.Context, sessionID string, after uint32,
 	return decodeEvents(msgs)
 }
 
-func decodeEvents(msgs []redis.XMessage) ([]events.Event, error) {
-	out := make([]events.Event, 0, len(msgs))
+func decodeEvents(msgs []redis.XMessage) ([]*agentdv1.Event, error) {
+	out := make([]*agentdv1.Event, 0, len(msgs))
 	for _, m := range msgs {
-		var ev events.Event
 		raw, _ := m.Values["e"].(string)
-		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		ev, err := events.DecodeEvent([]byte(raw))
+		if err != nil {
 			return nil, fmt.Errorf("store: decode event %s: %w", m.ID, err)
 		}
-		var seq uint64
-		if _, err := fmt.Sscanf(m.ID, "%d-", &seq); err != nil {
+		seq, _, _ := strings.Cut(m.ID, "-")
+		n, err := strconv.ParseUint(seq, 10, 32)
+		if err != nil {
 			return nil, fmt.Errorf("store: event id %q: %w", m.ID, err)
 		}
-		ev.Sequence = uint32(seq)
+		ev.Sequence = uint32(n)
 		out = append(out, ev)
 	}
 	return out, nil

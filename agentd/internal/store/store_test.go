@@ -63,15 +63,15 @@ func TestAppendAssignsStrictlyIncreasingSequences(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				var msg *events.Message
-				if i%10 == 0 {
-					msg = &events.Message{ID: uuid.NewString(), SessionID: sess.ID, Sender: "agent", Content: fmt.Sprint(w, i), Timestamp: time.Now()}
+				sc := events.Scope{SessionID: sess.ID}
+				ev := sc.New(events.TypeToken, events.SenderAgent, "alex", fmt.Sprint(w, i))
+				switch i % 10 {
+				case 0:
+					ev = sc.Said("alex", fmt.Sprint(w, i))
+				case 5:
+					ev = sc.Status("", fmt.Sprint(w, i), nil)
 				}
-				ev := events.Event{Type: events.TypeStatus, SessionID: sess.ID, Content: fmt.Sprint(w, i), Timestamp: time.Now()}
-				if msg != nil {
-					ev = msg.Event()
-				}
-				_, err := s.Append(ctx, ev, msg, store.Lease{})
+				_, err := s.Append(ctx, ev, store.Lease{})
 				require.NoError(t, err)
 			}
 		})
@@ -82,29 +82,29 @@ func TestAppendAssignsStrictlyIncreasingSequences(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, all, writers*each)
 	for i, ev := range all {
-		require.Equal(t, uint32(i+1), ev.Sequence, "no gaps, no duplicates")
+		require.Equal(t, uint32(i+1), ev.GetSequence(), "no gaps, no duplicates")
 	}
 	tail, err := s.EventsAfter(ctx, sess.ID, 390, 10000)
 	require.NoError(t, err)
 	require.Len(t, tail, 10)
-	require.Equal(t, uint32(391), tail[0].Sequence)
+	require.Equal(t, uint32(391), tail[0].GetSequence())
 
-	// The history holds exactly the message events, in log order.
+	// The history holds exactly the chat lines (messages and statuses), in log order.
 	msgs, err := s.Messages(ctx, sess.ID)
 	require.NoError(t, err)
 	var fromLog []string
 	for _, ev := range all {
-		if ev.Type == events.TypeMessage {
-			fromLog = append(fromLog, ev.MessageID)
+		if ev.GetType() == events.TypeMessage || ev.GetType() == events.TypeStatus {
+			fromLog = append(fromLog, ev.GetMessageId())
 		}
 	}
 	var fromHistory []string
 	for _, m := range msgs {
-		fromHistory = append(fromHistory, m.ID)
+		fromHistory = append(fromHistory, m.GetId())
 	}
 	require.Equal(t, fromLog, fromHistory)
 
-	_, err = s.Append(ctx, events.Event{Type: "status", SessionID: uuid.NewString()}, nil, store.Lease{})
+	_, err = s.Append(ctx, events.Scope{SessionID: uuid.NewString()}.Status("", "x", nil), store.Lease{})
 	require.ErrorIs(t, err, store.ErrNotFound, "no events for a missing session")
 }
 
@@ -121,7 +121,7 @@ func TestHubWakesFollowers(t *testing.T) {
 	require.Equal(t, 2, hub.Followed())
 	// Subscribing is asynchronous: append until the first notification arrives.
 	require.Eventually(t, func() bool {
-		_, err := s.Append(ctx, events.Event{Type: "status", SessionID: sess.ID}, nil, store.Lease{})
+		_, err := s.Append(ctx, events.Scope{SessionID: sess.ID}.New(events.TypeToken, events.SenderAgent, "", "x"), store.Lease{})
 		require.NoError(t, err)
 		select {
 		case <-wake:
@@ -147,7 +147,7 @@ func TestHubWakesFollowers(t *testing.T) {
 
 func startRun(t *testing.T, s *store.Store, sess store.Session, text string) (store.StartOutcome, string, error) {
 	t.Helper()
-	msg := events.Message{ID: uuid.NewString(), SessionID: sess.ID, Sender: events.SenderUser, Content: text, Timestamp: time.Now()}
+	msg := events.Scope{SessionID: sess.ID}.Message(uuid.NewString(), events.SenderUser, "", text)
 	return s.StartRun(t.Context(), sess.OwnerID, msg, uuid.NewString())
 }
 
@@ -159,13 +159,17 @@ func TestRunLifecycle(t *testing.T) {
 	out, rid, err := startRun(t, s, sess, "build")
 	require.NoError(t, err)
 	require.Equal(t, store.Started, out)
-	_, active, err := startRun(t, s, sess, "second")
-	require.ErrorIs(t, err, store.ErrRunActive, "one active run per session")
+	out, active, err := startRun(t, s, sess, "second")
+	require.NoError(t, err)
+	require.Equal(t, store.Steered, out, "one active run per session: a second message steers it")
 	require.Equal(t, rid, active)
 	msgs, _ := s.Messages(ctx, sess.ID)
-	require.Len(t, msgs, 1, "a refused message is not stored")
+	require.Len(t, msgs, 2, "the steering message is in the history")
+	inbox, err := s.Inbox(ctx, sess.ID, rid, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"second"}, inbox, "and in the run's inbox for its lead")
 
-	_, _, err = s.StartRun(ctx, "mallory", events.Message{ID: "m", SessionID: sess.ID}, uuid.NewString())
+	_, _, err = s.StartRun(ctx, "mallory", events.Scope{SessionID: sess.ID}.Message("m", events.SenderUser, "", "x"), uuid.NewString())
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	l1 := store.Lease{SessionID: sess.ID, RunID: rid, Token: "r1"}
@@ -187,9 +191,9 @@ func TestRunLifecycle(t *testing.T) {
 		ok, _, err := s.AcquireLease(ctx, l2, time.Second)
 		return err == nil && ok
 	}, 3*time.Second, 20*time.Millisecond)
-	_, err = s.Append(ctx, events.Event{Type: "status", SessionID: sess.ID}, nil, l1)
+	_, err = s.Append(ctx, events.Scope{SessionID: sess.ID}.Status("", "x", nil), l1)
 	require.ErrorIs(t, err, store.ErrLeaseLost)
-	require.ErrorIs(t, s.Checkpoint(ctx, l1, []byte("{}"), store.Usage{}), store.ErrLeaseLost)
+	require.ErrorIs(t, s.Checkpoint(ctx, l1, []byte("{}"), nil, store.Usage{}), store.ErrLeaseLost)
 	_, err = s.RenewLease(ctx, l1, time.Second)
 	require.ErrorIs(t, err, store.ErrLeaseLost)
 
@@ -198,14 +202,14 @@ func TestRunLifecycle(t *testing.T) {
 	require.False(t, started, "a started call is never started again")
 	require.Equal(t, "started", prev.State)
 
-	require.NoError(t, s.Checkpoint(ctx, l2, []byte(`{"steps":1}`), store.Usage{InputTokens: 10, OutputTokens: 5, CostUSD: 0.25}))
+	require.NoError(t, s.Checkpoint(ctx, l2, []byte(`{"steps":1}`), nil, store.Usage{InputTokens: 10, OutputTokens: 5, CostUSD: 0.25}))
 	run, err := s.GetRun(ctx, sess.ID, rid)
 	require.NoError(t, err)
 	require.Equal(t, 2, run.Attempts)
 	require.JSONEq(t, `{"steps":1}`, string(run.Checkpoint))
 
 	// Waiting for the user: the next message answers the run instead of starting one.
-	_, err = s.FinishRun(ctx, l2, store.RunWaiting, "", nil, nil)
+	_, err = s.FinishRun(ctx, l2, store.RunWaiting, "", nil)
 	require.NoError(t, err)
 	out, answered, err := startRun(t, s, sess, "blue")
 	require.NoError(t, err)
@@ -215,7 +219,7 @@ func TestRunLifecycle(t *testing.T) {
 	require.Equal(t, "blue", run.Answer)
 	require.Equal(t, store.RunQueued, run.Status)
 
-	got, err := s.CancelRun(ctx, "alice", sess.ID, rid, events.Event{Type: "status", SessionID: sess.ID})
+	got, err := s.CancelRun(ctx, "alice", sess.ID, rid, events.Scope{SessionID: sess.ID, RunID: rid}.Status("", "Run cancelled.", nil))
 	require.NoError(t, err)
 	require.Equal(t, store.CancelDone, got, "a queued run is cancelled on the spot")
 	active, err = s.ActiveRun(ctx, sess.ID)

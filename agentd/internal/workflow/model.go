@@ -11,10 +11,11 @@ import (
 
 	"github.com/google/uuid"
 
+	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+
 	"github.com/mgx-ai/mgx/agentd/internal/events"
 	"github.com/mgx-ai/mgx/agentd/internal/llm"
 	"github.com/mgx-ai/mgx/agentd/internal/registry"
-	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/agentd/internal/tools"
 )
 
@@ -68,28 +69,28 @@ func (ts *turnStream) stream() llm.Stream {
 // retried takes back what the failed attempt streamed — its text is replaced by what earlier
 // segments showed, its calls' arguments by nothing — and says that the turn is being retried.
 func (ts *turnStream) retried(r llm.Retry) {
-	emit := func(ev events.Event) {
+	emit := func(ev *agentdv1.Event) {
 		if ts.emitErr == nil {
-			ts.emitErr = ts.h.Emit(ts.ctx, ev, nil)
+			ts.emitErr = ts.h.Emit(ts.ctx, ev)
 		}
 	}
-	sender := senderOf(ts.agent)
-	now := time.Now().UTC()
+	sc := ts.run.scope()
 	if ts.textSent {
-		emit(events.Event{Type: events.TypeToken, Sender: sender, Agent: ts.agent, Content: ts.shown, MessageID: ts.msgID,
-			Final: true, SessionID: ts.run.SessionID, Timestamp: now, RunID: ts.run.RunID, Data: map[string]any{"reset": true}})
+		ev := sc.New(events.TypeToken, events.SenderOf(ts.agent), ts.agent, ts.shown)
+		ev.MessageId, ev.Final, ev.Data = ts.msgID, true, events.Data(map[string]any{"reset": true})
+		emit(ev)
 	}
 	for _, pos := range slices.Sorted(maps.Keys(ts.callsSent)) {
-		emit(events.Event{Type: events.TypeToolCallDelta, Sender: sender, Agent: ts.agent, MessageID: callMessageID(ts.msgID, pos),
-			Final: true, SessionID: ts.run.SessionID, Timestamp: now, RunID: ts.run.RunID, Tool: ts.calls[pos], Invoker: ts.agent,
-			Data: map[string]any{"reset": true}})
+		ev := sc.Tool(events.TypeToolCallDelta, ts.agent, ts.calls[pos], "", map[string]any{"reset": true})
+		ev.MessageId, ev.Final = callMessageID(ts.msgID, pos), true
+		emit(ev)
 	}
 	ts.textSent = false
 	clear(ts.calls)
 	clear(ts.callsSent)
 	text := fmt.Sprintf("%s's model call failed (%s); retrying in %s (attempt %d of %d).",
-		display(ts.agent), r.Err.Error(), roundDelay(r.Delay), r.Attempt+1, r.MaxAttempts)
-	emit(statusEvent(ts.run, ts.agent, text, map[string]any{"retry": map[string]any{
+		events.Display(ts.agent), r.Err.Error(), roundDelay(r.Delay), r.Attempt+1, r.MaxAttempts)
+	emit(sc.Status(ts.agent, text, map[string]any{"retry": map[string]any{
 		"attempt": float64(r.Attempt + 1), "max_attempts": float64(r.MaxAttempts), "delay_ms": float64(r.Delay.Milliseconds()),
 		"error_type": r.Err.Type, "http_status": float64(r.Err.Status),
 	}}))
@@ -98,10 +99,10 @@ func (ts *turnStream) retried(r llm.Retry) {
 // complete runs one model turn for agent over msgs, continuing a text answer the output limit cut
 // (at most MaxContinuations times). The response's Usage covers every call made, failed ones too;
 // segments is how many successful calls that took.
-func (e *Engine) complete(ctx context.Context, h Host, run Run, agent registry.Agent, model, msgID string, msgs []llm.Message) (resp llm.Response, segments int, err error) {
+func (e *Engine) complete(ctx context.Context, h Host, run Run, agent registry.Agent, model, msgID, system string, tls []llm.Tool, msgs []llm.Message, requireTool bool) (resp llm.Response, segments int, err error) {
 	ts := &turnStream{ctx: ctx, h: h, run: run, agent: agent.Name, msgID: msgID, calls: map[int]string{}, callsSent: map[int]bool{}}
-	req := llm.Request{Agent: agent.Name, Model: model, System: e.system(agent), Messages: msgs,
-		Tools: tools.ForLLM(agent.Tools), MaxTokens: e.MaxOutputTokens}
+	req := llm.Request{Agent: agent.Name, Model: model, System: system, Messages: msgs,
+		Tools: tls, MaxTokens: e.MaxOutputTokens, RequireTool: requireTool}
 	var spent llm.Usage
 	for {
 		resp, err = e.Retry.Complete(ctx, e.Provider, req, ts.stream(), ts.retried)
@@ -130,7 +131,7 @@ func (e *Engine) complete(ctx context.Context, h Host, run Run, agent registry.A
 
 // account adds a turn's usage to the run: its token budget, the metrics, and (through the next
 // checkpoint) the run's and session's totals. It warns once per run about a model without a price.
-func (e *Engine) account(ctx context.Context, h Host, run Run, st *State, agent, model string, u llm.Usage) (store.Usage, error) {
+func (e *Engine) account(ctx context.Context, h Host, run Run, st *State, agent, model string, u llm.Usage) (Usage, error) {
 	if model == "" {
 		model = "(provider default)"
 	}
@@ -142,12 +143,11 @@ func (e *Engine) account(ctx context.Context, h Host, run Run, st *State, agent,
 	if !known && u.Total() > 0 && !e.Provider.Offline() && !slices.Contains(st.Unpriced, model) {
 		st.Unpriced = append(st.Unpriced, model)
 		text := fmt.Sprintf("No price is known for model %q, so its usage is counted at $0 (set AGENTD_LLM_PRICES to price it).", model)
-		if err := h.Emit(ctx, statusEvent(run, agent, text, map[string]any{"unpriced_model": model}), nil); err != nil {
-			return store.Usage{}, err
+		if err := h.Emit(ctx, run.scope().Status(agent, text, map[string]any{"unpriced_model": model})); err != nil {
+			return Usage{}, err
 		}
 	}
-	return store.Usage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CostUSD: cost,
-		CacheReadTokens: u.CacheReadTokens, CacheWriteTokens: u.CacheWriteTokens}, nil
+	return Usage{Usage: u, CostUSD: cost}, nil
 }
 
 // markCut handles a turn the output limit ended inside a tool call: the call whose arguments are not
@@ -195,7 +195,7 @@ func cutObservation(agent registry.Agent, c llm.ToolCall, cut llm.CutArguments, 
 
 // refusal describes a turn the model or its provider declined.
 func refusal(agent string, resp llm.Response) string {
-	who := display(agent)
+	who := events.Display(agent)
 	var text string
 	if resp.Stop == llm.StopContentFilter {
 		text = fmt.Sprintf("The provider's content filter stopped %s's answer", who)
@@ -208,22 +208,6 @@ func refusal(agent string, resp llm.Response) string {
 	return text + "."
 }
 
-func statusEvent(run Run, agent, text string, data map[string]any) events.Event {
-	ev := toolEvent(run, events.TypeStatus, agent, "", text, data)
-	ev.Sender = events.SenderStatus
-	// The chat shows only events with a message id.
-	ev.MessageID = uuid.NewString()
-	return ev
-}
-
-// display is an agent's name as the chat shows it ("alex" → "Alex").
-func display(agent string) string {
-	if agent == "" {
-		return agent
-	}
-	return strings.ToUpper(agent[:1]) + agent[1:]
-}
-
 // roundDelay shows a wait the way a person reads it: "250ms", "2s", "1m30s".
 func roundDelay(d time.Duration) time.Duration {
 	if d < time.Second {
@@ -231,3 +215,6 @@ func roundDelay(d time.Duration) time.Duration {
 	}
 	return d.Round(time.Second)
 }
+
+// system is the agent's system prompt, rendered for its tools and team.
+func (e *Engine) system(a registry.Agent) string { return e.Registry.SystemPrompt(a) }

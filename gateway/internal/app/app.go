@@ -147,7 +147,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 
 	bridge := stream.New(stream.Options{
 		Events:         agentdv1.NewEventServiceClient(agentd),
-		Sessions:       agentdv1.NewSessionServiceClient(agentd),
 		Errors:         errs,
 		Logger:         logger,
 		JSON:           edge.JSON,

@@ -36,10 +36,9 @@ var errSlowConsumer = errors.New("slow consumer")
 
 // Options configures a Bridge.
 type Options struct {
-	Events   agentdv1.EventServiceClient
-	Sessions agentdv1.SessionServiceClient
-	Errors   httperr.Writer
-	Logger   *slog.Logger
+	Events agentdv1.EventServiceClient
+	Errors httperr.Writer
+	Logger *slog.Logger
 	// JSON encodes each event (the gateway's one JSON encoding).
 	JSON protojson.MarshalOptions
 	// MaxPerUser bounds concurrent streams per user on this replica.
@@ -113,10 +112,10 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 		}
 		after = uint32(n)
 	}
-	// StreamEvents reports a foreign session only on its first receive,
-	// which may never come for a quiet session; asking first gives the
-	// client a proper 404 before any upgrade.
-	if _, err := b.o.Sessions.GetSession(r.Context(), &agentdv1.GetSessionRequest{Id: session}); err != nil {
+	// A foreign or missing session must be a proper 404 before any upgrade.
+	// A probe stream asks agentd exactly that, from the session's record
+	// (never its history), and ends at once.
+	if err := b.owns(r.Context(), session); err != nil {
 		b.o.Errors.Write(w, r, err)
 		return nil, false
 	}
@@ -127,6 +126,19 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 		return nil, false
 	}
 	return &subscription{user: p, session: session, after: after, release: release}, true
+}
+
+func (b *Bridge) owns(ctx context.Context, session string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := b.o.Events.StreamEvents(ctx, &agentdv1.StreamEventsRequest{SessionId: session, Probe: true})
+	if err != nil {
+		return err
+	}
+	if _, err := st.Recv(); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
 
 func (b *Bridge) acquire(user string) (func(), bool) {

@@ -41,7 +41,6 @@ const session = "0b5f7c1e-7a53-4c1a-9d0e-3f1b2c4d5e6f"
 // reports every stream's end on ended.
 type upstream struct {
 	agentdv1.UnimplementedEventServiceServer
-	agentdv1.UnimplementedSessionServiceServer
 	total, size, breakAt int
 	broke                atomic.Bool
 	ended                chan uint32 // after_seq of each stream that ended
@@ -49,14 +48,14 @@ type upstream struct {
 	streams              atomic.Int32
 }
 
-func (u *upstream) GetSession(_ context.Context, r *agentdv1.GetSessionRequest) (*agentdv1.GetSessionResponse, error) {
-	if r.GetId() != session {
-		return nil, status.Error(codes.NotFound, "session not found")
-	}
-	return &agentdv1.GetSessionResponse{Session: &agentdv1.Session{Id: session}}, nil
-}
-
 func (u *upstream) StreamEvents(r *agentdv1.StreamEventsRequest, st grpc.ServerStreamingServer[agentdv1.StreamEventsResponse]) error {
+	// As agentd: ownership first; the bridge's probe asks no more.
+	if r.GetSessionId() != session {
+		return status.Error(codes.NotFound, "session not found")
+	}
+	if r.GetProbe() {
+		return nil
+	}
 	u.streams.Add(1)
 	defer func() { u.ended <- r.GetAfterSeq() }()
 	pad := strings.Repeat("x", u.size)
@@ -82,7 +81,6 @@ func serve(t *testing.T, u *upstream, opts stream.Options) string {
 	require.NoError(t, err)
 	srv := grpc.NewServer()
 	agentdv1.RegisterEventServiceServer(srv, u)
-	agentdv1.RegisterSessionServiceServer(srv, u)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -90,7 +88,6 @@ func serve(t *testing.T, u *upstream, opts stream.Options) string {
 	t.Cleanup(func() { _ = cc.Close() })
 
 	opts.Events = agentdv1.NewEventServiceClient(cc)
-	opts.Sessions = agentdv1.NewSessionServiceClient(cc)
 	opts.Errors = httperr.Writer{}
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	opts.JSON = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}

@@ -1027,8 +1027,11 @@ type PostMessageResponse struct {
 	User  *Message               `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// Always empty: responses stream as events.
 	Responses []*Message `protobuf:"bytes,2,rep,name=responses,proto3" json:"responses,omitempty"`
-	// The run started (or queued) for this message.
-	RunId         string `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The run started (or queued) for this message, or the active run it was delivered to.
+	RunId string `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// True when a run was already active: the message went to that run (run_id), whose lead reads it
+	// at its next turn, instead of starting one.
+	Steered       bool `protobuf:"varint,4,opt,name=steered,proto3" json:"steered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1082,6 +1085,13 @@ func (x *PostMessageResponse) GetRunId() string {
 		return x.RunId
 	}
 	return ""
+}
+
+func (x *PostMessageResponse) GetSteered() bool {
+	if x != nil {
+		return x.Steered
+	}
+	return false
 }
 
 type CancelRunRequest struct {
@@ -1399,10 +1409,12 @@ type Run struct {
 	// The question the run waits on, when status is "waiting".
 	Question string `protobuf:"bytes,7,opt,name=question,proto3" json:"question,omitempty"`
 	// Token usage and cost of this run, and of the whole session so far.
-	Usage         *Usage                 `protobuf:"bytes,8,opt,name=usage,proto3" json:"usage,omitempty"`
-	SessionUsage  *Usage                 `protobuf:"bytes,9,opt,name=session_usage,json=sessionUsage,proto3" json:"session_usage,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Usage        *Usage                 `protobuf:"bytes,8,opt,name=usage,proto3" json:"usage,omitempty"`
+	SessionUsage *Usage                 `protobuf:"bytes,9,opt,name=session_usage,json=sessionUsage,proto3" json:"session_usage,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The run this one continues with fresh limits (that run stopped, failed or was cancelled), if any.
+	ResumedFrom   string `protobuf:"bytes,12,opt,name=resumed_from,json=resumedFrom,proto3" json:"resumed_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1514,6 +1526,269 @@ func (x *Run) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Run) GetResumedFrom() string {
+	if x != nil {
+		return x.ResumedFrom
+	}
+	return ""
+}
+
+type GetPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPlanRequest) Reset() {
+	*x = GetPlanRequest{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPlanRequest) ProtoMessage() {}
+
+func (x *GetPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPlanRequest.ProtoReflect.Descriptor instead.
+func (*GetPlanRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetPlanRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type GetPlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *Plan                  `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPlanResponse) Reset() {
+	*x = GetPlanResponse{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPlanResponse) ProtoMessage() {}
+
+func (x *GetPlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPlanResponse.ProtoReflect.Descriptor instead.
+func (*GetPlanResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetPlanResponse) GetPlan() *Plan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+// Plan is Mike's plan for the session: its tasks and their states, kept across runs.
+type Plan struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The run that last changed it; empty before the first run.
+	RunId string  `protobuf:"bytes,2,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Tasks []*Task `protobuf:"bytes,3,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// Mike marked it finished (plan_finish) and added nothing since.
+	Finished      bool                   `protobuf:"varint,4,opt,name=finished,proto3" json:"finished,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Plan) Reset() {
+	*x = Plan{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Plan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Plan) ProtoMessage() {}
+
+func (x *Plan) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Plan.ProtoReflect.Descriptor instead.
+func (*Plan) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Plan) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Plan) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Plan) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *Plan) GetFinished() bool {
+	if x != nil {
+		return x.Finished
+	}
+	return false
+}
+
+func (x *Plan) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// Task is one entry of the plan.
+type Task struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Title string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	// The agent it is assigned to ("alex").
+	Assignee string `protobuf:"bytes,3,opt,name=assignee,proto3" json:"assignee,omitempty"`
+	// "todo", "in_progress", "done", "failed", "blocked" (its run stopped; a message resumes it) or
+	// "skipped" (left open when its run completed).
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	Note   string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	// Ids of the tasks it waits on: it starts only once they are done.
+	DependsOn     []string `protobuf:"bytes,6,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Task) Reset() {
+	*x = Task{}
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Task) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Task) ProtoMessage() {}
+
+func (x *Task) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Task.ProtoReflect.Descriptor instead.
+func (*Task) Descriptor() ([]byte, []int) {
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Task) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Task) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *Task) GetAssignee() string {
+	if x != nil {
+		return x.Assignee
+	}
+	return ""
+}
+
+func (x *Task) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Task) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *Task) GetDependsOn() []string {
+	if x != nil {
+		return x.DependsOn
+	}
+	return nil
+}
+
 type Usage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	InputTokens   uint32                 `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
@@ -1525,7 +1800,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[25]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1812,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[25]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1825,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{25}
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Usage) GetInputTokens() uint32 {
@@ -1578,14 +1853,18 @@ type StreamEventsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Replay every event with a sequence greater than this, then follow.
-	AfterSeq      uint32 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	AfterSeq uint32 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// Only check that the caller may stream the session: the stream ends at once, with OK, or with
+	// NotFound for a session that is missing or someone else's. The check reads the session's record,
+	// never its history, so a client (the gateway) can answer 404 before upgrading a connection.
+	Probe         bool `protobuf:"varint,3,opt,name=probe,proto3" json:"probe,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[26]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1876,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[26]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1889,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{26}
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StreamEventsRequest) GetSessionId() string {
@@ -1627,6 +1906,13 @@ func (x *StreamEventsRequest) GetAfterSeq() uint32 {
 	return 0
 }
 
+func (x *StreamEventsRequest) GetProbe() bool {
+	if x != nil {
+		return x.Probe
+	}
+	return false
+}
+
 type StreamEventsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
@@ -1636,7 +1922,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[27]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1934,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[27]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1947,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{27}
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StreamEventsResponse) GetEvent() *Event {
@@ -1679,7 +1965,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[28]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1977,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[28]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1990,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{28}
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{32}
 }
 
 type ListAgentsResponse struct {
@@ -1716,7 +2002,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[29]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +2014,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[29]
+	mi := &file_mgx_agentd_v1_agentd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +2027,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{29}
+	return file_mgx_agentd_v1_agentd_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -1833,11 +2119,12 @@ const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12$\n" +
 	"\acontent\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xa0\x1fR\acontent\"\x8e\x01\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xa0\x1fR\acontent\"\xa8\x01\n" +
 	"\x13PostMessageResponse\x12*\n" +
 	"\x04user\x18\x01 \x01(\v2\x16.mgx.agentd.v1.MessageR\x04user\x124\n" +
 	"\tresponses\x18\x02 \x03(\v2\x16.mgx.agentd.v1.MessageR\tresponses\x12\x15\n" +
-	"\x06run_id\x18\x03 \x01(\tR\x05runId\";\n" +
+	"\x06run_id\x18\x03 \x01(\tR\x05runId\x12\x18\n" +
+	"\asteered\x18\x04 \x01(\bR\asteered\";\n" +
 	"\x10CancelRunRequest\x12'\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"g\n" +
@@ -1858,7 +2145,7 @@ const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"6\n" +
 	"\x0eGetRunResponse\x12$\n" +
-	"\x03run\x18\x01 \x01(\v2\x12.mgx.agentd.v1.RunR\x03run\"\x8f\x03\n" +
+	"\x03run\x18\x01 \x01(\v2\x12.mgx.agentd.v1.RunR\x03run\"\xb2\x03\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1874,15 +2161,38 @@ const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"j\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12!\n" +
+	"\fresumed_from\x18\f \x01(\tR\vresumedFrom\"9\n" +
+	"\x0eGetPlanRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\":\n" +
+	"\x0fGetPlanResponse\x12'\n" +
+	"\x04plan\x18\x01 \x01(\v2\x13.mgx.agentd.v1.PlanR\x04plan\"\xbe\x01\n" +
+	"\x04Plan\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x15\n" +
+	"\x06run_id\x18\x02 \x01(\tR\x05runId\x12)\n" +
+	"\x05tasks\x18\x03 \x03(\v2\x13.mgx.agentd.v1.TaskR\x05tasks\x12\x1a\n" +
+	"\bfinished\x18\x04 \x01(\bR\bfinished\x129\n" +
+	"\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x93\x01\n" +
+	"\x04Task\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x1a\n" +
+	"\bassignee\x18\x03 \x01(\tR\bassignee\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\x12\x1d\n" +
+	"\n" +
+	"depends_on\x18\x06 \x03(\tR\tdependsOn\"j\n" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\rR\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x02 \x01(\rR\foutputTokens\x12\x19\n" +
-	"\bcost_usd\x18\x03 \x01(\x01R\acostUsd\"[\n" +
+	"\bcost_usd\x18\x03 \x01(\x01R\acostUsd\"q\n" +
 	"\x13StreamEventsRequest\x12'\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12\x1b\n" +
-	"\tafter_seq\x18\x02 \x01(\rR\bafterSeq\"B\n" +
+	"\tafter_seq\x18\x02 \x01(\rR\bafterSeq\x12\x14\n" +
+	"\x05probe\x18\x03 \x01(\bR\x05probe\"B\n" +
 	"\x14StreamEventsResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.mgx.agentd.v1.EventR\x05event\"\x13\n" +
 	"\x11ListAgentsRequest\"B\n" +
@@ -1895,12 +2205,13 @@ const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"GetSession\x12 .mgx.agentd.v1.GetSessionRequest\x1a!.mgx.agentd.v1.GetSessionResponse\"#\x82\xd3\xe4\x93\x02\x1db\asession\x12\x12/api/sessions/{id}\x12v\n" +
 	"\rDeleteSession\x12#.mgx.agentd.v1.DeleteSessionRequest\x1a$.mgx.agentd.v1.DeleteSessionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14*\x12/api/sessions/{id}\x12\xbb\x01\n" +
 	"\fListMessages\x12\".mgx.agentd.v1.ListMessagesRequest\x1a#.mgx.agentd.v1.ListMessagesResponse\"b\x82\xd3\xe4\x93\x02\\Z+b\bmessages\x12\x1f/api/chat/messages/{session_id}b\bmessages\x12#/api/sessions/{session_id}/messages\x12z\n" +
-	"\rLaunchSandbox\x12#.mgx.agentd.v1.LaunchSandboxRequest\x1a$.mgx.agentd.v1.LaunchSandboxResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/sandbox/launch2\x82\x04\n" +
+	"\rLaunchSandbox\x12#.mgx.agentd.v1.LaunchSandboxRequest\x1a$.mgx.agentd.v1.LaunchSandboxResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/sandbox/launch2\xfb\x04\n" +
 	"\vChatService\x12s\n" +
 	"\vPostMessage\x12!.mgx.agentd.v1.PostMessageRequest\x1a\".mgx.agentd.v1.PostMessageResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/chat/messages\x12|\n" +
 	"\tCancelRun\x12\x1f.mgx.agentd.v1.CancelRunRequest\x1a .mgx.agentd.v1.CancelRunResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/sessions/{session_id}/cancel\x12\x8b\x01\n" +
 	"\x0eAnswerQuestion\x12$.mgx.agentd.v1.AnswerQuestionRequest\x1a%.mgx.agentd.v1.AnswerQuestionResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/sessions/{session_id}/answer\x12r\n" +
-	"\x06GetRun\x12\x1c.mgx.agentd.v1.GetRunRequest\x1a\x1d.mgx.agentd.v1.GetRunResponse\"+\x82\xd3\xe4\x93\x02%b\x03run\x12\x1e/api/sessions/{session_id}/run2\xb6\x01\n" +
+	"\x06GetRun\x12\x1c.mgx.agentd.v1.GetRunRequest\x1a\x1d.mgx.agentd.v1.GetRunResponse\"+\x82\xd3\xe4\x93\x02%b\x03run\x12\x1e/api/sessions/{session_id}/run\x12w\n" +
+	"\aGetPlan\x12\x1d.mgx.agentd.v1.GetPlanRequest\x1a\x1e.mgx.agentd.v1.GetPlanResponse\"-\x82\xd3\xe4\x93\x02'b\x04plan\x12\x1f/api/sessions/{session_id}/plan2\xb6\x01\n" +
 	"\fEventService\x12\xa5\x01\n" +
 	"\fStreamEvents\x12\".mgx.agentd.v1.StreamEventsRequest\x1a#.mgx.agentd.v1.StreamEventsResponse\"J\x82\xd3\xe4\x93\x02DZ\x1f\x12\x1d/api/ws/sessions/{session_id}\x12!/api/sessions/{session_id}/events0\x012~\n" +
 	"\fAgentService\x12n\n" +
@@ -1919,7 +2230,7 @@ func file_mgx_agentd_v1_agentd_proto_rawDescGZIP() []byte {
 	return file_mgx_agentd_v1_agentd_proto_rawDescData
 }
 
-var file_mgx_agentd_v1_agentd_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_mgx_agentd_v1_agentd_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_mgx_agentd_v1_agentd_proto_goTypes = []any{
 	(*Session)(nil),                // 0: mgx.agentd.v1.Session
 	(*Message)(nil),                // 1: mgx.agentd.v1.Message
@@ -1946,20 +2257,24 @@ var file_mgx_agentd_v1_agentd_proto_goTypes = []any{
 	(*GetRunRequest)(nil),          // 22: mgx.agentd.v1.GetRunRequest
 	(*GetRunResponse)(nil),         // 23: mgx.agentd.v1.GetRunResponse
 	(*Run)(nil),                    // 24: mgx.agentd.v1.Run
-	(*Usage)(nil),                  // 25: mgx.agentd.v1.Usage
-	(*StreamEventsRequest)(nil),    // 26: mgx.agentd.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),   // 27: mgx.agentd.v1.StreamEventsResponse
-	(*ListAgentsRequest)(nil),      // 28: mgx.agentd.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),     // 29: mgx.agentd.v1.ListAgentsResponse
-	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),        // 31: google.protobuf.Struct
+	(*GetPlanRequest)(nil),         // 25: mgx.agentd.v1.GetPlanRequest
+	(*GetPlanResponse)(nil),        // 26: mgx.agentd.v1.GetPlanResponse
+	(*Plan)(nil),                   // 27: mgx.agentd.v1.Plan
+	(*Task)(nil),                   // 28: mgx.agentd.v1.Task
+	(*Usage)(nil),                  // 29: mgx.agentd.v1.Usage
+	(*StreamEventsRequest)(nil),    // 30: mgx.agentd.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),   // 31: mgx.agentd.v1.StreamEventsResponse
+	(*ListAgentsRequest)(nil),      // 32: mgx.agentd.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),     // 33: mgx.agentd.v1.ListAgentsResponse
+	(*timestamppb.Timestamp)(nil),  // 34: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),        // 35: google.protobuf.Struct
 }
 var file_mgx_agentd_v1_agentd_proto_depIdxs = []int32{
-	30, // 0: mgx.agentd.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	34, // 0: mgx.agentd.v1.Session.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: mgx.agentd.v1.Session.messages:type_name -> mgx.agentd.v1.Message
-	30, // 2: mgx.agentd.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
-	30, // 3: mgx.agentd.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
-	31, // 4: mgx.agentd.v1.Event.data:type_name -> google.protobuf.Struct
+	34, // 2: mgx.agentd.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
+	34, // 3: mgx.agentd.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
+	35, // 4: mgx.agentd.v1.Event.data:type_name -> google.protobuf.Struct
 	0,  // 5: mgx.agentd.v1.CreateSessionResponse.session:type_name -> mgx.agentd.v1.Session
 	0,  // 6: mgx.agentd.v1.ListSessionsResponse.sessions:type_name -> mgx.agentd.v1.Session
 	0,  // 7: mgx.agentd.v1.GetSessionResponse.session:type_name -> mgx.agentd.v1.Session
@@ -1969,41 +2284,46 @@ var file_mgx_agentd_v1_agentd_proto_depIdxs = []int32{
 	1,  // 11: mgx.agentd.v1.PostMessageResponse.responses:type_name -> mgx.agentd.v1.Message
 	1,  // 12: mgx.agentd.v1.AnswerQuestionResponse.user:type_name -> mgx.agentd.v1.Message
 	24, // 13: mgx.agentd.v1.GetRunResponse.run:type_name -> mgx.agentd.v1.Run
-	25, // 14: mgx.agentd.v1.Run.usage:type_name -> mgx.agentd.v1.Usage
-	25, // 15: mgx.agentd.v1.Run.session_usage:type_name -> mgx.agentd.v1.Usage
-	30, // 16: mgx.agentd.v1.Run.created_at:type_name -> google.protobuf.Timestamp
-	30, // 17: mgx.agentd.v1.Run.updated_at:type_name -> google.protobuf.Timestamp
-	2,  // 18: mgx.agentd.v1.StreamEventsResponse.event:type_name -> mgx.agentd.v1.Event
-	3,  // 19: mgx.agentd.v1.ListAgentsResponse.agents:type_name -> mgx.agentd.v1.Agent
-	4,  // 20: mgx.agentd.v1.SessionService.CreateSession:input_type -> mgx.agentd.v1.CreateSessionRequest
-	6,  // 21: mgx.agentd.v1.SessionService.ListSessions:input_type -> mgx.agentd.v1.ListSessionsRequest
-	8,  // 22: mgx.agentd.v1.SessionService.GetSession:input_type -> mgx.agentd.v1.GetSessionRequest
-	10, // 23: mgx.agentd.v1.SessionService.DeleteSession:input_type -> mgx.agentd.v1.DeleteSessionRequest
-	12, // 24: mgx.agentd.v1.SessionService.ListMessages:input_type -> mgx.agentd.v1.ListMessagesRequest
-	14, // 25: mgx.agentd.v1.SessionService.LaunchSandbox:input_type -> mgx.agentd.v1.LaunchSandboxRequest
-	16, // 26: mgx.agentd.v1.ChatService.PostMessage:input_type -> mgx.agentd.v1.PostMessageRequest
-	18, // 27: mgx.agentd.v1.ChatService.CancelRun:input_type -> mgx.agentd.v1.CancelRunRequest
-	20, // 28: mgx.agentd.v1.ChatService.AnswerQuestion:input_type -> mgx.agentd.v1.AnswerQuestionRequest
-	22, // 29: mgx.agentd.v1.ChatService.GetRun:input_type -> mgx.agentd.v1.GetRunRequest
-	26, // 30: mgx.agentd.v1.EventService.StreamEvents:input_type -> mgx.agentd.v1.StreamEventsRequest
-	28, // 31: mgx.agentd.v1.AgentService.ListAgents:input_type -> mgx.agentd.v1.ListAgentsRequest
-	5,  // 32: mgx.agentd.v1.SessionService.CreateSession:output_type -> mgx.agentd.v1.CreateSessionResponse
-	7,  // 33: mgx.agentd.v1.SessionService.ListSessions:output_type -> mgx.agentd.v1.ListSessionsResponse
-	9,  // 34: mgx.agentd.v1.SessionService.GetSession:output_type -> mgx.agentd.v1.GetSessionResponse
-	11, // 35: mgx.agentd.v1.SessionService.DeleteSession:output_type -> mgx.agentd.v1.DeleteSessionResponse
-	13, // 36: mgx.agentd.v1.SessionService.ListMessages:output_type -> mgx.agentd.v1.ListMessagesResponse
-	15, // 37: mgx.agentd.v1.SessionService.LaunchSandbox:output_type -> mgx.agentd.v1.LaunchSandboxResponse
-	17, // 38: mgx.agentd.v1.ChatService.PostMessage:output_type -> mgx.agentd.v1.PostMessageResponse
-	19, // 39: mgx.agentd.v1.ChatService.CancelRun:output_type -> mgx.agentd.v1.CancelRunResponse
-	21, // 40: mgx.agentd.v1.ChatService.AnswerQuestion:output_type -> mgx.agentd.v1.AnswerQuestionResponse
-	23, // 41: mgx.agentd.v1.ChatService.GetRun:output_type -> mgx.agentd.v1.GetRunResponse
-	27, // 42: mgx.agentd.v1.EventService.StreamEvents:output_type -> mgx.agentd.v1.StreamEventsResponse
-	29, // 43: mgx.agentd.v1.AgentService.ListAgents:output_type -> mgx.agentd.v1.ListAgentsResponse
-	32, // [32:44] is the sub-list for method output_type
-	20, // [20:32] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	29, // 14: mgx.agentd.v1.Run.usage:type_name -> mgx.agentd.v1.Usage
+	29, // 15: mgx.agentd.v1.Run.session_usage:type_name -> mgx.agentd.v1.Usage
+	34, // 16: mgx.agentd.v1.Run.created_at:type_name -> google.protobuf.Timestamp
+	34, // 17: mgx.agentd.v1.Run.updated_at:type_name -> google.protobuf.Timestamp
+	27, // 18: mgx.agentd.v1.GetPlanResponse.plan:type_name -> mgx.agentd.v1.Plan
+	28, // 19: mgx.agentd.v1.Plan.tasks:type_name -> mgx.agentd.v1.Task
+	34, // 20: mgx.agentd.v1.Plan.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 21: mgx.agentd.v1.StreamEventsResponse.event:type_name -> mgx.agentd.v1.Event
+	3,  // 22: mgx.agentd.v1.ListAgentsResponse.agents:type_name -> mgx.agentd.v1.Agent
+	4,  // 23: mgx.agentd.v1.SessionService.CreateSession:input_type -> mgx.agentd.v1.CreateSessionRequest
+	6,  // 24: mgx.agentd.v1.SessionService.ListSessions:input_type -> mgx.agentd.v1.ListSessionsRequest
+	8,  // 25: mgx.agentd.v1.SessionService.GetSession:input_type -> mgx.agentd.v1.GetSessionRequest
+	10, // 26: mgx.agentd.v1.SessionService.DeleteSession:input_type -> mgx.agentd.v1.DeleteSessionRequest
+	12, // 27: mgx.agentd.v1.SessionService.ListMessages:input_type -> mgx.agentd.v1.ListMessagesRequest
+	14, // 28: mgx.agentd.v1.SessionService.LaunchSandbox:input_type -> mgx.agentd.v1.LaunchSandboxRequest
+	16, // 29: mgx.agentd.v1.ChatService.PostMessage:input_type -> mgx.agentd.v1.PostMessageRequest
+	18, // 30: mgx.agentd.v1.ChatService.CancelRun:input_type -> mgx.agentd.v1.CancelRunRequest
+	20, // 31: mgx.agentd.v1.ChatService.AnswerQuestion:input_type -> mgx.agentd.v1.AnswerQuestionRequest
+	22, // 32: mgx.agentd.v1.ChatService.GetRun:input_type -> mgx.agentd.v1.GetRunRequest
+	25, // 33: mgx.agentd.v1.ChatService.GetPlan:input_type -> mgx.agentd.v1.GetPlanRequest
+	30, // 34: mgx.agentd.v1.EventService.StreamEvents:input_type -> mgx.agentd.v1.StreamEventsRequest
+	32, // 35: mgx.agentd.v1.AgentService.ListAgents:input_type -> mgx.agentd.v1.ListAgentsRequest
+	5,  // 36: mgx.agentd.v1.SessionService.CreateSession:output_type -> mgx.agentd.v1.CreateSessionResponse
+	7,  // 37: mgx.agentd.v1.SessionService.ListSessions:output_type -> mgx.agentd.v1.ListSessionsResponse
+	9,  // 38: mgx.agentd.v1.SessionService.GetSession:output_type -> mgx.agentd.v1.GetSessionResponse
+	11, // 39: mgx.agentd.v1.SessionService.DeleteSession:output_type -> mgx.agentd.v1.DeleteSessionResponse
+	13, // 40: mgx.agentd.v1.SessionService.ListMessages:output_type -> mgx.agentd.v1.ListMessagesResponse
+	15, // 41: mgx.agentd.v1.SessionService.LaunchSandbox:output_type -> mgx.agentd.v1.LaunchSandboxResponse
+	17, // 42: mgx.agentd.v1.ChatService.PostMessage:output_type -> mgx.agentd.v1.PostMessageResponse
+	19, // 43: mgx.agentd.v1.ChatService.CancelRun:output_type -> mgx.agentd.v1.CancelRunResponse
+	21, // 44: mgx.agentd.v1.ChatService.AnswerQuestion:output_type -> mgx.agentd.v1.AnswerQuestionResponse
+	23, // 45: mgx.agentd.v1.ChatService.GetRun:output_type -> mgx.agentd.v1.GetRunResponse
+	26, // 46: mgx.agentd.v1.ChatService.GetPlan:output_type -> mgx.agentd.v1.GetPlanResponse
+	31, // 47: mgx.agentd.v1.EventService.StreamEvents:output_type -> mgx.agentd.v1.StreamEventsResponse
+	33, // 48: mgx.agentd.v1.AgentService.ListAgents:output_type -> mgx.agentd.v1.ListAgentsResponse
+	36, // [36:49] is the sub-list for method output_type
+	23, // [23:36] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_mgx_agentd_v1_agentd_proto_init() }
@@ -2019,7 +2339,7 @@ func file_mgx_agentd_v1_agentd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgx_agentd_v1_agentd_proto_rawDesc), len(file_mgx_agentd_v1_agentd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -333,6 +333,7 @@ const (
 	ChatService_CancelRun_FullMethodName      = "/mgx.agentd.v1.ChatService/CancelRun"
 	ChatService_AnswerQuestion_FullMethodName = "/mgx.agentd.v1.ChatService/AnswerQuestion"
 	ChatService_GetRun_FullMethodName         = "/mgx.agentd.v1.ChatService/GetRun"
+	ChatService_GetPlan_FullMethodName        = "/mgx.agentd.v1.ChatService/GetPlan"
 )
 
 // ChatServiceClient is the client API for ChatService service.
@@ -352,6 +353,9 @@ type ChatServiceClient interface {
 	AnswerQuestion(ctx context.Context, in *AnswerQuestionRequest, opts ...grpc.CallOption) (*AnswerQuestionResponse, error)
 	// GetRun returns the session's active run, or its latest one; NotFound before the first run.
 	GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*GetRunResponse, error)
+	// GetPlan returns the session's plan as the team last left it (it persists across runs); no tasks
+	// before Mike wrote one.
+	GetPlan(ctx context.Context, in *GetPlanRequest, opts ...grpc.CallOption) (*GetPlanResponse, error)
 }
 
 type chatServiceClient struct {
@@ -402,6 +406,16 @@ func (c *chatServiceClient) GetRun(ctx context.Context, in *GetRunRequest, opts 
 	return out, nil
 }
 
+func (c *chatServiceClient) GetPlan(ctx context.Context, in *GetPlanRequest, opts ...grpc.CallOption) (*GetPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPlanResponse)
+	err := c.cc.Invoke(ctx, ChatService_GetPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChatServiceServer is the server API for ChatService service.
 // All implementations must embed UnimplementedChatServiceServer
 // for forward compatibility.
@@ -419,6 +433,9 @@ type ChatServiceServer interface {
 	AnswerQuestion(context.Context, *AnswerQuestionRequest) (*AnswerQuestionResponse, error)
 	// GetRun returns the session's active run, or its latest one; NotFound before the first run.
 	GetRun(context.Context, *GetRunRequest) (*GetRunResponse, error)
+	// GetPlan returns the session's plan as the team last left it (it persists across runs); no tasks
+	// before Mike wrote one.
+	GetPlan(context.Context, *GetPlanRequest) (*GetPlanResponse, error)
 	mustEmbedUnimplementedChatServiceServer()
 }
 
@@ -440,6 +457,9 @@ func (UnimplementedChatServiceServer) AnswerQuestion(context.Context, *AnswerQue
 }
 func (UnimplementedChatServiceServer) GetRun(context.Context, *GetRunRequest) (*GetRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRun not implemented")
+}
+func (UnimplementedChatServiceServer) GetPlan(context.Context, *GetPlanRequest) (*GetPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPlan not implemented")
 }
 func (UnimplementedChatServiceServer) mustEmbedUnimplementedChatServiceServer() {}
 func (UnimplementedChatServiceServer) testEmbeddedByValue()                     {}
@@ -534,6 +554,24 @@ func _ChatService_GetRun_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChatService_GetPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).GetPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_GetPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).GetPlan(ctx, req.(*GetPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChatService_ServiceDesc is the grpc.ServiceDesc for ChatService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -556,6 +594,10 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRun",
 			Handler:    _ChatService_GetRun_Handler,
+		},
+		{
+			MethodName: "GetPlan",
+			Handler:    _ChatService_GetPlan_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
