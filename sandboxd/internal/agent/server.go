@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
+	"github.com/mgx-ai/mgx/sandboxd/internal/changes"
 )
 
 // Options configure an agent.
@@ -60,6 +61,7 @@ type Server struct {
 	userName string
 	baseEnv  []string
 	active   atomic.Int32
+	changes  *changes.Tracker
 
 	procMu sync.Mutex
 	procs  map[string]*process
@@ -123,6 +125,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.baseEnv = baseEnv(s.home, s.userName)
+	s.startChanges()
 	return s, nil
 }
 
@@ -192,6 +195,9 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.stopAll()
+	if s.changes != nil {
+		s.changes.Close()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
@@ -213,6 +219,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+agentapi.PathFile, s.handleWriteFile)
 	mux.HandleFunc("DELETE "+agentapi.PathFile, s.handleDeleteFile)
 	mux.HandleFunc("GET "+agentapi.PathTunnel, s.handleTunnel)
+	mux.HandleFunc("GET "+agentapi.PathChanges, s.handleChanges)
+	mux.HandleFunc("POST "+agentapi.PathSearch, s.handleSearch)
 	return mux
 }
 
