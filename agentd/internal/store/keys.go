@@ -22,3 +22,10 @@ func runKey(sid, rid string) string        { return "agentd:session:{" + sid + "
 func runLeaseKey(sid, rid string) string   { return "agentd:session:{" + sid + "}:run:" + rid + ":lease" }
 func runToolsKey(sid, rid string) string   { return "agentd:session:{" + sid + "}:run:" + rid + ":tools" }
 func userSessionsKey(uid string) string    { return "agentd:user:{" + uid + "}:sessions" }
+
+// Artifacts of a session (screenshots, charts): metadata by id, the bytes by id, and their order.
+func sessionArtifactsKey(sid string) string    { return "agentd:session:{" + sid + "}:artifacts" }
+func sessionArtifactDataKey(sid string) string { return "agentd:session:{" + sid + "}:artifacts:data" }
+func sessionArtifactIndexKey(sid string) string {
+	return "agentd:session:{" + sid + "}:artifacts:index"
+}
