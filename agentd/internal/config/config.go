@@ -104,8 +104,10 @@ type Config struct {
 	// Browser bounds preview_check's shared headless chromium (AGENTD_BROWSER_*).
 	Browser browser.Config
 	// PreviewURL is sandboxd's preview listener as agentd reaches it (the gateway's variable of the
-	// same name): preview_check loads previews through it, never through a container address.
-	PreviewURL string `env:"SANDBOXD_PREVIEW_URL" envDefault:"http://127.0.0.1:8202"`
+	// same name): preview_check loads previews straight through it. Unset, it loads the preview URL
+	// sandboxd hands out (through the gateway), which works when that URL is on this host
+	// (MGX_PUBLIC_URL of localhost, as with make run). Never a container's address either way.
+	PreviewURL string `env:"SANDBOXD_PREVIEW_URL"`
 	// Search chooses web_search's provider (AGENTD_SEARCH_*, SEARXNG_URL, BRAVE_*, TAVILY_*).
 	Search web.SearchConfig
 	// Fetch bounds fetch_url (AGENTD_FETCH_*).

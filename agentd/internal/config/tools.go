@@ -20,9 +20,11 @@ func (c *Config) validateTools() error {
 	if err := c.Fetch.Validate(); err != nil {
 		return err
 	}
-	u, err := url.Parse(c.PreviewURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("SANDBOXD_PREVIEW_URL=%q: %w", c.PreviewURL, ErrInvalidURL)
+	if c.PreviewURL != "" {
+		u, err := url.Parse(c.PreviewURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("SANDBOXD_PREVIEW_URL=%q: %w", c.PreviewURL, ErrInvalidURL)
+		}
 	}
 	if _, err := web.NewSearcher(c.Search, nil); err != nil && !errors.Is(err, web.ErrNoSearchProvider) {
 		return err

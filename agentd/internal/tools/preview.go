@@ -42,8 +42,12 @@ var browserSpecs = []*Spec{
 // preview listener (SANDBOXD_PREVIEW_URL), keeping its token: the browser reaches the sandbox the
 // way the gateway does, never through a container address and never out through the public edge.
 // The host names the preview (p<port>-<session>.preview.<host>); chromium resolves *.localhost to
-// loopback by itself, which is why a loopback listener gets the .preview.localhost form.
+// loopback by itself, which is why a loopback listener gets the .preview.localhost form. Without a
+// listener the public URL is used as it is (the browser refuses it unless it is on this host).
 func internalPreviewURL(listener, public, sessionID string, port int32) (string, error) {
+	if listener == "" {
+		return public, nil
+	}
 	lu, err := url.Parse(listener)
 	if err != nil || lu.Host == "" {
 		return "", fmt.Errorf("SANDBOXD_PREVIEW_URL %q is not a URL", listener)
