@@ -521,7 +521,6 @@ func fileList(ctx context.Context, x *Executor, c *Call, a *fileListArgs) (Resul
 		return Result{Output: name + " is empty."}, nil
 	}
 	head := fmt.Sprintf("%s (%s, %s shown, %d levels deep):\n", name, plural(dirs, "directory"), plural(files, "file"), depth)
-	head = strings.Replace(head, "directorys", "directories", 1)
 	tail := ""
 	if shown >= listMaxEntries || r.GetTruncated() {
 		tail = "(the listing was cut: list a subdirectory by path, or use a smaller depth)\n"
