@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
@@ -131,6 +135,7 @@ func (x *Executor) readBytes(ctx context.Context, sid, p string) ([]byte, bool, 
 	if err != nil {
 		return nil, false, err
 	}
+
 	if r.GetEncoding() == "base64" {
 		b, err := base64.StdEncoding.DecodeString(r.GetContent())
 		return b, true, err
@@ -147,7 +152,28 @@ func (x *Executor) writeBytes(ctx context.Context, sid, p string, content []byte
 	return x.files.WriteFile(ctx, req)
 }
 
-func validUTF8(b []byte) bool { return strings.ToValidUTF8(string(b), "\x00\xff") == string(b) }
+func validUTF8(b []byte) bool { return utf8.Valid(b) }
+
+// fileError turns a failed read of p into what the model can act on, or nil for a failure of
+// another kind (reported as such by Execute).
+func fileError(p string, err error) *Result {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	var r Result
+	switch {
+	case st.Code() == codes.NotFound:
+		r = fail("%s does not exist; file_list shows what does.", p)
+	case st.Code() == codes.FailedPrecondition && strings.Contains(st.Message(), "is a directory"):
+		r = fail("%s is a directory; file_list shows what it holds.", p)
+	case st.Code() == codes.FailedPrecondition && strings.Contains(st.Message(), "read limit"):
+		r = fail("%s is too large to read whole (%s). Find what you need with file_search, or read part of it with sandbox_shell (e.g. sed -n '100,200p').", p, st.Message())
+	default:
+		return nil
+	}
+	return &r
+}
 
 // lineStarts returns the byte offset of each line's start; a final newline does not start a line.
 func lineStarts(b []byte) []int {
@@ -205,6 +231,9 @@ func fileRead(ctx context.Context, x *Executor, c *Call, a *fileReadArgs) (Resul
 	p := cleanPath(a.Path)
 	b, binary, err := x.readBytes(ctx, c.SessionID, p)
 	if err != nil {
+		if r := fileError(p, err); r != nil {
+			return *r, nil
+		}
 		return Result{}, err
 	}
 	if binary || bytes.IndexByte(b[:min(len(b), 8<<10)], 0) >= 0 {
@@ -264,6 +293,9 @@ func fileEdit(ctx context.Context, x *Executor, c *Call, a *fileEditArgs) (Resul
 	}
 	b, _, err := x.readBytes(ctx, c.SessionID, p)
 	if err != nil {
+		if r := fileError(p, err); r != nil {
+			return *r, nil
+		}
 		return Result{}, err
 	}
 	oldStr, newStr := []byte(a.OldStr), []byte(a.NewStr)
@@ -394,6 +426,9 @@ func fileInsert(ctx context.Context, x *Executor, c *Call, a *fileInsertArgs) (R
 	}
 	b, _, err := x.readBytes(ctx, c.SessionID, p)
 	if err != nil {
+		if r := fileError(p, err); r != nil {
+			return *r, nil
+		}
 		return Result{}, err
 	}
 	starts := lineStarts(b)

@@ -107,13 +107,13 @@ func (x *Executor) previews(ctx context.Context, sid string) map[int32]string {
 	return out
 }
 
-// readLog reads a process log from offset (or tail bytes before its end), keeping head and tail.
-func (x *Executor) readLog(ctx context.Context, sid, name string, offset, tail int64) (*capture, int64, int64, error) {
+// readLog reads a process log from offset (or tail bytes before its end) into c, and returns where
+// the text read starts and ends in the log.
+func (x *Executor) readLog(ctx context.Context, sid, name string, offset, tail int64, c *capture) (*capture, int64, int64, error) {
 	st, err := x.procs.GetProcessLogs(ctx, &sandboxdv1.GetProcessLogsRequest{SessionId: sid, Name: name, Offset: offset, TailBytes: tail})
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	c := newCapture(logsHead, logsTail)
 	start, end := int64(-1), offset
 	for {
 		m, err := st.Recv()
@@ -195,7 +195,7 @@ func processStart(ctx context.Context, x *Executor, c *Call, a *processStartArgs
 			break
 		}
 	}
-	logs, _, end, err := x.readLog(ctx, c.SessionID, a.Name, 0, logsTail)
+	logs, _, end, err := x.readLog(ctx, c.SessionID, a.Name, 0, logsTail, newCapture(logsHead, logsTail))
 	var out strings.Builder
 	fmt.Fprintf(&out, "started %s\n", describeProcess(p, x.previews(ctx, c.SessionID)))
 	if err == nil {
@@ -254,7 +254,7 @@ func processLogs(ctx context.Context, x *Executor, c *Call, a *processLogsArgs) 
 	}
 	state := describeProcess(p, x.previews(ctx, c.SessionID))
 	if a.Since != nil {
-		logs, start, end, err := x.readLog(ctx, c.SessionID, a.Name, *a.Since, 0)
+		logs, start, end, err := x.readLog(ctx, c.SessionID, a.Name, *a.Since, 0, newCapture(logsHead, logsTail))
 		if err != nil {
 			return Result{}, err
 		}
@@ -276,7 +276,10 @@ func processLogs(ctx context.Context, x *Executor, c *Call, a *processLogsArgs) 
 		lines = logsDefaultLines
 	}
 	lines = min(lines, logsMaxLines)
-	logs, start, end, err := x.readLog(ctx, c.SessionID, a.Name, 0, int64(min(lines*200, 64<<10)))
+	// The whole tail is kept (it is bounded by what is asked), then cut to the lines wanted and to
+	// what a result may hold, dropping the oldest lines first.
+	window := int64(min(lines*200, 64<<10))
+	logs, start, end, err := x.readLog(ctx, c.SessionID, a.Name, 0, window, newCapture(int(window), 0))
 	if err != nil {
 		return Result{}, err
 	}
@@ -288,6 +291,9 @@ func processLogs(ctx context.Context, x *Executor, c *Call, a *processLogsArgs) 
 	shown := all
 	if len(shown) > lines {
 		shown = shown[len(shown)-lines:]
+	}
+	for len(shown) > 1 && len(strings.Join(shown, "\n")) > logsTail+logsHead {
+		shown = shown[1:]
 	}
 	var out strings.Builder
 	out.WriteString(state + "\n")
