@@ -207,16 +207,6 @@ func (r modelRequest) turns() int {
 	return n
 }
 
-// last is the latest tool result the agent received.
-func (r modelRequest) last() string {
-	for i := len(r.Messages) - 1; i >= 0; i-- {
-		if r.Messages[i].Role == "tool" {
-			return r.Messages[i].Content
-		}
-	}
-	return ""
-}
-
 // steps is a member that makes the given calls one per turn, each chosen when its turn comes (it may
 // look at the results so far), then reports to the lead.
 func steps(next ...func(r modelRequest) call) brain {

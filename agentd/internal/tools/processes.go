@@ -317,10 +317,8 @@ func processStop(ctx context.Context, x *Executor, c *Call, a *processNameArgs) 
 	if p.GetState() != "running" {
 		return Result{Output: describeProcess(p, nil) + " (it was not running)."}, nil
 	}
-	signal := "TERM"
-	for _, sig := range []string{"TERM", "KILL"} {
-		signal = sig
-		if _, err := x.procs.SignalProcess(ctx, &sandboxdv1.SignalProcessRequest{SessionId: c.SessionID, Name: a.Name, Signal: sig}); err != nil {
+	for _, signal := range []string{"TERM", "KILL"} {
+		if _, err := x.procs.SignalProcess(ctx, &sandboxdv1.SignalProcessRequest{SessionId: c.SessionID, Name: a.Name, Signal: signal}); err != nil {
 			return Result{}, err
 		}
 		deadline := time.Now().Add(stopGrace)

@@ -102,7 +102,7 @@ func (s *Server) search(r *http.Request, req agentapi.SearchRequest) (agentapi.S
 	} else {
 		err = fs.WalkDir(fsys, rel, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				return nil // unreadable or vanished meanwhile
+				return nil //nolint:nilerr // unreadable or vanished meanwhile: the rest is still searched
 			}
 			if p != rel && ((!req.IncludeHidden && strings.HasPrefix(d.Name(), ".")) || (d.IsDir() && prune[d.Name()])) {
 				if d.IsDir() {
