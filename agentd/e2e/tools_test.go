@@ -277,6 +277,7 @@ func TestShellOutputStreamsAndChangesAreSeen(t *testing.T) {
 			do("sandbox_shell", map[string]any{"command": loud}),
 			do("sandbox_shell", map[string]any{"command": "sed -i 's/draft/final/' notes.txt && mkdir -p site/pages && for p in a b c; do echo \"<h1>$p</h1>\" > site/pages/$p.html; done"}),
 			do("sandbox_shell", map[string]any{"command": "rm site/pages/b.html && echo gone"}),
+			do("sandbox_shell", map[string]any{"command": "echo started; sleep 30", "timeout": 1}),
 		),
 	}, stackOptions{})
 	sid := s.session(t, "alice")
@@ -323,6 +324,13 @@ func TestShellOutputStreamsAndChangesAreSeen(t *testing.T) {
 		require.Subset(t, paths, []string{"notes.txt", "site", "site/pages", "site/pages/a.html", "site/pages/b.html", "site/pages/c.html"}, "%v", paths)
 		require.Equal(t, "status: final\n", s.read(t, "alice", sid, "notes.txt"))
 		require.Equal(t, []string{"site/pages/b.html"}, changedPaths(evs, callID(callsOf(evs, "sandbox_shell")[2])), "a deletion is a change too")
+	})
+	t.Run("a command past its timeout is killed and says so", func(t *testing.T) {
+		out, ev := s.sentResult(t, evs, "sandbox_shell", 3)
+		require.True(t, isError(ev))
+		require.Contains(t, out, "timed out after 1")
+		require.Contains(t, out, "and was killed")
+		require.Contains(t, out, "started", "what it printed before is kept")
 	})
 }
 
