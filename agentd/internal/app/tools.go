@@ -20,6 +20,14 @@ import (
 // out, and says so in the log; one configured wrongly fails the start.
 func (a *App) toolExecutor(cfg config.Config, cc grpc.ClientConnInterface, st *store.Store) (*tools.Executor, error) {
 	opts := tools.Options{PreviewURL: cfg.PreviewURL, Artifacts: st, Logger: a.log, Unavailable: map[string]string{}}
+	if cfg.PreviewURL != "" && !tools.IsLoopbackURL(cfg.PreviewURL) {
+		relay, err := tools.StartPreviewRelay(cfg.PreviewURL, a.log)
+		if err != nil {
+			return nil, fmt.Errorf("agentd: %w", err)
+		}
+		a.stack.Push("preview relay", relay.Close)
+		opts.PreviewURL = relay.URL()
+	}
 	b, err := browser.New(cfg.Browser, a.log)
 	switch {
 	case err == nil:

@@ -1,6 +1,11 @@
 package tools
 
 import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -109,4 +114,34 @@ func TestUnavailableToolsAreRefused(t *testing.T) {
 	res, err = x.Execute(t.Context(), Call{Tool: SendMessage, Arguments: `{}`})
 	require.NoError(t, err)
 	require.True(t, res.IsError, "control tools are the workflow's")
+}
+
+func TestPreviewRelayKeepsTheHost(t *testing.T) {
+	var host, uri string
+	listener := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, uri = r.Host, r.RequestURI
+		_, _ = w.Write([]byte("page"))
+	}))
+	defer listener.Close()
+	require.True(t, IsLoopbackURL(listener.URL))
+	require.False(t, IsLoopbackURL("http://sandboxd.mgx.svc:8202"))
+	relay, err := StartPreviewRelay(listener.URL, slog.Default())
+	require.NoError(t, err)
+	defer func() { _ = relay.Close(t.Context()) }()
+
+	page, err := internalPreviewURL(relay.URL(), "http://p3000-s.preview.example.com/?token=t.k", "s", 3000)
+	require.NoError(t, err)
+	u, err := url.Parse(page)
+	require.NoError(t, err)
+	// chromium resolves *.localhost itself; the test dials the relay the same way.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+strings.Replace(u.Host, "p3000-s.preview.localhost", "127.0.0.1", 1)+"/about?token=t.k", nil)
+	require.NoError(t, err)
+	req.Host = u.Host
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, "page", string(body))
+	require.Equal(t, u.Host, host, "the preview's name reaches sandboxd's listener")
+	require.Equal(t, "/about?token=t.k", uri)
 }
