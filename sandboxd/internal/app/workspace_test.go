@@ -54,6 +54,7 @@ func TestWorkspaceTools(t *testing.T) {
 				require.NotEmpty(t, cur.GetCursor())
 				require.Empty(t, cur.GetChanges(), "no cursor: only the current position")
 				require.Contains(t, []string{"inotify", "scan"}, cur.GetMode())
+				t.Logf("%s sandbox: change journal mode %s", drv, cur.GetMode())
 
 				exec(t, "sed -i 's/one/ONE/' notes.txt && mkdir -p gen/sub && touch gen/sub/a.txt gen/b.txt && mkdir -p node_modules/x && touch node_modules/x/i.js")
 				res := changes(t, cur.GetCursor(), 0)
