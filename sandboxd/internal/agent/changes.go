@@ -11,6 +11,9 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
 )
 
+// changeTracker is the workspace's change journal (a Server field).
+type changeTracker = changes.Tracker
+
 // maxChangesWait bounds how long GET /v1/changes waits for a change.
 const maxChangesWait = 30 * time.Second
 

@@ -7,9 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"path"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -80,10 +82,9 @@ func (s *Server) search(r *http.Request, req agentapi.SearchRequest) (agentapi.S
 	}
 	fi, err := s.root.Stat(rel)
 	if err != nil {
-		return res, rootError(err, rel)
+		return res, searchError(err, rel)
 	}
 	deadline := time.Now().Add(searchBudget)
-	fsys := s.root.FS()
 	visit := func(p string, d fs.DirEntry) error {
 		if r.Context().Err() != nil || time.Now().After(deadline) {
 			res.Truncated = true
@@ -95,12 +96,12 @@ func (s *Server) search(r *http.Request, req agentapi.SearchRequest) (agentapi.S
 		if req.Glob != "" && !globMatch(req.Glob, rel, p) {
 			return nil
 		}
-		return s.searchFile(fsys, p, re, maxMatches, maxLine, &res)
+		return s.searchFile(p, re, maxMatches, maxLine, &res)
 	}
 	if !fi.IsDir() {
 		err = visit(rel, fs.FileInfoToDirEntry(fi))
 	} else {
-		err = fs.WalkDir(fsys, rel, func(p string, d fs.DirEntry, err error) error {
+		err = fs.WalkDir(s.root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil //nolint:nilerr // unreadable or vanished meanwhile: the rest is still searched
 			}
@@ -117,9 +118,28 @@ func (s *Server) search(r *http.Request, req agentapi.SearchRequest) (agentapi.S
 		})
 	}
 	if err != nil && !errors.Is(err, errSearchDone) {
-		return res, rootError(err, rel)
+		return res, searchError(err, rel)
 	}
 	return res, nil
+}
+
+// searchError describes a failure to search rel without the host path of the workspace, which the
+// errors of os carry.
+func searchError(err error, rel string) error {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return err
+	case errors.Is(err, os.ErrNotExist):
+		return errf(agentapi.CodeNotFound, "%s: no such file or directory", rel)
+	case strings.Contains(err.Error(), "path escapes"):
+		return errf(agentapi.CodeEscape, "%s: resolves outside /workspace", rel)
+	case errors.Is(err, syscall.ENOTDIR):
+		return errf(agentapi.CodeInvalid, "%s: not a directory", rel)
+	case errors.Is(err, os.ErrPermission):
+		return errf(agentapi.CodeInvalid, "%s: permission denied", rel)
+	}
+	return errf(agentapi.CodeInternal, "%s: cannot be searched", rel)
 }
 
 // globMatch matches a file's path against the glob: a pattern without a slash matches the name, one
@@ -137,13 +157,17 @@ func globMatch(glob, root, p string) bool {
 	return ok
 }
 
-func (s *Server) searchFile(fsys fs.FS, p string, re *regexp.Regexp, maxMatches, maxLine int, res *agentapi.SearchResult) error {
-	f, err := fsys.Open(p)
+// searchFile searches one file. It is opened without blocking (a FIFO swapped in after the walk
+// saw a regular file would otherwise park the search) and read only if it still is a regular file
+// with no other name: a hard link's other names may lie outside the workspace.
+func (s *Server) searchFile(p string, re *regexp.Regexp, maxMatches, maxLine int, res *agentapi.SearchResult) error {
+	f, err := s.root.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil //nolint:nilerr // vanished or unreadable: not a search failure
 	}
 	defer f.Close()
-	if info, err := f.Stat(); err != nil || info.Size() > searchMaxFileBytes {
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() || info.Size() > searchMaxFileBytes || hardLinked(info) {
 		res.FilesSkipped++
 		return nil
 	}
@@ -177,6 +201,11 @@ func (s *Server) searchFile(fsys fs.FS, p string, re *regexp.Regexp, maxMatches,
 			return nil
 		}
 	}
+}
+
+func hardLinked(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink > 1
 }
 
 // readLine reads one line without its newline, keeping at most searchLineCap bytes of it.

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
-	"github.com/mgx-ai/mgx/sandboxd/internal/changes"
 )
 
 // Options configure an agent.
@@ -61,7 +60,7 @@ type Server struct {
 	userName string
 	baseEnv  []string
 	active   atomic.Int32
-	changes  *changes.Tracker
+	changes  *changeTracker
 
 	procMu sync.Mutex
 	procs  map[string]*process
