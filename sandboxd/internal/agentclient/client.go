@@ -297,7 +297,7 @@ func (c *Client) Ports(ctx context.Context) ([]agentapi.Port, error) {
 
 // Tree lists the workspace; directories named in prune are listed but not
 // descended.
-func (c *Client) Tree(ctx context.Context, root string, depth int, hidden bool, prune []string) (agentapi.Tree, error) {
+func (c *Client) Tree(ctx context.Context, root string, depth int, hidden bool, prune ...string) (agentapi.Tree, error) {
 	q := url.Values{"root": {root}, "depth": {strconv.Itoa(depth)}}
 	if hidden {
 		q.Set("include_hidden", "1")

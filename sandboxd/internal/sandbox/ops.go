@@ -36,7 +36,7 @@ func (m *Manager) Tree(ctx context.Context, userID, sessionID, root string, dept
 	}
 	var t agentapi.Tree
 	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
-		t, err = c.Tree(ctx, rel, depth, hidden, prune)
+		t, err = c.Tree(ctx, rel, depth, hidden, prune...)
 		return err
 	})
 	return t, err
