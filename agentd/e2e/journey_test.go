@@ -28,7 +28,7 @@ func TestScriptedJourneyBuildsThenChangesTheApp(t *testing.T) {
 	tools := func(evs []*agentdv1.Event) string {
 		var out []string
 		for _, e := range evs {
-			if e.GetType() == "tool_call" && e.GetAgent() == "alex" {
+			if e.GetType() == "tool_call" && strings.EqualFold(e.GetAgent(), "alex") {
 				out = append(out, e.GetTool())
 			}
 		}
@@ -68,7 +68,7 @@ func TestScriptedJourneyBuildsThenChangesTheApp(t *testing.T) {
 	require.Contains(t, check, "Updated on request: make the heading <b>bigger</b>", "the running server serves the change: %s", check)
 	var reply string
 	for _, e := range second {
-		if e.GetType() == "message" && e.GetAgent() == "mike" {
+		if e.GetType() == "message" && strings.EqualFold(e.GetAgent(), "mike") {
 			reply = e.GetContent()
 		}
 	}

@@ -51,9 +51,10 @@ type Call struct {
 	Agent string
 	ID    string
 	Tool  string
-	// Args are the arguments decoded by Spec.Decode; when nil, Arguments (raw JSON) is decoded.
-	Args      any
-	Arguments string
+	// Args are the arguments as the model wrote them (JSON); Decoded is what Spec.Decode made of
+	// them, decoded here when nil.
+	Args    string
+	Decoded any
 	// WritePrefix confines file writes and edits (doc-writing roles).
 	WritePrefix string
 	// Progress, when set, receives live output and changes.
@@ -173,19 +174,19 @@ func (x *Executor) Execute(ctx context.Context, c Call) (Result, error) {
 	if why, off := x.opts.Unavailable[c.Tool]; off {
 		return fail("%s is not available here (%s).", c.Tool, why), nil
 	}
-	if c.Args == nil {
-		args, err := spec.Decode(c.Arguments)
+	if c.Decoded == nil {
+		args, err := spec.Decode(c.Args)
 		if err != nil {
 			return fail("%v", err), nil
 		}
-		c.Args = args
+		c.Decoded = args
 	}
 	ctx = authn.WithUser(ctx, c.OwnerID)
 	var watch *watcher
 	if spec.Watch {
 		watch = x.watch(ctx, &c)
 	}
-	res, err := spec.run(ctx, x, &c, c.Args)
+	res, err := spec.run(ctx, x, &c, c.Decoded)
 	if watch != nil {
 		// Every path the call changed, including those made by what it ran, minus the ones already
 		// announced while it ran.

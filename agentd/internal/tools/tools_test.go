@@ -107,11 +107,11 @@ func TestSpecsDecodeIntoTheirTypes(t *testing.T) {
 func TestUnavailableToolsAreRefused(t *testing.T) {
 	x := NewExecutor(nil, Options{})
 	require.Equal(t, []string{FetchURL, PreviewCheck, WebSearch}, x.UnavailableNames())
-	res, err := x.Execute(t.Context(), Call{Tool: WebSearch, Arguments: `{"query":"x"}`})
+	res, err := x.Execute(t.Context(), Call{Tool: WebSearch, Args: `{"query":"x"}`})
 	require.NoError(t, err)
 	require.True(t, res.IsError)
 	require.Contains(t, res.Output, "web_search is not available here (no search provider is configured)")
-	res, err = x.Execute(t.Context(), Call{Tool: SendMessage, Arguments: `{}`})
+	res, err = x.Execute(t.Context(), Call{Tool: SendMessage, Args: `{}`})
 	require.NoError(t, err)
 	require.True(t, res.IsError, "control tools are the workflow's")
 }

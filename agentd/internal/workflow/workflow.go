@@ -426,7 +426,7 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 		out = tools.Result{Output: "this call was interrupted by a server failure; whether it took effect is unknown, and it was not repeated. Check the workspace before retrying.", IsError: true}
 	default:
 		out, err = e.Tools.Execute(ctx, tools.Call{SessionID: run.SessionID, OwnerID: run.OwnerID, RunID: run.RunID, Agent: f.Agent,
-			ID: call.ID, Tool: call.Name, Args: args, Arguments: call.Arguments, WritePrefix: agent.WritePrefix,
+			ID: call.ID, Tool: call.Name, Args: call.Arguments, Decoded: args, WritePrefix: agent.WritePrefix,
 			Progress: newToolProgress(ctx, h, run, f.Agent, call)})
 		if err != nil {
 			return Result{}, false, err
