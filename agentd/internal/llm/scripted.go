@@ -270,6 +270,12 @@ func requestVars(msgs []Message) *strings.Replacer {
 			text = text[i+len(m):]
 		}
 	}
+	// The request is the paragraph after the marker; what follows a blank line (a project brief the
+	// runtime appends) is not the user's.
+	text = strings.TrimLeft(text, " \t\r\n")
+	if i := strings.Index(text, "\n\n"); i >= 0 {
+		text = text[:i]
+	}
 	text = strings.Join(strings.Fields(text), " ")
 	if r := []rune(text); len(r) > 200 {
 		text = string(r[:200]) + "…"

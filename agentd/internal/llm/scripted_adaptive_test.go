@@ -61,12 +61,12 @@ func TestDefaultScriptAdapts(t *testing.T) {
 	existing := "/workspace (4 files):\nindex.html  300 B\nserver.js  400 B\n"
 
 	t.Run("a second message edits the app instead of rebuilding it", func(t *testing.T) {
-		calls := play(t, p, "alex", "Task from mike: change it. The user asked: make the title <b>blue</b>", allTools,
+		calls := play(t, p, "alex", "Task from mike: change it. The user asked: make the title <b>blue</b>\n\n## Project brief\nfiles: index.html", allTools,
 			map[string]string{"file_list": existing, "process_list": "web: running (pid 7)",
 				"file_edit": `edited index.html: replaced 1 occurrence. <p class="update">Updated on request: …`})
 		require.Equal(t, "file_list,file_search,file_edit,process_list,preview_check,preview_url,send_message", names(calls))
-		require.Contains(t, calls[2].Arguments, `Updated on request: make the title \u0026lt;b\u0026gt;blue\u0026lt;/b\u0026gt;`,
-			"the user's request, escaped for HTML, goes into the page")
+		require.Contains(t, calls[2].Arguments, `Updated on request: make the title \u0026lt;b\u0026gt;blue\u0026lt;/b\u0026gt;\u003c/p\u003e`,
+			"the user's request, escaped for HTML, goes into the page, and nothing after it")
 		require.Contains(t, calls[len(calls)-1].Arguments, "Changed")
 	})
 	t.Run("a server that is gone is started again", func(t *testing.T) {
