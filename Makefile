@@ -130,7 +130,7 @@ protodeps: ## copy third-party .proto imports out of the Go module cache into .c
 	@gapi=$$(GOWORK=off go mod download -json $(GOOGLEAPIS_MOD) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
 	 pv=$$(GOWORK=off go mod download -json $(PROTOVALIDATE_MOD) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
 	 gw2=$$(cd tools && GOWORK=off go list -m -f '{{.Dir}}' github.com/grpc-ecosystem/grpc-gateway/v2); \
-	 cp $$gapi/third_party/googleapis/google/api/annotations.proto $$gapi/third_party/googleapis/google/api/http.proto $(PROTODEPS)/google/api/; \
+	 cp $$gapi/third_party/googleapis/google/api/annotations.proto $$gapi/third_party/googleapis/google/api/http.proto $$gapi/third_party/googleapis/google/api/httpbody.proto $(PROTODEPS)/google/api/; \
 	 cp $$pv/proto/protovalidate/buf/validate/validate.proto $(PROTODEPS)/buf/validate/; \
 	 cp $$gw2/protoc-gen-openapiv2/options/annotations.proto $$gw2/protoc-gen-openapiv2/options/openapiv2.proto $(PROTODEPS)/protoc-gen-openapiv2/options/
 	@chmod -R u+w $(PROTODEPS)

@@ -30,7 +30,8 @@ func TestScriptedTeamBuildsAWebAppWithPreview(t *testing.T) {
 			if driver == "local" {
 				port = freePort(t) // local sandboxes share the host's ports
 			}
-			_, addr := startAgentd(t, "agentd-e2e", redisURL, sbx.addr, map[string]string{"AGENTD_SCRIPTED_PORT": strconv.Itoa(port)})
+			_, addr := startAgentd(t, "agentd-e2e", redisURL, sbx.addr, map[string]string{"AGENTD_SCRIPTED_PORT": strconv.Itoa(port),
+				"SANDBOXD_PREVIEW_URL": "http://" + sbx.previewAddr})
 			c := dial(t, addr, sbx.addr)
 			ctx := authn.WithUser(t.Context(), "alice")
 

@@ -83,8 +83,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	log.Info("LLM provider", "provider", provider.Name(), "why", why, "model", cfg.Model, "offline", provider.Offline())
 
 	st := store.New(rdb)
+	executor, err := a.toolExecutor(cfg, cc, st)
+	if err != nil {
+		return nil, err
+	}
+	reg = reg.WithoutTools(executor.Unavailable())
 	engine := &workflow.Engine{
-		Registry: reg, Provider: provider, Tools: tools.NewExecutor(cc), Model: cfg.Model, MaxOutputTokens: cfg.LLMMaxTokens,
+		Registry: reg, Provider: provider, Tools: executor, Model: cfg.Model, MaxOutputTokens: cfg.LLMMaxTokens,
 		Pricing: cfg.Pricing(), Retry: cfg.RetryPolicy(), MaxContinuations: cfg.LLMMaxContinuations,
 		Limits: workflow.Limits{MaxSteps: cfg.MaxSteps, MemberSteps: cfg.MemberMaxSteps, MaxToolCalls: cfg.MaxToolCalls,
 			MaxTokens: cfg.MaxTokens, Repetition: cfg.RepeatLimit, MaxInvalid: cfg.MaxInvalid},
@@ -111,7 +116,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	server.New(st, st.NewHub(hubCtx), sandboxdv1.NewSandboxServiceClient(cc), reg, log, server.Options{
 		LaunchTimeout: cfg.SandboxLaunchTimeout, TailBlock: cfg.EventTailBlockTime, RequeueAfter: cfg.RequeueAfter,
 	}).Register(a.grpc)
-	for _, name := range []string{"mgx.agentd.v1.SessionService", "mgx.agentd.v1.ChatService", "mgx.agentd.v1.EventService", "mgx.agentd.v1.AgentService"} {
+	server.RegisterArtifacts(a.grpc, st, log)
+	for _, name := range []string{"mgx.agentd.v1.SessionService", "mgx.agentd.v1.ChatService", "mgx.agentd.v1.EventService", "mgx.agentd.v1.AgentService",
+		"mgx.agentd.v1.ArtifactService"} {
 		a.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	return a, nil

@@ -324,8 +324,8 @@ func startReadableStub(t *testing.T) string {
 	return lis.Addr().String()
 }
 
-// Anthropic rejects empty text blocks: a tool that printed nothing (an empty file) reaches it as a
-// placeholder, and every request carries cache_control on the tools, the system prompt and the
+// Anthropic rejects empty text blocks: a tool result is never empty (an empty file reads as a
+// sentence saying so), and every request carries cache_control on the tools, the system prompt and the
 // recent turns.
 func TestAnthropicEmptyToolOutputAndPromptCache(t *testing.T) {
 	sbAddr := startReadableStub(t)
@@ -344,7 +344,7 @@ func TestAnthropicEmptyToolOutputAndPromptCache(t *testing.T) {
 	result := third[len(third)-1].(map[string]any)["content"].([]any)[0].(map[string]any)
 	require.Equal(t, "tool_result", result["type"])
 	text := result["content"].([]any)[0].(map[string]any)["text"]
-	require.Equal(t, "(no output)", text)
+	require.Equal(t, "empty.txt is empty (0 lines).", text)
 
 	for i, body := range reqs {
 		var blocks []map[string]any

@@ -7,7 +7,9 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/mgx-ai/mgx/agentd/internal/browser"
 	"github.com/mgx-ai/mgx/agentd/internal/llm"
+	"github.com/mgx-ai/mgx/agentd/internal/web"
 	"github.com/mgx-ai/mgx/pkg/config"
 )
 
@@ -109,6 +111,19 @@ type Config struct {
 	// (its queue entry may have been lost with the replica that stored it).
 	RequeueAfter       time.Duration `env:"AGENTD_REQUEUE_AFTER" envDefault:"30s"`
 	EventTailBlockTime time.Duration `env:"AGENTD_EVENT_TAIL_BLOCK" envDefault:"5s"` // re-read period of a waiting event stream
+
+	// Tools that run in agentd (tools.go validates them).
+	// Browser bounds preview_check's shared headless chromium (AGENTD_BROWSER_*).
+	Browser browser.Config
+	// PreviewURL is sandboxd's preview listener as agentd reaches it (the gateway's variable of the
+	// same name): preview_check loads previews straight through it. Unset, it loads the preview URL
+	// sandboxd hands out (through the gateway), which works when that URL is on this host
+	// (MGX_PUBLIC_URL of localhost, as with make run). Never a container's address either way.
+	PreviewURL string `env:"SANDBOXD_PREVIEW_URL"`
+	// Search chooses web_search's provider (AGENTD_SEARCH_*, SEARXNG_URL, BRAVE_*, TAVILY_*).
+	Search web.SearchConfig
+	// Fetch bounds fetch_url (AGENTD_FETCH_*).
+	Fetch web.FetchConfig
 }
 
 // Validate implements config.Validator.
@@ -142,6 +157,9 @@ func (c *Config) Validate() error {
 		if v < 0 {
 			return fmt.Errorf("%s: %w", name, ErrNegative)
 		}
+	}
+	if err := c.validateTools(); err != nil {
+		return err
 	}
 	if c.PriceInput < 0 || c.PriceOutput < 0 {
 		return fmt.Errorf("AGENTD_PRICE_INPUT_PER_MTOK / AGENTD_PRICE_OUTPUT_PER_MTOK: %w", ErrNegative)

@@ -34,6 +34,12 @@ const (
 	// for text: the pieces share the call's message_id and append; the tool_call event with the
 	// same message_id (final) carries the whole arguments and replaces them.
 	TypeToolCallDelta = "tool_call_delta"
+	// TypeToolOutput streams a running tool's output (a command's stdout or stderr, data.stream) as
+	// it is produced: pieces of one call share a message_id and append.
+	TypeToolOutput = "tool_output"
+	// TypeArtifact announces a file a tool stored for the user (a preview screenshot, a chart):
+	// data carries its id, type, size and the REST path to download it.
+	TypeArtifact = "artifact"
 )
 
 // Senders of messages and events. They stay lowercase; the agent field carries the display name.

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"html"
 	"os"
 	"strings"
 	"time"
@@ -16,17 +17,69 @@ import (
 //go:embed scripts/build_web_app.yaml
 var defaultScript []byte
 
-// Script is the scripted provider's list of turns per agent. An agent's Nth model call in a
-// conversation gets its Nth turn, so a replay after a takeover answers exactly as the first time.
+// Script is the scripted provider's list of turns per agent. Each model call plays the next turn
+// whose condition (When) holds for what the agent has received so far — tool results, the tools it
+// is offered — so a script can branch: an app already in the workspace is edited, not rebuilt. A
+// turn without a condition is always next, and a new message from the user (not a tool result)
+// starts the list again. The choice is a function of the conversation alone, so a replay after a
+// takeover answers exactly as the first time.
 type Script struct {
 	Agents map[string][]Turn `yaml:"agents"`
 }
 
-// Turn is one scripted answer.
+// Turn is one scripted answer. Text and string arguments may hold {{request}}, the user's latest
+// request, and {{request_html}}, the same escaped for HTML.
 type Turn struct {
+	When      *Condition       `yaml:"when"`
 	Text      string           `yaml:"text"`
 	DelayMS   int              `yaml:"delay_ms"`
 	ToolCalls []ScriptToolCall `yaml:"tool_calls"`
+}
+
+// Condition selects a turn by what the agent has seen; every field set must hold.
+type Condition struct {
+	// ResultContains holds when the latest result of the tool contains the text; ResultLacks when
+	// it does not, or the tool has no result yet.
+	ResultContains *ToolText `yaml:"result_contains"`
+	ResultLacks    *ToolText `yaml:"result_lacks"`
+	// HasTool and LacksTool test the tools the agent is offered (an unavailable tool is not).
+	HasTool   string `yaml:"has_tool"`
+	LacksTool string `yaml:"lacks_tool"`
+}
+
+// ToolText names a tool and a text.
+type ToolText struct {
+	Tool string `yaml:"tool"`
+	Text string `yaml:"text"`
+}
+
+func (c *Condition) holds(msgs []Message, tools []Tool) bool {
+	if c == nil {
+		return true
+	}
+	if c.ResultContains != nil && !strings.Contains(latestResult(msgs, c.ResultContains.Tool), c.ResultContains.Text) {
+		return false
+	}
+	if c.ResultLacks != nil && strings.Contains(latestResult(msgs, c.ResultLacks.Tool), c.ResultLacks.Text) {
+		return false
+	}
+	if c.HasTool != "" && !hasTool(tools, c.HasTool) {
+		return false
+	}
+	if c.LacksTool != "" && hasTool(tools, c.LacksTool) {
+		return false
+	}
+	return true
+}
+
+// latestResult is the content of the latest result of tool in msgs, "" when there is none.
+func latestResult(msgs []Message, tool string) string {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == RoleTool && msgs[i].ToolName == tool {
+			return msgs[i].Content
+		}
+	}
+	return ""
 }
 
 // ScriptToolCall is a scripted tool call; Args is any YAML value, sent as JSON.
@@ -80,6 +133,52 @@ func (*Scripted) Name() string { return "scripted" }
 // Offline implements Provider.
 func (*Scripted) Offline() bool { return true }
 
+// pick replays the conversation's earlier turns to find where the script stands, then returns the
+// turn for this call, or false when the script has none left.
+func (p *Scripted) pick(req Request) (Turn, bool) {
+	turns := p.script.Agents[req.Agent]
+	var asst []int
+	for i, m := range req.Messages {
+		if m.Role == RoleAssistant {
+			asst = append(asst, i)
+		}
+	}
+	pos := 0
+	for k := 0; ; k++ {
+		end, start := len(req.Messages), 0
+		if k < len(asst) {
+			end = asst[k]
+		}
+		if k > 0 {
+			start = asst[k-1] + 1
+		}
+		// A message from the user after the agent's last turn is a new request: the script
+		// starts over.
+		for _, m := range req.Messages[start:end] {
+			if m.Role == RoleUser && k > 0 {
+				pos = 0
+			}
+		}
+		idx := -1
+		for i := pos; i < len(turns); i++ {
+			if turns[i].When.holds(req.Messages[:end], req.Tools) {
+				idx = i
+				break
+			}
+		}
+		if k == len(asst) {
+			if idx < 0 {
+				return Turn{}, false
+			}
+			return turns[idx], true
+		}
+		pos = len(turns)
+		if idx >= 0 {
+			pos = idx + 1
+		}
+	}
+}
+
 // Complete implements Provider.
 func (p *Scripted) Complete(ctx context.Context, req Request, s Stream) (Response, error) {
 	n := 0
@@ -88,16 +187,15 @@ func (p *Scripted) Complete(ctx context.Context, req Request, s Stream) (Respons
 			n++
 		}
 	}
-	turns := p.script.Agents[req.Agent]
-	var turn Turn
-	if n < len(turns) {
-		turn = turns[n]
-	} else {
+	turn, ok := p.pick(req)
+	if !ok {
 		turn = Turn{Text: "I have nothing more to add."}
 		if hasTool(req.Tools, "end") {
 			turn.ToolCalls = []ScriptToolCall{{Name: "end", Args: map[string]any{"summary": "Done."}}}
 		}
 	}
+	vars := requestVars(req.Messages)
+	turn.Text = vars.Replace(turn.Text)
 	if turn.DelayMS > 0 {
 		t := time.NewTimer(time.Duration(turn.DelayMS) * time.Millisecond)
 		select {
@@ -117,7 +215,7 @@ func (p *Scripted) Complete(ctx context.Context, req Request, s Stream) (Respons
 	}
 	resp := Response{Content: text, Model: "scripted", Stop: StopEnd, StopReason: "end"}
 	for i, tc := range turn.ToolCalls {
-		args, err := json.Marshal(jsonable(tc.Args))
+		args, err := json.Marshal(substitute(jsonable(tc.Args), vars))
 		if err != nil {
 			return Response{}, fmt.Errorf("llm: scripted args of %s: %w", tc.Name, err)
 		}
@@ -151,6 +249,57 @@ func hasTool(tools []Tool, name string) bool {
 		}
 	}
 	return false
+}
+
+// requestMarkers precede the user's own words in a conversation's opening message: the runtime's
+// history preamble, and the delegation of the default script.
+var requestMarkers = []string{"New request from the user:", "The user asked:"}
+
+// requestVars are the run-time variables of a turn: the user's latest request, as the last message
+// from the user (not a tool result) states it, after any marker.
+func requestVars(msgs []Message) *strings.Replacer {
+	text := ""
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == RoleUser {
+			text = msgs[i].Content
+			break
+		}
+	}
+	for _, m := range requestMarkers {
+		if i := strings.LastIndex(text, m); i >= 0 {
+			text = text[i+len(m):]
+		}
+	}
+	// The request is the paragraph after the marker; what follows a blank line (a project brief the
+	// runtime appends) is not the user's.
+	text = strings.TrimLeft(text, " \t\r\n")
+	if i := strings.Index(text, "\n\n"); i >= 0 {
+		text = text[:i]
+	}
+	text = strings.Join(strings.Fields(text), " ")
+	if r := []rune(text); len(r) > 200 {
+		text = string(r[:200]) + "…"
+	}
+	return strings.NewReplacer("{{request}}", text, "{{request_html}}", html.EscapeString(text))
+}
+
+// substitute applies the variables to every string of an argument tree.
+func substitute(v any, r *strings.Replacer) any {
+	switch x := v.(type) {
+	case string:
+		return r.Replace(x)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = substitute(e, r)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = substitute(e, r)
+		}
+		return x
+	}
+	return v
 }
 
 // jsonable turns YAML's map[string]any trees into values encoding/json accepts.

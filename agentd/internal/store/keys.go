@@ -25,3 +25,10 @@ func runInboxKey(sid, rid string) string   { return "agentd:session:{" + sid + "
 func sessionConvsKey(sid string) string    { return "agentd:session:{" + sid + "}:convs" }
 func convKey(sid, key string) string       { return "agentd:session:{" + sid + "}:conv:" + key }
 func userSessionsKey(uid string) string    { return "agentd:user:{" + uid + "}:sessions" }
+
+// Artifacts of a session (screenshots, charts): metadata by id, the bytes by id, and their order.
+func sessionArtifactsKey(sid string) string    { return "agentd:session:{" + sid + "}:artifacts" }
+func sessionArtifactDataKey(sid string) string { return "agentd:session:{" + sid + "}:artifacts:data" }
+func sessionArtifactIndexKey(sid string) string {
+	return "agentd:session:{" + sid + "}:artifacts:index"
+}

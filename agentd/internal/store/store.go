@@ -167,7 +167,7 @@ func (s *Store) DeleteSession(ctx context.Context, ownerID, id string) error {
 	if n == 0 {
 		return ErrNotFound
 	}
-	return nil
+	return s.deleteArtifacts(ctx, id)
 }
 
 // Messages returns a session's history, oldest first.

@@ -489,7 +489,8 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 	case !agent.Allows(call.Name):
 		return e.refuse(ctx, h, run, st, f, call, fmt.Sprintf("tool %q is not allowed for %s; it was not executed", call.Name, agent.Name), lim)
 	}
-	if err := spec.Parse(call.Arguments, nil); err != nil {
+	args, err := spec.Decode(call.Arguments)
+	if err != nil {
 		return e.refuse(ctx, h, run, st, f, call, err.Error(), lim)
 	}
 	f.Invalid = 0
@@ -517,7 +518,9 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 		// could duplicate its effect, so the model is told instead and can check.
 		out = tools.Result{Output: interrupted, IsError: true}
 	default:
-		out, err = e.Tools.Execute(ctx, tools.Call{SessionID: run.SessionID, OwnerID: run.OwnerID, Tool: call.Name, Args: call.Arguments, WritePrefix: agent.WritePrefix})
+		out, err = e.Tools.Execute(ctx, tools.Call{SessionID: run.SessionID, OwnerID: run.OwnerID, RunID: run.RunID, Agent: f.Agent,
+			ID: call.ID, Tool: call.Name, Args: call.Arguments, Decoded: args, WritePrefix: agent.WritePrefix,
+			Progress: newToolProgress(ctx, h, run, f.Agent, call)})
 		if err != nil {
 			return Result{}, false, err
 		}
@@ -529,10 +532,14 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 		map[string]any{"call_id": call.ID, "is_error": out.IsError})); err != nil {
 		return Result{}, false, err
 	}
-	if len(out.Paths) > 0 && !out.IsError {
-		ev := run.scope().Tool(events.TypeFileChange, f.Agent, call.Name, strings.Join(out.Paths, ", "), nil)
-		ev.Paths = out.Paths
-		if err := h.Emit(ctx, ev); err != nil {
+	// A failed command may still have changed files: whatever changed is announced.
+	if len(out.Paths) > 0 {
+		if err := h.Emit(ctx, fileChangeEvent(run, f.Agent, call, out.Paths, false)); err != nil {
+			return Result{}, false, err
+		}
+	}
+	for _, a := range out.Artifacts {
+		if err := h.Emit(ctx, artifactEvent(run, f.Agent, call, a)); err != nil {
 			return Result{}, false, err
 		}
 	}

@@ -99,6 +99,7 @@ func RegisterAll(ctx context.Context, mux *runtime.ServeMux, self, agentd, sandb
 		func() error { return agentdv1.RegisterChatServiceHandler(ctx, mux, agentd) },
 		func() error { return agentdv1.RegisterEventServiceHandler(ctx, mux, agentd) },
 		func() error { return agentdv1.RegisterAgentServiceHandler(ctx, mux, agentd) },
+		func() error { return agentdv1.RegisterArtifactServiceHandler(ctx, mux, agentd) },
 		func() error { return sandboxdv1.RegisterSandboxServiceHandler(ctx, mux, sandboxd) },
 		func() error { return sandboxdv1.RegisterFileServiceHandler(ctx, mux, sandboxd) },
 		func() error { return sandboxdv1.RegisterProcessServiceHandler(ctx, mux, sandboxd) },

@@ -47,7 +47,10 @@ func (s *Server) handleTree(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 || limit > treeEntryCap {
 		limit = treeEntryCap
 	}
-	t := &treeWalk{root: s.root, hidden: q.Get("include_hidden") == "1", left: limit}
+	t := &treeWalk{root: s.root, hidden: q.Get("include_hidden") == "1", left: limit, prune: map[string]bool{}}
+	for _, name := range q["prune"] {
+		t.prune[name] = true
+	}
 	fi, err := s.root.Stat(rel)
 	if err != nil {
 		s.writeError(w, fsError(err, rel))
@@ -68,6 +71,7 @@ func (s *Server) handleTree(w http.ResponseWriter, r *http.Request) {
 type treeWalk struct {
 	root      *os.Root
 	hidden    bool
+	prune     map[string]bool // directories listed but not descended
 	left      int
 	truncated bool
 }
@@ -109,7 +113,7 @@ func (t *treeWalk) list(dir string, depth int) ([]agentapi.TreeEntry, error) {
 		// may lie outside the workspace.
 		if de.IsDir() {
 			e.Type = "directory"
-			if depth > 1 {
+			if depth > 1 && !t.prune[de.Name()] {
 				children, err := t.list(p, depth-1)
 				if err == nil {
 					e.Children = children

@@ -152,6 +152,7 @@ func (s *Server) handleListProcesses(w http.ResponseWriter, _ *http.Request) {
 	}
 	s.procMu.Unlock()
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	attachPorts(list)
 	writeJSON(w, http.StatusOK, list)
 }
 
@@ -197,10 +198,22 @@ func (s *Server) handleProcessLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	// ?tail=N starts N bytes before the end (from an offset of 0 only): a caller that wants the last
+	// lines of a long log need not read all of it.
+	// An offset past the end belongs to an earlier run of the process (a restart starts a new log).
+	if fi, err := f.Stat(); err == nil {
+		if offset > fi.Size() {
+			offset = 0
+		}
+		if tail, _ := strconv.ParseInt(r.URL.Query().Get("tail"), 10, 64); tail > 0 && offset == 0 && fi.Size() > tail {
+			offset = fi.Size() - tail
+		}
+	}
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		s.writeError(w, err)
 		return
 	}
+	w.Header().Set(agentapi.HeaderLogOffset, strconv.FormatInt(offset, 10))
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)

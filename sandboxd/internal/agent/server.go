@@ -68,6 +68,7 @@ type Server struct {
 	userName string
 	baseEnv  []string
 	active   atomic.Int32
+	changes  *changeTracker
 
 	procMu sync.Mutex
 	procs  map[string]*process
@@ -136,6 +137,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.baseEnv = baseEnv(s.home, s.userName)
+	s.startChanges()
 	return s, nil
 }
 
@@ -205,6 +207,9 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.stopAll()
+	if s.changes != nil {
+		s.changes.Close()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
@@ -226,6 +231,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+agentapi.PathFile, s.handleWriteFile)
 	mux.HandleFunc("DELETE "+agentapi.PathFile, s.handleDeleteFile)
 	mux.HandleFunc("GET "+agentapi.PathTunnel, s.handleTunnel)
+	mux.HandleFunc("GET "+agentapi.PathChanges, s.handleChanges)
+	mux.HandleFunc("POST "+agentapi.PathSearch, s.handleSearch)
 	return mux
 }
 

@@ -109,6 +109,8 @@ type Process struct {
 	ExitCode  int        `json:"exit_code"`
 	StartedAt time.Time  `json:"started_at"`
 	ExitedAt  *time.Time `json:"exited_at,omitempty"`
+	// Ports are the TCP ports the process's group listens on (listings only).
+	Ports []int `json:"ports,omitempty"`
 }
 
 // Process states.

@@ -263,18 +263,29 @@ func (c *Client) SignalProcess(ctx context.Context, name, signal string) (agenta
 	return p, err
 }
 
-// ProcessLogs opens a process's log from offset; the caller reads and closes
-// it. With follow the stream lasts until the process exits or ctx ends.
-func (c *Client) ProcessLogs(ctx context.Context, name string, offset int64, follow bool) (io.ReadCloser, error) {
+// ProcessLogs opens a process's log from offset, or with tail > 0 (and
+// offset 0) that many bytes before its end; it returns the offset the body
+// starts at. The caller reads and closes it. With follow the stream lasts
+// until the process exits or ctx ends.
+func (c *Client) ProcessLogs(ctx context.Context, name string, offset, tail int64, follow bool) (io.ReadCloser, int64, error) {
 	q := url.Values{"offset": {strconv.FormatInt(offset, 10)}}
 	if follow {
 		q.Set("follow", "1")
 	}
+	if tail > 0 {
+		q.Set("tail", strconv.FormatInt(tail, 10))
+	}
 	resp, err := c.send(ctx, http.MethodGet, agentapi.PathProcesses+"/"+url.PathEscape(name)+"/logs", q, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return resp.Body, nil
+	start := offset
+	if h := resp.Header.Get(agentapi.HeaderLogOffset); h != "" {
+		if v, err := strconv.ParseInt(h, 10, 64); err == nil {
+			start = v
+		}
+	}
+	return resp.Body, start, nil
 }
 
 // Ports lists listening TCP ports.
@@ -284,11 +295,15 @@ func (c *Client) Ports(ctx context.Context) ([]agentapi.Port, error) {
 	return ps, err
 }
 
-// Tree lists the workspace.
-func (c *Client) Tree(ctx context.Context, root string, depth int, hidden bool) (agentapi.Tree, error) {
+// Tree lists the workspace; directories named in prune are listed but not
+// descended.
+func (c *Client) Tree(ctx context.Context, root string, depth int, hidden bool, prune ...string) (agentapi.Tree, error) {
 	q := url.Values{"root": {root}, "depth": {strconv.Itoa(depth)}}
 	if hidden {
 		q.Set("include_hidden", "1")
+	}
+	if len(prune) > 0 {
+		q["prune"] = prune
 	}
 	var t agentapi.Tree
 	err := c.do(ctx, http.MethodGet, agentapi.PathTree, q, nil, &t)

@@ -21,8 +21,9 @@ func cleanPath(p string) (string, error) {
 	return rel, nil
 }
 
-// Tree lists the workspace from root, depth levels deep.
-func (m *Manager) Tree(ctx context.Context, userID, sessionID, root string, depth int, hidden bool) (agentapi.Tree, error) {
+// Tree lists the workspace from root, depth levels deep; directories named in prune are listed but
+// not descended.
+func (m *Manager) Tree(ctx context.Context, userID, sessionID, root string, depth int, hidden bool, prune []string) (agentapi.Tree, error) {
 	rel, err := cleanPath(root)
 	if err != nil {
 		return agentapi.Tree{}, err
@@ -35,7 +36,7 @@ func (m *Manager) Tree(ctx context.Context, userID, sessionID, root string, dept
 	}
 	var t agentapi.Tree
 	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
-		t, err = c.Tree(ctx, rel, depth, hidden)
+		t, err = c.Tree(ctx, rel, depth, hidden, prune...)
 		return err
 	})
 	return t, err
@@ -130,14 +131,18 @@ func (m *Manager) SignalProcess(ctx context.Context, userID, sessionID, name, si
 	return p, err
 }
 
-// ProcessLogs opens a process's log; the caller closes it.
-func (m *Manager) ProcessLogs(ctx context.Context, userID, sessionID, name string, offset int64, follow bool) (io.ReadCloser, error) {
-	var rc io.ReadCloser
+// ProcessLogs opens a process's log from offset, or tail bytes before its end, and returns the
+// offset it starts at; the caller closes it.
+func (m *Manager) ProcessLogs(ctx context.Context, userID, sessionID, name string, offset, tail int64, follow bool) (io.ReadCloser, int64, error) {
+	var (
+		rc    io.ReadCloser
+		start int64
+	)
 	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
-		rc, err = c.ProcessLogs(ctx, name, offset, follow)
+		rc, start, err = c.ProcessLogs(ctx, name, offset, tail, follow)
 		return err
 	})
-	return rc, err
+	return rc, start, err
 }
 
 // Ports lists the TCP ports listening inside the sandbox.

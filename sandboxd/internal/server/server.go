@@ -214,7 +214,7 @@ func (s *Server) GetPreview(ctx context.Context, req *sandboxdv1.GetPreviewReque
 
 // GetFileTree implements FileService.
 func (s *Server) GetFileTree(ctx context.Context, req *sandboxdv1.GetFileTreeRequest) (*sandboxdv1.GetFileTreeResponse, error) {
-	t, err := s.m.Tree(ctx, user(ctx), req.GetSessionId(), req.GetRoot(), int(req.GetDepth()), req.GetIncludeHidden())
+	t, err := s.m.Tree(ctx, user(ctx), req.GetSessionId(), req.GetRoot(), int(req.GetDepth()), req.GetIncludeHidden(), req.GetPrune())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -282,6 +282,9 @@ func toProcess(p agentapi.Process) *sandboxdv1.Process {
 		Name: p.Name, Command: p.Command, Cwd: p.Cwd, Pid: int32(p.PID), State: p.State,
 		ExitCode: int32(p.ExitCode), StartedAt: timestamppb.New(p.StartedAt),
 	}
+	for _, port := range p.Ports {
+		out.Ports = append(out.Ports, int32(port))
+	}
 	if p.ExitedAt != nil {
 		out.ExitedAt = timestamppb.New(*p.ExitedAt)
 	}
@@ -315,18 +318,18 @@ func (s *Server) ListProcesses(ctx context.Context, req *sandboxdv1.ListProcesse
 // GetProcessLogs implements ProcessService.
 func (s *Server) GetProcessLogs(req *sandboxdv1.GetProcessLogsRequest, stream grpc.ServerStreamingServer[sandboxdv1.GetProcessLogsResponse]) error {
 	ctx := stream.Context()
-	rc, err := s.m.ProcessLogs(ctx, user(ctx), req.GetSessionId(), req.GetName(), req.GetOffset(), req.GetFollow())
+	rc, offset, err := s.m.ProcessLogs(ctx, user(ctx), req.GetSessionId(), req.GetName(), req.GetOffset(), req.GetTailBytes(), req.GetFollow())
 	if err != nil {
 		return s.err(ctx, err)
 	}
 	defer rc.Close()
-	offset := req.GetOffset()
 	buf := make([]byte, 64<<10)
 	for {
 		n, rerr := rc.Read(buf)
 		if n > 0 {
+			start := offset
 			offset += int64(n)
-			if err := stream.Send(&sandboxdv1.GetProcessLogsResponse{Data: append([]byte(nil), buf[:n]...), NextOffset: offset}); err != nil {
+			if err := stream.Send(&sandboxdv1.GetProcessLogsResponse{Data: append([]byte(nil), buf[:n]...), NextOffset: offset, Offset: start}); err != nil {
 				return err
 			}
 		}

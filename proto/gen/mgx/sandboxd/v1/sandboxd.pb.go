@@ -1252,6 +1252,8 @@ type GetFileTreeRequest struct {
 	// Levels to descend, 1..10; 0 means the default (2).
 	Depth         int32 `protobuf:"varint,3,opt,name=depth,proto3" json:"depth,omitempty"`
 	IncludeHidden bool  `protobuf:"varint,4,opt,name=include_hidden,json=includeHidden,proto3" json:"include_hidden,omitempty"`
+	// Directory names listed but not descended (e.g. node_modules).
+	Prune         []string `protobuf:"bytes,5,rep,name=prune,proto3" json:"prune,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1312,6 +1314,13 @@ func (x *GetFileTreeRequest) GetIncludeHidden() bool {
 		return x.IncludeHidden
 	}
 	return false
+}
+
+func (x *GetFileTreeRequest) GetPrune() []string {
+	if x != nil {
+		return x.Prune
+	}
+	return nil
 }
 
 type GetFileTreeResponse struct {
@@ -1754,10 +1763,12 @@ type Process struct {
 	Cwd     string                 `protobuf:"bytes,3,opt,name=cwd,proto3" json:"cwd,omitempty"`
 	Pid     int32                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
 	// "running" or "exited".
-	State         string                 `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
-	ExitCode      int32                  `protobuf:"varint,6,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	ExitedAt      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=exited_at,json=exitedAt,proto3" json:"exited_at,omitempty"`
+	State     string                 `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	ExitCode  int32                  `protobuf:"varint,6,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	ExitedAt  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=exited_at,json=exitedAt,proto3" json:"exited_at,omitempty"`
+	// TCP ports the process's group listens on (in listings).
+	Ports         []int32 `protobuf:"varint,9,rep,packed,name=ports,proto3" json:"ports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1844,6 +1855,13 @@ func (x *Process) GetStartedAt() *timestamppb.Timestamp {
 func (x *Process) GetExitedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExitedAt
+	}
+	return nil
+}
+
+func (x *Process) GetPorts() []int32 {
+	if x != nil {
+		return x.Ports
 	}
 	return nil
 }
@@ -2060,9 +2078,12 @@ type GetProcessLogsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Byte offset into the log to start from.
-	Offset        int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	Follow        bool  `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Byte offset into the log to start from. An offset past the log's end (the process was restarted,
+	// which starts a new log) starts from 0.
+	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Follow bool  `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// With offset 0: start this many bytes before the log's end (the tail of a long log).
+	TailBytes     int64 `protobuf:"varint,5,opt,name=tail_bytes,json=tailBytes,proto3" json:"tail_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2125,11 +2146,20 @@ func (x *GetProcessLogsRequest) GetFollow() bool {
 	return false
 }
 
+func (x *GetProcessLogsRequest) GetTailBytes() int64 {
+	if x != nil {
+		return x.TailBytes
+	}
+	return 0
+}
+
 type GetProcessLogsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
 	// Offset of the byte after data, to resume from.
-	NextOffset    int64 `protobuf:"varint,2,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	NextOffset int64 `protobuf:"varint,2,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	// Offset of data's first byte.
+	Offset        int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2174,6 +2204,13 @@ func (x *GetProcessLogsResponse) GetData() []byte {
 func (x *GetProcessLogsResponse) GetNextOffset() int64 {
 	if x != nil {
 		return x.NextOffset
+	}
+	return 0
+}
+
+func (x *GetProcessLogsResponse) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
 	}
 	return 0
 }
@@ -2283,6 +2320,466 @@ func (x *SignalProcessResponse) GetProcess() *Process {
 	return nil
 }
 
+type SearchFilesRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Regular expression (RE2 syntax) matched against each line.
+	Pattern string `protobuf:"bytes,2,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	// Directory (or file) to search, relative to /workspace; "" is the workspace.
+	Path string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	// Files to search: a name pattern ("*.tsx") or, with a slash, a path pattern below path
+	// ("src/**/*.ts").
+	Glob       string `protobuf:"bytes,4,opt,name=glob,proto3" json:"glob,omitempty"`
+	IgnoreCase bool   `protobuf:"varint,5,opt,name=ignore_case,json=ignoreCase,proto3" json:"ignore_case,omitempty"`
+	// Directory names never descended (e.g. node_modules).
+	Prune         []string `protobuf:"bytes,6,rep,name=prune,proto3" json:"prune,omitempty"`
+	IncludeHidden bool     `protobuf:"varint,7,opt,name=include_hidden,json=includeHidden,proto3" json:"include_hidden,omitempty"`
+	// Matches to return at most, 1..5000; 0 means 500.
+	MaxMatches    int32 `protobuf:"varint,8,opt,name=max_matches,json=maxMatches,proto3" json:"max_matches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchFilesRequest) Reset() {
+	*x = SearchFilesRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchFilesRequest) ProtoMessage() {}
+
+func (x *SearchFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchFilesRequest.ProtoReflect.Descriptor instead.
+func (*SearchFilesRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SearchFilesRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SearchFilesRequest) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *SearchFilesRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SearchFilesRequest) GetGlob() string {
+	if x != nil {
+		return x.Glob
+	}
+	return ""
+}
+
+func (x *SearchFilesRequest) GetIgnoreCase() bool {
+	if x != nil {
+		return x.IgnoreCase
+	}
+	return false
+}
+
+func (x *SearchFilesRequest) GetPrune() []string {
+	if x != nil {
+		return x.Prune
+	}
+	return nil
+}
+
+func (x *SearchFilesRequest) GetIncludeHidden() bool {
+	if x != nil {
+		return x.IncludeHidden
+	}
+	return false
+}
+
+func (x *SearchFilesRequest) GetMaxMatches() int32 {
+	if x != nil {
+		return x.MaxMatches
+	}
+	return 0
+}
+
+type SearchMatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Path relative to /workspace.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Line int32  `protobuf:"varint,2,opt,name=line,proto3" json:"line,omitempty"`
+	// The matching line, shortened to 400 bytes (cut says so).
+	Text          string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	Cut           bool   `protobuf:"varint,4,opt,name=cut,proto3" json:"cut,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchMatch) Reset() {
+	*x = SearchMatch{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchMatch) ProtoMessage() {}
+
+func (x *SearchMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchMatch.ProtoReflect.Descriptor instead.
+func (*SearchMatch) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SearchMatch) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SearchMatch) GetLine() int32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *SearchMatch) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *SearchMatch) GetCut() bool {
+	if x != nil {
+		return x.Cut
+	}
+	return false
+}
+
+type SearchFilesResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Matches []*SearchMatch         `protobuf:"bytes,1,rep,name=matches,proto3" json:"matches,omitempty"`
+	// More matches exist than were returned (or the search hit its time budget).
+	Truncated     bool  `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	FilesSearched int32 `protobuf:"varint,3,opt,name=files_searched,json=filesSearched,proto3" json:"files_searched,omitempty"`
+	// Binary or oversized files left out.
+	FilesSkipped  int32 `protobuf:"varint,4,opt,name=files_skipped,json=filesSkipped,proto3" json:"files_skipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchFilesResponse) Reset() {
+	*x = SearchFilesResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchFilesResponse) ProtoMessage() {}
+
+func (x *SearchFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchFilesResponse.ProtoReflect.Descriptor instead.
+func (*SearchFilesResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SearchFilesResponse) GetMatches() []*SearchMatch {
+	if x != nil {
+		return x.Matches
+	}
+	return nil
+}
+
+func (x *SearchFilesResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *SearchFilesResponse) GetFilesSearched() int32 {
+	if x != nil {
+		return x.FilesSearched
+	}
+	return 0
+}
+
+func (x *SearchFilesResponse) GetFilesSkipped() int32 {
+	if x != nil {
+		return x.FilesSkipped
+	}
+	return 0
+}
+
+type ListChangesRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Opaque cursor of an earlier answer; "" asks only for the current cursor.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Wait this long for a change when none happened after the cursor yet (long poll), 0..30000.
+	WaitMs int32 `protobuf:"varint,3,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	// Changes to return at most, 0 means 1000.
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChangesRequest) Reset() {
+	*x = ListChangesRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChangesRequest) ProtoMessage() {}
+
+func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChangesRequest.ProtoReflect.Descriptor instead.
+func (*ListChangesRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListChangesRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ListChangesRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListChangesRequest) GetWaitMs() int32 {
+	if x != nil {
+		return x.WaitMs
+	}
+	return 0
+}
+
+func (x *ListChangesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type FileChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Path relative to /workspace.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// "created", "modified" or "deleted".
+	Kind          string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Directory     bool   `protobuf:"varint,3,opt,name=directory,proto3" json:"directory,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileChange) Reset() {
+	*x = FileChange{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileChange) ProtoMessage() {}
+
+func (x *FileChange) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileChange.ProtoReflect.Descriptor instead.
+func (*FileChange) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *FileChange) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileChange) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *FileChange) GetDirectory() bool {
+	if x != nil {
+		return x.Directory
+	}
+	return false
+}
+
+type ListChangesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where to continue from.
+	Cursor  string        `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Changes []*FileChange `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	// The cursor could not be served exactly (the sandbox restarted, or the journal dropped older
+	// changes): the list may be incomplete and anything may have changed.
+	Incomplete bool `protobuf:"varint,3,opt,name=incomplete,proto3" json:"incomplete,omitempty"`
+	// More changes follow; ask again from cursor.
+	Truncated bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// How changes are tracked: "inotify", or "scan" where inotify is unavailable.
+	Mode          string `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChangesResponse) Reset() {
+	*x = ListChangesResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChangesResponse) ProtoMessage() {}
+
+func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChangesResponse.ProtoReflect.Descriptor instead.
+func (*ListChangesResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListChangesResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListChangesResponse) GetChanges() []*FileChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ListChangesResponse) GetIncomplete() bool {
+	if x != nil {
+		return x.Incomplete
+	}
+	return false
+}
+
+func (x *ListChangesResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *ListChangesResponse) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
 type ListeningPort struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Port  int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
@@ -2294,7 +2791,7 @@ type ListeningPort struct {
 
 func (x *ListeningPort) Reset() {
 	*x = ListeningPort{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2803,7 @@ func (x *ListeningPort) String() string {
 func (*ListeningPort) ProtoMessage() {}
 
 func (x *ListeningPort) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2816,7 @@ func (x *ListeningPort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListeningPort.ProtoReflect.Descriptor instead.
 func (*ListeningPort) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{37}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListeningPort) GetPort() int32 {
@@ -2345,7 +2842,7 @@ type ListPortsRequest struct {
 
 func (x *ListPortsRequest) Reset() {
 	*x = ListPortsRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +2854,7 @@ func (x *ListPortsRequest) String() string {
 func (*ListPortsRequest) ProtoMessage() {}
 
 func (x *ListPortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +2867,7 @@ func (x *ListPortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortsRequest.ProtoReflect.Descriptor instead.
 func (*ListPortsRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{38}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListPortsRequest) GetSessionId() string {
@@ -2389,7 +2886,7 @@ type ListPortsResponse struct {
 
 func (x *ListPortsResponse) Reset() {
 	*x = ListPortsResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2898,7 @@ func (x *ListPortsResponse) String() string {
 func (*ListPortsResponse) ProtoMessage() {}
 
 func (x *ListPortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2911,7 @@ func (x *ListPortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortsResponse.ProtoReflect.Descriptor instead.
 func (*ListPortsResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{39}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListPortsResponse) GetPorts() []*ListeningPort {
@@ -2523,14 +3020,15 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x01R\x04size\x126\n" +
-	"\bchildren\x18\x05 \x03(\v2\x1a.mgx.sandboxd.v1.FileEntryR\bchildren\"\xa3\x01\n" +
+	"\bchildren\x18\x05 \x03(\v2\x1a.mgx.sandboxd.v1.FileEntryR\bchildren\"\xcc\x01\n" +
 	"\x12GetFileTreeRequest\x12'\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12\x1c\n" +
 	"\x04root\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x04root\x12\x1f\n" +
 	"\x05depth\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\n" +
 	"(\x00R\x05depth\x12%\n" +
-	"\x0einclude_hidden\x18\x04 \x01(\bR\rincludeHidden\"}\n" +
+	"\x0einclude_hidden\x18\x04 \x01(\bR\rincludeHidden\x12'\n" +
+	"\x05prune\x18\x05 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10@\"\ar\x05\x10\x01\x18\xff\x01R\x05prune\"}\n" +
 	"\x13GetFileTreeResponse\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x124\n" +
 	"\aentries\x18\x02 \x03(\v2\x1a.mgx.sandboxd.v1.FileEntryR\aentries\x12\x1c\n" +
@@ -2566,7 +3064,7 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\xbaH\ar\x05\x10\x01\x18\x80 R\x04path\"B\n" +
 	"\x12DeleteFileResponse\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
-	"\adeleted\x18\x02 \x01(\bR\adeleted\"\x82\x02\n" +
+	"\adeleted\x18\x02 \x01(\bR\adeleted\"\x98\x02\n" +
 	"\aProcess\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x10\n" +
@@ -2576,7 +3074,8 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\texit_code\x18\x06 \x01(\x05R\bexitCode\x129\n" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x127\n" +
-	"\texited_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bexitedAt\"\xc3\x02\n" +
+	"\texited_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bexitedAt\x12\x14\n" +
+	"\x05ports\x18\t \x03(\x05R\x05ports\"\xc3\x02\n" +
 	"\x13StartProcessRequest\x12'\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12<\n" +
@@ -2593,24 +3092,71 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"O\n" +
 	"\x15ListProcessesResponse\x126\n" +
-	"\tprocesses\x18\x01 \x03(\v2\x18.mgx.sandboxd.v1.ProcessR\tprocesses\"\xb7\x01\n" +
+	"\tprocesses\x18\x01 \x03(\v2\x18.mgx.sandboxd.v1.ProcessR\tprocesses\"\xe4\x01\n" +
 	"\x15GetProcessLogsRequest\x12'\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12<\n" +
 	"\x04name\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$R\x04name\x12\x1f\n" +
 	"\x06offset\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x06offset\x12\x16\n" +
-	"\x06follow\x18\x04 \x01(\bR\x06follow\"M\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x12+\n" +
+	"\n" +
+	"tail_bytes\x18\x05 \x01(\x03B\f\xbaH\t\"\a\x18\x80\x80\x80\b(\x00R\ttailBytes\"e\n" +
 	"\x16GetProcessLogsResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1f\n" +
 	"\vnext_offset\x18\x02 \x01(\x03R\n" +
-	"nextOffset\"\xc0\x01\n" +
+	"nextOffset\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xc0\x01\n" +
 	"\x14SignalProcessRequest\x12'\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12<\n" +
 	"\x04name\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$R\x04name\x12A\n" +
 	"\x06signal\x18\x03 \x01(\tB)\xbaH&r$R\x00R\x04TERMR\x04KILLR\x03INTR\x03HUPR\x04USR1R\x04USR2R\x06signal\"K\n" +
 	"\x15SignalProcessResponse\x122\n" +
-	"\aprocess\x18\x01 \x01(\v2\x18.mgx.sandboxd.v1.ProcessR\aprocess\"=\n" +
+	"\aprocess\x18\x01 \x01(\v2\x18.mgx.sandboxd.v1.ProcessR\aprocess\"\xbd\x02\n" +
+	"\x12SearchFilesRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12$\n" +
+	"\apattern\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xe8\aR\apattern\x12\x1c\n" +
+	"\x04path\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x04path\x12\x1c\n" +
+	"\x04glob\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\x04glob\x12\x1f\n" +
+	"\vignore_case\x18\x05 \x01(\bR\n" +
+	"ignoreCase\x12'\n" +
+	"\x05prune\x18\x06 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10@\"\ar\x05\x10\x01\x18\xff\x01R\x05prune\x12%\n" +
+	"\x0einclude_hidden\x18\a \x01(\bR\rincludeHidden\x12+\n" +
+	"\vmax_matches\x18\b \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x88'(\x00R\n" +
+	"maxMatches\"[\n" +
+	"\vSearchMatch\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04line\x18\x02 \x01(\x05R\x04line\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x10\n" +
+	"\x03cut\x18\x04 \x01(\bR\x03cut\"\xb7\x01\n" +
+	"\x13SearchFilesResponse\x126\n" +
+	"\amatches\x18\x01 \x03(\v2\x1c.mgx.sandboxd.v1.SearchMatchR\amatches\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\x12%\n" +
+	"\x0efiles_searched\x18\x03 \x01(\x05R\rfilesSearched\x12#\n" +
+	"\rfiles_skipped\x18\x04 \x01(\x05R\ffilesSkipped\"\xa7\x01\n" +
+	"\x12ListChangesRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12 \n" +
+	"\x06cursor\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x06cursor\x12$\n" +
+	"\await_ms\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xb0\xea\x01(\x00R\x06waitMs\x12 \n" +
+	"\x05limit\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\x05limit\"R\n" +
+	"\n" +
+	"FileChange\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1c\n" +
+	"\tdirectory\x18\x03 \x01(\bR\tdirectory\"\xb6\x01\n" +
+	"\x13ListChangesResponse\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x125\n" +
+	"\achanges\x18\x02 \x03(\v2\x1b.mgx.sandboxd.v1.FileChangeR\achanges\x12\x1e\n" +
+	"\n" +
+	"incomplete\x18\x03 \x01(\bR\n" +
+	"incomplete\x12\x1c\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\x12\x12\n" +
+	"\x04mode\x18\x05 \x01(\tR\x04mode\"=\n" +
 	"\rListeningPort\x12\x12\n" +
 	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\";\n" +
@@ -2630,13 +3176,15 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"ExecStream\x12\".mgx.sandboxd.v1.ExecStreamRequest\x1a#.mgx.sandboxd.v1.ExecStreamResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/sandbox/exec/stream0\x01\x12\x80\x01\n" +
 	"\n" +
-	"GetPreview\x12\".mgx.sandboxd.v1.GetPreviewRequest\x1a#.mgx.sandboxd.v1.GetPreviewResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/sandbox/preview/{session_id}2\xef\x03\n" +
+	"GetPreview\x12\".mgx.sandboxd.v1.GetPreviewRequest\x1a#.mgx.sandboxd.v1.GetPreviewResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/sandbox/preview/{session_id}2\xa3\x05\n" +
 	"\vFileService\x12~\n" +
 	"\vGetFileTree\x12#.mgx.sandboxd.v1.GetFileTreeRequest\x1a$.mgx.sandboxd.v1.GetFileTreeResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/files/{session_id}/tree\x12p\n" +
 	"\bReadFile\x12 .mgx.sandboxd.v1.ReadFileRequest\x1a!.mgx.sandboxd.v1.ReadFileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/files/{session_id}\x12v\n" +
 	"\tWriteFile\x12!.mgx.sandboxd.v1.WriteFileRequest\x1a\".mgx.sandboxd.v1.WriteFileResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\x1a\x17/api/files/{session_id}\x12v\n" +
 	"\n" +
-	"DeleteFile\x12\".mgx.sandboxd.v1.DeleteFileRequest\x1a#.mgx.sandboxd.v1.DeleteFileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/api/files/{session_id}2\xe7\x05\n" +
+	"DeleteFile\x12\".mgx.sandboxd.v1.DeleteFileRequest\x1a#.mgx.sandboxd.v1.DeleteFileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/api/files/{session_id}\x12X\n" +
+	"\vSearchFiles\x12#.mgx.sandboxd.v1.SearchFilesRequest\x1a$.mgx.sandboxd.v1.SearchFilesResponse\x12X\n" +
+	"\vListChanges\x12#.mgx.sandboxd.v1.ListChangesRequest\x1a$.mgx.sandboxd.v1.ListChangesResponse2\xe7\x05\n" +
 	"\x0eProcessService\x12\x8b\x01\n" +
 	"\fStartProcess\x12$.mgx.sandboxd.v1.StartProcessRequest\x1a%.mgx.sandboxd.v1.StartProcessResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/api/sandbox/{session_id}/processes\x12\x8b\x01\n" +
 	"\rListProcesses\x12%.mgx.sandboxd.v1.ListProcessesRequest\x1a&.mgx.sandboxd.v1.ListProcessesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/sandbox/{session_id}/processes\x12\x9c\x01\n" +
@@ -2656,7 +3204,7 @@ func file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP() []byte {
 	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescData
 }
 
-var file_mgx_sandboxd_v1_sandboxd_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_mgx_sandboxd_v1_sandboxd_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_mgx_sandboxd_v1_sandboxd_proto_goTypes = []any{
 	(*Sandbox)(nil),                     // 0: mgx.sandboxd.v1.Sandbox
 	(*LaunchSandboxRequest)(nil),        // 1: mgx.sandboxd.v1.LaunchSandboxRequest
@@ -2695,72 +3243,84 @@ var file_mgx_sandboxd_v1_sandboxd_proto_goTypes = []any{
 	(*GetProcessLogsResponse)(nil),      // 34: mgx.sandboxd.v1.GetProcessLogsResponse
 	(*SignalProcessRequest)(nil),        // 35: mgx.sandboxd.v1.SignalProcessRequest
 	(*SignalProcessResponse)(nil),       // 36: mgx.sandboxd.v1.SignalProcessResponse
-	(*ListeningPort)(nil),               // 37: mgx.sandboxd.v1.ListeningPort
-	(*ListPortsRequest)(nil),            // 38: mgx.sandboxd.v1.ListPortsRequest
-	(*ListPortsResponse)(nil),           // 39: mgx.sandboxd.v1.ListPortsResponse
-	nil,                                 // 40: mgx.sandboxd.v1.ExecRequest.EnvEntry
-	nil,                                 // 41: mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
-	nil,                                 // 42: mgx.sandboxd.v1.StartProcessRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),       // 43: google.protobuf.Timestamp
+	(*SearchFilesRequest)(nil),          // 37: mgx.sandboxd.v1.SearchFilesRequest
+	(*SearchMatch)(nil),                 // 38: mgx.sandboxd.v1.SearchMatch
+	(*SearchFilesResponse)(nil),         // 39: mgx.sandboxd.v1.SearchFilesResponse
+	(*ListChangesRequest)(nil),          // 40: mgx.sandboxd.v1.ListChangesRequest
+	(*FileChange)(nil),                  // 41: mgx.sandboxd.v1.FileChange
+	(*ListChangesResponse)(nil),         // 42: mgx.sandboxd.v1.ListChangesResponse
+	(*ListeningPort)(nil),               // 43: mgx.sandboxd.v1.ListeningPort
+	(*ListPortsRequest)(nil),            // 44: mgx.sandboxd.v1.ListPortsRequest
+	(*ListPortsResponse)(nil),           // 45: mgx.sandboxd.v1.ListPortsResponse
+	nil,                                 // 46: mgx.sandboxd.v1.ExecRequest.EnvEntry
+	nil,                                 // 47: mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
+	nil,                                 // 48: mgx.sandboxd.v1.StartProcessRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),       // 49: google.protobuf.Timestamp
 }
 var file_mgx_sandboxd_v1_sandboxd_proto_depIdxs = []int32{
-	43, // 0: mgx.sandboxd.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	43, // 1: mgx.sandboxd.v1.Sandbox.last_active_at:type_name -> google.protobuf.Timestamp
+	49, // 0: mgx.sandboxd.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	49, // 1: mgx.sandboxd.v1.Sandbox.last_active_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: mgx.sandboxd.v1.LaunchSandboxResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
 	0,  // 3: mgx.sandboxd.v1.GetSandboxResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
 	0,  // 4: mgx.sandboxd.v1.ListSandboxesResponse.sandboxes:type_name -> mgx.sandboxd.v1.Sandbox
-	40, // 5: mgx.sandboxd.v1.ExecRequest.env:type_name -> mgx.sandboxd.v1.ExecRequest.EnvEntry
-	41, // 6: mgx.sandboxd.v1.ExecStreamRequest.env:type_name -> mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
+	46, // 5: mgx.sandboxd.v1.ExecRequest.env:type_name -> mgx.sandboxd.v1.ExecRequest.EnvEntry
+	47, // 6: mgx.sandboxd.v1.ExecStreamRequest.env:type_name -> mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
 	15, // 7: mgx.sandboxd.v1.ExecStreamResponse.exit:type_name -> mgx.sandboxd.v1.ExecExit
 	16, // 8: mgx.sandboxd.v1.GetPreviewResponse.previews:type_name -> mgx.sandboxd.v1.PortPreview
 	19, // 9: mgx.sandboxd.v1.FileEntry.children:type_name -> mgx.sandboxd.v1.FileEntry
 	19, // 10: mgx.sandboxd.v1.GetFileTreeResponse.entries:type_name -> mgx.sandboxd.v1.FileEntry
-	43, // 11: mgx.sandboxd.v1.Process.started_at:type_name -> google.protobuf.Timestamp
-	43, // 12: mgx.sandboxd.v1.Process.exited_at:type_name -> google.protobuf.Timestamp
-	42, // 13: mgx.sandboxd.v1.StartProcessRequest.env:type_name -> mgx.sandboxd.v1.StartProcessRequest.EnvEntry
+	49, // 11: mgx.sandboxd.v1.Process.started_at:type_name -> google.protobuf.Timestamp
+	49, // 12: mgx.sandboxd.v1.Process.exited_at:type_name -> google.protobuf.Timestamp
+	48, // 13: mgx.sandboxd.v1.StartProcessRequest.env:type_name -> mgx.sandboxd.v1.StartProcessRequest.EnvEntry
 	28, // 14: mgx.sandboxd.v1.StartProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
 	28, // 15: mgx.sandboxd.v1.ListProcessesResponse.processes:type_name -> mgx.sandboxd.v1.Process
 	28, // 16: mgx.sandboxd.v1.SignalProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
-	37, // 17: mgx.sandboxd.v1.ListPortsResponse.ports:type_name -> mgx.sandboxd.v1.ListeningPort
-	1,  // 18: mgx.sandboxd.v1.SandboxService.LaunchSandbox:input_type -> mgx.sandboxd.v1.LaunchSandboxRequest
-	3,  // 19: mgx.sandboxd.v1.SandboxService.GetSandbox:input_type -> mgx.sandboxd.v1.GetSandboxRequest
-	5,  // 20: mgx.sandboxd.v1.SandboxService.ListSandboxes:input_type -> mgx.sandboxd.v1.ListSandboxesRequest
-	7,  // 21: mgx.sandboxd.v1.SandboxService.DestroySandbox:input_type -> mgx.sandboxd.v1.DestroySandboxRequest
-	9,  // 22: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:input_type -> mgx.sandboxd.v1.DestroyAllSandboxesRequest
-	11, // 23: mgx.sandboxd.v1.SandboxService.Exec:input_type -> mgx.sandboxd.v1.ExecRequest
-	13, // 24: mgx.sandboxd.v1.SandboxService.ExecStream:input_type -> mgx.sandboxd.v1.ExecStreamRequest
-	17, // 25: mgx.sandboxd.v1.SandboxService.GetPreview:input_type -> mgx.sandboxd.v1.GetPreviewRequest
-	20, // 26: mgx.sandboxd.v1.FileService.GetFileTree:input_type -> mgx.sandboxd.v1.GetFileTreeRequest
-	22, // 27: mgx.sandboxd.v1.FileService.ReadFile:input_type -> mgx.sandboxd.v1.ReadFileRequest
-	24, // 28: mgx.sandboxd.v1.FileService.WriteFile:input_type -> mgx.sandboxd.v1.WriteFileRequest
-	26, // 29: mgx.sandboxd.v1.FileService.DeleteFile:input_type -> mgx.sandboxd.v1.DeleteFileRequest
-	29, // 30: mgx.sandboxd.v1.ProcessService.StartProcess:input_type -> mgx.sandboxd.v1.StartProcessRequest
-	31, // 31: mgx.sandboxd.v1.ProcessService.ListProcesses:input_type -> mgx.sandboxd.v1.ListProcessesRequest
-	33, // 32: mgx.sandboxd.v1.ProcessService.GetProcessLogs:input_type -> mgx.sandboxd.v1.GetProcessLogsRequest
-	35, // 33: mgx.sandboxd.v1.ProcessService.SignalProcess:input_type -> mgx.sandboxd.v1.SignalProcessRequest
-	38, // 34: mgx.sandboxd.v1.ProcessService.ListPorts:input_type -> mgx.sandboxd.v1.ListPortsRequest
-	2,  // 35: mgx.sandboxd.v1.SandboxService.LaunchSandbox:output_type -> mgx.sandboxd.v1.LaunchSandboxResponse
-	4,  // 36: mgx.sandboxd.v1.SandboxService.GetSandbox:output_type -> mgx.sandboxd.v1.GetSandboxResponse
-	6,  // 37: mgx.sandboxd.v1.SandboxService.ListSandboxes:output_type -> mgx.sandboxd.v1.ListSandboxesResponse
-	8,  // 38: mgx.sandboxd.v1.SandboxService.DestroySandbox:output_type -> mgx.sandboxd.v1.DestroySandboxResponse
-	10, // 39: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:output_type -> mgx.sandboxd.v1.DestroyAllSandboxesResponse
-	12, // 40: mgx.sandboxd.v1.SandboxService.Exec:output_type -> mgx.sandboxd.v1.ExecResponse
-	14, // 41: mgx.sandboxd.v1.SandboxService.ExecStream:output_type -> mgx.sandboxd.v1.ExecStreamResponse
-	18, // 42: mgx.sandboxd.v1.SandboxService.GetPreview:output_type -> mgx.sandboxd.v1.GetPreviewResponse
-	21, // 43: mgx.sandboxd.v1.FileService.GetFileTree:output_type -> mgx.sandboxd.v1.GetFileTreeResponse
-	23, // 44: mgx.sandboxd.v1.FileService.ReadFile:output_type -> mgx.sandboxd.v1.ReadFileResponse
-	25, // 45: mgx.sandboxd.v1.FileService.WriteFile:output_type -> mgx.sandboxd.v1.WriteFileResponse
-	27, // 46: mgx.sandboxd.v1.FileService.DeleteFile:output_type -> mgx.sandboxd.v1.DeleteFileResponse
-	30, // 47: mgx.sandboxd.v1.ProcessService.StartProcess:output_type -> mgx.sandboxd.v1.StartProcessResponse
-	32, // 48: mgx.sandboxd.v1.ProcessService.ListProcesses:output_type -> mgx.sandboxd.v1.ListProcessesResponse
-	34, // 49: mgx.sandboxd.v1.ProcessService.GetProcessLogs:output_type -> mgx.sandboxd.v1.GetProcessLogsResponse
-	36, // 50: mgx.sandboxd.v1.ProcessService.SignalProcess:output_type -> mgx.sandboxd.v1.SignalProcessResponse
-	39, // 51: mgx.sandboxd.v1.ProcessService.ListPorts:output_type -> mgx.sandboxd.v1.ListPortsResponse
-	35, // [35:52] is the sub-list for method output_type
-	18, // [18:35] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	38, // 17: mgx.sandboxd.v1.SearchFilesResponse.matches:type_name -> mgx.sandboxd.v1.SearchMatch
+	41, // 18: mgx.sandboxd.v1.ListChangesResponse.changes:type_name -> mgx.sandboxd.v1.FileChange
+	43, // 19: mgx.sandboxd.v1.ListPortsResponse.ports:type_name -> mgx.sandboxd.v1.ListeningPort
+	1,  // 20: mgx.sandboxd.v1.SandboxService.LaunchSandbox:input_type -> mgx.sandboxd.v1.LaunchSandboxRequest
+	3,  // 21: mgx.sandboxd.v1.SandboxService.GetSandbox:input_type -> mgx.sandboxd.v1.GetSandboxRequest
+	5,  // 22: mgx.sandboxd.v1.SandboxService.ListSandboxes:input_type -> mgx.sandboxd.v1.ListSandboxesRequest
+	7,  // 23: mgx.sandboxd.v1.SandboxService.DestroySandbox:input_type -> mgx.sandboxd.v1.DestroySandboxRequest
+	9,  // 24: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:input_type -> mgx.sandboxd.v1.DestroyAllSandboxesRequest
+	11, // 25: mgx.sandboxd.v1.SandboxService.Exec:input_type -> mgx.sandboxd.v1.ExecRequest
+	13, // 26: mgx.sandboxd.v1.SandboxService.ExecStream:input_type -> mgx.sandboxd.v1.ExecStreamRequest
+	17, // 27: mgx.sandboxd.v1.SandboxService.GetPreview:input_type -> mgx.sandboxd.v1.GetPreviewRequest
+	20, // 28: mgx.sandboxd.v1.FileService.GetFileTree:input_type -> mgx.sandboxd.v1.GetFileTreeRequest
+	22, // 29: mgx.sandboxd.v1.FileService.ReadFile:input_type -> mgx.sandboxd.v1.ReadFileRequest
+	24, // 30: mgx.sandboxd.v1.FileService.WriteFile:input_type -> mgx.sandboxd.v1.WriteFileRequest
+	26, // 31: mgx.sandboxd.v1.FileService.DeleteFile:input_type -> mgx.sandboxd.v1.DeleteFileRequest
+	37, // 32: mgx.sandboxd.v1.FileService.SearchFiles:input_type -> mgx.sandboxd.v1.SearchFilesRequest
+	40, // 33: mgx.sandboxd.v1.FileService.ListChanges:input_type -> mgx.sandboxd.v1.ListChangesRequest
+	29, // 34: mgx.sandboxd.v1.ProcessService.StartProcess:input_type -> mgx.sandboxd.v1.StartProcessRequest
+	31, // 35: mgx.sandboxd.v1.ProcessService.ListProcesses:input_type -> mgx.sandboxd.v1.ListProcessesRequest
+	33, // 36: mgx.sandboxd.v1.ProcessService.GetProcessLogs:input_type -> mgx.sandboxd.v1.GetProcessLogsRequest
+	35, // 37: mgx.sandboxd.v1.ProcessService.SignalProcess:input_type -> mgx.sandboxd.v1.SignalProcessRequest
+	44, // 38: mgx.sandboxd.v1.ProcessService.ListPorts:input_type -> mgx.sandboxd.v1.ListPortsRequest
+	2,  // 39: mgx.sandboxd.v1.SandboxService.LaunchSandbox:output_type -> mgx.sandboxd.v1.LaunchSandboxResponse
+	4,  // 40: mgx.sandboxd.v1.SandboxService.GetSandbox:output_type -> mgx.sandboxd.v1.GetSandboxResponse
+	6,  // 41: mgx.sandboxd.v1.SandboxService.ListSandboxes:output_type -> mgx.sandboxd.v1.ListSandboxesResponse
+	8,  // 42: mgx.sandboxd.v1.SandboxService.DestroySandbox:output_type -> mgx.sandboxd.v1.DestroySandboxResponse
+	10, // 43: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:output_type -> mgx.sandboxd.v1.DestroyAllSandboxesResponse
+	12, // 44: mgx.sandboxd.v1.SandboxService.Exec:output_type -> mgx.sandboxd.v1.ExecResponse
+	14, // 45: mgx.sandboxd.v1.SandboxService.ExecStream:output_type -> mgx.sandboxd.v1.ExecStreamResponse
+	18, // 46: mgx.sandboxd.v1.SandboxService.GetPreview:output_type -> mgx.sandboxd.v1.GetPreviewResponse
+	21, // 47: mgx.sandboxd.v1.FileService.GetFileTree:output_type -> mgx.sandboxd.v1.GetFileTreeResponse
+	23, // 48: mgx.sandboxd.v1.FileService.ReadFile:output_type -> mgx.sandboxd.v1.ReadFileResponse
+	25, // 49: mgx.sandboxd.v1.FileService.WriteFile:output_type -> mgx.sandboxd.v1.WriteFileResponse
+	27, // 50: mgx.sandboxd.v1.FileService.DeleteFile:output_type -> mgx.sandboxd.v1.DeleteFileResponse
+	39, // 51: mgx.sandboxd.v1.FileService.SearchFiles:output_type -> mgx.sandboxd.v1.SearchFilesResponse
+	42, // 52: mgx.sandboxd.v1.FileService.ListChanges:output_type -> mgx.sandboxd.v1.ListChangesResponse
+	30, // 53: mgx.sandboxd.v1.ProcessService.StartProcess:output_type -> mgx.sandboxd.v1.StartProcessResponse
+	32, // 54: mgx.sandboxd.v1.ProcessService.ListProcesses:output_type -> mgx.sandboxd.v1.ListProcessesResponse
+	34, // 55: mgx.sandboxd.v1.ProcessService.GetProcessLogs:output_type -> mgx.sandboxd.v1.GetProcessLogsResponse
+	36, // 56: mgx.sandboxd.v1.ProcessService.SignalProcess:output_type -> mgx.sandboxd.v1.SignalProcessResponse
+	45, // 57: mgx.sandboxd.v1.ProcessService.ListPorts:output_type -> mgx.sandboxd.v1.ListPortsResponse
+	39, // [39:58] is the sub-list for method output_type
+	20, // [20:39] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_mgx_sandboxd_v1_sandboxd_proto_init() }
@@ -2779,7 +3339,7 @@ func file_mgx_sandboxd_v1_sandboxd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgx_sandboxd_v1_sandboxd_proto_rawDesc), len(file_mgx_sandboxd_v1_sandboxd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -423,6 +423,8 @@ const (
 	FileService_ReadFile_FullMethodName    = "/mgx.sandboxd.v1.FileService/ReadFile"
 	FileService_WriteFile_FullMethodName   = "/mgx.sandboxd.v1.FileService/WriteFile"
 	FileService_DeleteFile_FullMethodName  = "/mgx.sandboxd.v1.FileService/DeleteFile"
+	FileService_SearchFiles_FullMethodName = "/mgx.sandboxd.v1.FileService/SearchFiles"
+	FileService_ListChanges_FullMethodName = "/mgx.sandboxd.v1.FileService/ListChanges"
 )
 
 // FileServiceClient is the client API for FileService service.
@@ -440,6 +442,14 @@ type FileServiceClient interface {
 	WriteFile(ctx context.Context, in *WriteFileRequest, opts ...grpc.CallOption) (*WriteFileResponse, error)
 	// DeleteFile removes a file or a directory tree.
 	DeleteFile(ctx context.Context, in *DeleteFileRequest, opts ...grpc.CallOption) (*DeleteFileResponse, error)
+	// SearchFiles searches file contents with a regular expression (RE2 syntax), line by line, skipping
+	// binary and oversized files; bounded in matches and time. Internal: agents' file_search tool.
+	SearchFiles(ctx context.Context, in *SearchFilesRequest, opts ...grpc.CallOption) (*SearchFilesResponse, error)
+	// ListChanges returns what changed in the workspace after a cursor — files and directories created,
+	// modified or deleted by anything, shell commands and dev servers included — coalesced per path.
+	// Without a cursor it returns only the current one. Dependency and build folders (node_modules,
+	// .git, dist…) are reported as a whole, never descended. Internal: agentd's file_change events.
+	ListChanges(ctx context.Context, in *ListChangesRequest, opts ...grpc.CallOption) (*ListChangesResponse, error)
 }
 
 type fileServiceClient struct {
@@ -490,6 +500,26 @@ func (c *fileServiceClient) DeleteFile(ctx context.Context, in *DeleteFileReques
 	return out, nil
 }
 
+func (c *fileServiceClient) SearchFiles(ctx context.Context, in *SearchFilesRequest, opts ...grpc.CallOption) (*SearchFilesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchFilesResponse)
+	err := c.cc.Invoke(ctx, FileService_SearchFiles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fileServiceClient) ListChanges(ctx context.Context, in *ListChangesRequest, opts ...grpc.CallOption) (*ListChangesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListChangesResponse)
+	err := c.cc.Invoke(ctx, FileService_ListChanges_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FileServiceServer is the server API for FileService service.
 // All implementations must embed UnimplementedFileServiceServer
 // for forward compatibility.
@@ -505,6 +535,14 @@ type FileServiceServer interface {
 	WriteFile(context.Context, *WriteFileRequest) (*WriteFileResponse, error)
 	// DeleteFile removes a file or a directory tree.
 	DeleteFile(context.Context, *DeleteFileRequest) (*DeleteFileResponse, error)
+	// SearchFiles searches file contents with a regular expression (RE2 syntax), line by line, skipping
+	// binary and oversized files; bounded in matches and time. Internal: agents' file_search tool.
+	SearchFiles(context.Context, *SearchFilesRequest) (*SearchFilesResponse, error)
+	// ListChanges returns what changed in the workspace after a cursor — files and directories created,
+	// modified or deleted by anything, shell commands and dev servers included — coalesced per path.
+	// Without a cursor it returns only the current one. Dependency and build folders (node_modules,
+	// .git, dist…) are reported as a whole, never descended. Internal: agentd's file_change events.
+	ListChanges(context.Context, *ListChangesRequest) (*ListChangesResponse, error)
 	mustEmbedUnimplementedFileServiceServer()
 }
 
@@ -526,6 +564,12 @@ func (UnimplementedFileServiceServer) WriteFile(context.Context, *WriteFileReque
 }
 func (UnimplementedFileServiceServer) DeleteFile(context.Context, *DeleteFileRequest) (*DeleteFileResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteFile not implemented")
+}
+func (UnimplementedFileServiceServer) SearchFiles(context.Context, *SearchFilesRequest) (*SearchFilesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SearchFiles not implemented")
+}
+func (UnimplementedFileServiceServer) ListChanges(context.Context, *ListChangesRequest) (*ListChangesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListChanges not implemented")
 }
 func (UnimplementedFileServiceServer) mustEmbedUnimplementedFileServiceServer() {}
 func (UnimplementedFileServiceServer) testEmbeddedByValue()                     {}
@@ -620,6 +664,42 @@ func _FileService_DeleteFile_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FileService_SearchFiles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchFilesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FileServiceServer).SearchFiles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FileService_SearchFiles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FileServiceServer).SearchFiles(ctx, req.(*SearchFilesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FileService_ListChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListChangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FileServiceServer).ListChanges(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FileService_ListChanges_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FileServiceServer).ListChanges(ctx, req.(*ListChangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FileService_ServiceDesc is the grpc.ServiceDesc for FileService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -642,6 +722,14 @@ var FileService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteFile",
 			Handler:    _FileService_DeleteFile_Handler,
+		},
+		{
+			MethodName: "SearchFiles",
+			Handler:    _FileService_SearchFiles_Handler,
+		},
+		{
+			MethodName: "ListChanges",
+			Handler:    _FileService_ListChanges_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,72 @@
+package agentapi
+
+// Paths of the workspace endpoints the agents' tools use beside the file API.
+const (
+	// PathChanges answers "what changed since this cursor" (GET, ?cursor=&wait_ms=&limit=).
+	PathChanges = "/v1/changes"
+	// PathSearch searches file contents (POST SearchRequest).
+	PathSearch = "/v1/files/search"
+)
+
+// HeaderLogOffset is the header of a process log response naming the offset its body starts at
+// (not the one asked for when ?tail= moved it).
+const HeaderLogOffset = "X-Log-Offset"
+
+// Changes is the body of GET /v1/changes.
+type Changes struct {
+	// Cursor is opaque: pass it back to get what changed after this answer.
+	Cursor  string   `json:"cursor"`
+	Changes []Change `json:"changes,omitempty"`
+	// Reset: the cursor asked for could not be served exactly (the agent restarted, the journal
+	// dropped older changes, or events were lost): anything may have changed.
+	Reset bool `json:"reset,omitempty"`
+	// Truncated: more changes follow; ask again from Cursor.
+	Truncated bool `json:"truncated,omitempty"`
+	// Mode is "inotify" or "scan" (the fallback when inotify is unavailable).
+	Mode string `json:"mode"`
+}
+
+// Change is one path's latest change after the cursor.
+type Change struct {
+	Path string `json:"path"`
+	// Kind is "created", "modified" or "deleted".
+	Kind string `json:"kind"`
+	Dir  bool   `json:"dir,omitempty"`
+}
+
+// SearchRequest is the body of POST /v1/files/search.
+type SearchRequest struct {
+	// Root is the directory (or file) searched, relative to the workspace, already cleaned.
+	Root string `json:"root"`
+	// Pattern is a regular expression (RE2 syntax) matched against each line.
+	Pattern    string `json:"pattern"`
+	IgnoreCase bool   `json:"ignore_case,omitempty"`
+	// Glob restricts the files searched: a name pattern ("*.tsx") or, with a slash, a pattern of the
+	// path below Root ("src/**/*.ts"); "**" matches any number of directories.
+	Glob string `json:"glob,omitempty"`
+	// Prune names directories never descended (dependencies, build output).
+	Prune         []string `json:"prune,omitempty"`
+	IncludeHidden bool     `json:"include_hidden,omitempty"`
+	// MaxMatches bounds the matches returned (0: 500); MaxLine bounds a match's text (0: 400 bytes).
+	MaxMatches int `json:"max_matches,omitempty"`
+	MaxLine    int `json:"max_line,omitempty"`
+}
+
+// SearchMatch is one matching line.
+type SearchMatch struct {
+	Path string `json:"path"`
+	Line int    `json:"line"`
+	Text string `json:"text"`
+	// Cut is set when Text was shortened to MaxLine.
+	Cut bool `json:"cut,omitempty"`
+}
+
+// SearchResult is the answer to POST /v1/files/search.
+type SearchResult struct {
+	Matches []SearchMatch `json:"matches"`
+	// Truncated: the search stopped at MaxMatches (or its time budget); more matches exist.
+	Truncated bool `json:"truncated,omitempty"`
+	// FilesSearched counts the files read; FilesSkipped the binary or oversized ones left out.
+	FilesSearched int `json:"files_searched"`
+	FilesSkipped  int `json:"files_skipped"`
+}
