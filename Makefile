@@ -38,7 +38,7 @@ run: build ## start the whole product locally (Ctrl-C stops everything)
 ## ---- tests -----------------------------------------------------------------------------------
 
 .PHONY: test
-test: check-generated fmt-check check-modules ## all tests: unit and integration (real Redis, real Docker when an engine answers)
+test: check-tracked check-generated fmt-check check-modules ## all tests: unit and integration (real Redis, real Docker when an engine answers)
 	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
 
 .PHONY: bench
@@ -114,6 +114,10 @@ lint: tools protodeps fmt-check ## gofmt, go vet, golangci-lint and buf lint
 	cd tools && GOWORK=off go build -o $(TOOLBIN)/ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 	@for m in $(MODULES); do echo "== golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
 	buf lint
+
+.PHONY: check-tracked
+check-tracked: ## fail on tracked binaries and on tracked files over 1 MB that are not listed fixtures
+	@.ci/check-tracked
 
 .PHONY: fmt-check
 fmt-check: ## fail on Go files gofmt would change (generated code excluded)
