@@ -13,7 +13,7 @@ import (
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
 	"github.com/mgx-ai/mgx/pkg/authn"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 var urlRE = regexp.MustCompile(`https?://\S+`)
@@ -24,14 +24,12 @@ var urlRE = regexp.MustCompile(`https?://\S+`)
 func TestScriptedTeamBuildsAWebAppWithPreview(t *testing.T) {
 	for _, driver := range []string{"local", "docker"} {
 		t.Run(driver, func(t *testing.T) {
-			redisURL := redistest.Start(t)
-			sbx := startSandboxd(t, driver, redisURL)
 			port := 3000
 			if driver == "local" {
-				port = freePort(t) // local sandboxes share the host's ports
+				port = stacktest.Port(t) // local sandboxes share the host's ports
 			}
-			_, addr := startAgentd(t, "agentd-e2e", redisURL, sbx.addr, map[string]string{"AGENTD_SCRIPTED_PORT": strconv.Itoa(port)})
-			c := dial(t, addr, sbx.addr)
+			st := startStack(t, driver, map[string]string{"AGENTD_SCRIPTED_PORT": strconv.Itoa(port)})
+			c := dial(t, st.AgentdAddrs[0], st.SandboxdAddr)
 			ctx := authn.WithUser(t.Context(), "alice")
 
 			sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{Title: "todo app"})
@@ -77,7 +75,7 @@ func TestScriptedTeamBuildsAWebAppWithPreview(t *testing.T) {
 			require.True(t, checked, "the server answered inside the sandbox: %s", describe(evs))
 			require.NotEmpty(t, previewURL, "Alex got the preview URL: %s", describe(evs))
 
-			code, body := fetchPreview(t, sbx.previewAddr, previewURL)
+			code, body := fetchPreview(t, st.PreviewAddr, previewURL)
 			require.Equal(t, 200, code, body)
 			require.Contains(t, body, "Hello from the MGX team", "the preview serves the page Alex wrote")
 

@@ -15,12 +15,12 @@ import (
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 func TestSessions(t *testing.T) {
 	stub, sbAddr := startSandboxStub(t)
-	a := startAgentd(t, baseEnv(t, redistest.Shared(t), sbAddr, ""))
+	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, ""))
 	c := dial(t, a.addr)
 	alice, bob := as(t, "alice"), as(t, "bob")
 
@@ -107,7 +107,7 @@ func TestSessions(t *testing.T) {
 }
 
 func TestCreateSessionFailsClearlyWithoutSandboxd(t *testing.T) {
-	env := baseEnv(t, redistest.Shared(t), "127.0.0.1:1", "")
+	env := baseEnv(t, stacktest.SharedRedis(t), "127.0.0.1:1", "")
 	env["AGENTD_SANDBOX_LAUNCH_TIMEOUT"] = "2s"
 	a := startAgentd(t, env)
 	c := dial(t, a.addr)
@@ -147,7 +147,7 @@ agents:
 
 func TestRunStreamsInOrderAndHistoryAgrees(t *testing.T) {
 	stub, sbAddr := startSandboxStub(t)
-	redisURL := redistest.Shared(t)
+	redisURL := stacktest.SharedRedis(t)
 	a := startAgentd(t, baseEnv(t, redisURL, sbAddr, basicScript))
 	other := startAgentd(t, baseEnv(t, redisURL, sbAddr, basicScript))
 	c, c2 := dial(t, a.addr), dial(t, other.addr)
@@ -214,7 +214,7 @@ agents:
 
 func TestSecondMessageConflictsAndCancelStopsTool(t *testing.T) {
 	stub, sbAddr := startSandboxStub(t)
-	a := startAgentd(t, baseEnv(t, redistest.Shared(t), sbAddr, blockingScript))
+	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, blockingScript))
 	c := dial(t, a.addr)
 	ctx := as(t, "alice")
 	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
@@ -260,7 +260,7 @@ agents:
 
 func TestAskHumanSurvivesRestart(t *testing.T) {
 	_, sbAddr := startSandboxStub(t)
-	redisURL := redistest.Shared(t)
+	redisURL := stacktest.SharedRedis(t)
 	a := startAgentd(t, baseEnv(t, redisURL, sbAddr, askScript))
 	c := dial(t, a.addr)
 	ctx := as(t, "alice")
@@ -322,7 +322,7 @@ agents:
 
 func TestDisallowedToolRefusedAndLoopStopped(t *testing.T) {
 	stub, sbAddr := startSandboxStub(t)
-	a := startAgentd(t, baseEnv(t, redistest.Shared(t), sbAddr, boundsScript))
+	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, boundsScript))
 	c := dial(t, a.addr)
 	ctx := as(t, "alice")
 	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
@@ -369,7 +369,7 @@ func TestRealProviderUsageAndFailure(t *testing.T) {
 		_, _ = io.WriteString(w, body)
 	}))
 	defer srv.Close()
-	env := baseEnv(t, redistest.Shared(t), sbAddr, "")
+	env := baseEnv(t, stacktest.SharedRedis(t), sbAddr, "")
 	env["AGENTD_LLM_PROVIDER"] = "openai"
 	env["OPENAI_API_KEY"] = "sk-test"
 	env["OPENAI_BASE_URL"] = srv.URL

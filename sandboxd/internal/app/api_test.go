@@ -67,7 +67,7 @@ func TestDestroyOnExit(t *testing.T) {
 				_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: newSession()})
 				require.NoError(t, err)
 			}
-			insts, err := e.app.DriverIn.List(t.Context())
+			insts, err := e.app.Driver.List(t.Context())
 			require.NoError(t, err)
 			require.Len(t, insts, 2)
 			if !destroy {

@@ -125,6 +125,11 @@ func serviceEnv(redisURL, runDir string) []string {
 	// A local stack owns its sandboxes: Ctrl-C removes them (sessions and history stay in Redis, and a
 	// session's sandbox is re-created on its next use), so nothing keeps running after the launcher.
 	set("SANDBOXD_DESTROY_ON_EXIT", "true")
+	// Nothing balances in front of a local stack, and the launcher stops the services in order: no
+	// service needs to keep serving while it reports NOT_SERVING, so Ctrl-C is quick.
+	for _, svc := range []string{"GATEWAY", "AGENTD", "SANDBOXD"} {
+		set(svc+"_DRAIN_DELAY", "0s")
+	}
 	// Prometheus metrics of each service, on loopback next to its own port.
 	set("GATEWAY_METRICS_LISTEN", "127.0.0.1:8001")
 	set("AGENTD_METRICS_LISTEN", "127.0.0.1:8102")

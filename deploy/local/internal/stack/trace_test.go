@@ -85,8 +85,9 @@ func (c *collector) traceOf(services ...string) []span {
 // as spans, exported over OTLP to a receiver this test runs.
 func TestOneTraceAcrossServices(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs every binary")
+		t.Skip("runs every binary")
 	}
+	t.Parallel()
 	col := &collector{}
 	srv := grpc.NewServer()
 	collectortrace.RegisterTraceServiceServer(srv, col)
@@ -95,10 +96,10 @@ func TestOneTraceAcrossServices(t *testing.T) {
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(srv.Stop)
 
-	st := startStack(t, []string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + l.Addr().String(),
-		"OTEL_EXPORTER_OTLP_INSECURE=true",
-		"OTEL_BSP_SCHEDULE_DELAY=100",
+	st := startStack(t, map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + l.Addr().String(),
+		"OTEL_EXPORTER_OTLP_INSECURE": "true",
+		"OTEL_BSP_SCHEDULE_DELAY":     "100",
 	})
 	var tok struct {
 		AccessToken string `json:"access_token"`
