@@ -14,7 +14,8 @@ TOOLS := github.com/bufbuild/buf/cmd/buf \
          google.golang.org/protobuf/cmd/protoc-gen-go \
          google.golang.org/grpc/cmd/protoc-gen-go-grpc \
          github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
-         github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
+         github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2 \
+         ./openapi-status
 # The test budget per package, sized for a loaded 2-core machine: the longest packages (the whole
 # stack end to end, Docker sandboxes) take minutes there. Binaries are built before, never inside it.
 GOTEST_TIMEOUT ?= 20m
@@ -128,6 +129,8 @@ protodeps: ## copy third-party .proto imports out of the Go module cache into .c
 .PHONY: generate
 generate: tools protodeps ## regenerate Go code and the OpenAPI document from proto/
 	buf generate
+	@# The success statuses other than 200 that the annotations declare (see tools/openapi-status).
+	openapi-status proto/gen/openapi/mgx.swagger.json
 	@echo "generated proto/gen"
 
 .PHONY: check-generated

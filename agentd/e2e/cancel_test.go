@@ -27,6 +27,7 @@ agents:
 
 // Cancelling a run in the middle of a command stops the command's process in the sandbox at once.
 func TestCancelMidToolStopsTheSandboxProcess(t *testing.T) {
+	t.Parallel()
 	script := filepath.Join(t.TempDir(), "cancel.yaml")
 	require.NoError(t, os.WriteFile(script, []byte(cancelScript), 0o600))
 	st := startStack(t, "local", map[string]string{"AGENTD_SCRIPT_FILE": script})

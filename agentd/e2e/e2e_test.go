@@ -22,8 +22,10 @@ var urlRE = regexp.MustCompile(`https?://\S+`)
 // and delegates, Alex writes index.html and a server, starts it in the background, checks it and gets
 // the preview URL, which then serves the page through sandboxd's preview proxy.
 func TestScriptedTeamBuildsAWebAppWithPreview(t *testing.T) {
+	t.Parallel()
 	for _, driver := range []string{"local", "docker"} {
 		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
 			port := 3000
 			if driver == "local" {
 				port = stacktest.Port(t) // local sandboxes share the host's ports

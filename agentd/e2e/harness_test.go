@@ -2,22 +2,18 @@ package e2e_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
+	"github.com/mgx-ai/mgx/agentd/internal/eventtest"
 	"github.com/mgx-ai/mgx/pkg/authn"
 	"github.com/mgx-ai/mgx/pkg/grpcclient"
 	"github.com/mgx-ai/mgx/pkg/stacktest"
@@ -59,51 +55,14 @@ func dial(t *testing.T, agentdAddr, sandboxdAddr string) clients {
 // collect streams events after after until done, or fails at the deadline.
 func collect(t *testing.T, c clients, ctx context.Context, sid string, after uint32, timeout time.Duration, done func([]*agentdv1.Event) bool) []*agentdv1.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	st, err := c.events.StreamEvents(ctx, &agentdv1.StreamEventsRequest{SessionId: sid, AfterSeq: after})
-	require.NoError(t, err)
-	var out []*agentdv1.Event
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) || status.Code(err) == codes.DeadlineExceeded {
-				t.Fatalf("event stream ended before the expected events: %v; got %s", err, describe(out))
-			}
-			require.NoError(t, err)
-		}
-		out = append(out, r.GetEvent())
-		if done(out) {
-			return out
-		}
-	}
+	return eventtest.Collect(t, c.events, ctx, sid, after, timeout, done)
 }
 
-func describe(evs []*agentdv1.Event) string {
-	var b strings.Builder
-	for _, e := range evs {
-		c := e.GetContent()
-		if len(c) > 160 {
-			c = c[:160] + "…"
-		}
-		fmt.Fprintf(&b, "\n  %d %s %s %s: %s", e.GetSequence(), e.GetType(), e.GetAgent(), e.GetTool(), c)
-	}
-	return b.String()
-}
-
-func runStatus(e *agentdv1.Event) string { return e.GetData().GetFields()["status"].GetStringValue() }
-
-func ended(statuses ...string) func([]*agentdv1.Event) bool {
-	return func(evs []*agentdv1.Event) bool {
-		last := evs[len(evs)-1]
-		for _, s := range statuses {
-			if runStatus(last) == s && (last.GetType() == "run" || last.GetType() == "status" || last.GetType() == "error") {
-				return true
-			}
-		}
-		return false
-	}
-}
+var (
+	describe  = eventtest.Describe
+	runStatus = eventtest.RunStatus
+	ended     = eventtest.RunEnded
+)
 
 // fetchPreview GETs a preview URL the way the gateway forwards it: to sandboxd's preview listener,
 // Host header unchanged, following the token→cookie redirect.

@@ -47,10 +47,12 @@ type Stack struct {
 	Sandboxd *Proc
 	Agentd   []*Proc
 	Gateway  *Proc
-	// Namespace labels sandboxd's containers (SANDBOXD_NAMESPACE).
-	Namespace string
+	// Namespace labels sandboxd's containers (SANDBOXD_NAMESPACE); RunDir is its run directory
+	// (SANDBOXD_RUN_DIR: sandboxes' state, agents' sockets).
+	Namespace, RunDir string
 
-	spec Spec
+	spec        Spec
+	sandboxdEnv map[string]string
 }
 
 // StartStack starts sandboxd, the agentd replicas and (unless Spec.NoGateway) the gateway as child
@@ -72,18 +74,19 @@ func StartStack(t testing.TB, spec Spec) *Stack {
 		spec.RedisURL = Redis(t)
 	}
 	s := &Stack{RedisURL: spec.RedisURL, spec: spec, GatewayAddr: Addr(t), SandboxdAddr: Addr(t), PreviewAddr: Addr(t),
-		Namespace: "stacktest-" + uuid.NewString()[:8]}
+		Namespace: "stacktest-" + uuid.NewString()[:8], RunDir: RunDir(t)}
 	s.PublicURL = "http://localhost:" + portOf(s.GatewayAddr)
 
-	s.Sandboxd = Start(t, "sandboxd", Bin(t, "sandboxd"), s.env(spec.SandboxdEnv, map[string]string{
+	s.sandboxdEnv = s.env(spec.SandboxdEnv, map[string]string{
 		"SANDBOXD_LISTEN": s.SandboxdAddr, "SANDBOXD_PREVIEW_LISTEN": s.PreviewAddr, "SANDBOXD_REDIS_URL": spec.RedisURL,
-		"SANDBOXD_DRIVER": spec.Driver, "SANDBOXD_RUN_DIR": RunDir(t), "SANDBOX_AGENT_BINARY": Bin(t, "sandbox-agent"),
+		"SANDBOXD_DRIVER": spec.Driver, "SANDBOXD_RUN_DIR": s.RunDir, "SANDBOX_AGENT_BINARY": Bin(t, "sandbox-agent"),
 		"SANDBOXD_NAMESPACE": s.Namespace, "SANDBOX_MEMORY": "256m", "SANDBOX_CREATE_TIMEOUT": "60",
 		// The test owns its sandboxes: no warm pool, and sandboxd's graceful stop destroys them all,
 		// so nothing outlives the test.
 		"SANDBOX_POOL_SIZE": "0", "SANDBOXD_DESTROY_ON_EXIT": "true",
 		"SANDBOXD_DRAIN_DELAY": "0s", "SANDBOXD_SHUTDOWN_TIMEOUT": "5s",
-	}))
+	})
+	s.Sandboxd = Start(t, "sandboxd", Bin(t, "sandboxd"), s.sandboxdEnv)
 	WaitGRPC(t, s.SandboxdAddr, s.Sandboxd.Done())
 	for i := range spec.Agentd {
 		s.StartAgentd(t, "agentd"+strconv.Itoa(i+1), nil)
@@ -112,6 +115,17 @@ func (s *Stack) StartAgentd(t testing.TB, id string, extra map[string]string) *P
 	s.AgentdAddrs = append(s.AgentdAddrs, addr)
 	s.Agentd = append(s.Agentd, p)
 	return p
+}
+
+// CrashSandboxd kills sandboxd with SIGKILL (no shutdown code runs: its sandboxes stay, as after a
+// crash), runs whileDown, then starts sandboxd again with the same environment on the same addresses
+// and waits until it serves. The new process replaces Stack.Sandboxd.
+func (s *Stack) CrashSandboxd(t testing.TB, whileDown func()) {
+	t.Helper()
+	s.Sandboxd.Kill()
+	whileDown()
+	s.Sandboxd = Start(t, "sandboxd (restarted)", Bin(t, "sandboxd"), s.sandboxdEnv)
+	WaitGRPC(t, s.SandboxdAddr, s.Sandboxd.Done())
 }
 
 // URL is the gateway's base URL (http://127.0.0.1:PORT).

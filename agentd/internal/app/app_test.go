@@ -19,6 +19,7 @@ import (
 )
 
 func TestSessions(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
 	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, ""))
 	c := dial(t, a.addr)
@@ -107,6 +108,7 @@ func TestSessions(t *testing.T) {
 }
 
 func TestCreateSessionFailsClearlyWithoutSandboxd(t *testing.T) {
+	t.Parallel()
 	env := baseEnv(t, stacktest.SharedRedis(t), "127.0.0.1:1", "")
 	env["AGENTD_SANDBOX_LAUNCH_TIMEOUT"] = "2s"
 	a := startAgentd(t, env)
@@ -146,6 +148,7 @@ agents:
 `
 
 func TestRunStreamsInOrderAndHistoryAgrees(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
 	redisURL := stacktest.SharedRedis(t)
 	a := startAgentd(t, baseEnv(t, redisURL, sbAddr, basicScript))
@@ -213,6 +216,7 @@ agents:
 `
 
 func TestSecondMessageConflictsAndCancelStopsTool(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
 	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, blockingScript))
 	c := dial(t, a.addr)
@@ -321,6 +325,7 @@ agents:
 `
 
 func TestDisallowedToolRefusedAndLoopStopped(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
 	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, boundsScript))
 	c := dial(t, a.addr)
@@ -346,6 +351,7 @@ func TestDisallowedToolRefusedAndLoopStopped(t *testing.T) {
 // usage is accounted with the configured price; a failing provider surfaces an error event and never
 // falls back to a scripted answer.
 func TestRealProviderUsageAndFailure(t *testing.T) {
+	t.Parallel()
 	_, sbAddr := startSandboxStub(t)
 	var fail atomic.Bool
 	var turns atomic.Int32

@@ -51,6 +51,7 @@ func find(evs []*agentdv1.Event, typ, contains string) *agentdv1.Event {
 }
 
 func TestBoundsAndEnforcement(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		script string
@@ -161,6 +162,7 @@ agents:
 // call executed once: the workflow gives them ids unique within the run, which key the idempotency
 // records.
 func TestToolCallsWithoutIDs(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
 	var turns atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

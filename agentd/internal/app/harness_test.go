@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -14,13 +13,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
 	"github.com/mgx-ai/mgx/agentd/internal/app"
+	"github.com/mgx-ai/mgx/agentd/internal/eventtest"
 	"github.com/mgx-ai/mgx/pkg/authn"
 	"github.com/mgx-ai/mgx/pkg/grpcclient"
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
@@ -182,52 +180,10 @@ func as(t *testing.T, user string) context.Context { return authn.WithUser(t.Con
 // collect streams the session's events after after until done says stop, or fails at the deadline.
 func collect(t *testing.T, c clients, ctx context.Context, sid string, after uint32, done func([]*agentdv1.Event) bool) []*agentdv1.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	st, err := c.events.StreamEvents(ctx, &agentdv1.StreamEventsRequest{SessionId: sid, AfterSeq: after})
-	require.NoError(t, err)
-	var out []*agentdv1.Event
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) || status.Code(err) == codes.DeadlineExceeded {
-				t.Fatalf("event stream ended before the expected events: %v; got %s", err, describeEvents(out))
-			}
-			require.NoError(t, err)
-		}
-		out = append(out, r.GetEvent())
-		if done(out) {
-			return out
-		}
-	}
+	return eventtest.Collect(t, c.events, ctx, sid, after, 60*time.Second, done)
 }
 
-func describeEvents(evs []*agentdv1.Event) string {
-	var b strings.Builder
-	for _, e := range evs {
-		b.WriteString("\n  ")
-		b.WriteString(e.GetType() + " " + e.GetAgent() + " " + e.GetTool() + ": " + trim(e.GetContent()))
-	}
-	return b.String()
-}
-
-func trim(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "…"
-	}
-	return s
-}
-
-// runEnded reports a run's closing event: the run's final status, or a waiting one.
-func runEnded(statuses ...string) func([]*agentdv1.Event) bool {
-	return func(evs []*agentdv1.Event) bool {
-		last := evs[len(evs)-1]
-		st := last.GetData().GetFields()["status"].GetStringValue()
-		for _, want := range statuses {
-			if st == want && (last.GetType() == "run" || last.GetType() == "status" || last.GetType() == "error") {
-				return true
-			}
-		}
-		return false
-	}
-}
+var (
+	describeEvents = eventtest.Describe
+	runEnded       = eventtest.RunEnded
+)

@@ -16,6 +16,7 @@ import (
 // Followers of event streams hold no Redis connection while they wait: with a pool of 4 connections,
 // 40 open streams still leave the service working, and every stream sees the run's events.
 func TestManyStreamsDoNotExhaustRedis(t *testing.T) {
+	t.Parallel()
 	_, sbAddr := startSandboxStub(t)
 	env := baseEnv(t, stacktest.SharedRedis(t)+"?pool_size=4&pool_timeout=2s", sbAddr, askScript)
 	a := startAgentd(t, env)

@@ -158,10 +158,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(strings.TrimSpace(p))) // validated by config
 	}
-	openAPI, err := edge.OpenAPI(proto.OpenAPI)
-	if err != nil {
-		return nil, err
-	}
 	handler := edge.New(edge.Options{
 		Logger:            logger,
 		Errors:            errs,
@@ -172,7 +168,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		EventsSSE:         bridge.SSE(),
 		Preview:           preview.New(previewTarget, errs, logger),
 		PreviewHostSuffix: cfg.PreviewHostSuffix(),
-		OpenAPI:           openAPI,
+		OpenAPI:           proto.OpenAPI,
 		CORSOrigins:       cfg.CORSOrigins,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		TrustedProxies:    proxies,

@@ -144,5 +144,7 @@ func requireError(t *testing.T, r response, status int) map[string]any {
 	require.NotEmpty(t, m["detail"], "body: %s", r.body)
 	require.Contains(t, m, "code")
 	require.Contains(t, m, "message")
+	require.NotEmpty(t, m["reason"], "every error names its reason: %s", r.body)
+	require.NotEqual(t, "ERROR_REASON_UNSPECIFIED", m["reason"], "body: %s", r.body)
 	return m
 }

@@ -21,6 +21,7 @@ import (
 // authorised by its preview token and then the preview cookie; without
 // either, sandboxd refuses it (and the gateway passes the refusal on).
 func TestPreviewEndToEnd(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, nil)
 	a := s.register("preview@example.com")
 	r := s.do(req{method: "POST", path: "/api/sessions", token: a.access, body: map[string]any{}})

@@ -27,8 +27,10 @@ import (
 // TestConformance runs one suite against both drivers: everything the API
 // promises must hold whichever driver runs the sandbox.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	for _, drv := range []string{"docker", "local"} {
 		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
 			e := start(t, drv, map[string]string{"SANDBOX_OUTPUT_LIMIT": "65536"})
 			conformance(t, e, drv)
 		})

@@ -24,6 +24,7 @@ import (
 )
 
 func TestDockerHardening(t *testing.T) {
+	t.Parallel()
 	cli := sandboxtest.Docker(t)
 	e := start(t, "docker", map[string]string{"SANDBOX_CPU": "0.5"})
 	ctx := as(t.Context(), "user-a")
@@ -279,6 +280,7 @@ func TestWarmPool(t *testing.T) {
 // Without the product image (no registry here), sandboxd falls back to the
 // dev image, loudly, instead of failing every launch.
 func TestDockerImageFallback(t *testing.T) {
+	t.Parallel()
 	e := start(t, "docker", map[string]string{"SANDBOX_IMAGE": "mgx-no-such-image:latest", "SANDBOX_IMAGE_FALLBACK": sandboxtest.Image})
 	ctx := as(t.Context(), "user-a")
 	sid := newSession()
@@ -293,6 +295,7 @@ func TestDockerImageFallback(t *testing.T) {
 // addresses in one is unreachable from another (it stays reachable from
 // inside its own sandbox and, through the preview tunnel, for its owner).
 func TestDockerSandboxesCannotReachEachOther(t *testing.T) {
+	t.Parallel()
 	cli := sandboxtest.Docker(t)
 	e := start(t, "docker", nil)
 	ctx := as(t.Context(), "user-a")
@@ -324,6 +327,7 @@ func TestDockerSandboxesCannotReachEachOther(t *testing.T) {
 // from inside) with a symlink to a host socket; sandboxd must refuse to talk
 // to whatever answers there.
 func TestDockerAgentSocketSymlinkRefused(t *testing.T) {
+	t.Parallel()
 	e := start(t, "docker", nil)
 	ctx := as(t.Context(), "user-a")
 	sid := newSession()
@@ -357,6 +361,7 @@ func TestDockerAgentSocketSymlinkRefused(t *testing.T) {
 // a sandbox that dies anyway (killed from outside, OOM) is re-created on the
 // owner's next call instead of failing forever.
 func TestDockerDeadSandboxIsRecreated(t *testing.T) {
+	t.Parallel()
 	cli := sandboxtest.Docker(t)
 	e := start(t, "docker", nil)
 	ctx := as(t.Context(), "user-a")
