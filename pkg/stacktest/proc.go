@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"fmt"
+	"strconv"
+
 	"github.com/mgx-ai/mgx/pkg/procgroup"
 )
 
@@ -104,3 +107,52 @@ func (b *Buffer) Contains(s string) bool { return strings.Contains(b.String(), s
 
 // Log is the process's output buffer, for tests that search it while the process runs.
 func (p *Proc) Log() *Buffer { return p.out }
+
+// Diagnose describes the process and its descendants as the kernel sees them (state, what each
+// waits in, command line), for a test that gives up waiting on it: "S (sleeping) in ep_poll" and
+// "T (stopped)" tell very different stories.
+func (p *Proc) Diagnose() string {
+	var b strings.Builder
+	var walk func(pid, depth int)
+	walk = func(pid, depth int) {
+		state := "gone"
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+			for _, l := range strings.Split(string(st), "\n") {
+				if v, ok := strings.CutPrefix(l, "State:"); ok {
+					state = strings.TrimSpace(v)
+				}
+			}
+		}
+		wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		fmt.Fprintf(&b, "%s%d %s in %s: %s\n", strings.Repeat("  ", depth), pid, state, wchan,
+			strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "))
+		for _, child := range children(pid) {
+			walk(child, depth+1)
+		}
+	}
+	walk(p.Pid(), 0)
+	return b.String()
+}
+
+// children are the pids whose parent is pid.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, s := range stats {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			continue
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b)[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			if c, err := strconv.Atoi(filepath.Base(filepath.Dir(s))); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	sort.Ints(out)
+	return out
+}

@@ -180,12 +180,16 @@ func startStack(t *testing.T, extra map[string]string) stack {
 	}
 	st.proc = stacktest.Start(t, "mgx-local", filepath.Join(bin, "mgx-local"), env)
 	st.logs = st.proc.Log()
-	stacktest.Eventually(t, 120*time.Second, func() bool {
+	deadline := time.Now().Add(120 * time.Second)
+	for !st.logs.Contains("MGX is running.") {
 		if st.proc.Exited() {
 			t.Fatalf("launcher exited early: %v", st.proc.Err())
 		}
-		return st.logs.Contains("MGX is running.")
-	}, "the launcher's banner")
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner within 120s; the launcher's processes:\n%s", st.proc.Diagnose())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return st
 }
 

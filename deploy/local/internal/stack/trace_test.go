@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // collector is an OTLP/gRPC trace receiver: the real wire protocol the services' exporters speak.
@@ -96,7 +98,11 @@ func TestOneTraceAcrossServices(t *testing.T) {
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(srv.Stop)
 
+	// A Redis of the test's own: TestMakeRun proves the launcher's own, and two launchers starting
+	// their own at once both reach for port 6379 first.
+	redis := stacktest.Redis(t)
 	st := startStack(t, map[string]string{
+		"GATEWAY_REDIS_URL": redis, "AGENTD_REDIS_URL": redis, "SANDBOXD_REDIS_URL": redis,
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + l.Addr().String(),
 		"OTEL_EXPORTER_OTLP_INSECURE": "true",
 		"OTEL_BSP_SCHEDULE_DELAY":     "100",
