@@ -101,15 +101,14 @@ func startWith(t *testing.T, vars map[string]string) *env {
 		}
 	}
 	// Registered after InProcess's own cleanup, so it runs first: leave nothing behind, destroy
-	// every sandbox this sandboxd made while its driver is still open.
+	// every sandbox this sandboxd made (also when the test stopped sandboxd and left them running:
+	// the local driver still lists and removes them then).
 	t.Cleanup(func() {
 		ctx, c := context.WithTimeout(context.Background(), 60*time.Second)
 		defer c()
-		if !stopped {
-			insts, _ := a.Driver.List(ctx)
-			for _, in := range insts {
-				_ = a.Driver.Remove(ctx, in.ID)
-			}
+		insts, _ := a.Driver.List(ctx)
+		for _, in := range insts {
+			_ = a.Driver.Remove(ctx, in.ID)
 		}
 		e.stop()
 	})
