@@ -14,8 +14,15 @@ TOOLS := github.com/bufbuild/buf/cmd/buf \
          google.golang.org/protobuf/cmd/protoc-gen-go \
          google.golang.org/grpc/cmd/protoc-gen-go-grpc \
          github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
-         github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2
-GOTEST_FLAGS ?= -race -count=1
+         github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2 \
+         ./openapi-status
+# The test budget per package, sized for a loaded 2-core machine: the longest packages (the whole
+# stack end to end, Docker sandboxes) take minutes there. Binaries are built before, never inside it.
+GOTEST_TIMEOUT ?= 20m
+GOTEST_FLAGS   ?= -race -count=1 -timeout $(GOTEST_TIMEOUT)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# One version variable for every binary (pkg/service.Version).
+LDFLAGS := -X github.com/mgx-ai/mgx/pkg/service.Version=$(VERSION)
 export PATH := $(TOOLBIN):$(PATH)
 
 .PHONY: help
@@ -27,9 +34,18 @@ help: ## list targets
 .PHONY: build
 build: console ## build every binary into bin/, and the web console into bin/console
 	@mkdir -p $(BIN)
-	go build -o $(BIN)/ ./gateway/cmd/gateway ./agentd/cmd/agentd ./sandboxd/cmd/sandboxd ./sandboxd/cmd/sandbox-image ./deploy/local/cmd/mgx-local
+	go build -ldflags='$(LDFLAGS)' -o $(BIN)/ ./gateway/cmd/gateway ./agentd/cmd/agentd ./sandboxd/cmd/sandboxd ./sandboxd/cmd/sandbox-image ./deploy/local/cmd/mgx-local
 	# sandbox-agent runs inside arbitrary images, so it must be static.
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(BIN)/ ./sandboxd/cmd/sandbox-agent
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w $(LDFLAGS)' -o $(BIN)/ ./sandboxd/cmd/sandbox-agent
+
+.PHONY: build-static
+build-static: ## static binaries of the service images into bin/static/
+	@mkdir -p $(BIN)/static
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w $(LDFLAGS)' -o $(BIN)/static/ ./gateway/cmd/gateway ./agentd/cmd/agentd ./sandboxd/cmd/sandboxd ./sandboxd/cmd/sandbox-agent ./deploy/cmd/mgx-healthcheck
+
+.PHONY: build-test
+build-test: build build-static ## everything the tests run, built once before them (pkg/stacktest reads MGX_BIN_DIR)
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(BIN)/ ./sandboxd/internal/sandboxtest/wsecho
 
 # The web console (gateway/console): npm ci when the lock file changed, a Vite build when a source or
 # the OpenAPI document did. Without npm (or with a Node.js older than Vite needs) it is skipped with
@@ -65,8 +81,15 @@ run: build ## start the whole product locally (Ctrl-C stops everything); SANDBOX
 ## ---- tests -----------------------------------------------------------------------------------
 
 .PHONY: test
-test: check-generated fmt-check check-modules console-test ## all tests: unit and integration (real Redis, real Docker when an engine answers)
-	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
+DURATIONS := $(CURDIR)/.cache/test-durations
+test: check-tracked check-generated fmt-check check-modules console-test build-test ## all tests: unit and integration (real Redis, real Docker when an engine answers)
+	@mkdir -p $(dir $(DURATIONS)) && : > $(DURATIONS); rc=0; \
+	for m in $(MODULES); do \
+	  echo "== go test $$m"; start=$$(date +%s); \
+	  if (cd $$m && MGX_BIN_DIR=$(BIN) go test $(GOTEST_FLAGS) ./...); then res=ok; else res=FAIL; rc=1; fi; \
+	  printf '%-14s %5ss  %s\n' "$$m" "$$(( $$(date +%s) - start ))" "$$res" >> $(DURATIONS); \
+	done; \
+	echo "== go test per module (seconds)"; cat $(DURATIONS); exit $$rc
 
 .PHONY: console-test
 ifeq ($(CONSOLE_NODE),ok)
@@ -85,13 +108,15 @@ bench: bench-sandbox bench-gateway bench-agentd ## every benchmark; each prints 
 bench-agentd: ## agentd's Redis bytes per step at 10/50/150 steps: incremental checkpoints vs the whole state rewritten
 	cd agentd && go test -run '^$$' -bench CheckpointBytes -benchtime 1x ./internal/runtime/
 
+# The benchmarks are tests behind the `bench` build tag, so they start the product the one way the
+# tests do (pkg/stacktest); -v streams their tables.
 .PHONY: bench-gateway
-bench-gateway: build ## REST through the gateway vs direct gRPC (latency, throughput); WebSocket fan-out
-	go run ./gateway/cmd/gateway-bench -bin $(BIN)
+bench-gateway: build-test ## REST through the gateway vs direct gRPC (latency, throughput); WebSocket fan-out
+	cd gateway && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 10m ./internal/app
 
 .PHONY: bench-sandbox
-bench-sandbox: ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm, streamed output
-	go run ./sandboxd/cmd/sandbox-bench
+bench-sandbox: build-test ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm, streamed output
+	cd sandboxd && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 10m ./internal/app
 
 .PHONY: sandbox-image
 sandbox-image: ## build the product sandbox image mgx-sandbox:latest without a registry (root + debootstrap; a no-op when current)
@@ -103,15 +128,22 @@ IMAGE_TAG ?= latest
 IMGCTX    := $(CURDIR)/.cache/images
 
 .PHONY: images
-images: ## build the service images locally (FROM scratch: no registry needed)
+images: build-static ## build the service images locally (FROM scratch: no registry needed)
+	@$(MAKE) --no-print-directory docker-images STATIC_BIN=$(BIN)/static
+
+# docker-images assembles each image's context from prebuilt static binaries (STATIC_BIN) and builds
+# it; it compiles nothing, so a test can build the images within its budget (deploy/images_test.go).
+STATIC_BIN ?= $(BIN)/static
+.PHONY: docker-images
+docker-images:
 	@command -v docker >/dev/null || { echo "docker is required"; exit 1; }
 	@rm -rf $(IMGCTX) && mkdir -p $(IMGCTX)
 	@for svc in gateway agentd sandboxd; do \
 	  ctx=$(IMGCTX)/$$svc; mkdir -p $$ctx; cp -r deploy/docker/rootfs $$ctx/; \
 	  cp /etc/ssl/certs/ca-certificates.crt $$ctx/ 2>/dev/null || : > $$ctx/ca-certificates.crt; \
-	  CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $$ctx/ ./$$svc/cmd/$$svc ./deploy/cmd/mgx-healthcheck; \
+	  cp $(STATIC_BIN)/$$svc $(STATIC_BIN)/mgx-healthcheck $$ctx/; \
 	done
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(IMGCTX)/sandboxd/ ./sandboxd/cmd/sandbox-agent
+	@cp $(STATIC_BIN)/sandbox-agent $(IMGCTX)/sandboxd/
 	@for svc in gateway agentd sandboxd; do \
 	  echo "== mgx/$$svc:$(IMAGE_TAG)"; \
 	  docker build -q -t mgx/$$svc:$(IMAGE_TAG) -f deploy/docker/$$svc.Dockerfile $(IMGCTX)/$$svc; \
@@ -138,6 +170,8 @@ protodeps: ## copy third-party .proto imports out of the Go module cache into .c
 .PHONY: generate
 generate: tools protodeps ## regenerate Go code and the OpenAPI document from proto/
 	buf generate
+	@# The success statuses other than 200 that the annotations declare (see tools/openapi-status).
+	openapi-status proto/gen/openapi/mgx.swagger.json
 	@echo "generated proto/gen"
 
 .PHONY: check-generated
@@ -155,6 +189,10 @@ lint: tools protodeps fmt-check ## gofmt, go vet, golangci-lint and buf lint
 	cd tools && GOWORK=off go build -o $(TOOLBIN)/ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 	@for m in $(MODULES); do echo "== golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
 	buf lint
+
+.PHONY: check-tracked
+check-tracked: ## fail on tracked binaries and on tracked files over 1 MB that are not listed fixtures
+	@.ci/check-tracked
 
 .PHONY: fmt-check
 fmt-check: ## fail on Go files gofmt would change (generated code excluded)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,7 +16,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
+
+func TestMain(m *testing.M) {
+	stacktest.Main(m, stacktest.Binaries("static/gateway", "static/agentd", "static/sandboxd", "static/sandbox-agent", "static/mgx-healthcheck"))
+}
 
 // TestServiceImages builds the three service images with `make images` and runs the compose
 // topology from them as far as this machine allows: no Redis image can be pulled here, so Redis is a
@@ -30,31 +35,24 @@ func TestServiceImages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds images")
 	}
-	if err := exec.Command("docker", "info").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("a Docker engine is required in CI: %v", err)
-		}
-		t.Skip("no Docker engine")
-	}
-	root, err := filepath.Abs("..")
+	stacktest.Docker(t)
+	t.Parallel()
+	root, err := stacktest.RepoRoot()
 	require.NoError(t, err)
 	tag := "test-" + strconv.Itoa(os.Getpid())
-	make := exec.Command("make", "images", "IMAGE_TAG="+tag)
+	// The binaries were built before the tests (stacktest.Main); this only assembles and builds images.
+	make := exec.Command("make", "--no-print-directory", "docker-images", "IMAGE_TAG="+tag,
+		"STATIC_BIN="+filepath.Dir(stacktest.Bin(t, "static/gateway")), "IMGCTX="+t.TempDir())
 	make.Dir = root
 	out, err := make.CombinedOutput()
-	require.NoError(t, err, "make images:\n%s", out)
+	require.NoError(t, err, "make docker-images:\n%s", out)
 	t.Cleanup(func() {
 		for _, svc := range []string{"gateway", "agentd", "sandboxd"} {
 			_ = exec.Command("docker", "rmi", "-f", "mgx/"+svc+":"+tag).Run()
 		}
 	})
 
-	ports := freePorts(t, 6)
-	redisAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
-	redis := exec.Command("redis-server", "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	redis.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, redis.Start())
-	t.Cleanup(func() { _ = redis.Process.Kill(); _ = redis.Wait() })
+	redisAddr := strings.TrimSuffix(strings.TrimPrefix(stacktest.Redis(t), "redis://"), "/0")
 
 	runDir, err := os.MkdirTemp("", "mgx-images-")
 	require.NoError(t, err)
@@ -64,8 +62,7 @@ func TestServiceImages(t *testing.T) {
 	require.NoError(t, syscall.Stat("/var/run/docker.sock", &sock))
 
 	const token = "images-test-internal-token"
-	gw, agentd, sbx, preview := "127.0.0.1:"+strconv.Itoa(ports[1]), "127.0.0.1:"+strconv.Itoa(ports[2]),
-		"127.0.0.1:"+strconv.Itoa(ports[3]), "127.0.0.1:"+strconv.Itoa(ports[4])
+	gw, agentd, sbx, preview := stacktest.Addr(t), stacktest.Addr(t), stacktest.Addr(t), stacktest.Addr(t)
 	namespace := "images-" + tag
 	run := func(svc string, args ...string) {
 		name := "mgx-" + tag + "-" + svc
@@ -92,18 +89,15 @@ func TestServiceImages(t *testing.T) {
 		"-e", "SANDBOXD_ADDR="+sbx, "-e", "AGENTD_LLM_PROVIDER=scripted")
 	run("gateway", "-e", "GATEWAY_LISTEN="+gw, "-e", "GATEWAY_REDIS_URL=redis://"+redisAddr+"/0",
 		"-e", "AGENTD_ADDR="+agentd, "-e", "SANDBOXD_ADDR="+sbx, "-e", "SANDBOXD_PREVIEW_URL=http://"+preview,
-		"-e", "MGX_DEMO_EMAIL=demo@mgx.dev", "-e", "MGX_DEMO_PASSWORD=demo-password")
+		"-e", "MGX_DEMO_EMAIL=demo@mgx.dev", "-e", "MGX_DEMO_PASSWORD=mgx-demo")
 
 	base := "http://" + gw
-	waitFor(t, 60*time.Second, func() bool {
-		code, _ := call(t, http.MethodGet, base+"/healthz", "", nil)
-		return code == http.StatusOK
-	})
+	stacktest.WaitHTTP(t, base+"/healthz", http.StatusOK, nil)
 	// The image's own health check works from inside the container.
 	out, err = exec.Command("docker", "exec", "mgx-"+tag+"-agentd", "/usr/local/bin/mgx-healthcheck", "grpc", agentd).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
-	code, body := call(t, http.MethodPost, base+"/api/auth/login", "", map[string]string{"email": "demo@mgx.dev", "password": "demo-password"})
+	code, body := call(t, http.MethodPost, base+"/api/auth/login", "", map[string]string{"email": "demo@mgx.dev", "password": "mgx-demo"})
 	require.Equal(t, http.StatusOK, code, body)
 	tok := field(t, body, "access_token")
 	code, body = call(t, http.MethodPost, base+"/api/sessions", tok, map[string]string{"title": "images"})
@@ -114,10 +108,10 @@ func TestServiceImages(t *testing.T) {
 	require.Equal(t, "1000\nfrom-images\n", field(t, body, "stdout"), "commands run as the sandbox's non-root user")
 	code, body = call(t, http.MethodPost, base+"/api/chat/messages", tok, map[string]string{"session_id": sid, "content": "build me a page"})
 	require.Equal(t, http.StatusCreated, code, body)
-	waitFor(t, 90*time.Second, func() bool {
+	stacktest.Eventually(t, 90*time.Second, func() bool {
 		code, body := call(t, http.MethodGet, base+"/api/sessions/"+sid+"/run", tok, nil)
 		return code == http.StatusOK && field(t, body, "status") == "completed"
-	})
+	}, "the scripted run completes")
 
 	// A graceful stop of sandboxd removes the sandbox it created.
 	require.NoError(t, exec.Command("docker", "stop", "-t", "20", "mgx-"+tag+"-sandboxd").Run())
@@ -154,29 +148,4 @@ func field(t *testing.T, body, name string) string {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal([]byte(body), &m), body)
 	return fmt.Sprint(m[name])
-}
-
-func waitFor(t *testing.T, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		require.True(t, time.Now().Before(deadline), "condition not met within %s", within)
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		require.NoError(t, l.Close())
-	}
-	return ports
 }

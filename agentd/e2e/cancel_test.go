@@ -13,7 +13,6 @@ import (
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
 	"github.com/mgx-ai/mgx/pkg/authn"
-	"github.com/mgx-ai/mgx/pkg/redistest"
 )
 
 const cancelScript = `
@@ -28,12 +27,11 @@ agents:
 
 // Cancelling a run in the middle of a command stops the command's process in the sandbox at once.
 func TestCancelMidToolStopsTheSandboxProcess(t *testing.T) {
-	redisURL := redistest.Start(t)
-	sbx := startSandboxd(t, "local", redisURL)
+	t.Parallel()
 	script := filepath.Join(t.TempDir(), "cancel.yaml")
 	require.NoError(t, os.WriteFile(script, []byte(cancelScript), 0o600))
-	_, addr := startAgentd(t, "agentd-cancel", redisURL, sbx.addr, map[string]string{"AGENTD_SCRIPT_FILE": script})
-	c := dial(t, addr, sbx.addr)
+	st := startStack(t, "local", map[string]string{"AGENTD_SCRIPT_FILE": script})
+	c := dial(t, st.AgentdAddrs[0], st.SandboxdAddr)
 	ctx := authn.WithUser(t.Context(), "alice")
 	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
 	require.NoError(t, err)

@@ -13,7 +13,7 @@ import (
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
 	"github.com/mgx-ai/mgx/pkg/authn"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 var urlRE = regexp.MustCompile(`https?://\S+`)
@@ -22,17 +22,16 @@ var urlRE = regexp.MustCompile(`https?://\S+`)
 // and delegates, Alex writes index.html and a server, starts it in the background, checks it and gets
 // the preview URL, which then serves the page through sandboxd's preview proxy.
 func TestScriptedTeamBuildsAWebAppWithPreview(t *testing.T) {
+	t.Parallel()
 	for _, driver := range []string{"local", "docker"} {
 		t.Run(driver, func(t *testing.T) {
-			redisURL := redistest.Start(t)
-			sbx := startSandboxd(t, driver, redisURL)
+			t.Parallel()
 			port := 3000
 			if driver == "local" {
-				port = freePort(t) // local sandboxes share the host's ports
+				port = stacktest.Port(t) // local sandboxes share the host's ports
 			}
-			_, addr := startAgentd(t, "agentd-e2e", redisURL, sbx.addr, map[string]string{"AGENTD_SCRIPTED_PORT": strconv.Itoa(port),
-				"SANDBOXD_PREVIEW_URL": "http://" + sbx.previewAddr})
-			c := dial(t, addr, sbx.addr)
+			st := startStack(t, driver, map[string]string{"AGENTD_SCRIPTED_PORT": strconv.Itoa(port)})
+			c := dial(t, st.AgentdAddrs[0], st.SandboxdAddr)
 			ctx := authn.WithUser(t.Context(), "alice")
 
 			sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{Title: "todo app"})
@@ -78,7 +77,7 @@ func TestScriptedTeamBuildsAWebAppWithPreview(t *testing.T) {
 			require.True(t, checked, "the server answered inside the sandbox: %s", describe(evs))
 			require.NotEmpty(t, previewURL, "Alex got the preview URL: %s", describe(evs))
 
-			code, body := fetchPreview(t, sbx.previewAddr, previewURL)
+			code, body := fetchPreview(t, st.PreviewAddr, previewURL)
 			require.Equal(t, 200, code, body)
 			require.Contains(t, body, "Hello from the MGX team", "the preview serves the page Alex wrote")
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/mgx-ai/mgx/agentd/internal/llmtest"
 	"github.com/mgx-ai/mgx/pkg/authn"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // A follow-up knows the project. A model (a fake OpenAI-compatible server answering by what it is
@@ -23,9 +23,7 @@ import (
 // files, the running process and its port, and the preview URL; Alex edits the page and the
 // preview serves the change.
 func TestFollowUpKnowsTheProject(t *testing.T) {
-	redisURL := redistest.Start(t)
-	sbx := startSandboxd(t, "local", redisURL)
-	port := freePort(t)
+	port := stacktest.Port(t)
 	const original = "Build a landing page with a header that says Welcome."
 
 	var (
@@ -84,8 +82,8 @@ func TestFollowUpKnowsTheProject(t *testing.T) {
 	})
 	env := fake.Env()
 	env["AGENTD_LEAD_TOOL_CHOICE"] = "true"
-	_, addr := startAgentd(t, "agentd-followup", redisURL, sbx.addr, env)
-	c := dial(t, addr, sbx.addr)
+	st := startStack(t, "local", env)
+	c := dial(t, st.AgentdAddrs[0], st.SandboxdAddr)
 	ctx := authn.WithUser(t.Context(), "alice")
 	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{Title: "landing page"})
 	require.NoError(t, err)
@@ -103,7 +101,7 @@ func TestFollowUpKnowsTheProject(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, previewURL, describe(run1))
-	code, body := fetchPreview(t, sbx.previewAddr, previewURL)
+	code, body := fetchPreview(t, st.PreviewAddr, previewURL)
 	require.Equal(t, 200, code, body)
 	require.Contains(t, body, "color: black")
 	// The URL as the brief names it: the preview's address (its token may be issued anew).
@@ -136,7 +134,7 @@ func TestFollowUpKnowsTheProject(t *testing.T) {
 
 	// The running server picks the edit up: the preview shows the blue header.
 	require.Eventually(t, func() bool {
-		code, body := fetchPreview(t, sbx.previewAddr, previewURL)
+		code, body := fetchPreview(t, st.PreviewAddr, previewURL)
 		return code == 200 && strings.Contains(body, "color: blue")
 	}, 30*time.Second, 200*time.Millisecond)
 }

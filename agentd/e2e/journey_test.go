@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // The offline journey of `make run`: the scripted provider builds the app with an edit, a search, a
@@ -17,7 +19,7 @@ import (
 // that app — an edit the running server serves at once — instead of building it again.
 func TestScriptedJourneyBuildsThenChangesTheApp(t *testing.T) {
 	requireChromium(t)
-	port := freePort(t)
+	port := stacktest.Port(t)
 	s := startToolStack(t, nil, stackOptions{gateway: true, env: map[string]string{
 		"AGENTD_LLM_PROVIDER": "scripted", "AGENTD_SCRIPTED_PORT": strconv.Itoa(port),
 	}})

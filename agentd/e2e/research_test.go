@@ -15,6 +15,7 @@ import (
 
 	"github.com/mgx-ai/mgx/pkg/authn"
 	"github.com/mgx-ai/mgx/pkg/grpcclient"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // Iris researches for real: web_search through a SearXNG instance's JSON API and fetch_url of the
@@ -132,7 +133,7 @@ func TestWebSearchIsLeftOutWithoutAProvider(t *testing.T) {
 // busybox test image has none); the chart is drawn without matplotlib, so any python3 will do.
 func TestPythonRunMakesAChartArtifact(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
-		if ci() {
+		if stacktest.CI() {
 			t.Fatal("CI=true: python3 is required")
 		}
 		t.Skip("python3 is not installed")

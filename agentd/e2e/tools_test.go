@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -19,7 +20,7 @@ import (
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
 	"github.com/mgx-ai/mgx/pkg/authn"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // The tools, end to end: a real sandboxd (local driver) and agentd, a real Redis, the model faked at
@@ -28,10 +29,9 @@ import (
 
 // toolStack is sandboxd, agentd on the fake model, and optionally the gateway in front.
 type toolStack struct {
-	sbx        *sandboxd
+	st         *stacktest.Stack
 	c          clients
 	model      *fakeModel
-	redisURL   string
 	agentdAddr string
 	gatewayURL string
 }
@@ -43,21 +43,17 @@ type stackOptions struct {
 
 func startToolStack(t *testing.T, brains map[string]brain, o stackOptions) *toolStack {
 	t.Helper()
-	redisURL := redistest.Start(t)
-	s := &toolStack{redisURL: redisURL, model: startFakeModel(t, brains)}
-	s.sbx = startSandboxd(t, "local", redisURL)
+	s := &toolStack{model: startFakeModel(t, brains)}
 	env := map[string]string{
 		"AGENTD_LLM_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": s.model.srv.URL, "AGENTD_MODEL": "gpt-4o",
-		"SANDBOXD_PREVIEW_URL": "http://" + s.sbx.previewAddr, "AGENTD_REPEAT_LIMIT": "10",
+		"AGENTD_REPEAT_LIMIT": "10",
 	}
-	for k, v := range o.env {
-		env[k] = v
-	}
-	_, addr := startAgentd(t, "agentd-tools", redisURL, s.sbx.addr, env)
-	s.agentdAddr = addr
-	s.c = dial(t, addr, s.sbx.addr)
+	maps.Copy(env, o.env)
+	s.st = stacktest.StartStack(t, stacktest.Spec{Driver: "local", NoGateway: !o.gateway, AgentdEnv: env})
+	s.agentdAddr = s.st.AgentdAddrs[0]
+	s.c = dial(t, s.agentdAddr, s.st.SandboxdAddr)
 	if o.gateway {
-		s.gatewayURL = startGatewayProc(t, redisURL, addr, s.sbx)
+		s.gatewayURL = s.st.URL()
 	}
 	return s
 }
@@ -342,7 +338,7 @@ func TestPreviewCheckReportsPagesAndKeepsScreenshots(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("the local sandbox serves the pages with python3, which is not installed")
 	}
-	port := freePort(t)
+	port := stacktest.Port(t)
 	s := startToolStack(t, map[string]brain{
 		"mike": delegate("alex", "check the app"),
 		"alex": steps(
@@ -422,7 +418,7 @@ func TestPreviewCheckReportsPagesAndKeepsScreenshots(t *testing.T) {
 func requireChromium(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("/usr/bin/chromium"); err != nil {
-		if ci() {
+		if stacktest.CI() {
 			t.Fatal("CI=true: chromium is required (Debian's chromium package)")
 		}
 		t.Skip("chromium is not installed")
@@ -497,32 +493,4 @@ func (s *toolStack) createSessionREST(t *testing.T, u restUser) string {
 	require.NoError(t, json.Unmarshal([]byte(r.body), &sess))
 	destroyOnCleanup(t, s.c, u.id, sess.ID)
 	return sess.ID
-}
-
-// startGatewayProc runs the gateway binary in front of agentd and sandboxd and returns its URL.
-func startGatewayProc(t *testing.T, redisURL, agentdAddr string, sbx *sandboxd) string {
-	t.Helper()
-	bin := build(t, "gateway", "./cmd/gateway", false)
-	addr := freeAddr(t)
-	startProc(t, "gateway", bin, map[string]string{
-		"GATEWAY_LISTEN": addr, "GATEWAY_REDIS_URL": redisURL, "AGENTD_ADDR": agentdAddr, "SANDBOXD_ADDR": sbx.addr,
-		"SANDBOXD_PREVIEW_URL": "http://" + sbx.previewAddr, "MGX_PUBLIC_URL": "http://localhost:8000",
-		"MGX_INTERNAL_TOKEN": token, "GATEWAY_JWT_SECRET": strings.Repeat("j", 32), "GATEWAY_RATE_LIMIT": "100000",
-		"MGX_LOG_LEVEL": "warn",
-	})
-	url := "http://" + addr
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(url + "/healthz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the gateway did not become healthy: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

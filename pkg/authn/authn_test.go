@@ -16,6 +16,7 @@ import (
 	"github.com/mgx-ai/mgx/pkg/authn"
 	"github.com/mgx-ai/mgx/pkg/internal/testservice"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
 const token = "s3cret-token"
@@ -71,25 +72,25 @@ func TestServerInterceptors(t *testing.T) {
 		md          metadata.MD // raw outgoing metadata, for malformed calls
 		user        string      // set with WithUser
 		wantCode    codes.Code
-		wantReason  string
+		wantReason  errorsv1.ErrorReason
 		wantUser    string
 	}{
-		{name: "no token", wantCode: codes.Unauthenticated, wantReason: authn.ReasonTokenMissing},
-		{name: "no token stream", stream: true, wantCode: codes.Unauthenticated, wantReason: authn.ReasonTokenMissing},
-		{name: "wrong token", clientToken: "guess", wantCode: codes.Unauthenticated, wantReason: authn.ReasonTokenInvalid},
-		{name: "token prefix", clientToken: token[:4], wantCode: codes.Unauthenticated, wantReason: authn.ReasonTokenInvalid},
+		{name: "no token", wantCode: codes.Unauthenticated, wantReason: errorsv1.ErrorReason_INTERNAL_TOKEN_MISSING},
+		{name: "no token stream", stream: true, wantCode: codes.Unauthenticated, wantReason: errorsv1.ErrorReason_INTERNAL_TOKEN_MISSING},
+		{name: "wrong token", clientToken: "guess", wantCode: codes.Unauthenticated, wantReason: errorsv1.ErrorReason_INTERNAL_TOKEN_INVALID},
+		{name: "token prefix", clientToken: token[:4], wantCode: codes.Unauthenticated, wantReason: errorsv1.ErrorReason_INTERNAL_TOKEN_INVALID},
 		{name: "service call without user", clientToken: token, wantCode: codes.OK},
 		{name: "user call", clientToken: token, user: "user-1", wantCode: codes.OK, wantUser: "user-1"},
 		{name: "user call stream", clientToken: token, stream: true, user: "user-2", wantCode: codes.OK, wantUser: "user-2"},
 		{
 			name: "two user ids", clientToken: token,
 			md:       metadata.Pairs(authn.MDUserID, "a", authn.MDUserID, "b"),
-			wantCode: codes.Unauthenticated, wantReason: authn.ReasonUserAmbiguous,
+			wantCode: codes.Unauthenticated, wantReason: errorsv1.ErrorReason_USER_ID_AMBIGUOUS,
 		},
 		{
 			name: "two tokens", clientToken: token,
 			md:       metadata.Pairs(authn.MDInternalToken, token),
-			wantCode: codes.Unauthenticated, wantReason: authn.ReasonTokenInvalid,
+			wantCode: codes.Unauthenticated, wantReason: errorsv1.ErrorReason_INTERNAL_TOKEN_INVALID,
 		},
 	}
 	for _, tt := range tests {

@@ -8,18 +8,10 @@ import (
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
-)
-
-// ErrorInfo reasons of the Unauthenticated errors the server interceptors
-// return.
-const (
-	ReasonTokenMissing  = "INTERNAL_TOKEN_MISSING"
-	ReasonTokenInvalid  = "INTERNAL_TOKEN_INVALID"
-	ReasonUserAmbiguous = "USER_ID_AMBIGUOUS"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
 // healthPrefix is exempt from authentication: orchestrator probes
@@ -50,13 +42,13 @@ func (a authenticator) authenticate(ctx context.Context) (context.Context, error
 	md, _ := metadata.FromIncomingContext(ctx)
 	tokens := md.Get(MDInternalToken)
 	if len(tokens) == 0 {
-		return nil, rpcerr.New(codes.Unauthenticated, ReasonTokenMissing, "missing internal token", nil)
+		return nil, rpcerr.New(errorsv1.ErrorReason_INTERNAL_TOKEN_MISSING, "", nil)
 	}
 	got := sha256.Sum256([]byte(tokens[0]))
 	// An empty configured token must refuse everything: fail closed rather
 	// than accept any caller that also sends "".
 	if a.empty || len(tokens) != 1 || subtle.ConstantTimeCompare(got[:], a.sum[:]) != 1 {
-		return nil, rpcerr.New(codes.Unauthenticated, ReasonTokenInvalid, "invalid internal token", nil)
+		return nil, rpcerr.New(errorsv1.ErrorReason_INTERNAL_TOKEN_INVALID, "", nil)
 	}
 
 	switch users := md.Get(MDUserID); len(users) {
@@ -70,7 +62,7 @@ func (a authenticator) authenticate(ctx context.Context) (context.Context, error
 	default:
 		// Two identities on one call means a caller appended instead of
 		// replacing; acting for either one would be a guess.
-		return nil, rpcerr.New(codes.Unauthenticated, ReasonUserAmbiguous, "more than one user id on the call", nil)
+		return nil, rpcerr.New(errorsv1.ErrorReason_USER_ID_AMBIGUOUS, "", nil)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -28,6 +29,8 @@ var (
 	ErrInvalidLogLevel    = errors.New("invalid log level (want debug, info, warn or error)")
 	ErrInvalidLogFormat   = errors.New("invalid log format (want text or json)")
 	ErrEmptyInternalToken = errors.New("internal token must not be empty")
+	ErrNotPositive        = errors.New("must be positive")
+	ErrNegative           = errors.New("must not be negative")
 )
 
 // Common holds the settings every mgx service has. Embed it in the service's
@@ -59,6 +62,42 @@ func (c Common) Validate() error {
 	}
 	if c.InternalToken == "" {
 		return fmt.Errorf("MGX_INTERNAL_TOKEN: %w", ErrEmptyInternalToken)
+	}
+	return nil
+}
+
+// CommonConfig returns c; through embedding, every service config has it (see package service).
+func (c Common) CommonConfig() Common { return c }
+
+// Service holds the settings of a service's life that every mgx service has under its own prefix.
+// Embed it with the prefix:
+//
+//	pkgconfig.Service `envPrefix:"GATEWAY_"`
+//
+// which gives GATEWAY_METRICS_LISTEN, GATEWAY_SHUTDOWN_TIMEOUT and GATEWAY_DRAIN_DELAY.
+type Service struct {
+	// MetricsListen serves Prometheus metrics at /metrics on an internal address; empty (the
+	// default, so that several instances on one host never collide) turns metrics off.
+	MetricsListen string `env:"METRICS_LISTEN"`
+	// DrainDelay is how long a stopping service keeps serving while its health already says
+	// NOT_SERVING, so load balancers and probes stop sending it calls before it refuses them.
+	DrainDelay time.Duration `env:"DRAIN_DELAY" envDefault:"5s"`
+	// ShutdownTimeout is how long calls in flight get to finish once draining ends; whatever still
+	// runs then is cut.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+}
+
+// ServiceConfig returns s; through embedding, every service config has it (see package service).
+func (s Service) ServiceConfig() Service { return s }
+
+// Validate reports the first invalid Service field; prefix is the service's variable prefix
+// ("GATEWAY_"), for the message. A service's own Validate must call it, as Common.Validate.
+func (s Service) Validate(prefix string) error {
+	if s.DrainDelay < 0 {
+		return fmt.Errorf("%sDRAIN_DELAY=%s: %w", prefix, s.DrainDelay, ErrNegative)
+	}
+	if s.ShutdownTimeout <= 0 {
+		return fmt.Errorf("%sSHUTDOWN_TIMEOUT=%s: %w", prefix, s.ShutdownTimeout, ErrNotPositive)
 	}
 	return nil
 }

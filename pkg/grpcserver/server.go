@@ -20,7 +20,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -30,16 +29,13 @@ import (
 	"github.com/mgx-ai/mgx/pkg/requestid"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
 	"github.com/mgx-ai/mgx/pkg/telemetry"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
 // DefaultMaxMsgSize bounds a single message each way. gRPC's own default
 // (4 MiB received) is too small for file contents and exec output that
 // sandboxd returns; much larger belongs in a stream.
 const DefaultMaxMsgSize = 16 << 20
-
-// ReasonPanic is the ErrorInfo reason of the Internal error a recovered panic
-// becomes.
-const ReasonPanic = "INTERNAL"
 
 // ErrNoInternalToken is returned by New without Options.InternalToken.
 var ErrNoInternalToken = errors.New("grpcserver: internal token is required")
@@ -124,7 +120,7 @@ func New(opts Options) (*grpc.Server, *health.Server, error) {
 		)
 		// The panic value and stack stay in the log: they describe our
 		// internals, not the caller's mistake.
-		return rpcerr.New(codes.Internal, ReasonPanic, "internal error", nil)
+		return rpcerr.New(errorsv1.ErrorReason_INTERNAL, "", nil)
 	})
 
 	// Interceptor order, outermost first. The otelgrpc stats handler is not

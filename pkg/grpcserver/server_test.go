@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
+
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
@@ -141,20 +143,20 @@ func TestChain(t *testing.T) {
 		text       string
 		panics     bool
 		wantCode   codes.Code
-		wantReason string
+		wantReason errorsv1.ErrorReason
 		wantField  string // protovalidate violation field path
 	}{
-		{name: "no token", text: "hi", wantCode: codes.Unauthenticated, wantReason: authn.ReasonTokenMissing},
-		{name: "no token stream", stream: true, text: "hi", wantCode: codes.Unauthenticated, wantReason: authn.ReasonTokenMissing},
+		{name: "no token", text: "hi", wantCode: codes.Unauthenticated, wantReason: errorsv1.ErrorReason_INTERNAL_TOKEN_MISSING},
+		{name: "no token stream", stream: true, text: "hi", wantCode: codes.Unauthenticated, wantReason: errorsv1.ErrorReason_INTERNAL_TOKEN_MISSING},
 		// Auth runs before validation: no schema details for strangers.
-		{name: "invalid request without token", text: "", wantCode: codes.Unauthenticated, wantReason: authn.ReasonTokenMissing},
+		{name: "invalid request without token", text: "", wantCode: codes.Unauthenticated, wantReason: errorsv1.ErrorReason_INTERNAL_TOKEN_MISSING},
 		{name: "ok", token: true, user: "user-1", text: "hi", wantCode: codes.OK},
 		{name: "ok stream", stream: true, token: true, user: "user-2", text: "hi", wantCode: codes.OK},
 		{name: "empty text", token: true, text: "", wantCode: codes.InvalidArgument, wantField: "text"},
 		{name: "too long text", token: true, text: strings.Repeat("x", testservice.MaxTextLen+1), wantCode: codes.InvalidArgument, wantField: "text"},
 		{name: "empty text stream", stream: true, token: true, text: "", wantCode: codes.InvalidArgument, wantField: "text"},
-		{name: "panic", token: true, text: "hi", panics: true, wantCode: codes.Internal, wantReason: grpcserver.ReasonPanic},
-		{name: "panic stream", stream: true, token: true, text: "hi", panics: true, wantCode: codes.Internal, wantReason: grpcserver.ReasonPanic},
+		{name: "panic", token: true, text: "hi", panics: true, wantCode: codes.Internal, wantReason: errorsv1.ErrorReason_INTERNAL},
+		{name: "panic stream", stream: true, token: true, text: "hi", panics: true, wantCode: codes.Internal, wantReason: errorsv1.ErrorReason_INTERNAL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

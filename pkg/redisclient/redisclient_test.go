@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/mgx-ai/mgx/pkg/redisclient"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 func TestNewAgainstRealServers(t *testing.T) {
@@ -23,9 +23,9 @@ func TestNewAgainstRealServers(t *testing.T) {
 		start    func(testing.TB) string
 		wantMode redisclient.Mode
 	}{
-		{"single node", redistest.Start, redisclient.ModeSingle},
-		{"sentinel", redistest.StartSentinel, redisclient.ModeSentinel},
-		{"cluster", redistest.StartCluster, redisclient.ModeCluster},
+		{"single node", stacktest.Redis, redisclient.ModeSingle},
+		{"sentinel", stacktest.RedisSentinel, redisclient.ModeSentinel},
+		{"cluster", stacktest.RedisCluster, redisclient.ModeCluster},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +50,7 @@ func TestNewAgainstRealServers(t *testing.T) {
 }
 
 func TestNewClusterRefusesCrossSlotScripts(t *testing.T) {
-	rdb, err := redisclient.New(t.Context(), redistest.StartCluster(t))
+	rdb, err := redisclient.New(t.Context(), stacktest.RedisCluster(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rdb.Close() })
 
@@ -60,7 +60,7 @@ func TestNewClusterRefusesCrossSlotScripts(t *testing.T) {
 }
 
 func TestNewSetsClientName(t *testing.T) {
-	rdb, err := redisclient.New(t.Context(), redistest.Shared(t), redisclient.WithClientName("agentd"))
+	rdb, err := redisclient.New(t.Context(), stacktest.SharedRedis(t), redisclient.WithClientName("agentd"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rdb.Close() })
 	name, err := rdb.Do(t.Context(), "CLIENT", "GETNAME").Text()
@@ -73,7 +73,7 @@ func TestNewTracesWithoutStatements(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.WithoutCancel(t.Context())) })
 
-	rdb, err := redisclient.New(t.Context(), redistest.Shared(t), redisclient.WithTracerProvider(tp))
+	rdb, err := redisclient.New(t.Context(), stacktest.SharedRedis(t), redisclient.WithTracerProvider(tp))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rdb.Close() })
 	require.NoError(t, rdb.Set(t.Context(), "user-data", "very private value", 0).Err())
@@ -128,12 +128,12 @@ func TestNewFailsClearly(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { stacktest.Main(m) }
 
 // TestSentinelFailover kills the master under a client made by New and shows the client keeps
 // working against the promoted replica, with the data written before the failover intact.
 func TestSentinelFailover(t *testing.T) {
-	f := redistest.StartFailover(t)
+	f := stacktest.RedisFailover(t)
 	rdb, err := redisclient.New(t.Context(), f.URL)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rdb.Close() })

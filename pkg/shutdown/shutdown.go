@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
 )
 
 // Stack is an ordered set of closers run last-in, first-out. The zero value
@@ -149,31 +148,24 @@ func (s *Stack) run(ctx context.Context, c closer) error {
 // the deadline and were cut.
 var ErrForcedStop = errors.New("shutdown: gRPC server stopped forcibly after the drain timeout")
 
-// GracefulStop drains srv: it reports NOT_SERVING on every health service
-// (so load balancers and probes stop sending new calls), lets running calls
-// finish for up to timeout, then cuts whatever still runs.
+// GracefulStop stops srv from taking new calls and lets running calls finish
+// until ctx is done, then cuts whatever still runs. Reporting NOT_SERVING
+// comes before, in the drain phase (package service), so balancers have
+// already stopped sending calls when this refuses them.
 //
 // Long-lived streams (event subscriptions, health Watch) never finish on
-// their own, so with any open the timeout is always reached: keep it short
+// their own, so with any open the deadline is always reached: keep it short
 // (seconds), clients reconnect elsewhere.
-func GracefulStop(srv *grpc.Server, hs *health.Server, timeout time.Duration) error {
-	if hs != nil {
-		// Shutdown, not SetServingStatus: it also ignores later updates, so
-		// a component still starting cannot flip the service back to
-		// SERVING while it drains.
-		hs.Shutdown()
-	}
+func GracefulStop(ctx context.Context, srv *grpc.Server) error {
 	done := make(chan struct{})
 	go func() {
 		srv.GracefulStop()
 		close(done)
 	}()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	select {
 	case <-done:
 		return nil
-	case <-timer.C:
+	case <-ctx.Done():
 		// Stop closes every connection, which makes GracefulStop return.
 		srv.Stop()
 		<-done

@@ -156,7 +156,11 @@ func TestGracefulStop(t *testing.T) {
 				require.NoError(t, err)
 			}
 
-			err := GracefulStop(srv, hs, 300*time.Millisecond)
+			// The drain phase (package service) reports NOT_SERVING first.
+			hs.Shutdown()
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			err := GracefulStop(ctx, srv)
 			if tt.wantErr == nil {
 				require.NoError(t, err)
 				return

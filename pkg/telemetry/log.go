@@ -22,10 +22,12 @@ const (
 // info and an unknown format means text; config.Common.Validate rejects both
 // before a service gets here.
 func NewLogger(level, format, service string) *slog.Logger {
-	return newLogger(os.Stderr, level, format, service)
+	return NewLoggerTo(os.Stderr, level, format, service)
 }
 
-func newLogger(w io.Writer, level, format, service string) *slog.Logger {
+// NewLoggerTo is NewLogger writing to w (a service run in a test's process logs into the test's
+// buffer).
+func NewLoggerTo(w io.Writer, level, format, service string) *slog.Logger {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		lvl = slog.LevelInfo

@@ -91,7 +91,7 @@ func TestNewLogger(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			logger := newLogger(&buf, tt.level, tt.format, "agentd")
+			logger := NewLoggerTo(&buf, tt.level, tt.format, "agentd")
 			if tt.logDebug {
 				logger.DebugContext(ctx, "msg")
 			} else {

@@ -28,8 +28,8 @@ const (
 
 // Setup installs the global TracerProvider and the W3C TraceContext+Baggage
 // propagator, and returns the function that flushes and stops them; the
-// service calls it last in its shutdown stack so spans of the shutdown itself
-// are exported.
+// service skeleton (package service) calls it last, after the app has closed
+// everything else, so spans of the shutdown itself are exported.
 //
 // When OTEL_EXPORTER_OTLP_ENDPOINT (or the traces-specific variant) is set,
 // spans go to an OTLP/gRPC exporter through a batch span processor.

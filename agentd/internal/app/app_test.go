@@ -15,12 +15,13 @@ import (
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 func TestSessions(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
-	a := startAgentd(t, baseEnv(t, redistest.Shared(t), sbAddr, ""))
+	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, ""))
 	c := dial(t, a.addr)
 	alice, bob := as(t, "alice"), as(t, "bob")
 
@@ -107,7 +108,8 @@ func TestSessions(t *testing.T) {
 }
 
 func TestCreateSessionFailsClearlyWithoutSandboxd(t *testing.T) {
-	env := baseEnv(t, redistest.Shared(t), "127.0.0.1:1", "")
+	t.Parallel()
+	env := baseEnv(t, stacktest.SharedRedis(t), "127.0.0.1:1", "")
 	env["AGENTD_SANDBOX_LAUNCH_TIMEOUT"] = "2s"
 	a := startAgentd(t, env)
 	c := dial(t, a.addr)
@@ -146,8 +148,9 @@ agents:
 `
 
 func TestRunStreamsInOrderAndHistoryAgrees(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
-	redisURL := redistest.Shared(t)
+	redisURL := stacktest.SharedRedis(t)
 	a := startAgentd(t, baseEnv(t, redisURL, sbAddr, basicScript))
 	other := startAgentd(t, baseEnv(t, redisURL, sbAddr, basicScript))
 	c, c2 := dial(t, a.addr), dial(t, other.addr)
@@ -221,8 +224,9 @@ agents:
 `
 
 func TestSecondMessageSteersAndCancelStopsTool(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
-	a := startAgentd(t, baseEnv(t, redistest.Shared(t), sbAddr, blockingScript))
+	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, blockingScript))
 	c := dial(t, a.addr)
 	ctx := as(t, "alice")
 	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
@@ -270,7 +274,7 @@ agents:
 
 func TestAskHumanSurvivesRestart(t *testing.T) {
 	_, sbAddr := startSandboxStub(t)
-	redisURL := redistest.Shared(t)
+	redisURL := stacktest.SharedRedis(t)
 	a := startAgentd(t, baseEnv(t, redisURL, sbAddr, askScript))
 	c := dial(t, a.addr)
 	ctx := as(t, "alice")
@@ -331,8 +335,9 @@ agents:
 `
 
 func TestDisallowedToolRefusedAndLoopStopped(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
-	a := startAgentd(t, baseEnv(t, redistest.Shared(t), sbAddr, boundsScript))
+	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, boundsScript))
 	c := dial(t, a.addr)
 	ctx := as(t, "alice")
 	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})
@@ -356,6 +361,7 @@ func TestDisallowedToolRefusedAndLoopStopped(t *testing.T) {
 // usage is accounted with the configured price; a failing provider surfaces an error event and never
 // falls back to a scripted answer.
 func TestRealProviderUsageAndFailure(t *testing.T) {
+	t.Parallel()
 	_, sbAddr := startSandboxStub(t)
 	var fail atomic.Bool
 	var turns atomic.Int32
@@ -379,7 +385,7 @@ func TestRealProviderUsageAndFailure(t *testing.T) {
 		_, _ = io.WriteString(w, body)
 	}))
 	defer srv.Close()
-	env := baseEnv(t, redistest.Shared(t), sbAddr, "")
+	env := baseEnv(t, stacktest.SharedRedis(t), sbAddr, "")
 	env["AGENTD_LLM_PROVIDER"] = "openai"
 	env["OPENAI_API_KEY"] = "sk-test"
 	env["OPENAI_BASE_URL"] = srv.URL

@@ -18,13 +18,13 @@ import (
 
 	"github.com/mgx-ai/mgx/agentd/internal/events"
 	"github.com/mgx-ai/mgx/agentd/internal/store"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 func runScript(t *testing.T, script string, extra map[string]string) ([]*agentdv1.Event, *sandboxStub) {
 	t.Helper()
 	stub, sbAddr := startSandboxStub(t)
-	env := baseEnv(t, redistest.Shared(t), sbAddr, script)
+	env := baseEnv(t, stacktest.SharedRedis(t), sbAddr, script)
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -48,6 +48,7 @@ func find(evs []*agentdv1.Event, typ, contains string) *agentdv1.Event {
 }
 
 func TestBoundsAndEnforcement(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		script string
@@ -158,6 +159,7 @@ agents:
 // call executed once: the workflow gives them ids unique within the run, which key the idempotency
 // records.
 func TestToolCallsWithoutIDs(t *testing.T) {
+	t.Parallel()
 	stub, sbAddr := startSandboxStub(t)
 	var turns atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -178,7 +180,7 @@ func TestToolCallsWithoutIDs(t *testing.T) {
 		_, _ = io.WriteString(w, `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`+delta+`}]}`+"\n\ndata: [DONE]\n\n")
 	}))
 	defer srv.Close()
-	env := baseEnv(t, redistest.Shared(t), sbAddr, "")
+	env := baseEnv(t, stacktest.SharedRedis(t), sbAddr, "")
 	env["AGENTD_LLM_PROVIDER"] = "openai"
 	env["OPENAI_BASE_URL"] = srv.URL
 	a := startAgentd(t, env)
@@ -199,7 +201,7 @@ func TestToolCallsWithoutIDs(t *testing.T) {
 // session only until the user's next message: that one goes to the run, and re-enqueues it.
 func TestStrandedRunIsRequeued(t *testing.T) {
 	_, sbAddr := startSandboxStub(t)
-	redisURL := redistest.Shared(t)
+	redisURL := stacktest.SharedRedis(t)
 	env := baseEnv(t, redisURL, sbAddr, askScript)
 	env["AGENTD_REQUEUE_AFTER"] = "1ns" // any age counts as stranded here
 	a := startAgentd(t, env)

@@ -7,7 +7,7 @@ import (
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // The frontend's types name agents "Mike", "Emma", "Bob", "Alex", "David", "Iris" and drop every
@@ -38,7 +38,7 @@ agents:
 
 func TestChatLinesForTheFrontend(t *testing.T) {
 	_, sbAddr := startSandboxStub(t)
-	a := startAgentd(t, baseEnv(t, redistest.Shared(t), sbAddr, chatLinesScript))
+	a := startAgentd(t, baseEnv(t, stacktest.SharedRedis(t), sbAddr, chatLinesScript))
 	c := dial(t, a.addr)
 	ctx := as(t, "alice")
 	sess, err := c.sessions.CreateSession(ctx, &agentdv1.CreateSessionRequest{})

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -14,22 +13,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
 	"github.com/mgx-ai/mgx/agentd/internal/app"
-	"github.com/mgx-ai/mgx/agentd/internal/config"
+	"github.com/mgx-ai/mgx/agentd/internal/eventtest"
 	"github.com/mgx-ai/mgx/pkg/authn"
-	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
 	"github.com/mgx-ai/mgx/pkg/grpcclient"
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { stacktest.Main(m) }
 
 const token = "test-internal-token"
 
@@ -47,14 +43,27 @@ type sandboxStub struct {
 	execs     []string
 	files     map[string]string
 	execStop  chan string // receives the command of an exec whose caller went away
+	// launchGate, when set before the calls start, holds every LaunchSandbox until it is closed;
+	// launching receives each held call's session id.
+	launchGate chan struct{}
+	launching  chan string
 }
 
 func newSandboxStub() *sandboxStub {
-	return &sandboxStub{launched: map[string]string{}, files: map[string]string{}, execStop: make(chan string, 16)}
+	return &sandboxStub{launched: map[string]string{}, files: map[string]string{}, execStop: make(chan string, 16),
+		launching: make(chan string, 16)}
 }
 
 func (s *sandboxStub) LaunchSandbox(ctx context.Context, r *sandboxdv1.LaunchSandboxRequest) (*sandboxdv1.LaunchSandboxResponse, error) {
 	uid, _ := authn.UserID(ctx)
+	if s.launchGate != nil {
+		s.launching <- r.GetSessionId()
+		select {
+		case <-s.launchGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.launched[r.GetSessionId()] = uid
@@ -119,27 +128,20 @@ func quietLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// agentd is one in-process agentd built by the production constructor and served on a real listener.
+// agentd is one agentd running in the test's process, started through the skeleton its main runs,
+// on a real listener.
 type agentd struct {
 	addr string
-	stop func()
+	svc  *stacktest.Service[*app.App]
 }
+
+// stop stops the replica as SIGTERM would: it drains, hands its runs back and closes.
+func (a *agentd) stop() { _ = a.svc.Stop() }
 
 func startAgentd(t *testing.T, env map[string]string) *agentd {
 	t.Helper()
-	cfg, err := pkgconfig.LoadFrom[config.Config](env)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, quietLog())
-	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Serve(ctx, lis) }()
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return &agentd{addr: lis.Addr().String(), stop: stop}
+	svc := stacktest.InProcess(t, "agentd", app.New, env)
+	return &agentd{addr: svc.App.Addr(), svc: svc}
 }
 
 // baseEnv is a test agentd's environment; script is a scripted-provider script, or "" for the default.
@@ -147,7 +149,7 @@ func baseEnv(t *testing.T, redisURL, sandboxdAddr, script string) map[string]str
 	env := map[string]string{
 		"MGX_INTERNAL_TOKEN": token, "AGENTD_REDIS_URL": redisURL, "SANDBOXD_ADDR": sandboxdAddr,
 		"AGENTD_LLM_PROVIDER": "scripted", "AGENTD_RUN_LEASE_TTL": "2s", "AGENTD_EVENT_TAIL_BLOCK": "500ms",
-		"AGENTD_SHUTDOWN_TIMEOUT": "2s",
+		"AGENTD_LISTEN": "127.0.0.1:0", "AGENTD_SHUTDOWN_TIMEOUT": "2s", "AGENTD_DRAIN_DELAY": "0s",
 	}
 	if script != "" {
 		p := filepath.Join(t.TempDir(), "script.yaml")
@@ -178,52 +180,10 @@ func as(t *testing.T, user string) context.Context { return authn.WithUser(t.Con
 // collect streams the session's events after after until done says stop, or fails at the deadline.
 func collect(t *testing.T, c clients, ctx context.Context, sid string, after uint32, done func([]*agentdv1.Event) bool) []*agentdv1.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	st, err := c.events.StreamEvents(ctx, &agentdv1.StreamEventsRequest{SessionId: sid, AfterSeq: after})
-	require.NoError(t, err)
-	var out []*agentdv1.Event
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) || status.Code(err) == codes.DeadlineExceeded {
-				t.Fatalf("event stream ended before the expected events: %v; got %s", err, describeEvents(out))
-			}
-			require.NoError(t, err)
-		}
-		out = append(out, r.GetEvent())
-		if done(out) {
-			return out
-		}
-	}
+	return eventtest.Collect(t, c.events, ctx, sid, after, 60*time.Second, done)
 }
 
-func describeEvents(evs []*agentdv1.Event) string {
-	var b strings.Builder
-	for _, e := range evs {
-		b.WriteString("\n  ")
-		b.WriteString(e.GetType() + " " + e.GetAgent() + " " + e.GetTool() + ": " + trim(e.GetContent()))
-	}
-	return b.String()
-}
-
-func trim(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "…"
-	}
-	return s
-}
-
-// runEnded reports a run's closing event: the run's final status, or a waiting one.
-func runEnded(statuses ...string) func([]*agentdv1.Event) bool {
-	return func(evs []*agentdv1.Event) bool {
-		last := evs[len(evs)-1]
-		st := last.GetData().GetFields()["status"].GetStringValue()
-		for _, want := range statuses {
-			if st == want && (last.GetType() == "run" || last.GetType() == "status" || last.GetType() == "error") {
-				return true
-			}
-		}
-		return false
-	}
-}
+var (
+	describeEvents = eventtest.Describe
+	runEnded       = eventtest.RunEnded
+)

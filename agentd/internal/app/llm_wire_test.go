@@ -18,7 +18,7 @@ import (
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // These tests drive whole runs through agentd against fake LLM APIs speaking the real OpenAI and
@@ -136,7 +136,7 @@ func anthropicReply(stop, text string, calls ...[2]string) func(w http.ResponseW
 // defaults) and returns the run's events.
 func runAgainst(t *testing.T, sbAddr string, env map[string]string) []*agentdv1.Event {
 	t.Helper()
-	e := baseEnv(t, redistest.Shared(t), sbAddr, "")
+	e := baseEnv(t, stacktest.SharedRedis(t), sbAddr, "")
 	for k, v := range env {
 		e[k] = v
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/mgx-ai/mgx/agentd/internal/llmtest"
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // These tests drive whole runs — and runs after runs — through agentd against a fake
@@ -79,7 +79,7 @@ type session struct {
 
 func newSession(t *testing.T, fake *llmtest.Server, sbAddr string, env map[string]string) *session {
 	t.Helper()
-	e := baseEnv(t, redistest.Shared(t), sbAddr, "")
+	e := baseEnv(t, stacktest.SharedRedis(t), sbAddr, "")
 	for k, v := range fake.Env() {
 		e[k] = v
 	}

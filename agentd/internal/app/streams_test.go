@@ -10,14 +10,15 @@ import (
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // Followers of event streams hold no Redis connection while they wait: with a pool of 4 connections,
 // 40 open streams still leave the service working, and every stream sees the run's events.
 func TestManyStreamsDoNotExhaustRedis(t *testing.T) {
+	t.Parallel()
 	_, sbAddr := startSandboxStub(t)
-	env := baseEnv(t, redistest.Shared(t)+"?pool_size=4&pool_timeout=2s", sbAddr, askScript)
+	env := baseEnv(t, stacktest.SharedRedis(t)+"?pool_size=4&pool_timeout=2s", sbAddr, askScript)
 	a := startAgentd(t, env)
 	c := dial(t, a.addr)
 	ctx := as(t, "alice")

@@ -25,14 +25,14 @@ func (a *App) toolExecutor(cfg config.Config, cc grpc.ClientConnInterface, st *s
 		if err != nil {
 			return nil, fmt.Errorf("agentd: %w", err)
 		}
-		a.stack.Push("preview relay", relay.Close)
+		a.life.Push("preview relay", relay.Close)
 		opts.PreviewURL = relay.URL()
 	}
 	b, err := browser.New(cfg.Browser, a.log)
 	switch {
 	case err == nil:
 		opts.Browser = b
-		a.stack.Push("browser", func(context.Context) error { return b.Close() })
+		a.life.Push("browser", func(context.Context) error { return b.Close() })
 		a.log.Info("preview_check: headless chromium is ready", "pid", b.PID(), "path", cfg.Browser.ExecPath)
 	case errors.Is(err, browser.ErrUnavailable):
 		opts.Unavailable[tools.PreviewCheck] = err.Error()

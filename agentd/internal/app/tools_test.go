@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -16,7 +15,7 @@ import (
 	"github.com/mgx-ai/mgx/agentd/internal/app"
 	"github.com/mgx-ai/mgx/agentd/internal/config"
 	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 type syncBuffer struct {
@@ -40,7 +39,7 @@ func (s *syncBuffer) String() string {
 // agent's list at start, and the log says which and why; a tool configured wrongly fails the start.
 func TestToolsWithoutTheirEngineAreLeftOut(t *testing.T) {
 	_, sbAddr := startSandboxStub(t)
-	env := baseEnv(t, redistest.Shared(t), sbAddr, "")
+	env := baseEnv(t, stacktest.SharedRedis(t), sbAddr, "")
 	env["AGENTD_BROWSER_PATH"] = "/nonexistent/chromium"
 	env["AGENTD_SEARCH_PROVIDER"] = "none"
 	cfg, err := pkgconfig.LoadFrom[config.Config](env)
@@ -52,12 +51,10 @@ func TestToolsWithoutTheirEngineAreLeftOut(t *testing.T) {
 	require.Contains(t, logs.String(), `msg="tool unavailable: left out of every agent's tool list" tool=preview_check`)
 	require.Contains(t, logs.String(), "/nonexistent/chromium not found")
 	require.Contains(t, logs.String(), `tool=web_search`)
-	// Served under an ended context, it shuts down in order at once: nothing it built outlives the test.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	// Run under an ended context, it shuts down in order at once: nothing it built outlives the test.
 	ended, cancel := context.WithCancel(t.Context())
 	cancel()
-	_ = a.Serve(ended, lis) // the run workers report the ended context; the point is the orderly close
+	_ = a.Run(ended) // the run workers report the ended context; the point is the orderly close
 
 	ad := startAgentd(t, env)
 	agents, err := dial(t, ad.addr).agents.ListAgents(as(t, "alice"), &agentdv1.ListAgentsRequest{})
@@ -79,7 +76,7 @@ func TestToolsWithoutTheirEngineAreLeftOut(t *testing.T) {
 		"fetch bounds":    {"AGENTD_FETCH_MAX_BYTES": "-1"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			e := baseEnv(t, redistest.Shared(t), sbAddr, "")
+			e := baseEnv(t, stacktest.SharedRedis(t), sbAddr, "")
 			for k, v := range bad {
 				e[k] = v
 			}

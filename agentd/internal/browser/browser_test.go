@@ -26,7 +26,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 func testLog() *slog.Logger {
@@ -42,7 +42,7 @@ func startBrowser(t *testing.T, cfg Config) *Browser {
 	t.Helper()
 	path := cfg.withDefaults().ExecPath
 	if _, err := exec.LookPath(path); err != nil {
-		if redistest.CI() {
+		if stacktest.CI() {
 			t.Fatalf("chromium not found at %s (CI=true: browser tests must run; install Debian's chromium)", path)
 		}
 		t.Skipf("chromium not found at %s; skipping (apt-get install chromium to run this test)", path)

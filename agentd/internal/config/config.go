@@ -34,11 +34,11 @@ var (
 type Config struct {
 	config.Common
 
+	// Service: AGENTD_METRICS_LISTEN, AGENTD_DRAIN_DELAY, AGENTD_SHUTDOWN_TIMEOUT.
+	config.Service `envPrefix:"AGENTD_"`
+
 	// Listen is the gRPC listen address (host:port or unix:///path).
 	Listen string `env:"AGENTD_LISTEN" envDefault:"127.0.0.1:8101"`
-	// MetricsListen serves Prometheus metrics at /metrics on an internal address; empty (the
-	// default, so that several instances on one host never collide) turns it off.
-	MetricsListen string `env:"AGENTD_METRICS_LISTEN"`
 	// RedisURL is agentd's own Redis (sessions, messages, event logs, runs, run queue).
 	RedisURL string `env:"AGENTD_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0" secret:"true"`
 	// SandboxdAddr is the sandboxd gRPC target.
@@ -106,7 +106,6 @@ type Config struct {
 	ReplicaID         string        `env:"AGENTD_REPLICA_ID"`
 	RunLeaseTTL       time.Duration `env:"AGENTD_RUN_LEASE_TTL" envDefault:"15s"`
 	MaxConcurrentRuns int           `env:"AGENTD_MAX_CONCURRENT_RUNS" envDefault:"4"`
-	ShutdownTimeout   time.Duration `env:"AGENTD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
 	// RequeueAfter: a run queued this long is re-enqueued when the user's next message is refused
 	// (its queue entry may have been lost with the replica that stored it).
 	RequeueAfter       time.Duration `env:"AGENTD_REQUEUE_AFTER" envDefault:"30s"`
@@ -129,6 +128,9 @@ type Config struct {
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
 	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	if err := c.Service.Validate("AGENTD_"); err != nil {
 		return err
 	}
 	switch c.LLMProvider {

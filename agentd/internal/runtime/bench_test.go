@@ -21,7 +21,7 @@ import (
 	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/agentd/internal/tools"
 	"github.com/mgx-ai/mgx/agentd/internal/workflow"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // BenchmarkCheckpointBytes measures the bytes a run writes to Redis per step — Redis's own count of
@@ -33,7 +33,7 @@ import (
 //
 //	go test -run '^$' -bench CheckpointBytes -benchtime 1x ./internal/runtime/   (make bench-agentd)
 func BenchmarkCheckpointBytes(b *testing.B) {
-	url := redistest.Start(b)
+	url := stacktest.Redis(b)
 	opt, err := redis.ParseURL(url)
 	require.NoError(b, err)
 	rdb := redis.NewClient(opt)

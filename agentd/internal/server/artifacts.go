@@ -7,17 +7,14 @@ import (
 
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 
 	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
 )
-
-// ReasonArtifactNotFound is the reason of a missing artifact (or one of another user's session).
-const ReasonArtifactNotFound = "ARTIFACT_NOT_FOUND"
 
 // Artifacts are what the artifact service reads.
 type Artifacts interface {
@@ -39,7 +36,8 @@ func RegisterArtifacts(srv grpc.ServiceRegistrar, st Artifacts, log *slog.Logger
 
 func (s *artifactServer) toStatus(ctx context.Context, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return rpcerr.New(codes.NotFound, ReasonArtifactNotFound, "artifact not found", nil)
+		// Also an artifact of another user's session: nothing tells the two apart.
+		return rpcerr.New(errorsv1.ErrorReason_ARTIFACT_NOT_FOUND, "", nil)
 	}
 	return toStatus(ctx, s.log, err)
 }

@@ -6,22 +6,9 @@ import (
 	"errors"
 	"log/slog"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
-)
-
-// Error reasons (errdetails.ErrorInfo.Reason) agentd returns.
-const (
-	ReasonNotFound           = "NOT_FOUND"
-	ReasonRunActive          = "RUN_ACTIVE"
-	ReasonNotWaiting         = "NO_QUESTION_WAITING"
-	ReasonNoRun              = "NO_RUN"
-	ReasonUnauthenticated    = "UNAUTHENTICATED"
-	ReasonSandboxUnavailable = "SANDBOX_UNAVAILABLE"
-	ReasonInternal           = "INTERNAL"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
 var (
@@ -30,40 +17,40 @@ var (
 	errNoRun              = errors.New("the session has no run yet")
 )
 
-// toStatus is the one funnel from domain errors to gRPC status. Internal causes are logged, never
-// returned to the caller.
+// toStatus is the one funnel from domain errors to gRPC status. Internal causes are logged with the
+// request id, never returned to the caller.
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
-		// Already a status (e.g. from sandboxd): pass its code on, not its internals.
-		st := status.Convert(err)
-		if st.Code() == codes.Internal || st.Code() == codes.Unknown {
-			log.ErrorContext(ctx, "upstream failure", "err", err)
-			return rpcerr.New(codes.Internal, ReasonInternal, "internal error", nil)
-		}
-		return err
+	switch {
+	case errors.Is(err, errSandboxUnavailable):
+		// Before any status check: the wrapped status is sandboxd's or gRPC's, and its text private.
+		return rpcerr.Fail(ctx, log, errorsv1.ErrorReason_SANDBOX_UNAVAILABLE, err)
+	case errors.Is(err, store.ErrNotFound):
+		return rpcerr.New(errorsv1.ErrorReason_SESSION_NOT_FOUND, "", nil)
+	case errors.Is(err, store.ErrRunActive):
+		return rpcerr.New(errorsv1.ErrorReason_RUN_ACTIVE, "", nil)
+	case errors.Is(err, store.ErrNotWaiting):
+		return rpcerr.New(errorsv1.ErrorReason_NO_QUESTION_WAITING, "", nil)
+	case errors.Is(err, errNoRun):
+		return rpcerr.New(errorsv1.ErrorReason_NO_RUN, "", nil)
+	case errors.Is(err, errNoUser):
+		return rpcerr.New(errorsv1.ErrorReason_UNAUTHENTICATED, "the call carries no user", nil)
 	}
 	if s, ok := rpcerr.FromContext(err); ok {
 		return s
 	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return rpcerr.New(codes.NotFound, ReasonNotFound, "session not found", nil)
-	case errors.Is(err, store.ErrRunActive):
-		// Aborted is 409 Conflict through the gateway.
-		return rpcerr.New(codes.Aborted, ReasonRunActive, "a run is already in progress for this session; wait for it or cancel it", nil)
-	case errors.Is(err, store.ErrNotWaiting):
-		return rpcerr.New(codes.FailedPrecondition, ReasonNotWaiting, "no question is waiting for an answer in this session", nil)
-	case errors.Is(err, errNoRun):
-		return rpcerr.New(codes.NotFound, ReasonNoRun, "the session has no run yet", nil)
-	case errors.Is(err, errNoUser):
-		return rpcerr.New(codes.Unauthenticated, ReasonUnauthenticated, "the call carries no user", nil)
-	case errors.Is(err, errSandboxUnavailable):
-		log.WarnContext(ctx, "sandboxd unavailable", "err", err)
-		return rpcerr.New(codes.Unavailable, ReasonSandboxUnavailable, "the sandbox service is unavailable; try again", nil)
+	if st, ok := rpcerr.Status(err); ok {
+		// A status from sandboxd or gRPC itself. One an mgx funnel built passes on as it is (its
+		// message is public, its reason the caller's to branch on), as does a refusal of the
+		// caller's request (a validation error); a server fault of anyone else's making is logged
+		// and answered with its reason's stable message.
+		reason := rpcerr.Reason(st.Err())
+		if _, fromFunnel := rpcerr.ErrorInfo(st.Err()); fromFunnel || rpcerr.HTTPStatus(reason) < 500 {
+			return st.Err()
+		}
+		return rpcerr.Fail(ctx, log, reason, err)
 	}
-	log.ErrorContext(ctx, "internal error", "err", err)
-	return rpcerr.New(codes.Internal, ReasonInternal, "internal error", nil)
+	return rpcerr.Fail(ctx, log, errorsv1.ErrorReason_INTERNAL, err)
 }

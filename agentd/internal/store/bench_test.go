@@ -10,13 +10,13 @@ import (
 
 	"github.com/mgx-ai/mgx/agentd/internal/events"
 	"github.com/mgx-ai/mgx/agentd/internal/store"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // BenchmarkAppend compares appending to the event log (one Lua script: session check, sequence,
 // XADD, and the history for messages) with the bare XADD it is built on.
 func BenchmarkAppend(b *testing.B) {
-	opt, err := redis.ParseURL(redistest.Shared(b))
+	opt, err := redis.ParseURL(stacktest.SharedRedis(b))
 	require.NoError(b, err)
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()

@@ -12,14 +12,14 @@ import (
 
 	"github.com/mgx-ai/mgx/agentd/internal/events"
 	"github.com/mgx-ai/mgx/agentd/internal/store"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { stacktest.Main(m) }
 
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
-	opt, err := redis.ParseURL(redistest.Shared(t))
+	opt, err := redis.ParseURL(stacktest.SharedRedis(t))
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/gateway/internal/config"
+	"github.com/mgx-ai/mgx/gateway/internal/console"
 	"github.com/mgx-ai/mgx/gateway/internal/edge"
 	"github.com/mgx-ai/mgx/gateway/internal/health"
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
@@ -30,7 +31,7 @@ import (
 	"github.com/mgx-ai/mgx/pkg/grpcclient"
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
 	"github.com/mgx-ai/mgx/pkg/redisclient"
-	"github.com/mgx-ai/mgx/pkg/shutdown"
+	"github.com/mgx-ai/mgx/pkg/service"
 	"github.com/mgx-ai/mgx/proto"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	gatewayv1 "github.com/mgx-ai/mgx/proto/gen/mgx/gateway/v1"
@@ -38,23 +39,23 @@ import (
 
 // App is a built gateway, ready to serve.
 type App struct {
-	cfg     config.Config
-	logger  *slog.Logger
-	handler http.Handler
-	closers *shutdown.Stack
+	log  *slog.Logger
+	life *service.Lifecycle
+	addr string
 }
 
-// New builds the gateway. On error, whatever was built is closed again.
+// errDraining makes /healthz report the gateway NOT_SERVING (503) while it drains.
+var errDraining = errors.New("draining")
+
+// New builds the gateway and opens its listener; Run serves. On error, whatever was built is closed
+// again.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, err error) {
-	closers := shutdown.NewStack(logger)
+	life := service.NewLifecycle(logger, cfg.Service)
 	defer func() {
 		if err != nil {
-			_ = closers.Close(context.WithoutCancel(ctx))
+			_ = life.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	if cfg.UsesDevInternalToken() {
-		logger.Warn("MGX_INTERNAL_TOKEN is the public development token; set your own in production")
-	}
 	secret := []byte(cfg.JWTSecret)
 	if len(secret) == 0 {
 		secret = make([]byte, 32)
@@ -66,7 +67,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	closers.Push("redis", func(context.Context) error { return rdb.Close() })
+	life.Push("redis", func(context.Context) error { return rdb.Close() })
 	st := store.New(rdb)
 
 	errs := httperr.Writer{Logger: logger}
@@ -96,7 +97,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		if err != nil {
 			return nil, err
 		}
-		closers.Push("grpc client "+target, func(context.Context) error { return cc.Close() })
+		life.Push("grpc client "+target, func(context.Context) error { return cc.Close() })
 		return cc, nil
 	}
 	agentd, err := dial(cfg.AgentdAddr, false)
@@ -108,11 +109,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		return nil, err
 	}
 
-	// The gateway's own services run on an in-process gRPC server built by
-	// the same factory as every other service, so validation, recovery,
-	// logging and internal auth apply to them exactly as upstream, and
-	// grpc-gateway reaches them like any upstream.
-	self, err := serveInProcess(cfg, logger, closers, authSvc, health.New(st.Ping, map[string]grpc.ClientConnInterface{
+	// The gateway's own services run on an in-process gRPC server built by the same factory as
+	// every other service, so validation, recovery, logging and internal auth apply to them exactly
+	// as upstream, and grpc-gateway reaches them like any upstream.
+	selfCheck := func(ctx context.Context) error {
+		if life.Draining() {
+			return errDraining
+		}
+		return st.Ping(ctx)
+	}
+	self, err := serveInProcess(cfg, logger, life, authSvc, health.New(selfCheck, map[string]grpc.ClientConnInterface{
 		"agentd": agentd, "sandboxd": sandboxd,
 	}, 2*time.Second))
 	if err != nil {
@@ -135,15 +141,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		return nil, fmt.Errorf("SANDBOXD_PREVIEW_URL: %w", err)
 	}
 	limiter := ratelimit.New(rdb, cfg.RateLimit, cfg.RateWindow, cfg.RateSync, logger)
-	limiterCtx, stopLimiter := context.WithCancel(context.WithoutCancel(ctx))
-	limiterDone := make(chan struct{})
-	go func() { defer close(limiterDone); limiter.Run(limiterCtx) }()
-	// Pushed after Redis, so it stops (and pushes its last counts) first.
-	closers.Push("rate limiter", func(context.Context) error {
-		stopLimiter()
-		<-limiterDone
-		return nil
-	})
+	// Registered after Redis, so it stops (and pushes its last counts) before Redis closes.
+	life.Background("rate limiter", func(ctx context.Context) error { limiter.Run(ctx); return nil })
 
 	bridge := stream.New(stream.Options{
 		Events:         agentdv1.NewEventServiceClient(agentd),
@@ -159,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 	for _, p := range cfg.TrustedProxies {
 		proxies = append(proxies, netip.MustParsePrefix(strings.TrimSpace(p))) // validated by config
 	}
-	openAPI, err := edge.OpenAPI(proto.OpenAPI)
+	consoleHandler, err := webConsole(cfg, errs, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -173,15 +172,32 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		EventsSSE:         bridge.SSE(),
 		Preview:           preview.New(previewTarget, errs, logger),
 		PreviewHostSuffix: cfg.PreviewHostSuffix(),
-		OpenAPI:           openAPI,
+		OpenAPI:           proto.OpenAPI,
 		CORSOrigins:       cfg.CORSOrigins,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		TrustedProxies:    proxies,
+		Console:           consoleHandler,
 	})
-	return &App{cfg: cfg, logger: logger, handler: handler, closers: closers}, nil
+
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: event streams and long execs write for minutes; per-write deadlines are
+		// set where streams write.
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		// Requests outlive New's context: they end with the server's shutdown.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	life.HTTP("http server", srv, lis)
+	return &App{log: logger, life: life, addr: lis.Addr().String()}, nil
 }
 
-func serveInProcess(cfg config.Config, logger *slog.Logger, closers *shutdown.Stack, authSvc gatewayv1.AuthServiceServer, healthSvc gatewayv1.HealthServiceServer) (*bufconn.Listener, error) {
+func serveInProcess(cfg config.Config, logger *slog.Logger, life *service.Lifecycle, authSvc gatewayv1.AuthServiceServer, healthSvc gatewayv1.HealthServiceServer) (*bufconn.Listener, error) {
 	srv, hs, err := grpcserver.New(grpcserver.Options{Logger: logger, InternalToken: cfg.InternalToken})
 	if err != nil {
 		return nil, err
@@ -189,10 +205,7 @@ func serveInProcess(cfg config.Config, logger *slog.Logger, closers *shutdown.St
 	gatewayv1.RegisterAuthServiceServer(srv, authSvc)
 	gatewayv1.RegisterHealthServiceServer(srv, healthSvc)
 	lis := bufconn.Listen(1 << 20)
-	go func() { _ = srv.Serve(lis) }()
-	closers.Push("in-process grpc server", func(context.Context) error {
-		return shutdown.GracefulStop(srv, hs, cfg.ShutdownTimeout)
-	})
+	life.GRPC("in-process grpc server", srv, hs, lis)
 	return lis, nil
 }
 
@@ -212,58 +225,36 @@ func originHosts(origins []string) []string {
 	return hosts
 }
 
-// Handler is the root HTTP handler (for tests that bring their own server).
-func (a *App) Handler() http.Handler { return a.handler }
+// Addr is the address the HTTP server listens on.
+func (a *App) Addr() string { return a.addr }
 
-// Serve answers HTTP on lis until ctx is done, then drains: new connections
-// are refused, running requests get ShutdownTimeout, then everything else
-// closes in reverse build order.
-func (a *App) Serve(ctx context.Context, lis net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		// No WriteTimeout: event streams and long execs write for minutes;
-		// per-write deadlines are set where streams write.
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 64 << 10,
-		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	a.logger.Info("gateway listening", "addr", lis.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
-	defer cancel()
-	a.closers.Push("http server", func(ctx context.Context) error {
-		// Shutdown does not wait for hijacked (WebSocket) connections;
-		// their handlers end when the upstream connections close below.
-		if err := srv.Shutdown(ctx); err != nil {
-			return srv.Close()
-		}
-		return nil
-	})
-	closeErr := a.closers.Close(sctx)
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
-	}
-	return closeErr
+// Run serves HTTP until ctx ends, then drains (/healthz answers 503 while the gateway keeps serving
+// for GATEWAY_DRAIN_DELAY) and stops: new connections are refused, running requests get
+// GATEWAY_SHUTDOWN_TIMEOUT, then everything else closes in reverse build order.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("gateway listening", "addr", a.addr)
+	return a.life.Run(ctx)
 }
 
-// Run listens on GATEWAY_LISTEN and serves until ctx is done.
-func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	a, err := New(ctx, cfg, logger)
+// webConsole is the handler of the built web console, or nil (with the reason logged) when there is
+// no build: the API runs without it.
+func webConsole(cfg config.Config, errs httperr.Writer, logger *slog.Logger) (http.Handler, error) {
+	dir, why, err := console.Resolve(cfg.ConsoleDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	lis, err := net.Listen("tcp", cfg.Listen)
+	if dir == "" {
+		logger.Warn("web console unavailable", "reason", why)
+		return nil, nil
+	}
+	frames, err := console.PreviewFrameSource(cfg.PublicURL)
 	if err != nil {
-		_ = a.closers.Close(context.WithoutCancel(ctx))
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return nil, err
 	}
-	return a.Serve(ctx, lis)
+	h, err := console.New(console.Options{Dir: dir, FrameSources: []string{frames}, Errors: errs})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("web console", "dir", dir)
+	return h, nil
 }

@@ -10,6 +10,7 @@ import (
 )
 
 func TestAuthFlow(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, nil)
 	a := g.register("alice@example.com")
 
@@ -150,6 +151,7 @@ func TestLoginThrottling(t *testing.T) {
 }
 
 func TestAPIKeys(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, nil)
 	a := g.register("scripts@example.com")
 	b := g.register("other@example.com")
@@ -187,8 +189,9 @@ func TestAPIKeys(t *testing.T) {
 }
 
 func TestDemoAccount(t *testing.T) {
-	g := startGateway(t, map[string]string{"MGX_DEMO_EMAIL": "demo@mgx.dev", "MGX_DEMO_PASSWORD": "demo-password"})
-	r := g.do(req{method: "POST", path: "/api/auth/login", body: map[string]any{"email": "demo@mgx.dev", "password": "demo-password"}})
+	t.Parallel()
+	g := startGateway(t, map[string]string{"MGX_DEMO_EMAIL": "demo@mgx.dev", "MGX_DEMO_PASSWORD": "mgx-demo"})
+	r := g.do(req{method: "POST", path: "/api/auth/login", body: map[string]any{"email": "demo@mgx.dev", "password": "mgx-demo"}})
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 }
 
@@ -197,6 +200,7 @@ func TestDemoAccount(t *testing.T) {
 // the header is the client's claim and ignored, so rotating it evades
 // nothing.
 func TestClientAddress(t *testing.T) {
+	t.Parallel()
 	fail := func(g *gateway, email, xff string) response {
 		return g.do(req{method: "POST", path: "/api/auth/login", body: map[string]any{"email": email, "password": "wrong-password"},
 			header: map[string]string{"X-Forwarded-For": xff}})

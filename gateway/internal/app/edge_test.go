@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // healthOnly serves a real gRPC server with just the health service, in
@@ -30,6 +33,7 @@ func healthOnly(t *testing.T, st healthpb.HealthCheckResponse_ServingStatus) str
 }
 
 func TestHealthz(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		agentd   string
@@ -75,17 +79,41 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestOpenAPI(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, nil)
 	r := g.do(req{path: "/api/openapi.json"})
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, "application/json", r.header.Get("Content-Type"))
+	// What a frontend developer generates a client from is what the gateway says: the document
+	// `make generate` commits, unchanged.
+	root, err := stacktest.RepoRoot()
+	require.NoError(t, err)
+	committed, err := os.ReadFile(filepath.Join(root, "proto", "gen", "openapi", "mgx.swagger.json"))
+	require.NoError(t, err)
+	require.Equal(t, string(committed), string(r.body), "the served OpenAPI document is the committed one, byte for byte")
+
 	var doc struct {
 		Paths map[string]map[string]struct {
-			Responses map[string]any `json:"responses"`
-			Security  []any          `json:"security"`
+			Responses map[string]struct {
+				Schema map[string]any `json:"schema"`
+			} `json:"responses"`
+			Security []any `json:"security"`
 		} `json:"paths"`
+		Definitions         map[string]any `json:"definitions"`
+		SecurityDefinitions map[string]any `json:"securityDefinitions"`
 	}
 	require.NoError(t, json.Unmarshal(r.body, &doc))
+	// Every operation states the error body.
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			require.Equal(t, "#/definitions/v1ErrorBody", op.Responses["default"].Schema["$ref"], "%s %s", method, path)
+		}
+	}
+	require.Contains(t, doc.Definitions, "v1ErrorBody")
+	require.Contains(t, doc.Definitions, "v1ErrorReason")
+	for _, scheme := range []string{"bearer", "apiKey", "token"} {
+		require.Contains(t, doc.SecurityDefinitions, scheme)
+	}
 	for path, method := range map[string]string{
 		"/api/auth/register":                  "post",
 		"/api/auth/login":                     "post",
@@ -148,6 +176,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, nil)
 	preflight := func(origin string) response {
 		return g.do(req{method: "OPTIONS", path: "/api/sessions", header: map[string]string{
@@ -167,6 +196,7 @@ func TestCORS(t *testing.T) {
 // TestHostileInputs: nothing a client sends may produce a 5xx, and every
 // refusal carries a detail.
 func TestHostileInputs(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, map[string]string{"GATEWAY_MAX_BODY_BYTES": "4096"})
 	a := g.register("hostile@example.com")
 	huge := `{"email":"a@b.co","password":"` + strings.Repeat("x", 10000) + `"}`

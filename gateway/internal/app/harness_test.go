@@ -2,100 +2,54 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/mgx-ai/mgx/gateway/internal/app"
-	"github.com/mgx-ai/mgx/gateway/internal/config"
-	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) {
+	stacktest.Main(m, stacktest.Binaries("sandboxd", "sandbox-agent", "agentd"))
+}
 
-// gateway is a running gateway on a real loopback listener.
+// gateway is a gateway running in the test's process, on a real loopback listener.
 type gateway struct {
 	t    *testing.T
 	base string
-	cfg  config.Config
+	svc  *stacktest.Service[*app.App]
 }
 
 // deadAddr is a loopback port nothing listens on: upstream calls fail fast
 // with Unavailable.
-func deadAddr(t *testing.T) string {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := lis.Addr().String()
-	require.NoError(t, lis.Close())
-	return addr
-}
+func deadAddr(t *testing.T) string { return stacktest.Addr(t) }
 
-// startGateway builds the gateway through its composition root with env on
-// top of test defaults and serves it until the test ends.
+// startGateway starts the gateway through the skeleton its main runs, with
+// env on top of test defaults, and serves it until the test ends.
 func startGateway(t *testing.T, env map[string]string) *gateway {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	return startGatewayOn(t, lis, env)
-}
-
-// startGatewayOn is startGateway on a listener opened by the caller (whose
-// address other services must know before the gateway starts).
-func startGatewayOn(t *testing.T, lis net.Listener, env map[string]string) *gateway {
-	t.Helper()
 	vars := map[string]string{
-		"GATEWAY_REDIS_URL":    redistest.Shared(t),
-		"AGENTD_ADDR":          deadAddr(t),
-		"SANDBOXD_ADDR":        deadAddr(t),
-		"GATEWAY_JWT_SECRET":   strings.Repeat("s", 32),
-		"MGX_INTERNAL_TOKEN":   "test-internal-token",
-		"GATEWAY_RATE_LIMIT":   "100000",
-		"MGX_LOG_LEVEL":        "warn",
-		"SANDBOXD_PREVIEW_URL": "http://" + deadAddr(t),
+		"GATEWAY_LISTEN":           "127.0.0.1:0",
+		"GATEWAY_REDIS_URL":        stacktest.SharedRedis(t),
+		"AGENTD_ADDR":              deadAddr(t),
+		"SANDBOXD_ADDR":            deadAddr(t),
+		"GATEWAY_JWT_SECRET":       strings.Repeat("s", 32),
+		"MGX_INTERNAL_TOKEN":       "test-internal-token",
+		"GATEWAY_RATE_LIMIT":       "100000",
+		"MGX_LOG_LEVEL":            "info",
+		"SANDBOXD_PREVIEW_URL":     "http://" + deadAddr(t),
+		"GATEWAY_DRAIN_DELAY":      "0s",
+		"GATEWAY_SHUTDOWN_TIMEOUT": "5s",
 	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	cfg, err := pkgconfig.LoadFrom[config.Config](vars)
-	require.NoError(t, err)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, logger)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Logf("gateway stopped: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("gateway did not stop")
-		}
-	})
-	return &gateway{t: t, base: "http://" + lis.Addr().String(), cfg: cfg}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	maps.Copy(vars, env)
+	svc := stacktest.InProcess(t, "gateway", app.New, vars)
+	return &gateway{t: t, base: "http://" + svc.App.Addr(), svc: svc}
 }
 
 // response is a decoded HTTP answer.
@@ -190,5 +144,7 @@ func requireError(t *testing.T, r response, status int) map[string]any {
 	require.NotEmpty(t, m["detail"], "body: %s", r.body)
 	require.Contains(t, m, "code")
 	require.Contains(t, m, "message")
+	require.NotEmpty(t, m["reason"], "every error names its reason: %s", r.body)
+	require.NotEqual(t, "ERROR_REASON_UNSPECIFIED", m["reason"], "body: %s", r.body)
 	return m
 }

@@ -6,11 +6,14 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // TestPreviewEndToEnd: a dev server started in a session's sandbox is
@@ -18,13 +21,14 @@ import (
 // authorised by its preview token and then the preview cookie; without
 // either, sandboxd refuses it (and the gateway passes the refusal on).
 func TestPreviewEndToEnd(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, nil)
 	a := s.register("preview@example.com")
 	r := s.do(req{method: "POST", path: "/api/sessions", token: a.access, body: map[string]any{}})
 	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
 	id := r.json(t)["id"].(string)
 
-	port := portOf(freeAddr(t))
+	port := strconv.Itoa(stacktest.Port(t))
 	require.Equal(t, http.StatusOK, s.do(req{method: "POST", path: "/api/sandbox/exec", token: a.access, body: map[string]any{
 		"session_id": id, "command": "mkdir -p site && printf 'hello from the sandbox' > site/index.html",
 	}}).status)

@@ -43,6 +43,7 @@ func previewOrigin(t *testing.T) string {
 }
 
 func TestPreviewRouting(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, map[string]string{"SANDBOXD_PREVIEW_URL": previewOrigin(t), "MGX_PUBLIC_URL": "http://localhost:8000"})
 	const session = "0b5f7c1e-7a53-4c1a-9d0e-3f1b2c4d5e6f"
 	host := "p5173-" + session + ".preview.localhost:8000"
@@ -97,6 +98,7 @@ func TestPreviewRouting(t *testing.T) {
 }
 
 func TestPreviewUpstreamDown(t *testing.T) {
+	t.Parallel()
 	g := startGateway(t, nil)
 	requireError(t, g.do(req{path: "/preview/x/5173/"}), http.StatusServiceUnavailable)
 }

@@ -20,6 +20,7 @@ import (
 // gateway with real agentd, sandboxd and Redis behind it: paths, statuses,
 // snake_case fields and JSON arrays.
 func TestRESTTable(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, nil)
 	a := s.register("owner@example.com")
 
@@ -202,6 +203,7 @@ func TestRESTTable(t *testing.T) {
 // TestCrossTenant: user B tries every endpoint on user A's session and gets
 // 404 each time; A's session is untouched afterwards.
 func TestCrossTenant(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, nil)
 	a := s.register("a@tenant.example")
 	b := s.register("b@tenant.example")
@@ -291,6 +293,7 @@ func readWS(ctx context.Context, t *testing.T, c *websocket.Conn, stop func(even
 // resumes with after_seq sees every event exactly once, in order, the same
 // as a full replay.
 func TestEventStreamResume(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, nil)
 	a := s.register("stream@example.com")
 	r := s.do(req{method: "POST", path: "/api/sessions", token: a.access, body: map[string]any{}})
@@ -374,6 +377,7 @@ func countBefore(evs []event, seq uint32) int {
 
 // TestSSE: the SSE variant replays with ids and resumes with Last-Event-ID.
 func TestSSE(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, map[string]string{"GATEWAY_MAX_STREAMS_PER_USER": "2"})
 	a := s.register("sse@example.com")
 	r := s.do(req{method: "POST", path: "/api/sessions", token: a.access, body: map[string]any{}})

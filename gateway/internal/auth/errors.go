@@ -9,10 +9,9 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/mgx-ai/mgx/gateway/internal/store"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
 // Domain errors of authentication.
@@ -33,22 +32,6 @@ func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("too many failed logins, retry in %s", e.RetryAfter.Round(time.Second))
 }
 
-// ErrorInfo reasons.
-const (
-	ReasonInvalidCredentials = "INVALID_CREDENTIALS"
-	ReasonTokenInvalid       = "TOKEN_INVALID"
-	ReasonTokenExpired       = "TOKEN_EXPIRED"
-	ReasonUnauthenticated    = "UNAUTHENTICATED"
-	ReasonEmailTaken         = "EMAIL_TAKEN"
-	ReasonLoginThrottled     = "LOGIN_THROTTLED"
-	ReasonAPIKeyNotFound     = "API_KEY_NOT_FOUND"
-	ReasonInternal           = "INTERNAL"
-
-	// MetaRetryAfter is the ErrorInfo metadata key (whole seconds) the edge
-	// turns into a Retry-After header.
-	MetaRetryAfter = "retry_after_seconds"
-)
-
 // ToStatus is the auth domain's one funnel into gRPC status errors.
 // Internal causes are logged here and never reach the caller.
 func ToStatus(ctx context.Context, logger *slog.Logger, err error) error {
@@ -63,22 +46,21 @@ func ToStatus(ctx context.Context, logger *slog.Logger, err error) error {
 	case errors.As(err, &throttled):
 		secs := int(math.Ceil(throttled.RetryAfter.Seconds()))
 		secs = max(secs, 1)
-		return rpcerr.New(codes.ResourceExhausted, ReasonLoginThrottled, throttled.Error(),
-			map[string]string{MetaRetryAfter: strconv.Itoa(secs)})
+		return rpcerr.New(errorsv1.ErrorReason_LOGIN_THROTTLED, throttled.Error(),
+			map[string]string{rpcerr.MetaRetryAfter: strconv.Itoa(secs)})
 	case errors.Is(err, ErrInvalidCredentials):
-		return rpcerr.New(codes.Unauthenticated, ReasonInvalidCredentials, err.Error(), nil)
+		return rpcerr.New(errorsv1.ErrorReason_INVALID_CREDENTIALS, err.Error(), nil)
 	case errors.Is(err, ErrTokenExpired):
-		return rpcerr.New(codes.Unauthenticated, ReasonTokenExpired, err.Error(), nil)
+		return rpcerr.New(errorsv1.ErrorReason_TOKEN_EXPIRED, err.Error(), nil)
 	case errors.Is(err, ErrInvalidToken):
-		return rpcerr.New(codes.Unauthenticated, ReasonTokenInvalid, err.Error(), nil)
+		return rpcerr.New(errorsv1.ErrorReason_TOKEN_INVALID, err.Error(), nil)
 	case errors.Is(err, ErrNoCredentials):
-		return rpcerr.New(codes.Unauthenticated, ReasonUnauthenticated, err.Error(), nil)
+		return rpcerr.New(errorsv1.ErrorReason_UNAUTHENTICATED, err.Error(), nil)
 	case errors.Is(err, store.ErrEmailTaken):
-		return rpcerr.New(codes.AlreadyExists, ReasonEmailTaken, "email already registered", nil)
+		return rpcerr.New(errorsv1.ErrorReason_EMAIL_TAKEN, "", nil)
 	case errors.Is(err, store.ErrNotFound):
-		return rpcerr.New(codes.NotFound, ReasonAPIKeyNotFound, "api key not found", nil)
+		return rpcerr.New(errorsv1.ErrorReason_API_KEY_NOT_FOUND, "", nil)
 	default:
-		logger.ErrorContext(ctx, "auth failure", "err", err)
-		return rpcerr.New(codes.Internal, ReasonInternal, "internal error", nil)
+		return rpcerr.Fail(ctx, logger, errorsv1.ErrorReason_INTERNAL, err)
 	}
 }

@@ -26,15 +26,19 @@ var (
 type Config struct {
 	pkgconfig.Common
 
-	Listen string `env:"GATEWAY_LISTEN" envDefault:"127.0.0.1:8000"`
-	// MetricsListen serves Prometheus metrics at /metrics on an internal address; empty (the
-	// default, so that several instances on one host never collide) turns it off.
-	MetricsListen string `env:"GATEWAY_METRICS_LISTEN"`
-	RedisURL      string `env:"GATEWAY_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
-	AgentdAddr    string `env:"AGENTD_ADDR" envDefault:"127.0.0.1:8101"`
-	SandboxdAddr  string `env:"SANDBOXD_ADDR" envDefault:"127.0.0.1:8201"`
-	PreviewURL    string `env:"SANDBOXD_PREVIEW_URL" envDefault:"http://127.0.0.1:8202"`
-	PublicURL     string `env:"MGX_PUBLIC_URL" envDefault:"http://localhost:8000"`
+	// Service: GATEWAY_METRICS_LISTEN, GATEWAY_DRAIN_DELAY, GATEWAY_SHUTDOWN_TIMEOUT.
+	pkgconfig.Service `envPrefix:"GATEWAY_"`
+
+	Listen       string `env:"GATEWAY_LISTEN" envDefault:"127.0.0.1:8000"`
+	RedisURL     string `env:"GATEWAY_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0" secret:"true"`
+	AgentdAddr   string `env:"AGENTD_ADDR" envDefault:"127.0.0.1:8101"`
+	SandboxdAddr string `env:"SANDBOXD_ADDR" envDefault:"127.0.0.1:8201"`
+	PreviewURL   string `env:"SANDBOXD_PREVIEW_URL" envDefault:"http://127.0.0.1:8202"`
+	PublicURL    string `env:"MGX_PUBLIC_URL" envDefault:"http://localhost:8000"`
+
+	// ConsoleDir is the built web console (make build → bin/console). Empty: bin/console next to the
+	// gateway binary when it holds a build, else no console; "off" turns it off.
+	ConsoleDir string `env:"GATEWAY_CONSOLE_DIR"`
 
 	CORSOrigins []string `env:"GATEWAY_CORS_ORIGINS" envDefault:"http://localhost:3000" envSeparator:","`
 	// TrustedProxies are the CIDRs of load balancers in front of the
@@ -71,13 +75,14 @@ type Config struct {
 	MaxStreamsPerUser int           `env:"GATEWAY_MAX_STREAMS_PER_USER" envDefault:"16"`
 	StreamBuffer      int           `env:"GATEWAY_STREAM_BUFFER" envDefault:"1024"`
 	PingInterval      time.Duration `env:"GATEWAY_PING_INTERVAL" envDefault:"20s"`
-
-	ShutdownTimeout time.Duration `env:"GATEWAY_SHUTDOWN_TIMEOUT" envDefault:"10s"`
 }
 
 // Validate implements pkgconfig.Validator.
 func (c Config) Validate() error {
 	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	if err := c.Service.Validate("GATEWAY_"); err != nil {
 		return err
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {

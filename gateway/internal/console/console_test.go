@@ -96,7 +96,9 @@ func TestServe(t *testing.T) {
 			require.Equal(t, tc.status, resp.StatusCode, "body: %s", body)
 			require.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
 			if tc.status >= 400 {
-				var e httperr.Body
+				var e struct {
+					Detail, Code, Message, Reason string
+				}
 				require.NoError(t, json.Unmarshal(body, &e), "error body must be the API's shape: %s", body)
 				require.NotEmpty(t, e.Detail)
 				require.NotContains(t, string(body), "host secret")

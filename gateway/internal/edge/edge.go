@@ -20,12 +20,13 @@ import (
 
 	"github.com/rs/cors"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"google.golang.org/grpc/codes"
 
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
 	"github.com/mgx-ai/mgx/gateway/internal/ratelimit"
 	"github.com/mgx-ai/mgx/pkg/requestid"
+	"github.com/mgx-ai/mgx/pkg/rpcerr"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
 // Authenticator resolves a bearer credential to its principal.
@@ -51,6 +52,9 @@ type Options struct {
 	Preview           http.Handler
 	PreviewHostSuffix string
 	OpenAPI           []byte
+	// Console serves the web console: every path outside /api, /healthz and preview traffic. Nil:
+	// those paths are the API's 404s.
+	Console http.Handler
 
 	CORSOrigins  []string
 	MaxBodyBytes int64
@@ -123,7 +127,7 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			e.o.Logger.ErrorContext(ctx, "panic in HTTP handler", "panic", p, "path", r.URL.Path)
 			if !rec.wrote {
-				e.o.Errors.Status(rec, r, codes.Internal, "internal error")
+				e.o.Errors.Reason(rec, r, errorsv1.ErrorReason_INTERNAL, "")
 			}
 		}
 		// The query is left out: it may carry ?token=.
@@ -135,6 +139,10 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if e.isPreview(r) {
 		e.o.Preview.ServeHTTP(rec, r)
+		return
+	}
+	if e.o.Console != nil && r.URL.Path != "/healthz" && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+		e.o.Console.ServeHTTP(rec, r)
 		return
 	}
 	e.api.ServeHTTP(rec, r)
@@ -160,7 +168,7 @@ func (e *edge) guard(next http.Handler) http.Handler {
 		if e.o.MaxBodyBytes > 0 {
 			if r.ContentLength > e.o.MaxBodyBytes {
 				w.Header().Set("Connection", "close")
-				e.o.Errors.Status(w, httperr.MarkTooLarge(r), codes.InvalidArgument, "request body too large")
+				e.o.Errors.Reason(w, r, errorsv1.ErrorReason_REQUEST_TOO_LARGE, "")
 				return
 			}
 			r = httperr.LimitBody(w, r, e.o.MaxBodyBytes)
@@ -169,7 +177,7 @@ func (e *edge) guard(next http.Handler) http.Handler {
 		// Path parameters and query values become proto strings, which must
 		// be UTF-8: gRPC would refuse to marshal them, as an Internal error.
 		if !utf8.ValidString(r.URL.Path) || !validQuery(r.URL.RawQuery) {
-			e.o.Errors.Status(w, r, codes.InvalidArgument, "path and query must be valid UTF-8")
+			e.o.Errors.Reason(w, r, errorsv1.ErrorReason_INVALID_ARGUMENT, "path and query must be valid UTF-8")
 			return
 		}
 		var queryToken string
@@ -193,9 +201,9 @@ func (e *edge) guard(next http.Handler) http.Handler {
 
 		if e.o.Limiter != nil {
 			if d := e.o.Limiter.Allow(subject); !d.Allowed {
-				secs := int((d.RetryAfter + time.Second - 1) / time.Second)
-				w.Header().Set("Retry-After", strconv.Itoa(secs))
-				e.o.Errors.Status(w, r, codes.ResourceExhausted, "rate limit exceeded, retry in "+strconv.Itoa(secs)+"s")
+				secs := strconv.Itoa(int((d.RetryAfter + time.Second - 1) / time.Second))
+				e.o.Errors.Write(w, r, rpcerr.New(errorsv1.ErrorReason_RATE_LIMITED, "rate limit exceeded, retry in "+secs+"s",
+					map[string]string{rpcerr.MetaRetryAfter: secs}))
 				return
 			}
 		}

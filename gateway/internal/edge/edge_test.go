@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/pkg/authn"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+	gatewayv1 "github.com/mgx-ai/mgx/proto/gen/mgx/gateway/v1"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
@@ -86,4 +88,19 @@ func TestUpstreamIdentity(t *testing.T) {
 			require.Greater(t, s.deadline, tt.minTimeout)
 		})
 	}
+}
+
+// The statuses served are those the proto declares (and the OpenAPI document states).
+func TestSuccessStatuses(t *testing.T) {
+	require.Equal(t, map[string]int{
+		gatewayv1.AuthService_Register_FullMethodName:        http.StatusCreated,
+		gatewayv1.AuthService_CreateApiKey_FullMethodName:    http.StatusCreated,
+		agentdv1.SessionService_CreateSession_FullMethodName: http.StatusCreated,
+		agentdv1.ChatService_PostMessage_FullMethodName:      http.StatusCreated,
+		agentdv1.SessionService_LaunchSandbox_FullMethodName: http.StatusCreated,
+		gatewayv1.AuthService_Logout_FullMethodName:          http.StatusNoContent,
+		gatewayv1.AuthService_RevokeApiKey_FullMethodName:    http.StatusNoContent,
+		agentdv1.SessionService_DeleteSession_FullMethodName: http.StatusNoContent,
+	}, SuccessStatuses(gatewayv1.File_mgx_gateway_v1_gateway_proto, agentdv1.File_mgx_agentd_v1_agentd_proto,
+		sandboxdv1.File_mgx_sandboxd_v1_sandboxd_proto))
 }

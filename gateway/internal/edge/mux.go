@@ -4,11 +4,14 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"strconv"
 
+	openapiv2 "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
@@ -33,20 +36,38 @@ func (m jsonMarshaler) Marshal(v any) ([]byte, error) {
 	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
 		return []byte("[]"), nil
 	}
+	// A stream that fails after its first chunk ends with grpc-gateway's error chunk; it is given the
+	// one error shape here, the only place that sees it.
+	if chunk, ok := httperr.StreamErrorChunk(v); ok {
+		return m.JSONPb.Marshal(chunk)
+	}
 	return m.JSONPb.Marshal(v)
 }
 
-// statusOf lists the RPCs whose REST status is not 200.
-var statusOf = map[string]int{
-	gatewayv1.AuthService_Register_FullMethodName:        http.StatusCreated,
-	gatewayv1.AuthService_CreateApiKey_FullMethodName:    http.StatusCreated,
-	agentdv1.SessionService_CreateSession_FullMethodName: http.StatusCreated,
-	agentdv1.ChatService_PostMessage_FullMethodName:      http.StatusCreated,
-	agentdv1.SessionService_LaunchSandbox_FullMethodName: http.StatusCreated,
+// statusOf is the REST status of every RPC that does not answer 200, by full method name.
+var statusOf = SuccessStatuses(gatewayv1.File_mgx_gateway_v1_gateway_proto, agentdv1.File_mgx_agentd_v1_agentd_proto,
+	sandboxdv1.File_mgx_sandboxd_v1_sandboxd_proto)
 
-	gatewayv1.AuthService_Logout_FullMethodName:          http.StatusNoContent,
-	gatewayv1.AuthService_RevokeApiKey_FullMethodName:    http.StatusNoContent,
-	agentdv1.SessionService_DeleteSession_FullMethodName: http.StatusNoContent,
+// SuccessStatuses reads, from the proto annotations of files, the success status of every RPC that
+// declares one other than 200 (an openapiv2_operation response 201, 204…). The OpenAPI document
+// states the same declarations, so what is served and what is documented cannot disagree.
+func SuccessStatuses(files ...protoreflect.FileDescriptor) map[string]int {
+	out := map[string]int{}
+	for _, f := range files {
+		for i := range f.Services().Len() {
+			svc := f.Services().Get(i)
+			for j := range svc.Methods().Len() {
+				m := svc.Methods().Get(j)
+				op, _ := proto.GetExtension(m.Options(), openapiv2.E_Openapiv2Operation).(*openapiv2.Operation)
+				for code := range op.GetResponses() {
+					if n, err := strconv.Atoi(code); err == nil && n >= 200 && n < 300 && n != http.StatusOK {
+						out["/"+string(svc.FullName())+"/"+string(m.Name())] = n
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // setStatus is the forward-response option that gives an RPC its REST
@@ -82,6 +103,7 @@ func NewServeMux(errs httperr.Writer) *runtime.ServeMux {
 	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: jsonMarshaler{pb}}),
 		runtime.WithErrorHandler(errs.GatewayHandler),
+		runtime.WithStreamErrorHandler(errs.StreamErrorHandler),
 		runtime.WithRoutingErrorHandler(errs.RoutingHandler),
 		runtime.WithIncomingHeaderMatcher(none),
 		runtime.WithOutgoingHeaderMatcher(none),

@@ -2,10 +2,17 @@ package edge
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/pkg/authn"
@@ -84,7 +91,80 @@ func UpstreamInterceptors(d Deadlines, withClientIP bool) []grpc.DialOption {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 	stream := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		return streamer(identify(ctx, withClientIP), desc, cc, method, opts...)
+		cs, err := streamer(identify(ctx, withClientIP), desc, cc, method, opts...)
+		if err != nil || !desc.ServerStreams || desc.ClientStreams {
+			return cs, err
+		}
+		if out, ok := outputType(method); ok {
+			return &peekStream{ClientStream: cs, out: out}, nil
+		}
+		return cs, nil
 	}
 	return []grpc.DialOption{grpc.WithChainUnaryInterceptor(unary), grpc.WithChainStreamInterceptor(stream)}
+}
+
+// peekStream makes a server stream's Header wait for the stream's first message. grpc-go's Header
+// reports no error for a stream that fails before sending anything (the error comes with the first
+// Recv), so grpc-gateway would answer such a failure with its own status table and body. With the
+// first message (or the error) in hand before Header returns, a stream that fails before any output
+// — an exec that times out silently, the logs of an unknown process — is answered by the error
+// funnel like a unary call: the reason's status (408 for EXEC_TIMEOUT) and the one error body.
+// Nothing else changes: grpc-gateway writes no byte before the first message anyway. (The event
+// stream bridges call Recv directly and never Header, so they are untouched.)
+type peekStream struct {
+	grpc.ClientStream
+	out    protoreflect.MessageType
+	peeked proto.Message
+	once   bool
+}
+
+func (s *peekStream) Header() (metadata.MD, error) {
+	if !s.once {
+		s.once = true
+		m := s.out.New().Interface()
+		switch err := s.ClientStream.RecvMsg(m); {
+		case err == nil:
+			s.peeked = m
+		case !errors.Is(err, io.EOF):
+			return nil, err
+		}
+	}
+	return s.ClientStream.Header()
+}
+
+func (s *peekStream) RecvMsg(m any) error {
+	if s.peeked != nil {
+		dst, ok := m.(proto.Message)
+		if !ok {
+			return fmt.Errorf("edge: stream message %T is not a proto message", m)
+		}
+		proto.Reset(dst)
+		proto.Merge(dst, s.peeked)
+		s.peeked = nil
+		return nil
+	}
+	return s.ClientStream.RecvMsg(m)
+}
+
+// outputType is the response message type of a full method name ("/pkg.Service/Method"), from the
+// registry the generated code fills.
+func outputType(method string) (protoreflect.MessageType, bool) {
+	svc, name, ok := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+	if !ok {
+		return nil, false
+	}
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+	if err != nil {
+		return nil, false
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return nil, false
+	}
+	md := sd.Methods().ByName(protoreflect.Name(name))
+	if md == nil {
+		return nil, false
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	return mt, err == nil
 }

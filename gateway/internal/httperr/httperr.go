@@ -1,12 +1,13 @@
 // Package httperr is the gateway's one error funnel on the HTTP side: every
 // error a client sees — from grpc-gateway, the upstream services, the auth
-// and rate-limit middleware, the stream bridge — is written here as
-// `{detail, code, message}` with the HTTP status its gRPC code calls for.
+// and rate-limit middleware, the stream bridges, a stream that fails half-way —
+// is answered here as an errorsv1.ErrorBody `{detail, code, message, reason}`
+// with the HTTP status its reason calls for (pkg/rpcerr's table). Causes of
+// server faults are logged with the request id, never shown.
 package httperr
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -16,60 +17,67 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/mgx-ai/mgx/pkg/requestid"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
-// MetaRetryAfter is the ErrorInfo metadata key (whole seconds) that becomes
-// a Retry-After header.
-const MetaRetryAfter = "retry_after_seconds"
+// bodyJSON is the public API's JSON encoding (snake_case, zero values present), for error bodies.
+var bodyJSON = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}
 
-// StatusClientClosed is nginx's code for a client that went away; it only
-// reaches logs, never the (gone) client.
-const StatusClientClosed = 499
-
-// Body is the JSON error body. detail is what the frontend shows; code is
-// the gRPC code name, reason the stable machine-readable cause when the
-// service gave one.
-type Body struct {
-	Detail  string `json:"detail"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Reason  string `json:"reason,omitempty"`
+// Answer is what an error becomes at the edge.
+type Answer struct {
+	Status int
+	Body   *errorsv1.ErrorBody
+	// RetryAfter is whole seconds for a Retry-After header; 0 means none.
+	RetryAfter int
 }
 
-// HTTPStatus maps a gRPC code to the REST status of the public contract.
-// It departs from grpc-gateway's table in one place: DeadlineExceeded is 408,
-// because the timeout that reaches clients is the one they set on an exec.
-func HTTPStatus(c codes.Code) int {
-	switch c {
-	case codes.OK:
-		return http.StatusOK
-	case codes.Canceled:
-		return StatusClientClosed
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return http.StatusBadRequest
-	case codes.DeadlineExceeded:
-		return http.StatusRequestTimeout
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.AlreadyExists, codes.Aborted:
-		return http.StatusConflict
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case codes.Unimplemented:
-		return http.StatusNotImplemented
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
+// Of is the one conversion of an error into its HTTP answer. A status keeps its reason (the mgx
+// ErrorInfo's, else its code's) and the reason gives the HTTP status. The message is shown as it is
+// when an mgx funnel built the error or when it is the caller's own mistake (4xx); a server fault
+// that no funnel built — gRPC's transport, a panic, a plain error — shows its reason's stable message
+// instead, because its text names internal addresses and causes.
+func Of(err error) Answer {
+	st, ok := rpcerr.Status(err)
+	if !ok {
+		if s, isCtx := rpcerr.FromContext(err); isCtx {
+			st = status.Convert(s)
+		} else {
+			st = status.Convert(rpcerr.New(errorsv1.ErrorReason_INTERNAL, "", nil))
+		}
 	}
+	return FromStatus(st)
+}
+
+// FromStatus is Of for a status (a stream error chunk carries only that).
+func FromStatus(st *status.Status) Answer {
+	reason := rpcerr.Reason(st.Err())
+	a := Answer{Status: rpcerr.HTTPStatus(reason)}
+	msg := st.Message()
+	if _, fromFunnel := rpcerr.ErrorInfo(st.Err()); (!fromFunnel && a.Status >= 500) || msg == "" {
+		msg = rpcerr.PublicMessage(reason)
+	}
+	a.Body = &errorsv1.ErrorBody{Detail: msg, Code: codeName(rpcerr.Code(reason)), Message: msg, Reason: reason}
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			if secs, err := strconv.Atoi(d.GetMetadata()[rpcerr.MetaRetryAfter]); err == nil && secs > 0 {
+				a.RetryAfter = secs
+			}
+		case *errdetails.BadRequest:
+			if v := violations(d); v != "" {
+				a.Body.Detail = v
+			}
+		}
+	}
+	return a
 }
 
 // codeName renders codes.NotFound as "NOT_FOUND".
@@ -90,60 +98,44 @@ type Writer struct {
 	Logger *slog.Logger
 }
 
-// Write answers r with err. A status error keeps its code; any other error is
-// an Internal whose cause is logged, not shown.
+// Write answers r with err.
 func (wr Writer) Write(w http.ResponseWriter, r *http.Request, err error) {
-	st, ok := status.FromError(err)
-	if !ok {
-		if s, isCtx := rpcerr.FromContext(err); isCtx {
-			st = status.Convert(s)
-		} else {
-			st = status.New(codes.Internal, "internal error")
-		}
-	}
-	httpStatus := HTTPStatus(st.Code())
-	b := Body{Code: codeName(st.Code()), Message: st.Message(), Detail: st.Message()}
-	if _, fromService := rpcerr.ErrorInfo(st.Err()); !fromService && httpStatus >= 500 {
-		// A 5xx that no mgx funnel built comes from gRPC's transport or a
-		// panic: its text names internal addresses and causes. Log it, show
-		// a generic line.
-		b.Message = http.StatusText(httpStatus)
-		if st.Code() == codes.Unavailable {
-			b.Message = "upstream service unavailable"
-		}
-		b.Detail = b.Message
-	}
-
+	a := Of(err)
 	if BodyTooLarge(r.Context()) {
-		httpStatus = http.StatusRequestEntityTooLarge
-		b = Body{Code: "REQUEST_ENTITY_TOO_LARGE", Message: "request body too large", Detail: "request body too large"}
+		// grpc-gateway reports the failed read of a body over the cap as InvalidArgument.
+		a = Of(rpcerr.New(errorsv1.ErrorReason_REQUEST_TOO_LARGE, "", nil))
 	}
-	for _, d := range st.Details() {
-		switch d := d.(type) {
-		case *errdetails.ErrorInfo:
-			if d.GetDomain() == rpcerr.Domain {
-				b.Reason = d.GetReason()
-			}
-			if secs, err := strconv.Atoi(d.GetMetadata()[MetaRetryAfter]); err == nil && secs > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(secs))
-			}
-		case *errdetails.BadRequest:
-			if v := violations(d); v != "" {
-				b.Detail = v
-			}
-		}
+	wr.logFault(r.Context(), r, a, err)
+	if a.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
 	}
-	if httpStatus >= 500 && wr.Logger != nil {
-		wr.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
-			"status", httpStatus, "grpc_code", st.Code().String(), "err", err)
-	}
-	if b.Detail == "" {
-		b.Detail = http.StatusText(httpStatus)
-	}
-	if httpStatus == http.StatusUnauthorized {
+	if a.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
-	writeJSON(w, httpStatus, b)
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(a.Status)
+	b, _ := bodyJSON.Marshal(a.Body)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// Reason answers r with a new error of reason and msg (empty: the reason's public message); a
+// shortcut for handlers outside grpc-gateway.
+func (wr Writer) Reason(w http.ResponseWriter, r *http.Request, reason errorsv1.ErrorReason, msg string) {
+	wr.Write(w, r, rpcerr.New(reason, msg, nil))
+}
+
+func (wr Writer) logFault(ctx context.Context, r *http.Request, a Answer, err error) {
+	if a.Status < 500 || wr.Logger == nil {
+		return
+	}
+	attrs := []any{"status", a.Status, "reason", a.Body.GetReason().String(), "request_id", requestid.FromContext(ctx), "err", err}
+	if r != nil {
+		attrs = append(attrs, "method", r.Method, "path", r.URL.Path)
+	}
+	wr.Logger.ErrorContext(ctx, "request failed", attrs...)
 }
 
 func violations(br *errdetails.BadRequest) string {
@@ -158,24 +150,38 @@ func violations(br *errdetails.BadRequest) string {
 	return strings.Join(parts, "; ")
 }
 
-func writeJSON(w http.ResponseWriter, code int, b Body) {
-	h := w.Header()
-	h.Del("Content-Length")
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(b)
-}
-
-// Status writes an error with code and msg; a shortcut for handlers outside
-// grpc-gateway.
-func (wr Writer) Status(w http.ResponseWriter, r *http.Request, c codes.Code, msg string) {
-	wr.Write(w, r, status.Error(c, msg))
-}
-
 // GatewayHandler is the runtime.ErrorHandlerFunc of the grpc-gateway mux.
 func (wr Writer) GatewayHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	wr.Write(w, r, err)
+}
+
+// StreamErrorHandler is the runtime.StreamErrorHandlerFunc of the grpc-gateway mux: a stream that
+// fails after its first chunk ends with an error chunk (see StreamErrorChunk), and its cause is
+// logged here like any other.
+func (wr Writer) StreamErrorHandler(ctx context.Context, err error) *status.Status {
+	st, ok := rpcerr.Status(err)
+	if !ok {
+		if s, isCtx := rpcerr.FromContext(err); isCtx {
+			return status.Convert(s)
+		}
+		st = status.Convert(rpcerr.New(errorsv1.ErrorReason_INTERNAL, "", nil))
+	}
+	wr.logFault(ctx, nil, FromStatus(st), err)
+	return st
+}
+
+// StreamErrorChunk turns the error chunk grpc-gateway writes into a stream (`{"error": <status>}`)
+// into `{"error": ErrorBody}`, the shape of every other error; ok is false for anything else.
+func StreamErrorChunk(v any) (_ map[string]proto.Message, ok bool) {
+	m, isMap := v.(map[string]proto.Message)
+	if !isMap || len(m) != 1 {
+		return nil, false
+	}
+	spb, isStatus := m["error"].(*spb.Status)
+	if !isStatus {
+		return nil, false
+	}
+	return map[string]proto.Message{"error": FromStatus(status.FromProto(spb)).Body}, true
 }
 
 // RoutingHandler is the runtime.RoutingErrorHandlerFunc: unknown paths are
@@ -183,11 +189,11 @@ func (wr Writer) GatewayHandler(_ context.Context, _ *runtime.ServeMux, _ runtim
 func (wr Writer) RoutingHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
 	switch httpStatus {
 	case http.StatusMethodNotAllowed:
-		writeJSON(w, httpStatus, Body{Detail: "method not allowed", Code: "METHOD_NOT_ALLOWED", Message: "method not allowed"})
+		wr.Reason(w, r, errorsv1.ErrorReason_METHOD_NOT_ALLOWED, "")
 	case http.StatusBadRequest:
-		wr.Status(w, r, codes.InvalidArgument, "bad request")
+		wr.Reason(w, r, errorsv1.ErrorReason_INVALID_ARGUMENT, "bad request")
 	default:
-		wr.Status(w, r, codes.NotFound, "not found")
+		wr.Reason(w, r, errorsv1.ErrorReason_NOT_FOUND, "")
 	}
 }
 
@@ -201,13 +207,6 @@ func LimitBody(w http.ResponseWriter, r *http.Request, n int64) *http.Request {
 	r = r.WithContext(context.WithValue(r.Context(), tooLargeKey{}, flag))
 	r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, n), exceeded: flag}
 	return r
-}
-
-// MarkTooLarge returns r marked as over its body cap, for a request refused
-// on its Content-Length before any read.
-func MarkTooLarge(r *http.Request) *http.Request {
-	flag := true
-	return r.WithContext(context.WithValue(r.Context(), tooLargeKey{}, &flag))
 }
 
 // BodyTooLarge reports whether the request's body went past its cap.

@@ -11,9 +11,8 @@ import (
 	"net/url"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
 // New returns a reverse proxy to target (SANDBOXD_PREVIEW_URL). The Host
@@ -40,7 +39,7 @@ func New(target *url.URL, errs httperr.Writer, logger *slog.Logger) http.Handler
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			logger.WarnContext(r.Context(), "preview upstream failed", "host", r.Host, "path", r.URL.Path, "err", err)
-			errs.Status(w, r, codes.Unavailable, "preview unavailable")
+			errs.Reason(w, r, errorsv1.ErrorReason_UNAVAILABLE, "preview unavailable")
 		},
 	}
 }

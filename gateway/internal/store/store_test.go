@@ -10,15 +10,15 @@ import (
 	"github.com/mgx-ai/mgx/gateway/internal/ratelimit"
 	"github.com/mgx-ai/mgx/gateway/internal/store"
 	"github.com/mgx-ai/mgx/pkg/redisclient"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { stacktest.Main(m) }
 
 // TestStore runs every store operation on a single node and on a cluster:
 // each Lua script must touch keys of one hash slot only.
 func TestStore(t *testing.T) {
-	for name, url := range map[string]func(testing.TB) string{"single": redistest.Shared, "cluster": redistest.StartCluster} {
+	for name, url := range map[string]func(testing.TB) string{"single": stacktest.SharedRedis, "cluster": stacktest.RedisCluster} {
 		t.Run(name, func(t *testing.T) {
 			rdb, err := redisclient.New(t.Context(), url(t))
 			require.NoError(t, err)

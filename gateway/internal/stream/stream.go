@@ -29,6 +29,7 @@ import (
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
 // errSlowConsumer ends a connection whose client does not keep up.
@@ -91,12 +92,12 @@ type subscription struct {
 func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID string) (*subscription, bool) {
 	p, ok := auth.FromContext(r.Context())
 	if !ok {
-		b.o.Errors.Status(w, r, codes.Unauthenticated, "authentication required")
+		b.o.Errors.Reason(w, r, errorsv1.ErrorReason_UNAUTHENTICATED, "")
 		return nil, false
 	}
 	session := r.PathValue("session_id")
 	if _, err := uuid.Parse(session); err != nil {
-		b.o.Errors.Status(w, r, codes.InvalidArgument, "session_id: must be a UUID")
+		b.o.Errors.Reason(w, r, errorsv1.ErrorReason_INVALID_ARGUMENT, "session_id: must be a UUID")
 		return nil, false
 	}
 	var after uint32
@@ -107,7 +108,7 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 	if raw != "" {
 		n, err := strconv.ParseUint(raw, 10, 32)
 		if err != nil {
-			b.o.Errors.Status(w, r, codes.InvalidArgument, "after_seq: must be a non-negative integer")
+			b.o.Errors.Reason(w, r, errorsv1.ErrorReason_INVALID_ARGUMENT, "after_seq: must be a non-negative integer")
 			return nil, false
 		}
 		after = uint32(n)
@@ -122,7 +123,7 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 	release, ok := b.acquire(p.UserID)
 	if !ok {
 		w.Header().Set("Retry-After", "5")
-		b.o.Errors.Status(w, r, codes.ResourceExhausted, fmt.Sprintf("too many open event streams (max %d per user)", b.o.MaxPerUser))
+		b.o.Errors.Reason(w, r, errorsv1.ErrorReason_TOO_MANY_STREAMS, fmt.Sprintf("too many open event streams (max %d per user)", b.o.MaxPerUser))
 		return nil, false
 	}
 	return &subscription{user: p, session: session, after: after, release: release}, true

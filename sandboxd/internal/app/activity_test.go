@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
-	"github.com/mgx-ai/mgx/sandboxd/internal/sandboxtest"
 )
 
 // An open preview WebSocket (HMR) keeps its sandbox alive past the idle
@@ -28,7 +28,7 @@ func TestOpenPreviewWebSocketKeepsSandboxAlive(t *testing.T) {
 	sid := newSession()
 	_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
 	require.NoError(t, err)
-	echo, err := os.ReadFile(sandboxtest.EchoServerBinary(t))
+	echo, err := os.ReadFile(stacktest.Bin(t, "wsecho"))
 	require.NoError(t, err)
 	_, err = e.files.WriteFile(ctx, &sandboxdv1.WriteFileRequest{SessionId: sid, Path: "wsecho", Content: base64.StdEncoding.EncodeToString(echo), Encoding: "base64"})
 	require.NoError(t, err)

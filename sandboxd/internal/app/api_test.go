@@ -17,6 +17,7 @@ import (
 )
 
 func TestUnauthenticatedCallsRefused(t *testing.T) {
+	t.Parallel()
 	e := start(t, "local", nil)
 	conn, err := grpcclient.Dial(e.app.GRPCAddr(), grpcclient.Options{InternalToken: "wrong"})
 	require.NoError(t, err)
@@ -32,6 +33,7 @@ func TestUnauthenticatedCallsRefused(t *testing.T) {
 }
 
 func TestOperatorVariants(t *testing.T) {
+	t.Parallel()
 	e := start(t, "local", nil)
 	alice, bob := as(t.Context(), "alice"), as(t.Context(), "bob")
 	sa, sbid := newSession(), newSession()
@@ -59,6 +61,7 @@ func TestOperatorVariants(t *testing.T) {
 // re-adopt; with SANDBOXD_DESTROY_ON_EXIT (what `make run` sets) a graceful stop destroys them, so
 // no sandbox process outlives the stack.
 func TestDestroyOnExit(t *testing.T) {
+	t.Parallel()
 	for _, destroy := range []bool{false, true} {
 		t.Run(fmt.Sprintf("destroy=%v", destroy), func(t *testing.T) {
 			e := start(t, "local", map[string]string{"SANDBOXD_DESTROY_ON_EXIT": strconv.FormatBool(destroy)})
@@ -67,7 +70,7 @@ func TestDestroyOnExit(t *testing.T) {
 				_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: newSession()})
 				require.NoError(t, err)
 			}
-			insts, err := e.app.DriverIn.List(t.Context())
+			insts, err := e.app.Driver.List(t.Context())
 			require.NoError(t, err)
 			require.Len(t, insts, 2)
 			if !destroy {

@@ -4,19 +4,15 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
 	"github.com/mgx-ai/mgx/pkg/redisclient"
-	"github.com/mgx-ai/mgx/pkg/shutdown"
+	"github.com/mgx-ai/mgx/pkg/service"
 	sandboximage "github.com/mgx-ai/mgx/sandboxd/image"
 	"github.com/mgx-ai/mgx/sandboxd/internal/config"
 	"github.com/mgx-ai/mgx/sandboxd/internal/devimage"
@@ -41,21 +37,19 @@ type App struct {
 	Reaper   *reaper.Reaper
 	Pool     *pool.Pool
 	Preview  *preview.Server
-	grpc     *grpc.Server
-	health   *health.Server
-	grpcLis  net.Listener
-	httpLis  net.Listener
-	httpSrv  *http.Server
-	stack    *shutdown.Stack
-	DriverIn driver.Driver
+	Driver   driver.Driver
+	life     *service.Lifecycle
+	grpcAddr string
+	httpAddr string
 }
 
-// New builds sandboxd and opens its listeners. Close (or Run) releases it.
+// New builds sandboxd and opens its listeners; Run serves. On error, whatever was built is closed
+// again.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
-	a := &App{cfg: cfg, log: log, stack: shutdown.NewStack(log)}
+	a := &App{cfg: cfg, log: log, life: service.NewLifecycle(log, cfg.Service)}
 	defer func() {
 		if err != nil {
-			_ = a.stack.Close(context.Background())
+			_ = a.life.Close(context.WithoutCancel(ctx))
 		}
 	}()
 
@@ -63,20 +57,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	a.stack.Push("redis", func(context.Context) error { return rdb.Close() })
+	a.life.Push("redis", func(context.Context) error { return rdb.Close() })
 	a.Store = store.New(rdb)
 	reg, err := observeStore(a.Store)
 	if err != nil {
 		return nil, err
 	}
-	a.stack.Push("metrics", func(context.Context) error { return reg.Unregister() })
+	a.life.Push("metrics", func(context.Context) error { return reg.Unregister() })
 
 	drv, err := openDriver(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	a.DriverIn = drv
-	a.stack.Push("driver", func(context.Context) error { return drv.Close() })
+	a.Driver = drv
+	a.life.Push("driver", func(context.Context) error { return drv.Close() })
 
 	a.Manager = sandbox.New(drv, a.Store, sandbox.Options{
 		IdleTimeout: cfg.IdleTimeout.D(), CreateTimeout: cfg.CreateTimeout.D(),
@@ -89,15 +83,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	a.Reaper = reaper.New(a.Manager, a.Store, cfg.IdleTimeout.D(), cfg.GCInterval.D(), log)
 	if cfg.DestroyOnExit {
-		// Pushed here so it runs after the servers and background loops have
-		// stopped (nothing creates sandboxes any more) and before the driver
-		// and Redis close.
-		a.stack.Push("sandboxes (SANDBOXD_DESTROY_ON_EXIT)", func(ctx context.Context) error {
+		// Registered here so it runs after the servers and background loops have stopped (nothing
+		// creates sandboxes any more) and before the driver and Redis close.
+		a.life.Push("sandboxes (SANDBOXD_DESTROY_ON_EXIT)", func(ctx context.Context) error {
 			stopped, err := a.Manager.DestroyAll(ctx, "", true)
 			log.Info("destroyed every sandbox on exit", "count", len(stopped))
 			return err
 		})
 	}
+	if a.Pool != nil {
+		// Registered before the refill loop, so it runs after the loop has stopped: nothing refills
+		// what this drains.
+		a.life.Push("warm pool drain", func(ctx context.Context) error { a.Pool.Drain(ctx); return nil })
+		a.life.Background("warm pool", func(ctx context.Context) error { a.Pool.Run(ctx); return nil })
+	}
+	a.life.Background("reaper", func(ctx context.Context) error { a.Reaper.Run(ctx); return nil })
 
 	secret := []byte(cfg.PreviewSecret)
 	if len(secret) == 0 {
@@ -115,20 +115,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 
-	a.grpc, a.health, err = grpcserver.New(grpcserver.Options{Logger: log, InternalToken: cfg.InternalToken})
+	httpLis, err := net.Listen("tcp", cfg.PreviewListen)
+	if err != nil {
+		return nil, fmt.Errorf("preview listen %s: %w", cfg.PreviewListen, err)
+	}
+	a.httpAddr = httpLis.Addr().String()
+	a.life.HTTP("preview server", &http.Server{Handler: a.Preview, ReadHeaderTimeout: 30 * time.Second}, httpLis)
+
+	srv, hs, err := grpcserver.New(grpcserver.Options{Logger: log, InternalToken: cfg.InternalToken})
 	if err != nil {
 		return nil, err
 	}
-	server.New(a.Manager, a.Preview, log).Register(a.grpc)
-
-	if a.grpcLis, err = grpcserver.Listen(cfg.Listen); err != nil {
+	server.New(a.Manager, a.Preview, log).Register(srv)
+	grpcLis, err := grpcserver.Listen(cfg.Listen)
+	if err != nil {
 		return nil, err
 	}
-	if a.httpLis, err = net.Listen("tcp", cfg.PreviewListen); err != nil {
-		_ = a.grpcLis.Close()
-		return nil, fmt.Errorf("preview listen %s: %w", cfg.PreviewListen, err)
-	}
-	a.httpSrv = &http.Server{Handler: a.Preview, ReadHeaderTimeout: 30 * time.Second}
+	a.grpcAddr = grpcLis.Addr().String()
+	a.life.GRPC("grpc server", srv, hs, grpcLis)
 	return a, nil
 }
 
@@ -200,59 +204,15 @@ func warnIfStale(ref string, labels map[string]string, log *slog.Logger) {
 }
 
 // GRPCAddr is the address the gRPC server listens on.
-func (a *App) GRPCAddr() string { return a.grpcLis.Addr().String() }
+func (a *App) GRPCAddr() string { return a.grpcAddr }
 
 // PreviewAddr is the address the preview server listens on.
-func (a *App) PreviewAddr() string { return a.httpLis.Addr().String() }
+func (a *App) PreviewAddr() string { return a.httpAddr }
 
-// Run serves until ctx ends, then shuts down in order: stop taking calls
-// (health NOT_SERVING, drain), stop background loops, close the driver and
-// Redis. Sandboxes keep running: the next sandboxd re-adopts them.
+// Run serves until ctx ends, then drains and stops: the servers stop taking calls, the reaper and the
+// pool stop, then the driver and Redis close. Sandboxes keep running (unless SANDBOXD_DESTROY_ON_EXIT):
+// the next sandboxd re-adopts them.
 func (a *App) Run(ctx context.Context) error {
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if a.Pool != nil {
-			go a.Pool.Run(bg)
-		}
-		a.Reaper.Run(bg)
-	}()
-	a.stack.Push("background loops", func(ctx context.Context) error {
-		stopBG()
-		<-done
-		if a.Pool != nil {
-			a.Pool.Drain(ctx)
-		}
-		return nil
-	})
-	a.stack.Push("preview server", func(ctx context.Context) error {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := a.httpSrv.Shutdown(sctx); err != nil {
-			return a.httpSrv.Close()
-		}
-		return nil
-	})
-	a.stack.Push("grpc server", func(context.Context) error {
-		return shutdown.GracefulStop(a.grpc, a.health, 5*time.Second)
-	})
-
-	errc := make(chan error, 2)
-	go func() { errc <- a.grpc.Serve(a.grpcLis) }()
-	go func() {
-		if err := a.httpSrv.Serve(a.httpLis); !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
-	a.log.Info("sandboxd serving", "grpc", a.GRPCAddr(), "preview", a.PreviewAddr(), "driver", a.DriverIn.Name())
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
-	}
-	closeCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return errors.Join(serveErr, a.stack.Close(closeCtx))
+	a.log.Info("sandboxd serving", "grpc", a.GRPCAddr(), "preview", a.PreviewAddr(), "driver", a.Driver.Name())
+	return a.life.Run(ctx)
 }

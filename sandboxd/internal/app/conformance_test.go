@@ -20,15 +20,17 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
-	"github.com/mgx-ai/mgx/sandboxd/internal/sandboxtest"
 )
 
 // TestConformance runs one suite against both drivers: everything the API
 // promises must hold whichever driver runs the sandbox.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	for _, drv := range []string{"docker", "local"} {
 		t.Run(drv, func(t *testing.T) {
+			t.Parallel()
 			e := start(t, drv, map[string]string{"SANDBOX_OUTPUT_LIMIT": "65536"})
 			conformance(t, e, drv)
 		})
@@ -214,7 +216,7 @@ func conformance(t *testing.T, e *env, drv string) {
 	})
 
 	t.Run("processes, ports and preview over HTTP and WebSocket", func(t *testing.T) {
-		echo, err := os.ReadFile(sandboxtest.EchoServerBinary(t))
+		echo, err := os.ReadFile(stacktest.Bin(t, "wsecho"))
 		require.NoError(t, err)
 		_, err = e.files.WriteFile(ctx, &sandboxdv1.WriteFileRequest{SessionId: sid, Path: "wsecho", Content: base64.StdEncoding.EncodeToString(echo), Encoding: "base64"})
 		require.NoError(t, err)
@@ -357,7 +359,7 @@ func conformance(t *testing.T, e *env, drv string) {
 		require.NoError(t, err)
 		_, err = exec(t, "true")
 		require.Equal(t, codes.NotFound, code(err))
-		insts, err := e.app.DriverIn.List(t.Context())
+		insts, err := e.app.Driver.List(t.Context())
 		require.NoError(t, err)
 		require.Empty(t, insts)
 	})

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/mgx-ai/mgx/pkg/grpcclient"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentclient"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
@@ -25,6 +24,7 @@ import (
 )
 
 func TestDockerHardening(t *testing.T) {
+	t.Parallel()
 	cli := sandboxtest.Docker(t)
 	e := start(t, "docker", map[string]string{"SANDBOX_CPU": "0.5"})
 	ctx := as(t.Context(), "user-a")
@@ -145,7 +145,7 @@ func TestDockerReaper(t *testing.T) {
 		return code(err) == codes.NotFound
 	}, "idle sandbox not reaped within timeout+interval")
 	t.Logf("idle sandbox reaped after %s", time.Since(begin).Round(10*time.Millisecond))
-	insts, err := e.app.DriverIn.List(t.Context())
+	insts, err := e.app.Driver.List(t.Context())
 	require.NoError(t, err)
 	for _, in := range insts {
 		require.NotEqual(t, idle, in.Labels[driver.LabelSession], "container of the reaped sandbox still exists")
@@ -165,14 +165,13 @@ func TestDockerReaper(t *testing.T) {
 // re-adopted, dead ones' records cleaned, orphan containers removed.
 func TestDockerCrashRecovery(t *testing.T) {
 	sandboxtest.Docker(t)
-	bin := sandboxdBinary(t)
-	redisURL := startRedis(t)
-	vars := baseEnv(t, "docker", redisURL)
+	bin := stacktest.Bin(t, "sandboxd")
+	vars := baseEnv(t, "docker", stacktest.Redis(t))
 	vars["SANDBOX_CREATE_TIMEOUT"] = "2"
-	vars["SANDBOXD_LISTEN"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	vars["SANDBOXD_PREVIEW_LISTEN"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	vars["SANDBOXD_LISTEN"] = stacktest.Addr(t)
+	vars["SANDBOXD_PREVIEW_LISTEN"] = stacktest.Addr(t)
 
-	proc := runSandboxd(t, bin, vars)
+	proc := stacktest.Start(t, "sandboxd", bin, vars)
 	conn, err := grpcclient.Dial(vars["SANDBOXD_LISTEN"], grpcclient.Options{InternalToken: token})
 	require.NoError(t, err)
 	defer conn.Close()
@@ -189,10 +188,7 @@ func TestDockerCrashRecovery(t *testing.T) {
 			}
 		}
 	})
-	eventually(t, 10*time.Second, func() bool {
-		_, err := sb.ListSandboxes(ctx, &sandboxdv1.ListSandboxesRequest{})
-		return err == nil
-	}, "sandboxd did not start")
+	stacktest.WaitGRPC(t, vars["SANDBOXD_LISTEN"], proc.Done())
 	for _, sid := range []string{keep, lose} {
 		l, err := sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
 		require.NoError(t, err)
@@ -201,8 +197,7 @@ func TestDockerCrashRecovery(t *testing.T) {
 	_, err = sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: keep, Command: "echo state > kept.txt"})
 	require.NoError(t, err)
 
-	require.NoError(t, proc.Process.Signal(syscall.SIGKILL))
-	_, _ = proc.Process.Wait()
+	proc.Kill()
 
 	// While it is down: one sandbox's container dies, and an unrecorded
 	// container appears (as if sandboxd crashed between create and record).
@@ -215,7 +210,7 @@ func TestDockerCrashRecovery(t *testing.T) {
 	require.NoError(t, cli.ContainerStart(t.Context(), orphan.ID, container.StartOptions{}))
 	time.Sleep(2100 * time.Millisecond) // older than the creation grace period
 
-	runSandboxd(t, bin, vars)
+	stacktest.Start(t, "sandboxd (restarted)", bin, vars)
 	eventually(t, 20*time.Second, func() bool {
 		_, err := cli.ContainerInspect(t.Context(), orphan.ID)
 		return err != nil && strings.Contains(err.Error(), "No such container")
@@ -275,40 +270,17 @@ func TestWarmPool(t *testing.T) {
 	// the session's sandbox stays (the next sandboxd re-adopts it).
 	e.stop()
 	cli := sandboxtest.Docker(t)
-	cs, err := cli.ContainerList(t.Context(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", driver.LabelNamespace+"="+e.cfg.Namespace))})
+	cs, err := cli.ContainerList(t.Context(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", driver.LabelNamespace+"="+e.vars["SANDBOXD_NAMESPACE"]))})
 	require.NoError(t, err)
 	require.Len(t, cs, 1)
 	require.Equal(t, "/"+g.GetSandbox().GetContainerName(), cs[0].Names[0])
 	require.NoError(t, cli.ContainerRemove(t.Context(), cs[0].ID, container.RemoveOptions{Force: true}))
 }
 
-// runSandboxd starts the sandboxd binary; it is SIGKILLed at cleanup if
-// still running.
-func runSandboxd(t *testing.T, bin string, vars map[string]string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.Env = os.Environ()
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _, _ = cmd.Process.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	})
-	return cmd
-}
-
 // Without the product image (no registry here), sandboxd falls back to the
 // dev image, loudly, instead of failing every launch.
 func TestDockerImageFallback(t *testing.T) {
+	t.Parallel()
 	e := start(t, "docker", map[string]string{"SANDBOX_IMAGE": "mgx-no-such-image:latest", "SANDBOX_IMAGE_FALLBACK": sandboxtest.Image})
 	ctx := as(t.Context(), "user-a")
 	sid := newSession()
@@ -323,6 +295,7 @@ func TestDockerImageFallback(t *testing.T) {
 // addresses in one is unreachable from another (it stays reachable from
 // inside its own sandbox and, through the preview tunnel, for its owner).
 func TestDockerSandboxesCannotReachEachOther(t *testing.T) {
+	t.Parallel()
 	cli := sandboxtest.Docker(t)
 	e := start(t, "docker", nil)
 	ctx := as(t.Context(), "user-a")
@@ -354,6 +327,7 @@ func TestDockerSandboxesCannotReachEachOther(t *testing.T) {
 // from inside) with a symlink to a host socket; sandboxd must refuse to talk
 // to whatever answers there.
 func TestDockerAgentSocketSymlinkRefused(t *testing.T) {
+	t.Parallel()
 	e := start(t, "docker", nil)
 	ctx := as(t.Context(), "user-a")
 	sid := newSession()
@@ -387,6 +361,7 @@ func TestDockerAgentSocketSymlinkRefused(t *testing.T) {
 // a sandbox that dies anyway (killed from outside, OOM) is re-created on the
 // owner's next call instead of failing forever.
 func TestDockerDeadSandboxIsRecreated(t *testing.T) {
+	t.Parallel()
 	cli := sandboxtest.Docker(t)
 	e := start(t, "docker", nil)
 	ctx := as(t.Context(), "user-a")

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
-	"github.com/mgx-ai/mgx/sandboxd/internal/sandboxtest"
 )
 
 // filesSandbox is a launched sandbox and the calls the files tests make on it.
@@ -79,13 +79,13 @@ func (s *filesSandbox) requireRefused(t *testing.T, err error, want codes.Code, 
 	require.Equal(t, want, status.Code(err), "%v", err)
 	msg := status.Convert(err).Message()
 	require.Contains(t, msg, why)
-	require.NotContains(t, msg, s.e.cfg.RunDir, "a host path reached the caller")
+	require.NotContains(t, msg, s.e.vars["SANDBOXD_RUN_DIR"], "a host path reached the caller")
 }
 
 // listenOnSocket leaves a unix socket at "sock" in the workspace. Neither sandbox image has a tool that
 // listens on one (busybox's nc cannot), so the sandbox runs a second sandbox-agent, which does.
 func (s *filesSandbox) listenOnSocket(t *testing.T) {
-	bin, err := os.ReadFile(sandboxtest.AgentBinary(t))
+	bin, err := os.ReadFile(stacktest.Bin(t, "sandbox-agent"))
 	require.NoError(t, err)
 	// Two writes: one would come close to gRPC's 16 MiB message limit once base64-encoded.
 	half := len(bin) / 2
@@ -201,7 +201,7 @@ func TestFilesAPIHardLinks(t *testing.T) {
 				return
 			}
 			// On the host, a file of the host's — here one next to the sandboxes' directories.
-			secret := filepath.Join(s.e.cfg.RunDir, "host-secret")
+			secret := filepath.Join(s.e.vars["SANDBOXD_RUN_DIR"], "host-secret")
 			require.NoError(t, os.WriteFile(secret, []byte("host secret\n"), 0o600))
 			s.sh(t, "ln '"+secret+"' leak")
 			_, err = read("leak")

@@ -49,6 +49,7 @@ func TestLocalSandboxSeesNoServiceSecrets(t *testing.T) {
 // Preview tokens are signed with a key nothing in a sandbox can derive: not from the internal token,
 // which the local driver cannot keep from same-user processes.
 func TestPreviewKeyIsNotDerivedFromTheInternalToken(t *testing.T) {
+	t.Parallel()
 	e := start(t, "local", nil)
 	sid := newSession()
 

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
+
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // TestWorkspaceTools covers what agents' tools need beside plain files, on both drivers: the change
@@ -134,7 +136,7 @@ func TestWorkspaceTools(t *testing.T) {
 			t.Run("process ports and log tail", func(t *testing.T) {
 				port := 8123
 				if drv == "local" {
-					port = freePort(t)
+					port = stacktest.Port(t)
 				}
 				cmd := fmt.Sprintf("i=0; while [ $i -lt 200 ]; do echo log line $i; i=$((i+1)); done; exec busybox httpd -f -p %d -h . || exec httpd -f -p %d -h .", port, port)
 				if drv == "local" {

@@ -52,10 +52,10 @@ func (s Seconds) D() time.Duration { return time.Duration(s) }
 type Config struct {
 	pkgconfig.Common
 
-	Listen string `env:"SANDBOXD_LISTEN" envDefault:"127.0.0.1:8201"`
-	// MetricsListen serves Prometheus metrics at /metrics on an internal address; empty (the
-	// default, so that several instances on one host never collide) turns it off.
-	MetricsListen string `env:"SANDBOXD_METRICS_LISTEN"`
+	// Service: SANDBOXD_METRICS_LISTEN, SANDBOXD_DRAIN_DELAY, SANDBOXD_SHUTDOWN_TIMEOUT.
+	pkgconfig.Service `envPrefix:"SANDBOXD_"`
+
+	Listen        string `env:"SANDBOXD_LISTEN" envDefault:"127.0.0.1:8201"`
 	PreviewListen string `env:"SANDBOXD_PREVIEW_LISTEN" envDefault:"127.0.0.1:8202"`
 	RedisURL      string `env:"SANDBOXD_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0" secret:"true"`
 	PublicURL     string `env:"MGX_PUBLIC_URL" envDefault:"http://localhost:8000"`
@@ -103,6 +103,9 @@ type Config struct {
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
 	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	if err := c.Service.Validate("SANDBOXD_"); err != nil {
 		return err
 	}
 	switch c.Driver {

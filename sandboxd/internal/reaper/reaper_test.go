@@ -3,7 +3,6 @@ package reaper_test
 import (
 	"bytes"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,19 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mgx-ai/mgx/pkg/redisclient"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/local"
 	"github.com/mgx-ai/mgx/sandboxd/internal/reaper"
 	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
-	"github.com/mgx-ai/mgx/sandboxd/internal/sandboxtest"
 	"github.com/mgx-ai/mgx/sandboxd/internal/store"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	sandboxtest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { stacktest.Main(m, stacktest.Binaries("sandbox-agent")) }
 
 type syncBuf struct {
 	mu sync.Mutex
@@ -47,9 +41,9 @@ func (s *syncBuf) String() string {
 // Two sandboxd replicas sweeping the same Redis at the same moment destroy
 // every idle sandbox exactly once, and each reclaim is logged.
 func TestConcurrentSweepsNeverDoubleDestroy(t *testing.T) {
-	url := redistest.Shared(t)
-	runDir := sandboxtest.RunDir(t)
-	drv, err := local.New(local.Options{AgentBinary: sandboxtest.AgentBinary(t), RunDir: runDir})
+	url := stacktest.SharedRedis(t)
+	runDir := stacktest.RunDir(t)
+	drv, err := local.New(local.Options{AgentBinary: stacktest.Bin(t, "sandbox-agent"), RunDir: runDir})
 	require.NoError(t, err)
 	logs := &syncBuf{}
 	log := slog.New(slog.NewTextHandler(logs, nil))

@@ -5,64 +5,51 @@ import (
 	"errors"
 	"log/slog"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
 )
 
-// ErrorInfo reasons of sandboxd's errors.
-const (
-	ReasonNotFound           = "SANDBOX_NOT_FOUND"
-	ReasonNoUser             = "USER_REQUIRED"
-	ReasonForbidden          = "OPERATOR_REQUIRED"
-	ReasonInvalidArgument    = "SANDBOX_INVALID_ARGUMENT"
-	ReasonFileNotFound       = "SANDBOX_PATH_NOT_FOUND"
-	ReasonAlreadyExists      = "SANDBOX_PROCESS_EXISTS"
-	ReasonFailedPrecondition = "SANDBOX_FAILED_PRECONDITION"
-	ReasonPathDenied         = "SANDBOX_PATH_DENIED"
-	ReasonExecTimeout        = "EXEC_TIMEOUT"
-	ReasonUnavailable        = "SANDBOX_UNAVAILABLE"
-	ReasonInternal           = "INTERNAL"
-)
+// reasons maps each domain sentinel to its reason; the first that matches wins.
+var reasons = []struct {
+	target error
+	reason errorsv1.ErrorReason
+}{
+	{sandbox.ErrNotFound, errorsv1.ErrorReason_SANDBOX_NOT_FOUND},
+	{sandbox.ErrNoUser, errorsv1.ErrorReason_UNAUTHENTICATED},
+	{sandbox.ErrForbidden, errorsv1.ErrorReason_OPERATOR_REQUIRED},
+	{sandbox.ErrInvalidArgument, errorsv1.ErrorReason_SANDBOX_INVALID_ARGUMENT},
+	{sandbox.ErrFileNotFound, errorsv1.ErrorReason_SANDBOX_PATH_NOT_FOUND},
+	{sandbox.ErrAlreadyExists, errorsv1.ErrorReason_SANDBOX_PROCESS_EXISTS},
+	{sandbox.ErrFailedPrecondition, errorsv1.ErrorReason_SANDBOX_FAILED_PRECONDITION},
+	{sandbox.ErrPermissionDenied, errorsv1.ErrorReason_SANDBOX_PATH_DENIED},
+	// 408 through the gateway: the caller's own timeout, the process was killed.
+	{sandbox.ErrExecTimeout, errorsv1.ErrorReason_EXEC_TIMEOUT},
+	{sandbox.ErrUnavailable, errorsv1.ErrorReason_SANDBOX_UNAVAILABLE},
+	{sandbox.ErrNoPort, errorsv1.ErrorReason_SANDBOX_FAILED_PRECONDITION},
+}
 
-// toStatus is the one funnel from domain errors to gRPC status. Messages of
-// domain errors are written for callers; anything unexpected is logged here
-// and reaches the caller only as a generic Internal.
+// toStatus is the one funnel from domain errors to gRPC status. A domain error about the caller's
+// request (a 4xx) is answered with its message, which sandboxd writes for the caller (the path,
+// the cwd, the process name). Anything else — a sandbox that cannot be created or reached, a fault —
+// is logged here with its whole chain and answered with its reason's stable message only: the chain
+// holds host paths (run directories, agent sockets), engine and transport texts, which never
+// reach a caller.
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
-	type mapping struct {
-		target error
-		code   codes.Code
-		reason string
-	}
-	for _, m := range []mapping{
-		{sandbox.ErrNotFound, codes.NotFound, ReasonNotFound},
-		{sandbox.ErrNoUser, codes.Unauthenticated, ReasonNoUser},
-		{sandbox.ErrForbidden, codes.PermissionDenied, ReasonForbidden},
-		{sandbox.ErrInvalidArgument, codes.InvalidArgument, ReasonInvalidArgument},
-		{sandbox.ErrFileNotFound, codes.NotFound, ReasonFileNotFound},
-		{sandbox.ErrAlreadyExists, codes.AlreadyExists, ReasonAlreadyExists},
-		{sandbox.ErrFailedPrecondition, codes.FailedPrecondition, ReasonFailedPrecondition},
-		{sandbox.ErrPermissionDenied, codes.PermissionDenied, ReasonPathDenied},
-		// The gateway turns DeadlineExceeded into HTTP 408.
-		{sandbox.ErrExecTimeout, codes.DeadlineExceeded, ReasonExecTimeout},
-		{sandbox.ErrUnavailable, codes.Unavailable, ReasonUnavailable},
-		{sandbox.ErrNoPort, codes.FailedPrecondition, ReasonFailedPrecondition},
-	} {
+	for _, m := range reasons {
 		if errors.Is(err, m.target) {
-			if m.code == codes.Unavailable {
-				log.WarnContext(ctx, "sandbox unavailable", "err", err)
+			if rpcerr.HTTPStatus(m.reason) >= 500 {
+				return rpcerr.Fail(ctx, log, m.reason, err)
 			}
-			return rpcerr.New(m.code, m.reason, err.Error(), nil)
+			return rpcerr.New(m.reason, err.Error(), nil)
 		}
 	}
 	// The caller's own cancellation or deadline is not a server fault.
 	if st, ok := rpcerr.FromContext(err); ok {
 		return st
 	}
-	log.ErrorContext(ctx, "internal error", "err", err)
-	return rpcerr.New(codes.Internal, ReasonInternal, "internal error", nil)
+	return rpcerr.Fail(ctx, log, errorsv1.ErrorReason_INTERNAL, err)
 }

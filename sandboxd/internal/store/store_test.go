@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mgx-ai/mgx/pkg/redisclient"
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { stacktest.Main(m) }
 
 func newStore(t *testing.T, url string) *Store {
 	t.Helper()
@@ -35,7 +35,7 @@ func running(t *testing.T, ctx context.Context, s *Store, sid, owner string) {
 func TestStore(t *testing.T) {
 	// Every script runs on a single node and on a cluster: the keys of one
 	// script must share a hash slot.
-	for name, url := range map[string]func(testing.TB) string{"single": redistest.Shared, "cluster": redistest.StartCluster} {
+	for name, url := range map[string]func(testing.TB) string{"single": stacktest.SharedRedis, "cluster": stacktest.RedisCluster} {
 		t.Run(name, func(t *testing.T) { storeSuite(t, newStore(t, url(t))) })
 	}
 }

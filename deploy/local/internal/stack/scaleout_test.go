@@ -1,26 +1,27 @@
 package stack_test
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mgx-ai/mgx/deploy/local/internal/devredis"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
-// Every run: Alex appends "a", then spends a few seconds before appending "b", so runs overlap and a
-// replica can be killed in the middle of them.
+// Every run: Alex appends "a", then marks that the long step has begun and spends a few seconds
+// before appending "b", so runs overlap and a replica can be stopped in the middle of a side-effecting
+// call. Every side effect is a line in a file of the sandbox, so the files show how often each ran.
 const scaleOutScript = `
 agents:
   mike:
@@ -34,94 +35,159 @@ agents:
     - tool_calls:
         - {name: sandbox_shell, args: {command: "echo a >> log.txt"}}
     - tool_calls:
-        - {name: sandbox_shell, args: {command: "sleep 4; echo b >> log.txt"}}
+        - {name: sandbox_shell, args: {command: "echo b >> started.txt; sleep 4; echo b >> log.txt"}}
     - tool_calls:
         - {name: send_message, args: {to: mike, content: "appended"}}
 `
 
-// TestScaleOut is the multi-replica proof: three agentd replicas share one Redis behind one gateway,
-// which balances its calls over them (a static replica list, round-robin). Concurrent sessions' runs
-// spread over all three; one replica is then killed with SIGKILL in the middle of its runs, and every
-// run still completes — taken over by the survivors — with no side-effecting step executed twice.
+// TestScaleOut is the multi-replica proof, and the one proof of run takeover: three agentd replicas
+// share one Redis behind one gateway, which balances its calls over them (a static replica list,
+// round-robin). Concurrent sessions' runs spread over all three. One replica is killed with SIGKILL
+// in the middle of a side-effecting call of each of its runs; later another is stopped with SIGTERM
+// the same way. Every run still completes, taken over by the survivors: each resumes from its last
+// checkpoint, the call that was cut off is reported to the model as interrupted instead of being run
+// again, no completed call is replayed, and every session's event log stays gap-free.
 func TestScaleOut(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs every binary")
+		t.Skip("runs every binary")
 	}
-	bin := buildAll(t)
-	red, err := devredis.Start(t.Context(), t.TempDir(), false)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = red.Stop(t.Context()) })
-
-	ports := freePorts(t, 6)
-	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+	t.Parallel()
 	script := filepath.Join(t.TempDir(), "scaleout.yaml")
 	require.NoError(t, os.WriteFile(script, []byte(scaleOutScript), 0o600))
-	common := []string{
-		"MGX_INTERNAL_TOKEN=scale-out-test-token",
-		"GATEWAY_REDIS_URL=" + red.URL, "AGENTD_REDIS_URL=" + red.URL, "SANDBOXD_REDIS_URL=" + red.URL,
-		"SANDBOXD_ADDR=" + addr(1), "SANDBOXD_PREVIEW_URL=http://" + addr(2),
-		"MGX_PUBLIC_URL=http://localhost:" + strconv.Itoa(ports[0]),
-	}
-	run := func(name string, env ...string) *proc {
-		return startProc(t, name, filepath.Join(bin, strings.TrimRight(name, "0123456789")), append(common, env...))
-	}
-	run("sandboxd", "SANDBOXD_LISTEN="+addr(1), "SANDBOXD_PREVIEW_LISTEN="+addr(2), "SANDBOXD_DRIVER=local",
-		"SANDBOXD_RUN_DIR="+t.TempDir(), "SANDBOX_POOL_SIZE=0", "SANDBOXD_DESTROY_ON_EXIT=true",
-		"SANDBOXD_NAMESPACE=scaleout-"+strconv.Itoa(ports[0]))
-	agents := map[string]*proc{}
-	var agentdAddrs []string
-	for i, id := range []string{"agentd1", "agentd2", "agentd3"} {
-		agents[id] = run(id, "AGENTD_LISTEN="+addr(3+i), "AGENTD_REPLICA_ID="+id,
-			"AGENTD_LLM_PROVIDER=scripted", "AGENTD_SCRIPT_FILE="+script,
+	st := stacktest.StartStack(t, stacktest.Spec{
+		Agentd: 3,
+		AgentdEnv: map[string]string{
+			"AGENTD_SCRIPT_FILE": script,
 			// Two runs at a time per replica, so six concurrent runs need all three replicas.
-			"AGENTD_MAX_CONCURRENT_RUNS=2", "AGENTD_RUN_LEASE_TTL=3s")
-		agentdAddrs = append(agentdAddrs, addr(3+i))
+			"AGENTD_MAX_CONCURRENT_RUNS": "2", "AGENTD_RUN_LEASE_TTL": "3s",
+		},
+		GatewayEnv: map[string]string{"MGX_DEMO_EMAIL": "demo@mgx.dev", "MGX_DEMO_PASSWORD": "mgx-demo"},
+	})
+	base := st.URL()
+	agents := map[string]*stacktest.Proc{}
+	for _, p := range st.Agentd {
+		agents[p.Name] = p
 	}
-	run("gateway", "GATEWAY_LISTEN="+addr(0), "AGENTD_ADDR="+strings.Join(agentdAddrs, ","),
-		"MGX_DEMO_EMAIL=demo@mgx.dev", "MGX_DEMO_PASSWORD=demo-password", "GATEWAY_RATE_LIMIT=0")
-	base := "http://" + addr(0)
-	eventuallyTrue(t, 60*time.Second, func() bool {
-		return doJSONQuiet(http.MethodGet, base+"/healthz") == http.StatusOK
-	}, "stack healthy")
 
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
 	require.Equal(t, http.StatusOK, doJSON(t, http.MethodPost, base+"/api/auth/login", "",
-		map[string]string{"email": "demo@mgx.dev", "password": "demo-password"}, &tok))
-
-	const sessions = 6
-	sids := make([]string, sessions)
-	runs := make([]string, sessions)
-	var wg sync.WaitGroup
-	for i := range sessions {
+		map[string]string{"email": "demo@mgx.dev", "password": "mgx-demo"}, &tok))
+	session := func(title string) string {
 		var s struct {
 			ID string `json:"id"`
 		}
 		require.Equal(t, http.StatusCreated, doJSON(t, http.MethodPost, base+"/api/sessions", tok.AccessToken,
-			map[string]string{"title": fmt.Sprintf("scale-out %d", i)}, &s))
-		sids[i] = s.ID
+			map[string]string{"title": title}, &s))
+		return s.ID
 	}
-	for i := range sessions {
-		wg.Go(func() {
-			var r struct {
-				RunID string `json:"run_id"`
-			}
-			if code := doJSON(t, http.MethodPost, base+"/api/chat/messages", tok.AccessToken,
-				map[string]string{"session_id": sids[i], "content": "go"}, &r); code == http.StatusCreated {
-				runs[i] = r.RunID
-			}
-		})
+	// post sends one message per session at once and returns each run's id by session.
+	post := func(sids []string) map[string]string {
+		runs := map[string]string{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, sid := range sids {
+			wg.Go(func() {
+				var r struct {
+					RunID string `json:"run_id"`
+				}
+				if code := doJSON(t, http.MethodPost, base+"/api/chat/messages", tok.AccessToken,
+					map[string]string{"session_id": sid, "content": "go"}, &r); code == http.StatusCreated {
+					mu.Lock()
+					runs[sid] = r.RunID
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		for _, sid := range sids {
+			require.NotEmpty(t, runs[sid], "the message to session %s was accepted", sid)
+		}
+		return runs
 	}
-	wg.Wait()
-	for i, r := range runs {
-		require.NotEmpty(t, r, "message %d was accepted", i)
+	exec := func(sid, cmd string) string {
+		var out struct {
+			Stdout string `json:"stdout"`
+		}
+		require.Equal(t, http.StatusOK, doJSON(t, http.MethodPost, base+"/api/sandbox/exec", tok.AccessToken,
+			map[string]any{"session_id": sid, "command": cmd}, &out))
+		return out.Stdout
+	}
+	// stopMidCall waits until the replica executes runs and each of them is inside its long call,
+	// then stops the replica with how, and returns the sessions of those runs. (The replica may pick
+	// up another run meanwhile; that one is only held to the at-most-once checks.)
+	stopMidCall := func(victim *stacktest.Proc, runs map[string]string, how func()) []string {
+		var sids []string
+		stacktest.Eventually(t, 60*time.Second, func() bool {
+			sids = nil
+			for run := range executing(victim.Log().String()) {
+				for sid, r := range runs {
+					if r == run {
+						sids = append(sids, sid)
+					}
+				}
+			}
+			return len(sids) > 0
+		}, "%s executes runs", victim.Name)
+		for _, sid := range sids {
+			stacktest.Eventually(t, 60*time.Second, func() bool { return exec(sid, "cat started.txt 2>/dev/null") != "" },
+				"session %s's run is inside its long call", sid)
+		}
+		how()
+		return sids
+	}
+	// completes waits for every run to complete, then checks what each session shows.
+	completes := func(runs map[string]string, victimSessions []string) {
+		for sid, run := range runs {
+			stacktest.Eventually(t, 90*time.Second, func() bool {
+				var r struct {
+					Status string `json:"status"`
+				}
+				return doJSON(t, http.MethodGet, base+"/api/sessions/"+sid+"/run", tok.AccessToken, nil, &r) == http.StatusOK &&
+					r.Status == "completed"
+			}, "run %s of session %s completes", run, sid)
+			// Side effects ran at most once per run: each line appears once (a step cut off by the stop
+			// is reported to the model as interrupted, not repeated).
+			out := exec(sid, "cat log.txt")
+			require.Equal(t, 1, strings.Count(out, "a\n"), "session %s: %q", sid, out)
+			require.LessOrEqual(t, strings.Count(out, "b\n"), 1, "session %s: %q", sid, out)
+			// A run the stop reached before its long call got going reports that call as interrupted
+			// without running it; none runs it twice.
+			require.LessOrEqual(t, strings.Count(exec(sid, "cat started.txt 2>/dev/null"), "b\n"), 1, "session %s: the long call started at most once", sid)
+			// The whole log, read through the gateway, is gap-free from 1.
+			evs := readEvents(t, base, tok.AccessToken, sid, runEnded("completed"))
+			for i, e := range evs {
+				require.EqualValues(t, i+1, e.Sequence, "session %s: events in order, no gaps", sid)
+			}
+		}
+		for _, sid := range victimSessions {
+			require.Equal(t, "b\n", exec(sid, "cat started.txt"), "session %s: the long call the stop cut was not run again", sid)
+			evs := readEvents(t, base, tok.AccessToken, sid, runEnded("completed"))
+			var resumed, interrupted bool
+			after := false
+			for _, e := range evs {
+				if e.Type == "status" && strings.Contains(e.Content, "resumed") {
+					resumed, after = true, true
+				}
+				interrupted = interrupted || (e.Type == "tool_result" && strings.Contains(e.Content, "interrupted"))
+				require.False(t, after && e.Type == "tool_call" && strings.Contains(e.Content, "echo a >>"),
+					"session %s: a completed call is not replayed: %s", sid, describe(evs))
+			}
+			require.True(t, resumed, "session %s resumed on a survivor: %s", sid, describe(evs))
+			require.True(t, interrupted, "session %s: the cut-off call is reported, not repeated: %s", sid, describe(evs))
+		}
 	}
 
-	// The runs spread over every replica (each takes at most two at a time).
-	eventuallyTrue(t, 60*time.Second, func() bool {
+	// Round 1: six concurrent runs spread over every replica (each takes at most two at a time).
+	first := make([]string, 6)
+	for i := range first {
+		first[i] = session(fmt.Sprintf("scale-out %d", i))
+	}
+	runs := post(first)
+	stacktest.Eventually(t, 60*time.Second, func() bool {
 		for _, p := range agents {
-			if len(executing(p.logs.String())) == 0 {
+			if len(executing(p.Log().String())) == 0 {
 				return false
 			}
 		}
@@ -130,45 +196,35 @@ func TestScaleOut(t *testing.T) {
 	// The gateway balanced its calls too: more than one replica served PostMessage.
 	served := 0
 	for _, p := range agents {
-		if strings.Contains(p.logs.String(), "grpc.method=PostMessage") {
+		if p.Log().Contains("grpc.method=PostMessage") {
 			served++
 		}
 	}
 	require.GreaterOrEqual(t, served, 2, "the gateway spreads calls over the replicas")
 
-	// Kill a replica in the middle of its runs.
-	victim := agents["agentd2"]
-	victimRuns := executing(victim.logs.String())
-	require.NotEmpty(t, victimRuns)
-	victim.kill()
+	// Kill a replica in the middle of its runs: no run is lost, the victim's complete on the
+	// survivors once their leases expire.
+	killed := stopMidCall(agents["agentd2"], runs, agents["agentd2"].Kill)
+	completes(runs, killed)
+	survivors := executing(agents["agentd1"].Log().String() + agents["agentd3"].Log().String())
+	for _, sid := range killed {
+		require.Contains(t, survivors, runs[sid], "run %s of the killed replica was taken over", runs[sid])
+	}
+	t.Logf("round 1: agentd2 was killed in %d runs; all %d runs completed", len(killed), len(runs))
 
-	// No run is lost: every one completes, the victim's on the survivors.
-	for i, sid := range sids {
-		eventuallyTrue(t, 90*time.Second, func() bool {
-			var r struct {
-				Status string `json:"status"`
-			}
-			return doJSON(t, http.MethodGet, base+"/api/sessions/"+sid+"/run", tok.AccessToken, nil, &r) == http.StatusOK &&
-				r.Status == "completed"
-		}, fmt.Sprintf("run %s of session %d completes", runs[i], i))
+	// Round 2: a replica stopped with SIGTERM hands its runs back at once, and another resumes them
+	// the same way.
+	second := make([]string, 4)
+	for i := range second {
+		second[i] = session(fmt.Sprintf("hand-back %d", i))
 	}
-	survivors := executing(agents["agentd1"].logs.String() + agents["agentd3"].logs.String())
-	for run := range victimRuns {
-		require.Contains(t, survivors, run, "run %s of the killed replica was taken over", run)
-	}
-
-	// Side effects ran at most once per run: each line appears once (a step cut off by the kill is
-	// reported to the model as interrupted, not repeated).
-	for _, sid := range sids {
-		var out struct {
-			Stdout string `json:"stdout"`
-		}
-		require.Equal(t, http.StatusOK, doJSON(t, http.MethodPost, base+"/api/sandbox/exec", tok.AccessToken,
-			map[string]any{"session_id": sid, "command": "cat log.txt"}, &out))
-		require.Equal(t, 1, strings.Count(out.Stdout, "a\n"), "session %s: %q", sid, out.Stdout)
-		require.LessOrEqual(t, strings.Count(out.Stdout, "b\n"), 1, "session %s: %q", sid, out.Stdout)
-	}
-	t.Logf("runs per replica before the kill: agentd2 had %d; all %d runs completed", len(victimRuns), sessions)
+	runs = post(second)
+	stopped := stopMidCall(agents["agentd3"], runs, func() {
+		require.NoError(t, agents["agentd3"].Stop(stacktest.StopGrace), "agentd3 stops gracefully")
+	})
+	require.Contains(t, agents["agentd3"].Log().String(), "run handed back", "the stopping replica hands its runs back")
+	completes(runs, stopped)
+	t.Logf("round 2: agentd3 stopped gracefully in %d runs; all %d runs completed", len(stopped), len(runs))
 }
 
 var executingRE = regexp.MustCompile(`msg="executing run".*? run=([0-9a-f-]{36})`)
@@ -182,60 +238,67 @@ func executing(logs string) map[string]bool {
 	return out
 }
 
-// proc is a service process started by a test.
-type proc struct {
-	cmd  *exec.Cmd
-	logs *lockedBuffer
-	done chan struct{}
+// event is the part of a public event these tests read.
+type event struct {
+	Type     string         `json:"type"`
+	Content  string         `json:"content"`
+	Tool     string         `json:"tool"`
+	Sequence int            `json:"sequence"`
+	Data     map[string]any `json:"data"`
 }
 
-func startProc(t *testing.T, name, binary string, env []string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(binary), logs: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, p.cmd.Start(), name)
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		// A graceful stop first, so sandboxd destroys its sandboxes; then nothing may remain.
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
+// runEnded reports a run's closing event with one of the statuses.
+func runEnded(statuses ...string) func(event) bool {
+	return func(e event) bool {
+		st, _ := e.Data["status"].(string)
+		for _, s := range statuses {
+			if st == s && (e.Type == "run" || e.Type == "status" || e.Type == "error") {
+				return true
+			}
 		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.logs.String())
-		}
-	})
-	return p
-}
-
-func (p *proc) kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
-func eventuallyTrue(t *testing.T, within time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		require.True(t, time.Now().Before(deadline), "timed out: %s", what)
-		time.Sleep(100 * time.Millisecond)
+		return false
 	}
 }
 
-func doJSONQuiet(method, url string) int {
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		return 0
-	}
+// readEvents replays a session's event log over SSE through the gateway until until holds.
+func readEvents(t *testing.T, base, token, sid string, until func(event) bool) []event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/sessions/"+sid+"/events?after_seq=0", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var evs []event
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data:")
+		if !ok {
+			continue
+		}
+		var e event
+		require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(data)), &e))
+		evs = append(evs, e)
+		if until(e) {
+			return evs
+		}
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	t.Fatalf("session %s: the event stream ended before the expected event: %v; got %s", sid, sc.Err(), describe(evs))
+	return nil
+}
+
+func describe(evs []event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		c := e.Content
+		if len(c) > 120 {
+			c = c[:120] + "…"
+		}
+		fmt.Fprintf(&b, "\n  %d %s %s: %s", e.Sequence, e.Type, e.Tool, c)
+	}
+	return b.String()
 }

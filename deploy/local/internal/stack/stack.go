@@ -125,12 +125,18 @@ func serviceEnv(redisURL, runDir string) []string {
 	// A local stack owns its sandboxes: Ctrl-C removes them (sessions and history stay in Redis, and a
 	// session's sandbox is re-created on its next use), so nothing keeps running after the launcher.
 	set("SANDBOXD_DESTROY_ON_EXIT", "true")
+	// Nothing balances in front of a local stack, and the launcher stops the services in order: no
+	// service needs to keep serving while it reports NOT_SERVING, so Ctrl-C is quick.
+	for _, svc := range []string{"GATEWAY", "AGENTD", "SANDBOXD"} {
+		set(svc+"_DRAIN_DELAY", "0s")
+	}
 	// Prometheus metrics of each service, on loopback next to its own port.
 	set("GATEWAY_METRICS_LISTEN", "127.0.0.1:8001")
 	set("AGENTD_METRICS_LISTEN", "127.0.0.1:8102")
 	set("SANDBOXD_METRICS_LISTEN", "127.0.0.1:8203")
 	set("MGX_DEMO_EMAIL", "demo@mgx.dev")
-	set("MGX_DEMO_PASSWORD", "demo-password")
+	// The original product's demo login, which its frontend's sign-in form is prefilled with.
+	set("MGX_DEMO_PASSWORD", "mgx-demo")
 	return env
 }
 
@@ -161,12 +167,16 @@ func waitHealthy(ctx context.Context, url string, exited <-chan *supervisor.Chil
 }
 
 func printBanner(w io.Writer, url, redisKind string) {
-	llm := "scripted offline provider (set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model)"
-	if os.Getenv("OPENAI_API_KEY") != "" || os.Getenv("ANTHROPIC_API_KEY") != "" {
+	llm := "scripted offline provider (set OPENAI_API_KEY, OPENAI_BASE_URL or ANTHROPIC_API_KEY for a real model)"
+	switch {
+	case os.Getenv("OPENAI_API_KEY") != "" || os.Getenv("ANTHROPIC_API_KEY") != "":
 		llm = "real provider from your API key"
+	case os.Getenv("OPENAI_BASE_URL") != "":
+		llm = "OpenAI-compatible server at " + os.Getenv("OPENAI_BASE_URL")
 	}
 	fmt.Fprintf(w, `
 MGX is running.
+  Console    %[1]s
   API        %[1]s/api   (OpenAPI: %[1]s/api/openapi.json)
   Health     %[1]s/healthz
   Redis      %[2]s
@@ -174,7 +184,25 @@ MGX is running.
   Demo login %[4]s / %[5]s
 Stop with Ctrl-C (or kill -TERM %[6]d): every service is stopped in order.
 
-`, url, redisKind, llm, envOr("MGX_DEMO_EMAIL", "demo@mgx.dev"), envOr("MGX_DEMO_PASSWORD", "demo-password"), os.Getpid())
+`, url+"/"+consoleNote(), redisKind, llm, envOr("MGX_DEMO_EMAIL", "demo@mgx.dev"), envOr("MGX_DEMO_PASSWORD", "mgx-demo"), os.Getpid())
+}
+
+// consoleNote says when the gateway has no web console to serve: without npm, `make build` builds
+// none (the gateway looks for bin/console next to its binary, or GATEWAY_CONSOLE_DIR).
+func consoleNote() string {
+	dir := os.Getenv("GATEWAY_CONSOLE_DIR")
+	if dir == "off" {
+		return "   (console turned off: GATEWAY_CONSOLE_DIR=off)"
+	}
+	if dir == "" {
+		if exe, err := os.Executable(); err == nil {
+			dir = filepath.Join(filepath.Dir(exe), "console")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
+		return "   (web console unavailable: install npm with Node.js >= 20.19 and run make build; the API works)"
+	}
+	return ""
 }
 
 func envOr(k, def string) string {

@@ -5,31 +5,37 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
+
+// binaries the launcher and the services run; mgx-local finds the services next to itself.
+var binaries = []string{"mgx-local", "gateway", "agentd", "sandboxd", "sandbox-agent"}
+
+func TestMain(m *testing.M) { stacktest.Main(m, stacktest.Binaries(binaries...)) }
 
 // TestMakeRun is the spine's acceptance as a test: the launcher behind `make run` brings the whole
 // product up, the edge reports every service healthy, a session created through REST is stored by
 // agentd and read back, and SIGINT stops every process it started.
 func TestMakeRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs every binary")
+		t.Skip("runs every binary")
 	}
+	t.Parallel()
 	st := startStack(t, nil)
 	base, logs := st.base, st.logs
 	gw := strings.TrimPrefix(base, "http://")
@@ -47,7 +53,7 @@ func TestMakeRun(t *testing.T) {
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	code = doJSON(t, http.MethodPost, base+"/api/auth/login", "", map[string]string{"email": "demo@mgx.dev", "password": "demo-password"}, &tok)
+	code = doJSON(t, http.MethodPost, base+"/api/auth/login", "", map[string]string{"email": "demo@mgx.dev", "password": "mgx-demo"}, &tok)
 	require.Equal(t, http.StatusOK, code)
 	require.NotEmpty(t, tok.AccessToken)
 
@@ -88,7 +94,7 @@ func TestMakeRun(t *testing.T) {
 	code = doJSON(t, http.MethodPost, base+"/api/chat/messages", tok.AccessToken,
 		map[string]string{"session_id": created.ID, "content": "build me a page"}, &posted)
 	require.Equal(t, http.StatusCreated, code)
-	eventuallyTrue(t, 60*time.Second, func() bool {
+	stacktest.Eventually(t, 60*time.Second, func() bool {
 		var r struct {
 			Status string `json:"status"`
 		}
@@ -132,90 +138,71 @@ type stack struct {
 	metrics map[string]string
 	bin     string
 	base    string
-	logs    *lockedBuffer
-	cmd     *exec.Cmd
-	exited  chan error
+	logs    *stacktest.Buffer
+	proc    *stacktest.Proc
 }
 
 // startStack runs mgx-local on free loopback ports with extra environment and waits for its banner.
-func startStack(t *testing.T, extra []string) stack {
+func startStack(t *testing.T, extra map[string]string) stack {
 	t.Helper()
-	bin := buildAll(t)
-	ports := freePorts(t, 7)
-	gw := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	env := append(os.Environ(),
-		"GATEWAY_LISTEN="+gw,
-		"MGX_PUBLIC_URL=http://localhost:"+strconv.Itoa(ports[0]),
-		fmt.Sprintf("AGENTD_LISTEN=127.0.0.1:%d", ports[1]), fmt.Sprintf("AGENTD_ADDR=127.0.0.1:%d", ports[1]),
-		fmt.Sprintf("SANDBOXD_LISTEN=127.0.0.1:%d", ports[2]), fmt.Sprintf("SANDBOXD_ADDR=127.0.0.1:%d", ports[2]),
-		fmt.Sprintf("SANDBOXD_PREVIEW_LISTEN=127.0.0.1:%d", ports[3]), fmt.Sprintf("SANDBOXD_PREVIEW_URL=http://127.0.0.1:%d", ports[3]),
-		"MGX_RUN_DIR="+t.TempDir(),
-		// Sandbox drivers have their own suites; this is about the stack, so it takes the driver that
-		// needs nothing, in a namespace of its own.
-		"SANDBOXD_DRIVER=local",
-		"SANDBOXD_NAMESPACE=stacktest-"+strconv.Itoa(ports[0]),
-		"AGENTD_LLM_PROVIDER=scripted",
-		fmt.Sprintf("GATEWAY_METRICS_LISTEN=127.0.0.1:%d", ports[4]),
-		fmt.Sprintf("AGENTD_METRICS_LISTEN=127.0.0.1:%d", ports[5]),
-		fmt.Sprintf("SANDBOXD_METRICS_LISTEN=127.0.0.1:%d", ports[6]),
-	)
-	env = append(env, extra...)
-	st := stack{bin: bin, base: "http://" + gw, logs: &lockedBuffer{}, exited: make(chan error, 1),
-		metrics: map[string]string{
-			"gateway":  fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[4]),
-			"agentd":   fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[5]),
-			"sandboxd": fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[6]),
-		}}
-	st.cmd = exec.Command(filepath.Join(bin, "mgx-local"))
-	st.cmd.Env = env
-	st.cmd.Stdout, st.cmd.Stderr = st.logs, st.logs
-	st.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, st.cmd.Start())
-	go func() { st.exited <- st.cmd.Wait() }()
+	// A directory of this test's own: whatever runs from it afterwards was left behind by this test.
+	bin := stacktest.PrivateBinDir(t, binaries...)
 	t.Cleanup(func() {
-		_ = syscall.Kill(-st.cmd.Process.Pid, syscall.SIGKILL)
-		// Whatever a failed run left behind goes too (sandbox agents run in their own groups).
+		// After the launcher's own stop (registered below, so it runs first): whatever a failed run
+		// left behind goes too (sandbox agents run in their own groups).
 		for pid := range processesFrom(t, bin) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-		if t.Failed() {
-			t.Logf("launcher output:\n%s", st.logs.String())
-		}
 	})
-	waitUntil(t, 120*time.Second, st.exited, func() bool { return strings.Contains(st.logs.String(), "MGX is running.") })
+	port := func() string { return strconv.Itoa(stacktest.Port(t)) }
+	gw, agentd, sandboxd, preview := port(), port(), port(), port()
+	metrics := map[string]string{"gateway": port(), "agentd": port(), "sandboxd": port()}
+	env := map[string]string{
+		"GATEWAY_LISTEN": "127.0.0.1:" + gw,
+		"MGX_PUBLIC_URL": "http://localhost:" + gw,
+		"AGENTD_LISTEN":  "127.0.0.1:" + agentd, "AGENTD_ADDR": "127.0.0.1:" + agentd,
+		"SANDBOXD_LISTEN": "127.0.0.1:" + sandboxd, "SANDBOXD_ADDR": "127.0.0.1:" + sandboxd,
+		"SANDBOXD_PREVIEW_LISTEN": "127.0.0.1:" + preview, "SANDBOXD_PREVIEW_URL": "http://127.0.0.1:" + preview,
+		"MGX_RUN_DIR": stacktest.RunDir(t), // short: sandbox agents' unix sockets live under it
+		// Sandbox drivers have their own suites; this is about the stack, so it takes the driver that
+		// needs nothing, in a namespace of its own.
+		"SANDBOXD_DRIVER":         "local",
+		"SANDBOXD_NAMESPACE":      "stacktest-" + gw,
+		"AGENTD_LLM_PROVIDER":     "scripted",
+		"GATEWAY_METRICS_LISTEN":  "127.0.0.1:" + metrics["gateway"],
+		"AGENTD_METRICS_LISTEN":   "127.0.0.1:" + metrics["agentd"],
+		"SANDBOXD_METRICS_LISTEN": "127.0.0.1:" + metrics["sandboxd"],
+	}
+	maps.Copy(env, extra)
+	st := stack{bin: bin, base: "http://127.0.0.1:" + gw, metrics: map[string]string{}}
+	for svc, p := range metrics {
+		st.metrics[svc] = "http://127.0.0.1:" + p + "/metrics"
+	}
+	st.proc = stacktest.Start(t, "mgx-local", filepath.Join(bin, "mgx-local"), env)
+	st.logs = st.proc.Log()
+	deadline := time.Now().Add(120 * time.Second)
+	for !st.logs.Contains("MGX is running.") {
+		if st.proc.Exited() {
+			t.Fatalf("launcher exited early: %v", st.proc.Err())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner within 120s; the launcher's processes:\n%s", st.proc.Diagnose())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return st
 }
 
 // stop sends SIGINT (Ctrl-C) and waits for a clean exit.
 func (st stack) stop(t *testing.T) {
 	t.Helper()
-	require.NoError(t, st.cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, st.proc.Signal(syscall.SIGINT))
 	select {
-	case err := <-st.exited:
-		require.NoError(t, err, "launcher exits 0 after SIGINT")
+	case <-st.proc.Done():
+		require.NoError(t, st.proc.Err(), "launcher exits 0 after SIGINT")
 	case <-time.After(60 * time.Second):
 		t.Fatal("launcher did not stop within 60s of SIGINT")
 	}
-}
-
-// buildAll builds the product's binaries the way `make build` does, into one directory, because the
-// launcher finds the services next to itself.
-func buildAll(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../../../..")
-	require.NoError(t, err)
-	bin := t.TempDir()
-	build := func(env []string, pkgs ...string) {
-		cmd := exec.Command("go", append([]string{"build", "-o", bin + "/"}, pkgs...)...)
-		cmd.Dir = root
-		// The workspace file, even when this module's own tests run with GOWORK=off.
-		cmd.Env = append(append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work")), env...)
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "go build: %s", out)
-	}
-	build(nil, "./gateway/cmd/gateway", "./agentd/cmd/agentd", "./sandboxd/cmd/sandboxd", "./deploy/local/cmd/mgx-local")
-	build([]string{"CGO_ENABLED=0"}, "./sandboxd/cmd/sandbox-agent")
-	return bin
 }
 
 // readFirstSSE opens an SSE stream, returns its first data line and disconnects.
@@ -315,50 +302,4 @@ func doJSON(t *testing.T, method, url, token string, body, out any) int {
 		t.Logf("%s %s -> %d %s", method, url, resp.StatusCode, raw)
 	}
 	return resp.StatusCode
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		require.NoError(t, l.Close())
-	}
-	return ports
-}
-
-func waitUntil(t *testing.T, limit time.Duration, exited <-chan error, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		select {
-		case err := <-exited:
-			t.Fatalf("launcher exited early: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-		require.True(t, time.Now().Before(deadline), "not ready within %s", limit)
-	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

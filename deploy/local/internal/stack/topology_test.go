@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mgx-ai/mgx/pkg/redistest"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // TestStackOnRedisTopologies runs the whole product against Redis Sentinel and Redis Cluster, every
@@ -16,15 +16,17 @@ import (
 // form works end to end. (That a client survives a Sentinel failover is pkg/redisclient's test.)
 func TestStackOnRedisTopologies(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs every binary")
+		t.Skip("runs every binary")
 	}
+	t.Parallel()
 	for name, start := range map[string]func(testing.TB) string{
-		"sentinel": redistest.StartSentinel,
-		"cluster":  redistest.StartCluster,
+		"sentinel": stacktest.RedisSentinel,
+		"cluster":  stacktest.RedisCluster,
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			url := start(t)
-			st := startStack(t, []string{"GATEWAY_REDIS_URL=" + url, "AGENTD_REDIS_URL=" + url, "SANDBOXD_REDIS_URL=" + url})
+			st := startStack(t, map[string]string{"GATEWAY_REDIS_URL": url, "AGENTD_REDIS_URL": url, "SANDBOXD_REDIS_URL": url})
 			require.Contains(t, st.logs.String(), "starting none", "the launcher starts no Redis of its own")
 
 			var tok struct {
@@ -39,13 +41,13 @@ func TestStackOnRedisTopologies(t *testing.T) {
 				map[string]string{"title": name}, &s))
 			require.Equal(t, http.StatusCreated, doJSON(t, http.MethodPost, st.base+"/api/chat/messages", tok.AccessToken,
 				map[string]string{"session_id": s.ID, "content": "build me a page"}, nil))
-			eventuallyTrue(t, 60*time.Second, func() bool {
+			stacktest.Eventually(t, 60*time.Second, func() bool {
 				var r struct {
 					Status string `json:"status"`
 				}
 				return doJSON(t, http.MethodGet, st.base+"/api/sessions/"+s.ID+"/run", tok.AccessToken, nil, &r) == http.StatusOK &&
 					r.Status == "completed"
-			}, "the run completes on "+name)
+			}, "the run completes on %s", name)
 			var msgs []map[string]any
 			require.Equal(t, http.StatusOK, doJSON(t, http.MethodGet, st.base+"/api/sessions/"+s.ID+"/messages", tok.AccessToken, nil, &msgs))
 			require.Greater(t, len(msgs), 2, "the team answered")

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 // collector is an OTLP/gRPC trace receiver: the real wire protocol the services' exporters speak.
@@ -85,8 +87,9 @@ func (c *collector) traceOf(services ...string) []span {
 // as spans, exported over OTLP to a receiver this test runs.
 func TestOneTraceAcrossServices(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs every binary")
+		t.Skip("runs every binary")
 	}
+	t.Parallel()
 	col := &collector{}
 	srv := grpc.NewServer()
 	collectortrace.RegisterTraceServiceServer(srv, col)
@@ -95,16 +98,20 @@ func TestOneTraceAcrossServices(t *testing.T) {
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(srv.Stop)
 
-	st := startStack(t, []string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + l.Addr().String(),
-		"OTEL_EXPORTER_OTLP_INSECURE=true",
-		"OTEL_BSP_SCHEDULE_DELAY=100",
+	// A Redis of the test's own: TestMakeRun proves the launcher's own, and two launchers starting
+	// their own at once both reach for port 6379 first.
+	redis := stacktest.Redis(t)
+	st := startStack(t, map[string]string{
+		"GATEWAY_REDIS_URL": redis, "AGENTD_REDIS_URL": redis, "SANDBOXD_REDIS_URL": redis,
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + l.Addr().String(),
+		"OTEL_EXPORTER_OTLP_INSECURE": "true",
+		"OTEL_BSP_SCHEDULE_DELAY":     "100",
 	})
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
 	require.Equal(t, http.StatusOK, doJSON(t, http.MethodPost, st.base+"/api/auth/login", "",
-		map[string]string{"email": "demo@mgx.dev", "password": "demo-password"}, &tok))
+		map[string]string{"email": "demo@mgx.dev", "password": "mgx-demo"}, &tok))
 	require.Equal(t, http.StatusCreated, doJSON(t, http.MethodPost, st.base+"/api/sessions", tok.AccessToken,
 		map[string]string{"title": "traced"}, nil))
 

@@ -4,23 +4,21 @@ package supervisor
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/mgx-ai/mgx/pkg/procgroup"
 )
 
 // Child is one started service.
 type Child struct {
-	Name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	Name  string
+	group *procgroup.Group
 }
 
 // Supervisor owns the children it started.
@@ -36,34 +34,38 @@ func New(log *slog.Logger) *Supervisor {
 	return &Supervisor{log: log, Exited: make(chan *Child, 8)}
 }
 
-// Start launches binary with args and extra environment; its output goes to out with a name prefix.
+// Start launches binary with the launcher's environment plus env; its output goes to out with a name
+// prefix.
 func (s *Supervisor) Start(name, binary string, env []string, out io.Writer) (*Child, error) {
-	cmd := exec.Command(binary)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = &prefixWriter{w: out, prefix: []byte(fmt.Sprintf("%-9s| ", name))}
-	cmd.Stderr = cmd.Stdout
-	// Each child gets its own process group: the terminal's Ctrl-C then reaches only the launcher, which
-	// stops the children in order. Pdeathsig covers a launcher killed with -9.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	// Each child gets its own process group (procgroup): the terminal's Ctrl-C then reaches only the
+	// launcher, which stops the children in order. SIGTERM on the launcher's death gives a child killed
+	// with its launcher the same graceful stop as Ctrl-C (sandboxd still destroys its sandboxes).
+	g, err := procgroup.Start(binary, procgroup.Options{
+		Env:         append(os.Environ(), env...),
+		Output:      &prefixWriter{w: out, prefix: []byte(fmt.Sprintf("%-9s| ", name))},
+		DeathSignal: syscall.SIGTERM,
+	})
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	c := &Child{Name: name, cmd: cmd, done: make(chan struct{})}
+	c := &Child{Name: name, group: g}
 	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
+		<-g.Done()
 		select {
 		case s.Exited <- c:
 		default:
 		}
 	}()
 	s.children = append(s.children, c)
-	s.log.Info("started", "service", name, "pid", cmd.Process.Pid)
+	s.log.Info("started", "service", name, "pid", g.Pid())
 	return c, nil
 }
 
+// Pid is the child's process id (and its process group's).
+func (c *Child) Pid() int { return c.group.Pid() }
+
 // Err is the child's exit error once it has exited.
-func (c *Child) Err() error { return c.err }
+func (c *Child) Err() error { return c.group.Err() }
 
 // StopAll stops the children in reverse start order: SIGTERM to the child's process group, then SIGKILL
 // when grace runs out. Every child is waited for, so nothing is left behind.
@@ -71,33 +73,13 @@ func (s *Supervisor) StopAll(grace time.Duration) error {
 	var errs []error
 	for i := len(s.children) - 1; i >= 0; i-- {
 		c := s.children[i]
-		if err := c.stop(grace); err != nil {
-			errs = append(errs, err)
+		if err := c.group.Stop(grace); err != nil {
+			errs = append(errs, fmt.Errorf("%s did not stop within %s and was killed", c.Name, grace))
 		}
 		s.log.Info("stopped", "service", c.Name)
 	}
 	s.children = nil
 	return errors.Join(errs...)
-}
-
-func (c *Child) stop(grace time.Duration) error {
-	select {
-	case <-c.done:
-		return nil
-	default:
-	}
-	pgid := c.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	select {
-	case <-c.done:
-		return nil
-	case <-ctx.Done():
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-c.done
-		return fmt.Errorf("%s did not stop within %s and was killed", c.Name, grace)
-	}
 }
 
 // prefixWriter prefixes every line a child writes, so interleaved logs stay readable.

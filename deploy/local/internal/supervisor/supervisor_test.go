@@ -90,7 +90,7 @@ func TestStopAllKillsAChildThatIgnoresTerm(t *testing.T) {
 // and reaped asynchronously, so a killed member can linger as a zombie for a moment).
 func requireGroupGone(t *testing.T, c *Child) {
 	t.Helper()
-	waitFor(t, func() bool { return syscall.Kill(-c.cmd.Process.Pid, 0) == syscall.ESRCH })
+	waitFor(t, func() bool { return syscall.Kill(-c.Pid(), 0) == syscall.ESRCH })
 }
 
 func TestExitedReportsACrash(t *testing.T) {

@@ -12,16 +12,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mgx-ai/mgx/pkg/stacktest"
+
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentclient"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
-	"github.com/mgx-ai/mgx/sandboxd/internal/sandboxtest"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	sandboxtest.Cleanup()
-	os.Exit(code)
+	stacktest.Main(m, stacktest.Binaries("sandbox-agent"))
 }
 
 func alive(pid int) bool {
@@ -85,7 +84,7 @@ func TestRemoveEndsEveryProcess(t *testing.T) {
 		}, sweepBudget},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := New(Options{AgentBinary: sandboxtest.AgentBinary(t), RunDir: sandboxtest.RunDir(t)})
+			d, err := New(Options{AgentBinary: stacktest.Bin(t, "sandbox-agent"), RunDir: stacktest.RunDir(t)})
 			require.NoError(t, err)
 			inst, err := d.Create(t.Context(), driver.Spec{Name: "sbx-" + strconv.Itoa(os.Getpid())})
 			require.NoError(t, err)
@@ -107,7 +106,7 @@ func TestRemoveEndsEveryProcess(t *testing.T) {
 
 // The marker names one sandbox: removing it leaves another's processes running.
 func TestRemoveSparesOtherSandboxes(t *testing.T) {
-	d, err := New(Options{AgentBinary: sandboxtest.AgentBinary(t), RunDir: sandboxtest.RunDir(t)})
+	d, err := New(Options{AgentBinary: stacktest.Bin(t, "sandbox-agent"), RunDir: stacktest.RunDir(t)})
 	require.NoError(t, err)
 	var insts []driver.Instance
 	for _, name := range []string{"one", "two"} {

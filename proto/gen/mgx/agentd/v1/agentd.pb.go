@@ -8,6 +8,7 @@ package agentdv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -2041,7 +2042,7 @@ var File_mgx_agentd_v1_agentd_proto protoreflect.FileDescriptor
 
 const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"\n" +
-	"\x1amgx/agentd/v1/agentd.proto\x12\rmgx.agentd.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n" +
+	"\x1amgx/agentd/v1/agentd.proto\x12\rmgx.agentd.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x129\n" +
@@ -2197,23 +2198,47 @@ const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"\x05event\x18\x01 \x01(\v2\x14.mgx.agentd.v1.EventR\x05event\"\x13\n" +
 	"\x11ListAgentsRequest\"B\n" +
 	"\x12ListAgentsResponse\x12,\n" +
-	"\x06agents\x18\x01 \x03(\v2\x14.mgx.agentd.v1.AgentR\x06agents2\xb3\x06\n" +
-	"\x0eSessionService\x12}\n" +
-	"\rCreateSession\x12#.mgx.agentd.v1.CreateSessionRequest\x1a$.mgx.agentd.v1.CreateSessionResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*b\asession\"\r/api/sessions\x12x\n" +
+	"\x06agents\x18\x01 \x03(\v2\x14.mgx.agentd.v1.AgentR\x06agents2\x8c\b\n" +
+	"\x0eSessionService\x12\xbe\x01\n" +
+	"\rCreateSession\x12#.mgx.agentd.v1.CreateSessionRequest\x1a$.mgx.agentd.v1.CreateSessionResponse\"b\x92A>J<\n" +
+	"\x03201\x125\n" +
+	"3Created: the session, with its sandbox provisioned.\x82\xd3\xe4\x93\x02\x1b:\x01*b\asession\"\r/api/sessions\x12x\n" +
 	"\fListSessions\x12\".mgx.agentd.v1.ListSessionsRequest\x1a#.mgx.agentd.v1.ListSessionsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19b\bsessions\x12\r/api/sessions\x12v\n" +
 	"\n" +
-	"GetSession\x12 .mgx.agentd.v1.GetSessionRequest\x1a!.mgx.agentd.v1.GetSessionResponse\"#\x82\xd3\xe4\x93\x02\x1db\asession\x12\x12/api/sessions/{id}\x12v\n" +
-	"\rDeleteSession\x12#.mgx.agentd.v1.DeleteSessionRequest\x1a$.mgx.agentd.v1.DeleteSessionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14*\x12/api/sessions/{id}\x12\xbb\x01\n" +
-	"\fListMessages\x12\".mgx.agentd.v1.ListMessagesRequest\x1a#.mgx.agentd.v1.ListMessagesResponse\"b\x82\xd3\xe4\x93\x02\\Z+b\bmessages\x12\x1f/api/chat/messages/{session_id}b\bmessages\x12#/api/sessions/{session_id}/messages\x12z\n" +
-	"\rLaunchSandbox\x12#.mgx.agentd.v1.LaunchSandboxRequest\x1a$.mgx.agentd.v1.LaunchSandboxResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/sandbox/launch2\xfb\x04\n" +
-	"\vChatService\x12s\n" +
-	"\vPostMessage\x12!.mgx.agentd.v1.PostMessageRequest\x1a\".mgx.agentd.v1.PostMessageResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/chat/messages\x12|\n" +
+	"GetSession\x12 .mgx.agentd.v1.GetSessionRequest\x1a!.mgx.agentd.v1.GetSessionResponse\"#\x82\xd3\xe4\x93\x02\x1db\asession\x12\x12/api/sessions/{id}\x12\xb5\x01\n" +
+	"\rDeleteSession\x12#.mgx.agentd.v1.DeleteSessionRequest\x1a$.mgx.agentd.v1.DeleteSessionResponse\"Y\x92A<J:\n" +
+	"\x03204\x123\n" +
+	"1No Content: the session and its sandbox are gone.\x82\xd3\xe4\x93\x02\x14*\x12/api/sessions/{id}\x12\xbb\x01\n" +
+	"\fListMessages\x12\".mgx.agentd.v1.ListMessagesRequest\x1a#.mgx.agentd.v1.ListMessagesResponse\"b\x82\xd3\xe4\x93\x02\\Z+b\bmessages\x12\x1f/api/chat/messages/{session_id}b\bmessages\x12#/api/sessions/{session_id}/messages\x12\xd0\x01\n" +
+	"\rLaunchSandbox\x12#.mgx.agentd.v1.LaunchSandboxRequest\x1a$.mgx.agentd.v1.LaunchSandboxResponse\"t\x92ASJQ\n" +
+	"\x03201\x12J\n" +
+	"HCreated: the sandbox of the session (a new session when none was named).\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/sandbox/launch2\xd8\x05\n" +
+	"\vChatService\x12\xcf\x01\n" +
+	"\vPostMessage\x12!.mgx.agentd.v1.PostMessageRequest\x1a\".mgx.agentd.v1.PostMessageResponse\"y\x92AYJW\n" +
+	"\x03201\x12P\n" +
+	"NCreated: the message is stored and its run queued; the run streams its events.\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/chat/messages\x12|\n" +
 	"\tCancelRun\x12\x1f.mgx.agentd.v1.CancelRunRequest\x1a .mgx.agentd.v1.CancelRunResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/sessions/{session_id}/cancel\x12\x8b\x01\n" +
 	"\x0eAnswerQuestion\x12$.mgx.agentd.v1.AnswerQuestionRequest\x1a%.mgx.agentd.v1.AnswerQuestionResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/sessions/{session_id}/answer\x12r\n" +
 	"\x06GetRun\x12\x1c.mgx.agentd.v1.GetRunRequest\x1a\x1d.mgx.agentd.v1.GetRunResponse\"+\x82\xd3\xe4\x93\x02%b\x03run\x12\x1e/api/sessions/{session_id}/run\x12w\n" +
-	"\aGetPlan\x12\x1d.mgx.agentd.v1.GetPlanRequest\x1a\x1e.mgx.agentd.v1.GetPlanResponse\"-\x82\xd3\xe4\x93\x02'b\x04plan\x12\x1f/api/sessions/{session_id}/plan2\xb6\x01\n" +
-	"\fEventService\x12\xa5\x01\n" +
-	"\fStreamEvents\x12\".mgx.agentd.v1.StreamEventsRequest\x1a#.mgx.agentd.v1.StreamEventsResponse\"J\x82\xd3\xe4\x93\x02DZ\x1f\x12\x1d/api/ws/sessions/{session_id}\x12!/api/sessions/{session_id}/events0\x012~\n" +
+	"\aGetPlan\x12\x1d.mgx.agentd.v1.GetPlanRequest\x1a\x1e.mgx.agentd.v1.GetPlanResponse\"-\x82\xd3\xe4\x93\x02'b\x04plan\x12\x1f/api/sessions/{session_id}/plan2\xaa\b\n" +
+	"\fEventService\x12\x99\b\n" +
+	"\fStreamEvents\x12\".mgx.agentd.v1.StreamEventsRequest\x1a#.mgx.agentd.v1.StreamEventsResponse\"\xbd\a\x92A\xef\x06\x12WFollow a session's events: replays every event after after_seq, then follows live ones.\x1a\x9c\x03Two transports, one per path. GET /api/sessions/{session_id}/events is Server-Sent Events: `id: <sequence>` and `data: <Event JSON>` per event, resuming after Last-Event-ID (or after_seq). GET /api/ws/sessions/{session_id} is a WebSocket: one Event JSON per text message. Browsers, which cannot set headers on either, pass the access token as `?token=` (or, for the WebSocket, as a Sec-WebSocket-Protocol value).:\x11text/event-stream:\x10application/jsonJk\n" +
+	"\x03101\x12d\n" +
+	"HSwitching Protocols (the WebSocket path): each text message is an Event.\x12\x18\n" +
+	"\x16\x1a\x14.mgx.agentd.v1.EventJa\n" +
+	"\x03200\x12Z\n" +
+	">An event stream (the SSE path): each `data:` line is an Event.\x12\x18\n" +
+	"\x16\x1a\x14.mgx.agentd.v1.Eventb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06apiKey\x12\x00b\v\n" +
+	"\t\n" +
+	"\x05token\x12\x00rW\n" +
+	"U\n" +
+	"\rLast-Event-ID\x12BSSE: resume after this sequence (set by EventSource on reconnect).\x18\x01\x82\xd3\xe4\x93\x02DZ\x1f\x12\x1d/api/ws/sessions/{session_id}\x12!/api/sessions/{session_id}/events0\x012~\n" +
 	"\fAgentService\x12n\n" +
 	"\n" +
 	"ListAgents\x12 .mgx.agentd.v1.ListAgentsRequest\x1a!.mgx.agentd.v1.ListAgentsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15b\x06agents\x12\v/api/agentsB8Z6github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1;agentdv1b\x06proto3"

@@ -1123,25 +1123,46 @@ const file_mgx_gateway_v1_gateway_proto_rawDesc = "" +
 	"\bservices\x18\x02 \x03(\v2+.mgx.gateway.v1.CheckResponse.ServicesEntryR\bservices\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\x83\a\n" +
-	"\vAuthService\x12l\n" +
-	"\bRegister\x12\x1f.mgx.gateway.v1.RegisterRequest\x1a .mgx.gateway.v1.RegisterResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/auth/register\x12`\n" +
-	"\x05Login\x12\x1c.mgx.gateway.v1.LoginRequest\x1a\x1d.mgx.gateway.v1.LoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/api/auth/login\x12h\n" +
-	"\aRefresh\x12\x1e.mgx.gateway.v1.RefreshRequest\x1a\x1f.mgx.gateway.v1.RefreshResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/auth/refresh\x12d\n" +
-	"\x06Logout\x12\x1d.mgx.gateway.v1.LogoutRequest\x1a\x1e.mgx.gateway.v1.LogoutResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/api/auth/logout\x12`\n" +
-	"\x05GetMe\x12\x1c.mgx.gateway.v1.GetMeRequest\x1a\x1d.mgx.gateway.v1.GetMeResponse\"\x1a\x82\xd3\xe4\x93\x02\x14b\x04user\x12\f/api/auth/me\x12x\n" +
-	"\fCreateApiKey\x12#.mgx.gateway.v1.CreateApiKeyRequest\x1a$.mgx.gateway.v1.CreateApiKeyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/auth/api_keys\x12|\n" +
-	"\vListApiKeys\x12\".mgx.gateway.v1.ListApiKeysRequest\x1a#.mgx.gateway.v1.ListApiKeysResponse\"$\x82\xd3\xe4\x93\x02\x1eb\bapi_keys\x12\x12/api/auth/api_keys\x12z\n" +
-	"\fRevokeApiKey\x12#.mgx.gateway.v1.RevokeApiKeyRequest\x1a$.mgx.gateway.v1.RevokeApiKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/api/auth/api_keys/{id}2g\n" +
-	"\rHealthService\x12V\n" +
-	"\x05Check\x12\x1c.mgx.gateway.v1.CheckRequest\x1a\x1d.mgx.gateway.v1.CheckResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
-	"\x12\b/healthzB\x9a\x03\x92A\xdc\x02\x12\xd7\x01\n" +
-	"\aMGX API\x12\xc6\x01The public REST API of the MGX backend: accounts, sessions, chat, events, sandboxes, files and previews. Every path except register, login, refresh and /healthz needs a Bearer token (or an API key).2\x031.02\x10application/json:\x10application/jsonZN\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\xe4\b\n" +
+	"\vAuthService\x12\x9c\x01\n" +
+	"\bRegister\x12\x1f.mgx.gateway.v1.RegisterRequest\x1a .mgx.gateway.v1.RegisterResponse\"M\x92A-J)\n" +
+	"\x03201\x12\"\n" +
+	" Created: the account, signed in.b\x00\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/auth/register\x12e\n" +
+	"\x05Login\x12\x1c.mgx.gateway.v1.LoginRequest\x1a\x1d.mgx.gateway.v1.LoginResponse\"\x1f\x92A\x02b\x00\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/api/auth/login\x12m\n" +
+	"\aRefresh\x12\x1e.mgx.gateway.v1.RefreshRequest\x1a\x1f.mgx.gateway.v1.RefreshResponse\"!\x92A\x02b\x00\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/auth/refresh\x12\x9b\x01\n" +
+	"\x06Logout\x12\x1d.mgx.gateway.v1.LogoutRequest\x1a\x1e.mgx.gateway.v1.LogoutResponse\"R\x92A4J2\n" +
+	"\x03204\x12+\n" +
+	")No Content: the refresh token is revoked.\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/api/auth/logout\x12`\n" +
+	"\x05GetMe\x12\x1c.mgx.gateway.v1.GetMeRequest\x1a\x1d.mgx.gateway.v1.GetMeResponse\"\x1a\x82\xd3\xe4\x93\x02\x14b\x04user\x12\f/api/auth/me\x12\xb7\x01\n" +
+	"\fCreateApiKey\x12#.mgx.gateway.v1.CreateApiKeyRequest\x1a$.mgx.gateway.v1.CreateApiKeyResponse\"\\\x92A<J:\n" +
+	"\x03201\x123\n" +
+	"1Created: the key, whose secret is shown only now.\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/auth/api_keys\x12|\n" +
+	"\vListApiKeys\x12\".mgx.gateway.v1.ListApiKeysRequest\x1a#.mgx.gateway.v1.ListApiKeysResponse\"$\x82\xd3\xe4\x93\x02\x1eb\bapi_keys\x12\x12/api/auth/api_keys\x12\xa7\x01\n" +
+	"\fRevokeApiKey\x12#.mgx.gateway.v1.RevokeApiKeyRequest\x1a$.mgx.gateway.v1.RevokeApiKeyResponse\"L\x92A*J(\n" +
+	"\x03204\x12!\n" +
+	"\x1fNo Content: the key is revoked.\x82\xd3\xe4\x93\x02\x19*\x17/api/auth/api_keys/{id}2\xd1\x01\n" +
+	"\rHealthService\x12\xbf\x01\n" +
+	"\x05Check\x12\x1c.mgx.gateway.v1.CheckRequest\x1a\x1d.mgx.gateway.v1.CheckResponse\"y\x92AfJb\n" +
+	"\x03503\x12[\n" +
+	"6A service is not serving (or the gateway is draining).\x12!\n" +
+	"\x1f\x1a\x1d.mgx.gateway.v1.CheckResponseb\x00\x82\xd3\xe4\x93\x02\n" +
+	"\x12\b/healthzB\x99\x06\x92A\xdb\x05\x12\xa4\x02\n" +
+	"\aMGX API\x12\x93\x02The public REST API of the MGX backend: accounts, sessions, chat, events, sandboxes, files and previews. Every path except register, login, refresh and /healthz needs a Bearer token (or an API key). Every error answers with the status its `reason` calls for and an ErrorBody.2\x031.02\x10application/json:\x10application/jsonRp\n" +
+	"\adefault\x12e\n" +
+	"EAn error: the HTTP status its `reason` calls for, and the error body.\x12\x1c\n" +
+	"\x1a\x1a\x18.mgx.errors.v1.ErrorBodyZ\xff\x01\n" +
+	"&\n" +
+	"\x06apiKey\x12\x1c\b\x02\x12\vAn API key.\x1a\tX-Api-Key \x02\n" +
 	"L\n" +
-	"\x06bearer\x12B\b\x02\x12-`Bearer <access token>` or `Bearer <API key>`\x1a\rAuthorization \x02b\f\n" +
+	"\x06bearer\x12B\b\x02\x12-`Bearer <access token>` or `Bearer <API key>`\x1a\rAuthorization \x02\n" +
+	"\x86\x01\n" +
+	"\x05token\x12}\b\x02\x12pThe access token in the query, where a browser cannot send a header: the event streams (WebSocket, EventSource).\x1a\x05token \x01b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06bearer\x12\x00Z8github.com/mgx-ai/mgx/proto/gen/mgx/gateway/v1;gatewayv1b\x06proto3"
+	"\x06bearer\x12\x00b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06apiKey\x12\x00Z8github.com/mgx-ai/mgx/proto/gen/mgx/gateway/v1;gatewayv1b\x06proto3"
 
 var (
 	file_mgx_gateway_v1_gateway_proto_rawDescOnce sync.Once

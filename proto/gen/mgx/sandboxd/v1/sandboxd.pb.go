@@ -8,6 +8,7 @@ package sandboxdv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -2925,7 +2926,7 @@ var File_mgx_sandboxd_v1_sandboxd_proto protoreflect.FileDescriptor
 
 const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
-	"\x1emgx/sandboxd/v1/sandboxd.proto\x12\x0fmgx.sandboxd.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n" +
+	"\x1emgx/sandboxd/v1/sandboxd.proto\x12\x0fmgx.sandboxd.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n" +
 	"\aSandbox\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
@@ -3164,7 +3165,7 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"I\n" +
 	"\x11ListPortsResponse\x124\n" +
-	"\x05ports\x18\x01 \x03(\v2\x1e.mgx.sandboxd.v1.ListeningPortR\x05ports2\xa8\a\n" +
+	"\x05ports\x18\x01 \x03(\v2\x1e.mgx.sandboxd.v1.ListeningPortR\x05ports2\x89\t\n" +
 	"\x0eSandboxService\x12^\n" +
 	"\rLaunchSandbox\x12%.mgx.sandboxd.v1.LaunchSandboxRequest\x1a&.mgx.sandboxd.v1.LaunchSandboxResponse\x12U\n" +
 	"\n" +
@@ -3172,9 +3173,11 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\rListSandboxes\x12%.mgx.sandboxd.v1.ListSandboxesRequest\x1a&.mgx.sandboxd.v1.ListSandboxesResponse\x12\x82\x01\n" +
 	"\x0eDestroySandbox\x12&.mgx.sandboxd.v1.DestroySandboxRequest\x1a'.mgx.sandboxd.v1.DestroySandboxResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/api/sandbox/destroy\x12\x95\x01\n" +
 	"\x13DestroyAllSandboxes\x12+.mgx.sandboxd.v1.DestroyAllSandboxesRequest\x1a,.mgx.sandboxd.v1.DestroyAllSandboxesResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/sandbox/destroy_all\x12a\n" +
-	"\x04Exec\x12\x1c.mgx.sandboxd.v1.ExecRequest\x1a\x1d.mgx.sandboxd.v1.ExecResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/sandbox/exec\x12|\n" +
+	"\x04Exec\x12\x1c.mgx.sandboxd.v1.ExecRequest\x1a\x1d.mgx.sandboxd.v1.ExecResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/api/sandbox/exec\x12\xdc\x02\n" +
 	"\n" +
-	"ExecStream\x12\".mgx.sandboxd.v1.ExecStreamRequest\x1a#.mgx.sandboxd.v1.ExecStreamResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/sandbox/exec/stream0\x01\x12\x80\x01\n" +
+	"ExecStream\x12\".mgx.sandboxd.v1.ExecStreamRequest\x1a#.mgx.sandboxd.v1.ExecStreamResponse\"\x82\x02\x92A\xdb\x01J\xd8\x01\n" +
+	"\x03200\x12\xd0\x01\n" +
+	"\xcd\x01Newline-delimited JSON, one `{\"result\": ...}` per message as it is produced. A failure before the first message is an ordinary error answer; one after it ends the stream with a line `{\"error\": ErrorBody}`.\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/sandbox/exec/stream0\x01\x12\x80\x01\n" +
 	"\n" +
 	"GetPreview\x12\".mgx.sandboxd.v1.GetPreviewRequest\x1a#.mgx.sandboxd.v1.GetPreviewResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/sandbox/preview/{session_id}2\xa3\x05\n" +
 	"\vFileService\x12~\n" +
@@ -3184,11 +3187,13 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"DeleteFile\x12\".mgx.sandboxd.v1.DeleteFileRequest\x1a#.mgx.sandboxd.v1.DeleteFileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/api/files/{session_id}\x12X\n" +
 	"\vSearchFiles\x12#.mgx.sandboxd.v1.SearchFilesRequest\x1a$.mgx.sandboxd.v1.SearchFilesResponse\x12X\n" +
-	"\vListChanges\x12#.mgx.sandboxd.v1.ListChangesRequest\x1a$.mgx.sandboxd.v1.ListChangesResponse2\xe7\x05\n" +
+	"\vListChanges\x12#.mgx.sandboxd.v1.ListChangesRequest\x1a$.mgx.sandboxd.v1.ListChangesResponse2\xc7\a\n" +
 	"\x0eProcessService\x12\x8b\x01\n" +
 	"\fStartProcess\x12$.mgx.sandboxd.v1.StartProcessRequest\x1a%.mgx.sandboxd.v1.StartProcessResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/api/sandbox/{session_id}/processes\x12\x8b\x01\n" +
-	"\rListProcesses\x12%.mgx.sandboxd.v1.ListProcessesRequest\x1a&.mgx.sandboxd.v1.ListProcessesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/sandbox/{session_id}/processes\x12\x9c\x01\n" +
-	"\x0eGetProcessLogs\x12&.mgx.sandboxd.v1.GetProcessLogsRequest\x1a'.mgx.sandboxd.v1.GetProcessLogsResponse\"7\x82\xd3\xe4\x93\x021\x12//api/sandbox/{session_id}/processes/{name}/logs0\x01\x12\x9c\x01\n" +
+	"\rListProcesses\x12%.mgx.sandboxd.v1.ListProcessesRequest\x1a&.mgx.sandboxd.v1.ListProcessesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/sandbox/{session_id}/processes\x12\xfc\x02\n" +
+	"\x0eGetProcessLogs\x12&.mgx.sandboxd.v1.GetProcessLogsRequest\x1a'.mgx.sandboxd.v1.GetProcessLogsResponse\"\x96\x02\x92A\xdb\x01J\xd8\x01\n" +
+	"\x03200\x12\xd0\x01\n" +
+	"\xcd\x01Newline-delimited JSON, one `{\"result\": ...}` per message as it is produced. A failure before the first message is an ordinary error answer; one after it ends the stream with a line `{\"error\": ErrorBody}`.\x82\xd3\xe4\x93\x021\x12//api/sandbox/{session_id}/processes/{name}/logs0\x01\x12\x9c\x01\n" +
 	"\rSignalProcess\x12%.mgx.sandboxd.v1.SignalProcessRequest\x1a&.mgx.sandboxd.v1.SignalProcessResponse\"<\x82\xd3\xe4\x93\x026:\x01*\"1/api/sandbox/{session_id}/processes/{name}/signal\x12{\n" +
 	"\tListPorts\x12!.mgx.sandboxd.v1.ListPortsRequest\x1a\".mgx.sandboxd.v1.ListPortsResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/api/sandbox/{session_id}/portsB<Z:github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1;sandboxdv1b\x06proto3"
 

@@ -1,156 +1,81 @@
-// Package bench is gateway-bench: the whole product started on loopback
-// (redis-server, sandboxd with the local driver, agentd with the scripted
-// provider, the gateway in process) and measured from the outside.
-package bench
+//go:build bench
+
+package app_test
+
+// The gateway benchmark (make bench-gateway): what the gateway adds. The same agentd call made as
+// REST through the gateway and as direct gRPC, latency (p50/p99) and throughput from one run, plus
+// WebSocket fan-out latency of one session's events to many clients against a direct gRPC
+// subscriber. The product runs on loopback as the tests run it (pkg/stacktest: redis-server, sandboxd
+// with the local driver, agentd with the scripted provider as processes, the gateway in this process);
+// everything is bounded in time. It is a test behind the `bench` build tag, never run with the suite:
+//
+//	cd gateway && go test -tags bench -run '^TestBench$' -count=1 -v ./internal/app -args -n 2000 -c 8 -d 5s -ws 50
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
+	"testing"
 	"text/tabwriter"
 	"time"
 
 	"github.com/coder/websocket"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/mgx-ai/mgx/gateway/internal/app"
-	"github.com/mgx-ai/mgx/gateway/internal/config"
 	"github.com/mgx-ai/mgx/pkg/authn"
-	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
 	"github.com/mgx-ai/mgx/pkg/grpcclient"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 )
 
 // Options configures a run.
 type Options struct {
-	BinDir      string
-	RedisServer string
 	N           int
 	Concurrency int
 	Duration    time.Duration
 	WSClients   int
 }
 
-const internalToken = "bench-internal-token"
+var benchOpts Options
 
-// Run starts the product, measures, prints the tables to out and stops
-// everything it started.
-func Run(ctx context.Context, o Options, out io.Writer) (err error) {
-	work, err := os.MkdirTemp("", "gateway-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	var procs []*exec.Cmd
-	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			stopProcess(procs[i])
-		}
-	}()
-	start := func(bin string, args []string, env map[string]string) error {
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		logf, err := os.Create(filepath.Join(work, filepath.Base(bin)+".log"))
-		if err != nil {
-			return err
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start %s: %w", bin, err)
-		}
-		procs = append(procs, cmd)
-		return nil
-	}
-	bin := func(name string) (string, error) {
-		p, err := filepath.Abs(filepath.Join(o.BinDir, name))
-		if err != nil {
-			return "", err
-		}
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%s not found in %s (run make build): %w", name, o.BinDir, err)
-		}
-		return p, nil
-	}
-	agentdBin, err := bin("agentd")
-	if err != nil {
-		return err
-	}
-	sandboxdBin, err := bin("sandboxd")
-	if err != nil {
-		return err
-	}
-	agentBin, err := bin("sandbox-agent")
-	if err != nil {
-		return err
-	}
+func init() {
+	flag.IntVar(&benchOpts.N, "n", 2000, "sequential calls per path for latency")
+	flag.IntVar(&benchOpts.Concurrency, "c", 8, "concurrent callers for throughput")
+	flag.DurationVar(&benchOpts.Duration, "d", 5*time.Second, "throughput run per path")
+	flag.IntVar(&benchOpts.WSClients, "ws", 50, "WebSocket clients for fan-out")
+}
 
-	redisAddr, sandboxdAddr, previewAddr, agentdAddr := free(), free(), free(), free()
-	_, redisPort, _ := net.SplitHostPort(redisAddr)
-	if err := start(o.RedisServer, []string{"--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work}, nil); err != nil {
-		return err
+func TestBench(t *testing.T) {
+	o := benchOpts
+	// Bounded: whatever happens, the bench ends.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	st := stacktest.StartStack(t, stacktest.Spec{NoGateway: true, Env: map[string]string{"MGX_LOG_LEVEL": "warn"}})
+	env := st.GatewayEnv()
+	env["GATEWAY_RATE_LIMIT"] = "100000000"
+	env["GATEWAY_MAX_STREAMS_PER_USER"] = fmt.Sprint(o.WSClients + 8)
+	env["GATEWAY_STREAM_BUFFER"] = "4096"
+	limited := startGateway(t, env).base
+	env["GATEWAY_LISTEN"] = "127.0.0.1:0"
+	env["GATEWAY_RATE_LIMIT"] = "0"
+	unlimited := startGateway(t, env).base
+	if err := run(ctx, o, os.Stdout, st, limited, unlimited); err != nil {
+		t.Fatal(err)
 	}
-	redisURL := "redis://" + redisAddr + "/0"
-	if err := waitTCP(ctx, redisAddr); err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	common := map[string]string{"MGX_INTERNAL_TOKEN": internalToken, "MGX_LOG_LEVEL": "warn"}
-	if err := start(sandboxdBin, nil, merge(common, map[string]string{
-		"SANDBOXD_LISTEN": sandboxdAddr, "SANDBOXD_PREVIEW_LISTEN": previewAddr, "SANDBOXD_REDIS_URL": redisURL,
-		"SANDBOXD_DRIVER": "local", "SANDBOXD_RUN_DIR": filepath.Join(work, "sandboxes"), "SANDBOX_AGENT_BINARY": agentBin,
-		// The bench owns its sandboxes: none is left running after it.
-		"SANDBOX_POOL_SIZE": "0", "SANDBOXD_DESTROY_ON_EXIT": "true",
-	})); err != nil {
-		return err
-	}
-	if err := waitHealthy(ctx, sandboxdAddr); err != nil {
-		return fmt.Errorf("sandboxd: %w", err)
-	}
-	if err := start(agentdBin, nil, merge(common, map[string]string{
-		"AGENTD_LISTEN": agentdAddr, "AGENTD_REDIS_URL": redisURL, "SANDBOXD_ADDR": sandboxdAddr, "AGENTD_LLM_PROVIDER": "scripted",
-	})); err != nil {
-		return err
-	}
-	if err := waitHealthy(ctx, agentdAddr); err != nil {
-		return fmt.Errorf("agentd: %w", err)
-	}
+}
 
-	gwEnv := map[string]string{
-		"GATEWAY_REDIS_URL": redisURL, "AGENTD_ADDR": agentdAddr, "SANDBOXD_ADDR": sandboxdAddr,
-		"SANDBOXD_PREVIEW_URL": "http://" + previewAddr, "MGX_INTERNAL_TOKEN": internalToken, "MGX_LOG_LEVEL": "warn",
-		"GATEWAY_JWT_SECRET": strings.Repeat("b", 32), "GATEWAY_RATE_LIMIT": "100000000",
-		"GATEWAY_MAX_STREAMS_PER_USER": fmt.Sprint(o.WSClients + 8), "GATEWAY_STREAM_BUFFER": "4096",
-	}
-	limited, err := serveGateway(ctx, gwEnv)
-	if err != nil {
-		return err
-	}
-	gwEnv["GATEWAY_RATE_LIMIT"] = "0"
-	unlimited, err := serveGateway(ctx, gwEnv)
-	if err != nil {
-		return err
-	}
-
+// run measures and prints the tables to out.
+func run(ctx context.Context, o Options, out io.Writer, st *stacktest.Stack, limited, unlimited string) (err error) {
 	// A user and a session to read, through the gateway.
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Concurrency * 2}}
 	var tok struct {
@@ -172,7 +97,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		return err
 	}
 
-	cc, err := grpcclient.Dial(agentdAddr, grpcclient.Options{InternalToken: internalToken})
+	cc, err := grpcclient.Dial(st.AgentdAddrs[0], grpcclient.Options{InternalToken: stacktest.Token})
 	if err != nil {
 		return err
 	}
@@ -361,24 +286,6 @@ func terminal(data map[string]any) bool {
 	return false
 }
 
-func serveGateway(ctx context.Context, env map[string]string) (string, error) {
-	cfg, err := pkgconfig.LoadFrom[config.Config](env)
-	if err != nil {
-		return "", err
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	a, err := app.New(ctx, cfg, logger)
-	if err != nil {
-		return "", err
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	go func() { _ = a.Serve(ctx, lis) }()
-	return "http://" + lis.Addr().String(), nil
-}
-
 func call(ctx context.Context, hc *http.Client, method, url, token, body string, want int, into any) error {
 	var rd io.Reader
 	if body != "" {
@@ -456,70 +363,3 @@ func mean(d []time.Duration) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
-
-func merge(a, b map[string]string) map[string]string {
-	m := map[string]string{}
-	for k, v := range a {
-		m[k] = v
-	}
-	for k, v := range b {
-		m[k] = v
-	}
-	return m
-}
-
-func free() string {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
-}
-
-func waitTCP(ctx context.Context, addr string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			return c.Close()
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func waitHealthy(ctx context.Context, addr string) error {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		r, err := healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("not serving: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func stopProcess(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}

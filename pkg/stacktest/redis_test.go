@@ -1,4 +1,4 @@
-package redistest
+package stacktest
 
 import (
 	"fmt"
@@ -21,10 +21,10 @@ func client(t *testing.T, url string) *redis.Client {
 	return rdb
 }
 
-func TestStart(t *testing.T) {
+func TestRedis(t *testing.T) {
 	var url string
 	t.Run("server answers while the test runs", func(t *testing.T) {
-		url = Start(t)
+		url = Redis(t)
 		rdb := client(t, url)
 		require.NoError(t, rdb.Set(t.Context(), "k", "v", 0).Err())
 		require.Equal(t, "v", rdb.Get(t.Context(), "k").Val())
@@ -37,14 +37,14 @@ func TestStart(t *testing.T) {
 	require.Error(t, ping(addr), "server must be gone after its test ended")
 }
 
-func TestSharedIsolatesTests(t *testing.T) {
+func TestSharedRedisIsolatesTests(t *testing.T) {
 	var mu sync.Mutex
 	urls := map[string]bool{}
 	t.Run("group", func(t *testing.T) {
 		for i := range 8 {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
 				t.Parallel()
-				url := Shared(t)
+				url := SharedRedis(t)
 				mu.Lock()
 				require.False(t, urls[url], "database handed to two running tests")
 				urls[url] = true
@@ -79,7 +79,7 @@ type recordingTB struct {
 func (r *recordingTB) Skipf(format string, args ...any)  { r.skipped = fmt.Sprintf(format, args...) }
 func (r *recordingTB) Fatalf(format string, args ...any) { r.fatal = fmt.Sprintf(format, args...) }
 
-func TestMissingBinary(t *testing.T) {
+func TestRedisMissingBinary(t *testing.T) {
 	tests := []struct {
 		ci       string
 		wantSkip bool
@@ -94,7 +94,7 @@ func TestMissingBinary(t *testing.T) {
 			t.Setenv("PATH", t.TempDir())
 			t.Setenv("CI", tt.ci)
 			rec := &recordingTB{TB: t}
-			require.Empty(t, Start(rec))
+			require.Empty(t, Redis(rec))
 			if tt.wantSkip {
 				require.Contains(t, rec.skipped, "redis-server not found")
 				require.Empty(t, rec.fatal)

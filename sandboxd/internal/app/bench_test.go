@@ -1,14 +1,15 @@
-// Command sandbox-bench measures sandboxd against raw Docker on this machine
-// and prints a side-by-side table: exec round trip through sandboxd (gRPC →
-// sandboxd → agent socket) vs the raw Docker exec API on the same container;
-// create-to-first-exec cold and warm (pool) vs raw Docker create+start+exec;
-// streamed output throughput. Loopback only, bounded in count.
+//go:build bench
+
+package app_test
+
+// The sandboxd benchmark (make bench-sandbox): sandboxd against raw Docker on this machine, printed
+// side by side — exec round trip through sandboxd (gRPC → sandboxd → agent socket) vs the raw Docker
+// exec API on the same container; create-to-first-exec cold and warm (pool) vs raw Docker
+// create+start+exec; streamed output throughput. Loopback only, bounded in count and time. It is a
+// test behind the `bench` build tag so it starts sandboxd the one way everything does (pkg/stacktest),
+// and never runs with the suite:
 //
-//	go run ./sandboxd/cmd/sandbox-bench [-n 200] [-sessions 8] [-image mgx-sandbox-dev:latest]
-//
-// It needs a Docker engine and redis-server on PATH (it starts its own on a
-// free loopback port) or -redis URL.
-package main
+//	cd sandboxd && go test -tags bench -run '^TestBench$' -count=1 -v ./internal/app -args -n 200 -sessions 8
 
 import (
 	"bytes"
@@ -17,14 +18,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
 	"sort"
 	"strconv"
+	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -33,89 +29,47 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mgx-ai/mgx/pkg/authn"
-	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
 	"github.com/mgx-ai/mgx/pkg/grpcclient"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
-	"github.com/mgx-ai/mgx/sandboxd/internal/app"
-	"github.com/mgx-ai/mgx/sandboxd/internal/config"
-	"github.com/mgx-ai/mgx/sandboxd/internal/devimage"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/docker"
+	"github.com/mgx-ai/mgx/sandboxd/internal/sandboxtest"
 )
 
-const token = "bench-internal-token"
+var (
+	benchN        = flag.Int("n", 200, "exec round trips per side")
+	benchSessions = flag.Int("sessions", 8, "sandboxes created per create-to-first-exec measurement")
+	benchStreamMB = flag.Int("stream-mb", 64, "MiB streamed for the throughput measurement")
+	benchTimeout  = flag.Duration("bench-timeout", 5*time.Minute, "upper bound of the whole run")
+)
 
 type opts struct {
 	n, sessions int
 	streamMB    int
 	image       string
-	redisURL    string
-	agent       string
 }
 
-func main() {
-	var o opts
-	flag.IntVar(&o.n, "n", 200, "exec round trips per side")
-	flag.IntVar(&o.sessions, "sessions", 8, "sandboxes created per create-to-first-exec measurement")
-	flag.IntVar(&o.streamMB, "stream-mb", 64, "MiB streamed for the throughput measurement")
-	flag.StringVar(&o.image, "image", devimage.DefaultRef, "sandbox image (the dev image is built when missing)")
-	flag.StringVar(&o.redisURL, "redis", "", "Redis URL (default: start redis-server on a free port)")
-	flag.StringVar(&o.agent, "agent", "", "static sandbox-agent binary (default: build it)")
-	limit := flag.Duration("timeout", 5*time.Minute, "upper bound of the whole run")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	ctx, cancel := context.WithTimeout(ctx, *limit)
-	err := run(ctx, o)
-	cancel()
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
-		os.Exit(1)
+func TestBench(t *testing.T) {
+	cli := sandboxtest.Docker(t)
+	ctx, cancel := context.WithTimeout(t.Context(), *benchTimeout)
+	defer cancel()
+	o := opts{n: *benchN, sessions: *benchSessions, streamMB: *benchStreamMB, image: sandboxtest.Image}
+	if err := runBench(t, ctx, cli, o); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, o opts) error {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
+func runBench(t *testing.T, ctx context.Context, cli *client.Client, o opts) error {
 	ver, err := cli.ServerVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("docker engine: %w", err)
 	}
-	if o.image == devimage.DefaultRef {
-		if err := devimage.Ensure(ctx, cli, o.image, devimage.DefaultBusybox); err != nil {
-			return err
-		}
-	}
-	tmp, err := os.MkdirTemp("", "mgxbench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	if o.agent == "" {
-		o.agent = filepath.Join(tmp, "sandbox-agent")
-		b := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", o.agent, "github.com/mgx-ai/mgx/sandboxd/cmd/sandbox-agent")
-		b.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := b.CombinedOutput(); err != nil {
-			return fmt.Errorf("build sandbox-agent: %w\n%s", err, out)
-		}
-	}
-	if o.redisURL == "" {
-		url, stopRedis, err := startRedis(ctx, tmp)
-		if err != nil {
-			return err
-		}
-		defer stopRedis()
-		o.redisURL = url
-	}
-
 	fmt.Printf("sandboxd bench: docker %s (API %s), image %s, %d exec round trips, %d sandboxes per create measurement\n\n",
 		ver.Version, ver.APIVersion, o.image, o.n, o.sessions)
 
 	var rows []row
 	// Phase 1: no pool — exec latency, cold creation, streaming.
-	err = withSandboxd(ctx, o, tmp, 0, func(sb sandboxdv1.SandboxServiceClient, uctx context.Context, _ func() error) error {
+	err = withSandboxd(t, ctx, o, 0, func(sb sandboxdv1.SandboxServiceClient, uctx context.Context, _ func() error) error {
 		sid := uuid.NewString()
 		l, err := sb.LaunchSandbox(uctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
 		if err != nil {
@@ -204,7 +158,7 @@ func run(ctx context.Context, o opts) error {
 		return err
 	}
 	// Phase 2: a warm pool — creation is a claim.
-	err = withSandboxd(ctx, o, tmp, 2, func(sb sandboxdv1.SandboxServiceClient, uctx context.Context, waitPool func() error) error {
+	err = withSandboxd(t, ctx, o, 2, func(sb sandboxdv1.SandboxServiceClient, uctx context.Context, waitPool func() error) error {
 		warm, err := measure(o.sessions, waitPool, func() error {
 			sid := uuid.NewString()
 			if _, err := sb.LaunchSandbox(uctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid}); err != nil {
@@ -339,33 +293,25 @@ func measureRawCreate(ctx context.Context, cli *client.Client, o opts) ([]time.D
 	})
 }
 
-func withSandboxd(ctx context.Context, o opts, tmp string, pool int, fn func(sandboxdv1.SandboxServiceClient, context.Context, func() error) error) error {
-	cfg, err := pkgconfig.LoadFrom[config.Config](map[string]string{
-		"MGX_INTERNAL_TOKEN": token, "SANDBOXD_LISTEN": "127.0.0.1:0", "SANDBOXD_PREVIEW_LISTEN": "127.0.0.1:0",
-		"SANDBOXD_REDIS_URL": o.redisURL, "SANDBOXD_DRIVER": "docker", "SANDBOXD_RUN_DIR": filepath.Join(tmp, "run"),
-		"SANDBOX_AGENT_BINARY": o.agent, "SANDBOX_IMAGE": o.image, "SANDBOX_POOL_SIZE": strconv.Itoa(pool),
-		"SANDBOXD_NAMESPACE": "bench-" + uuid.NewString()[:8],
-	})
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	a, err := app.New(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
+// withSandboxd runs fn against a sandboxd in this process with a warm pool of the given size, and
+// leaves no sandbox behind.
+func withSandboxd(t *testing.T, ctx context.Context, o opts, pool int, fn func(sandboxdv1.SandboxServiceClient, context.Context, func() error) error) error {
+	vars := baseEnv(t, "docker", stacktest.Redis(t))
+	vars["MGX_LOG_LEVEL"] = "error"
+	vars["SANDBOX_IMAGE"] = o.image
+	vars["SANDBOX_POOL_SIZE"] = strconv.Itoa(pool)
+	// The bench's own limits, as before: the product's defaults, not the conformance tests' tight ones.
+	delete(vars, "SANDBOX_MEMORY")
+	delete(vars, "SANDBOX_PIDS_LIMIT")
+	vars["SANDBOX_CREATE_TIMEOUT"] = "60"
+	e := startWith(t, vars)
+	defer e.stop()
+	a := e.app
 	defer func() {
 		// Leave no sandbox behind (including the pool's).
-		insts, _ := a.DriverIn.List(context.WithoutCancel(ctx))
+		insts, _ := a.Driver.List(context.WithoutCancel(ctx))
 		for _, in := range insts {
-			_ = a.DriverIn.Remove(context.WithoutCancel(ctx), in.ID)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "sandboxd:", err)
+			_ = a.Driver.Remove(context.WithoutCancel(ctx), in.ID)
 		}
 	}()
 	conn, err := grpcclient.Dial(a.GRPCAddr(), grpcclient.Options{InternalToken: token})
@@ -375,8 +321,8 @@ func withSandboxd(ctx context.Context, o opts, tmp string, pool int, fn func(san
 	defer conn.Close()
 	sb := sandboxdv1.NewSandboxServiceClient(conn)
 	uctx := authn.WithUser(ctx, "bench-user")
-	// waitPool blocks until the warm pool is full, so each warm measurement
-	// is a claim and not a race with the refill.
+	// waitPool blocks until the warm pool is full, so each warm measurement is a claim and not a race
+	// with the refill.
 	waitPool := func() error {
 		deadline := time.Now().Add(60 * time.Second)
 		for {
@@ -397,32 +343,4 @@ func withSandboxd(ctx context.Context, o opts, tmp string, pool int, fn func(san
 		return err
 	}
 	return fn(sb, uctx, waitPool)
-}
-
-func startRedis(ctx context.Context, dir string) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.CommandContext(ctx, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start redis-server (or pass -redis): %w", err)
-	}
-	stop := func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, errors.New("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Sprintf("redis://127.0.0.1:%d/0", port), stop, nil
 }
