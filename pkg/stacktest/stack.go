@@ -108,7 +108,7 @@ func (s *Stack) StartAgentd(t testing.TB, id string, extra map[string]string) *P
 		"AGENTD_LISTEN": addr, "AGENTD_REDIS_URL": s.RedisURL, "SANDBOXD_ADDR": s.SandboxdAddr,
 		// preview_check loads pages through sandboxd's preview listener, as in production.
 		"SANDBOXD_PREVIEW_URL": "http://" + s.PreviewAddr,
-		"AGENTD_LLM_PROVIDER": "scripted", "AGENTD_REPLICA_ID": id,
+		"AGENTD_LLM_PROVIDER":  "scripted", "AGENTD_REPLICA_ID": id,
 		"AGENTD_DRAIN_DELAY": "0s", "AGENTD_SHUTDOWN_TIMEOUT": "3s",
 	})
 	maps.Copy(env, extra)
