@@ -27,6 +27,10 @@ const maxOutput = 24 << 10
 type Result struct {
 	Output  string
 	IsError bool
+	// Same, when set, stands for Output when the workflow judges whether a call keeps getting the same
+	// result: the output without what differs between two runs although nothing else did — how long a
+	// command took changes with the machine's load, and would hide a model polling in a loop.
+	Same string
 	// Paths are workspace paths the call changed and has not announced yet (file_change events).
 	Paths []string
 	// Artifacts are files the call stored for the user to see (artifact events).
