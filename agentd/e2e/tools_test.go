@@ -45,7 +45,7 @@ func startToolStack(t *testing.T, brains map[string]brain, o stackOptions) *tool
 	t.Helper()
 	s := &toolStack{model: startFakeModel(t, brains)}
 	env := map[string]string{
-		"AGENTD_LLM_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": s.model.srv.URL, "AGENTD_MODEL": "gpt-4o",
+		"AGENTD_LLM_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": s.model.URL, "AGENTD_MODEL": "gpt-4o",
 		"AGENTD_REPEAT_LIMIT": "10",
 	}
 	maps.Copy(env, o.env)
