@@ -186,7 +186,9 @@ func startStack(t *testing.T, extra map[string]string) stack {
 			t.Fatalf("launcher exited early: %v", st.proc.Err())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no banner within 120s; the launcher's processes:\n%s", st.proc.Diagnose())
+			procs := st.proc.Diagnose()
+			st.proc.DumpStacks(10 * time.Second) // the launcher's goroutines, in its output below
+			t.Fatalf("no banner within 120s; the launcher's processes:\n%s", procs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
