@@ -182,7 +182,7 @@ func (b *Browser) start() (*instance, error) {
 	// of it lands in agentd's home and one RemoveAll cleans it up.
 	home, err := os.MkdirTemp("", "agentd-chromium-")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), b.allocatorOptions(home)...)
 	logf := func(format string, args ...any) { b.log.Debug("chromedp: " + fmt.Sprintf(format, args...)) }
@@ -210,11 +210,13 @@ func (b *Browser) start() (*instance, error) {
 	case err := <-errc:
 		if err != nil {
 			stop()
-			return nil, fmt.Errorf("%w: %s did not start: %v", ErrUnavailable, b.cfg.ExecPath, err)
+			return nil, fmt.Errorf("%w: %s did not start: %w", ErrUnavailable, b.cfg.ExecPath, err)
 		}
 	case <-timer.C:
 		stop()
-		<-errc
+		if err := <-errc; err != nil { // the abandoned start ends with the stop; the timeout is the error
+			b.log.Debug("abandoned chromium start", "err", err)
+		}
 		return nil, fmt.Errorf("%w: %s did not start within %s", ErrUnavailable, b.cfg.ExecPath, b.cfg.StartTimeout)
 	}
 	pid := 0
