@@ -251,7 +251,11 @@ func webConsole(cfg config.Config, errs httperr.Writer, logger *slog.Logger) (ht
 	if err != nil {
 		return nil, err
 	}
-	h, err := console.New(console.Options{Dir: dir, FrameSources: []string{frames}, Errors: errs})
+	var sources []string
+	if frames != "" {
+		sources = []string{frames}
+	}
+	h, err := console.New(console.Options{Dir: dir, FrameSources: sources, Errors: errs})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
 	"github.com/mgx-ai/mgx/gateway/internal/ratelimit"
+	"github.com/mgx-ai/mgx/gateway/internal/stream"
 	"github.com/mgx-ai/mgx/pkg/requestid"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
 	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
@@ -47,8 +48,9 @@ type Options struct {
 	// GET /api/sessions/{id}/events.
 	Events    http.Handler
 	EventsSSE http.Handler
-	// Preview serves preview traffic, recognised by PreviewHostSuffix
-	// (".preview.localhost") or the /preview/ path prefix.
+	// Preview serves preview traffic, recognised by its host alone
+	// (PreviewHostSuffix, ".preview.localhost"): sandbox HTML is never served
+	// on the API's own origin, so no path of it is a preview.
 	Preview           http.Handler
 	PreviewHostSuffix string
 	OpenAPI           []byte
@@ -152,9 +154,6 @@ func (e *edge) isPreview(r *http.Request) bool {
 	if e.o.Preview == nil {
 		return false
 	}
-	if strings.HasPrefix(r.URL.Path, "/preview/") {
-		return true
-	}
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -230,9 +229,10 @@ func validQuery(raw string) bool {
 }
 
 // credential returns the caller's bearer credential: the Authorization
-// header (access token or API key), X-Api-Key, or the `token` query
-// parameter that browsers use where they cannot set headers (WebSocket,
-// EventSource, links).
+// header (access token or API key), X-Api-Key, the token a WebSocket
+// handshake offers as a subprotocol (stream.BearerProtocol), or the `token`
+// query parameter that browsers use where they cannot set headers
+// (WebSocket, EventSource, links).
 func credential(r *http.Request, queryToken string) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
@@ -243,6 +243,9 @@ func credential(r *http.Request, queryToken string) string {
 	}
 	if k := r.Header.Get("X-Api-Key"); k != "" {
 		return k
+	}
+	if tok := stream.SubprotocolToken(r); tok != "" {
+		return tok
 	}
 	return queryToken
 }

@@ -1,7 +1,9 @@
 // Package preview forwards preview traffic (a sandbox's dev server, HTTP and
 // WebSocket for hot reload) to sandboxd's preview server. The gateway does
-// not authorise it: sandboxd checks the signed preview token in the URL and
-// then its cookie, so no gateway credential is needed or forwarded.
+// not authorise it: the credential is the capability in the preview's host
+// name (p<port>-<capability>.preview.<host>, see pkg/previewhost), which
+// sandboxd checks on every request, so no gateway credential is needed or
+// forwarded.
 package preview
 
 import (
@@ -17,7 +19,7 @@ import (
 
 // New returns a reverse proxy to target (SANDBOXD_PREVIEW_URL). The Host
 // header is preserved: sandboxd routes host-based previews
-// (p5173-<session>.preview.localhost) by it. ReverseProxy handles WebSocket
+// (p5173-<capability>.preview.localhost) by it. ReverseProxy handles WebSocket
 // upgrades itself.
 func New(target *url.URL, errs httperr.Writer, logger *slog.Logger) http.Handler {
 	return &httputil.ReverseProxy{
