@@ -115,3 +115,15 @@ func Parse(host string, domains ...string) (port int, capability, domain string,
 	}
 	return port, m[2], rest, true
 }
+
+// Redact returns host with the capability of a preview label replaced by "…" (p5173-….preview.x),
+// for logs: the capability is a credential, the port and domain are not. Other hosts are returned
+// as they are.
+func Redact(host string) string {
+	label, rest, found := strings.Cut(host, ".")
+	m := labelRE.FindStringSubmatch(strings.ToLower(label))
+	if !found || m == nil {
+		return host
+	}
+	return "p" + m[1] + "-…." + rest
+}

@@ -75,3 +75,15 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for host, want := range map[string]string{
+		"p5173-abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst.preview.localhost:8000": "p5173-….preview.localhost:8000",
+		"P80-ABC.preview.mgx.example.com": "p80-….preview.mgx.example.com",
+		"localhost:8000":                  "localhost:8000",
+		"api.mgx.example.com":             "api.mgx.example.com",
+		"p0-abc.preview.localhost":        "p0-abc.preview.localhost",
+	} {
+		require.Equal(t, want, previewhost.Redact(host), host)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
+	"github.com/mgx-ai/mgx/pkg/previewhost"
 	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
@@ -40,7 +41,8 @@ func New(target *url.URL, errs httperr.Writer, logger *slog.Logger) http.Handler
 			IdleConnTimeout:     90 * time.Second,
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			logger.WarnContext(r.Context(), "preview upstream failed", "host", r.Host, "path", r.URL.Path, "err", err)
+			// The host holds the preview's capability: logged without it.
+			logger.WarnContext(r.Context(), "preview upstream failed", "host", previewhost.Redact(r.Host), "path", r.URL.Path, "err", err)
 			errs.Reason(w, r, errorsv1.ErrorReason_UNAVAILABLE, "preview unavailable")
 		},
 	}
