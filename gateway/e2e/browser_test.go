@@ -26,7 +26,7 @@ func TestConsoleJourney(t *testing.T) {
 	k := requireBrowserKit(t)
 	// A pause before Mike's first answer, so a run lasts long enough for the journey to cancel it.
 	script := filepath.Join(t.TempDir(), "slow.yaml")
-	k.program(t, 30*time.Second, filepath.Join("e2e", "slow-script.mjs"), script, "2500")
+	k.program(t, 30*time.Second, filepath.Join("e2e", "slow-script.mjs"), script, "4000")
 
 	s := stacktest.StartStack(t, stacktest.Spec{
 		AgentdEnv: map[string]string{

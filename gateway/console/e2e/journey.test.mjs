@@ -291,6 +291,23 @@ test("a dropped stream resumes after the last sequence: nothing missed, nothing 
   assert.deepEqual(await chatKeys(), live, "what arrived live across the drop equals a full replay");
 });
 
+test("a message during a run steers it instead of queueing another", async () => {
+  const box = page.getByLabel("Message the team");
+  await box.fill("Build it one more time");
+  await box.press("Enter");
+  await page.locator('.chat-head [data-run-status="running"]').waitFor({ timeout: LONG });
+  // The box stays open while the team works; what is sent goes to the run under way.
+  assert.equal(await box.getAttribute("placeholder"), "Add to what the team is working on…");
+  await box.fill("Also add a footer, please");
+  await box.press("Enter");
+  await page.locator(".msg.user", { hasText: "Also add a footer, please" }).waitFor({ timeout: LONG });
+  await waitRun("completed");
+  // No second run follows: the message was read by the one that just finished.
+  await page.waitForTimeout(2000);
+  assert.equal(await page.locator('.chat-head [data-run-status="completed"]').count(), 1, "no run was queued for the steering message");
+  await snap("steered");
+});
+
 test("cancel a run", async () => {
   const box = page.getByLabel("Message the team");
   await box.fill("Build it once more");
