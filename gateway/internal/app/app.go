@@ -172,6 +172,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		EventsSSE:         bridge.SSE(),
 		Preview:           preview.New(previewTarget, errs, logger),
 		PreviewHostSuffix: cfg.PreviewHostSuffix(),
+		ServerName:        publicHost(cfg.PublicURL),
 		OpenAPI:           proto.OpenAPI,
 		CORSOrigins:       cfg.CORSOrigins,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
@@ -261,4 +262,13 @@ func webConsole(cfg config.Config, errs httperr.Writer, logger *slog.Logger) (ht
 	}
 	logger.Info("web console", "dir", dir)
 	return h, nil
+}
+
+// publicHost is the host (and port) of the public URL, which the configuration has checked.
+func publicHost(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }

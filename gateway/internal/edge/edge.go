@@ -6,6 +6,7 @@ package edge
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -58,6 +59,11 @@ type Options struct {
 	// those paths are the API's 404s.
 	Console http.Handler
 
+	// ServerName is the host telemetry names the server by (MGX_PUBLIC_URL's host and port), never a
+	// request's Host: a client may send any (one series and span attribute per invented host), and a
+	// preview's holds its capability, a credential that has no place in metrics or traces.
+	ServerName string
+
 	CORSOrigins  []string
 	MaxBodyBytes int64
 	// TrustedProxies are peers whose X-Forwarded-For is believed.
@@ -102,6 +108,7 @@ func New(o Options) http.Handler {
 		// Method only: paths carry ids, and span names must stay few. The
 		// child gRPC spans name the RPC.
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }),
+		otelhttp.WithServerName(cmp.Or(o.ServerName, "gateway")),
 	)
 }
 
