@@ -82,11 +82,13 @@ run: build ## start the whole product locally (Ctrl-C stops everything); SANDBOX
 
 .PHONY: test
 DURATIONS := $(CURDIR)/.cache/test-durations
+# Screenshots of the browser tests (gateway/e2e), kept after the run; a run starts with none.
+ARTIFACTS := $(CURDIR)/.cache/test-artifacts
 test: check-tracked check-generated fmt-check check-modules console-test build-test ## all tests: unit and integration (real Redis, real Docker when an engine answers)
-	@mkdir -p $(dir $(DURATIONS)) && : > $(DURATIONS); rc=0; \
+	@mkdir -p $(dir $(DURATIONS)) && : > $(DURATIONS); rm -rf $(ARTIFACTS); rc=0; \
 	for m in $(MODULES); do \
 	  echo "== go test $$m"; start=$$(date +%s); \
-	  if (cd $$m && MGX_BIN_DIR=$(BIN) go test $(GOTEST_FLAGS) ./...); then res=ok; else res=FAIL; rc=1; fi; \
+	  if (cd $$m && MGX_BIN_DIR=$(BIN) MGX_TEST_ARTIFACTS=$(ARTIFACTS) go test $(GOTEST_FLAGS) ./...); then res=ok; else res=FAIL; rc=1; fi; \
 	  printf '%-14s %5ss  %s\n' "$$m" "$$(( $$(date +%s) - start ))" "$$res" >> $(DURATIONS); \
 	done; \
 	echo "== go test per module (seconds)"; cat $(DURATIONS); exit $$rc

@@ -172,6 +172,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		EventsSSE:         bridge.SSE(),
 		Preview:           preview.New(previewTarget, errs, logger),
 		PreviewHostSuffix: cfg.PreviewHostSuffix(),
+		ServerName:        publicHost(cfg.PublicURL),
 		OpenAPI:           proto.OpenAPI,
 		CORSOrigins:       cfg.CORSOrigins,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
@@ -251,10 +252,23 @@ func webConsole(cfg config.Config, errs httperr.Writer, logger *slog.Logger) (ht
 	if err != nil {
 		return nil, err
 	}
-	h, err := console.New(console.Options{Dir: dir, FrameSources: []string{frames}, Errors: errs})
+	var sources []string
+	if frames != "" {
+		sources = []string{frames}
+	}
+	h, err := console.New(console.Options{Dir: dir, FrameSources: sources, Errors: errs})
 	if err != nil {
 		return nil, err
 	}
 	logger.Info("web console", "dir", dir)
 	return h, nil
+}
+
+// publicHost is the host (and port) of the public URL, which the configuration has checked.
+func publicHost(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
+	"github.com/mgx-ai/mgx/pkg/previewhost"
 )
 
 // Validation errors.
@@ -118,12 +119,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// PreviewHostSuffix is ".preview.<host of MGX_PUBLIC_URL>": preview origins
-// look like p5173-<session>.preview.localhost:8000.
+// PreviewHostSuffix is what the host names of preview origins end with (see pkg/previewhost):
+// ".preview.localhost" for http://localhost:8000 (p5173-<capability>.preview.localhost:8000), also
+// for a loopback IP; "" when the public host is another IP address, which has no preview origins.
 func (c Config) PreviewHostSuffix() string {
-	u, err := url.Parse(c.PublicURL)
+	b, err := previewhost.FromPublicURL(c.PublicURL)
 	if err != nil {
 		return ""
 	}
-	return ".preview." + u.Hostname()
+	return b.Suffix()
 }

@@ -6,6 +6,7 @@ package edge
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
 	"github.com/mgx-ai/mgx/gateway/internal/ratelimit"
+	"github.com/mgx-ai/mgx/gateway/internal/stream"
 	"github.com/mgx-ai/mgx/pkg/requestid"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
 	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
@@ -47,14 +49,20 @@ type Options struct {
 	// GET /api/sessions/{id}/events.
 	Events    http.Handler
 	EventsSSE http.Handler
-	// Preview serves preview traffic, recognised by PreviewHostSuffix
-	// (".preview.localhost") or the /preview/ path prefix.
+	// Preview serves preview traffic, recognised by its host alone
+	// (PreviewHostSuffix, ".preview.localhost"): sandbox HTML is never served
+	// on the API's own origin, so no path of it is a preview.
 	Preview           http.Handler
 	PreviewHostSuffix string
 	OpenAPI           []byte
 	// Console serves the web console: every path outside /api, /healthz and preview traffic. Nil:
 	// those paths are the API's 404s.
 	Console http.Handler
+
+	// ServerName is the host telemetry names the server by (MGX_PUBLIC_URL's host and port), never a
+	// request's Host: a client may send any (one series and span attribute per invented host), and a
+	// preview's holds its capability, a credential that has no place in metrics or traces.
+	ServerName string
 
 	CORSOrigins  []string
 	MaxBodyBytes int64
@@ -100,6 +108,7 @@ func New(o Options) http.Handler {
 		// Method only: paths carry ids, and span names must stay few. The
 		// child gRPC spans name the RPC.
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }),
+		otelhttp.WithServerName(cmp.Or(o.ServerName, "gateway")),
 	)
 }
 
@@ -151,9 +160,6 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (e *edge) isPreview(r *http.Request) bool {
 	if e.o.Preview == nil {
 		return false
-	}
-	if strings.HasPrefix(r.URL.Path, "/preview/") {
-		return true
 	}
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
@@ -230,9 +236,10 @@ func validQuery(raw string) bool {
 }
 
 // credential returns the caller's bearer credential: the Authorization
-// header (access token or API key), X-Api-Key, or the `token` query
-// parameter that browsers use where they cannot set headers (WebSocket,
-// EventSource, links).
+// header (access token or API key), X-Api-Key, the token a WebSocket
+// handshake offers as a subprotocol (stream.BearerProtocol), or the `token`
+// query parameter that browsers use where they cannot set headers
+// (WebSocket, EventSource, links).
 func credential(r *http.Request, queryToken string) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
@@ -243,6 +250,9 @@ func credential(r *http.Request, queryToken string) string {
 	}
 	if k := r.Header.Get("X-Api-Key"); k != "" {
 		return k
+	}
+	if tok := stream.SubprotocolToken(r); tok != "" {
+		return tok
 	}
 	return queryToken
 }

@@ -107,12 +107,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			return nil, err
 		}
 	}
-	a.Preview, err = preview.New(a.Manager, preview.Options{
-		Secret: secret, TokenTTL: cfg.PreviewTokenTTL.D(), PublicURL: cfg.PublicURL,
+	a.Preview, err = preview.New(a.Manager, a.Store, preview.Options{
+		Secret: secret, TTL: cfg.PreviewTokenTTL.D(), PublicURL: cfg.PublicURL,
 		KeepAlive: max(min(cfg.IdleTimeout.D()/4, 30*time.Second), 100*time.Millisecond), Logger: log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if why := a.Preview.Off(); why != nil {
+		log.Warn("previews are off: no preview URL will be handed out until MGX_PUBLIC_URL names a host", "public_url", cfg.PublicURL, "reason", why)
 	}
 
 	httpLis, err := net.Listen("tcp", cfg.PreviewListen)

@@ -19,11 +19,13 @@ import (
 
 // Validation errors.
 var (
-	ErrDriver   = errors.New("invalid driver (want auto, docker or local)")
-	ErrNegative = errors.New("must not be negative")
-	ErrPositive = errors.New("must be positive")
-	ErrMemory   = errors.New("invalid memory size (e.g. 1g, 512m)")
-	ErrAgent    = errors.New("sandbox-agent binary not found (build it: CGO_ENABLED=0 go build ./sandboxd/cmd/sandbox-agent)")
+	ErrDriver        = errors.New("invalid driver (want auto, docker or local)")
+	ErrNegative      = errors.New("must not be negative")
+	ErrPositive      = errors.New("must be positive")
+	ErrMemory        = errors.New("invalid memory size (e.g. 1g, 512m)")
+	ErrPreviewTTL    = errors.New("must be at least 2 seconds")
+	ErrPreviewSecret = errors.New("must be at least 16 bytes (a long random string)")
+	ErrAgent         = errors.New("sandbox-agent binary not found (build it: CGO_ENABLED=0 go build ./sandboxd/cmd/sandbox-agent)")
 )
 
 // Seconds is a duration given as plain seconds ("1200") or a Go duration
@@ -96,8 +98,10 @@ type Config struct {
 	// Ctrl-C leaves no sandbox process behind.
 	DestroyOnExit bool `env:"SANDBOXD_DESTROY_ON_EXIT" envDefault:"false"`
 
-	PreviewSecret   string  `env:"SANDBOXD_PREVIEW_SECRET" secret:"true"`
-	PreviewTokenTTL Seconds `env:"SANDBOXD_PREVIEW_TOKEN_TTL" envDefault:"600"`
+	PreviewSecret string `env:"SANDBOXD_PREVIEW_SECRET" secret:"true"`
+	// PreviewTokenTTL is how long a preview URL (its capability) works; the same URL is handed out
+	// for half of it.
+	PreviewTokenTTL Seconds `env:"SANDBOXD_PREVIEW_TOKEN_TTL" envDefault:"43200"`
 }
 
 // Validate implements config.Validator.
@@ -126,6 +130,12 @@ func (c *Config) Validate() error {
 		if v <= 0 {
 			return fmt.Errorf("%s=%v: %w", name, v, ErrPositive)
 		}
+	}
+	if c.PreviewTokenTTL.D() < 2*time.Second {
+		return fmt.Errorf("SANDBOXD_PREVIEW_TOKEN_TTL=%v: %w", c.PreviewTokenTTL.D().Seconds(), ErrPreviewTTL)
+	}
+	if c.PreviewSecret != "" && len(c.PreviewSecret) < 16 {
+		return fmt.Errorf("SANDBOXD_PREVIEW_SECRET: %w", ErrPreviewSecret)
 	}
 	if c.PoolSize < 0 {
 		return fmt.Errorf("SANDBOX_POOL_SIZE=%d: %w", c.PoolSize, ErrNegative)

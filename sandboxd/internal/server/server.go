@@ -28,9 +28,10 @@ import (
 // operators.
 const MDUserRole = "x-mgx-user-role"
 
-// Previews builds preview URLs.
+// Previews hands out preview URLs ("" when previews are off) and revokes them.
 type Previews interface {
-	URL(sessionID string, port int) string
+	URL(ctx context.Context, sessionID string, port int) (string, error)
+	Rotate(ctx context.Context, sessionID string) error
 }
 
 // Server implements the three services.
@@ -193,23 +194,52 @@ func (s *Server) ExecStream(req *sandboxdv1.ExecStreamRequest, stream grpc.Serve
 
 // GetPreview implements SandboxService.
 func (s *Server) GetPreview(ctx context.Context, req *sandboxdv1.GetPreviewRequest) (*sandboxdv1.GetPreviewResponse, error) {
-	ports, running, err := s.m.RunningPorts(ctx, user(ctx), req.GetSessionId())
+	available, previews, err := s.previews(ctx, req.GetSessionId())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	out := &sandboxdv1.GetPreviewResponse{SessionId: req.GetSessionId(), Previews: []*sandboxdv1.PortPreview{}}
+	return &sandboxdv1.GetPreviewResponse{SessionId: req.GetSessionId(), Available: available, Previews: previews}, nil
+}
+
+// RotatePreview implements SandboxService.
+func (s *Server) RotatePreview(ctx context.Context, req *sandboxdv1.RotatePreviewRequest) (*sandboxdv1.RotatePreviewResponse, error) {
+	// The owner check first: RunningPorts answers NotFound for anyone else's session.
+	if _, _, err := s.m.RunningPorts(ctx, user(ctx), req.GetSessionId()); err != nil {
+		return nil, s.err(ctx, err)
+	}
+	if err := s.pv.Rotate(ctx, req.GetSessionId()); err != nil {
+		return nil, s.err(ctx, err)
+	}
+	available, previews, err := s.previews(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &sandboxdv1.RotatePreviewResponse{SessionId: req.GetSessionId(), Available: available, Previews: previews}, nil
+}
+
+func (s *Server) previews(ctx context.Context, sessionID string) (bool, []*sandboxdv1.PortPreview, error) {
+	ports, running, err := s.m.RunningPorts(ctx, user(ctx), sessionID)
+	if err != nil {
+		return false, nil, err
+	}
+	out := []*sandboxdv1.PortPreview{}
 	seen := map[int]bool{}
+	usable := false
 	for _, p := range ports {
 		if seen[p.Port] {
 			continue
 		}
 		seen[p.Port] = true
-		// Nothing is published on the host: host_port stays 0 and the URL
-		// goes through the preview proxy.
-		out.Previews = append(out.Previews, &sandboxdv1.PortPreview{ContainerPort: int32(p.Port), Url: s.pv.URL(req.GetSessionId(), p.Port)})
+		// Nothing is published on the host: host_port stays 0 and the URL goes through the
+		// preview proxy, on a host of its own.
+		url, err := s.pv.URL(ctx, sessionID, p.Port)
+		if err != nil {
+			return false, nil, err
+		}
+		usable = usable || url != ""
+		out = append(out, &sandboxdv1.PortPreview{ContainerPort: int32(p.Port), Url: url})
 	}
-	out.Available = running && len(out.Previews) > 0
-	return out, nil
+	return running && usable, out, nil
 }
 
 // GetFileTree implements FileService.

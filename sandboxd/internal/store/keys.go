@@ -39,3 +39,10 @@ const poolRefillKey = "sandboxd:pool:refill"
 // previewSigningKey holds the HMAC key of preview tokens when SANDBOXD_PREVIEW_SECRET is unset: random,
 // made by whichever replica starts first, shared by all of them.
 const previewSigningKey = "sandboxd:preview:signing-key"
+
+// previewRevokedKey holds the unix second through which every preview capability of a session is
+// revoked (an explicit rotation): a capability expiring at or before it is refused. It expires
+// itself once every capability it revokes has.
+func previewRevokedKey(sessionID string) string {
+	return "sandboxd:preview:{" + sessionID + "}:revoked"
+}

@@ -164,4 +164,30 @@ func storeSuite(t *testing.T, s *Store) {
 		wg.Wait()
 		require.EqualValues(t, 5, got.Load())
 	})
+
+	t.Run("preview grants: the running incarnation and the rotation mark", func(t *testing.T) {
+		sid := uuid.NewString()
+		g, err := s.PreviewGrant(ctx, sid)
+		require.NoError(t, err)
+		require.Equal(t, PreviewGrant{}, g, "no sandbox, no grant")
+
+		running(t, ctx, s, sid, "alice")
+		g, err = s.PreviewGrant(ctx, sid)
+		require.NoError(t, err)
+		require.Regexp(t, "^i-"+sid+"@[0-9]+$", g.Incarnation)
+		require.True(t, g.RevokedThrough.IsZero())
+
+		through := time.Now().Add(time.Hour).Truncate(time.Second)
+		mark, err := s.RevokePreviews(ctx, sid, through, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, through.Unix(), mark.Unix())
+		// The same mark again moves it a second on, so that it still revokes what the first
+		// rotation's successors handed out.
+		mark, err = s.RevokePreviews(ctx, sid, through, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, through.Unix()+1, mark.Unix())
+		g, err = s.PreviewGrant(ctx, sid)
+		require.NoError(t, err)
+		require.Equal(t, through.Unix()+1, g.RevokedThrough.Unix())
+	})
 }

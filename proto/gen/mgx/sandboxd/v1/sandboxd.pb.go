@@ -1105,6 +1105,111 @@ func (x *GetPreviewRequest) GetSessionId() string {
 	return ""
 }
 
+type RotatePreviewRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotatePreviewRequest) Reset() {
+	*x = RotatePreviewRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotatePreviewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotatePreviewRequest) ProtoMessage() {}
+
+func (x *RotatePreviewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotatePreviewRequest.ProtoReflect.Descriptor instead.
+func (*RotatePreviewRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RotatePreviewRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+// RotatePreviewResponse is GetPreviewResponse's shape, with the fresh URLs.
+type RotatePreviewResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Available     bool                   `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	Previews      []*PortPreview         `protobuf:"bytes,3,rep,name=previews,proto3" json:"previews,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotatePreviewResponse) Reset() {
+	*x = RotatePreviewResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotatePreviewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotatePreviewResponse) ProtoMessage() {}
+
+func (x *RotatePreviewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotatePreviewResponse.ProtoReflect.Descriptor instead.
+func (*RotatePreviewResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RotatePreviewResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RotatePreviewResponse) GetAvailable() bool {
+	if x != nil {
+		return x.Available
+	}
+	return false
+}
+
+func (x *RotatePreviewResponse) GetPreviews() []*PortPreview {
+	if x != nil {
+		return x.Previews
+	}
+	return nil
+}
+
 type GetPreviewResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1116,7 +1221,7 @@ type GetPreviewResponse struct {
 
 func (x *GetPreviewResponse) Reset() {
 	*x = GetPreviewResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[18]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1233,7 @@ func (x *GetPreviewResponse) String() string {
 func (*GetPreviewResponse) ProtoMessage() {}
 
 func (x *GetPreviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[18]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1246,7 @@ func (x *GetPreviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPreviewResponse.ProtoReflect.Descriptor instead.
 func (*GetPreviewResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{18}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetPreviewResponse) GetSessionId() string {
@@ -1182,7 +1287,7 @@ type FileEntry struct {
 
 func (x *FileEntry) Reset() {
 	*x = FileEntry{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[19]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1299,7 @@ func (x *FileEntry) String() string {
 func (*FileEntry) ProtoMessage() {}
 
 func (x *FileEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[19]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1312,7 @@ func (x *FileEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileEntry.ProtoReflect.Descriptor instead.
 func (*FileEntry) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{19}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FileEntry) GetName() string {
@@ -1261,7 +1366,7 @@ type GetFileTreeRequest struct {
 
 func (x *GetFileTreeRequest) Reset() {
 	*x = GetFileTreeRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[20]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1378,7 @@ func (x *GetFileTreeRequest) String() string {
 func (*GetFileTreeRequest) ProtoMessage() {}
 
 func (x *GetFileTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[20]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1391,7 @@ func (x *GetFileTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileTreeRequest.ProtoReflect.Descriptor instead.
 func (*GetFileTreeRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{20}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetFileTreeRequest) GetSessionId() string {
@@ -1336,7 +1441,7 @@ type GetFileTreeResponse struct {
 
 func (x *GetFileTreeResponse) Reset() {
 	*x = GetFileTreeResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[21]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1453,7 @@ func (x *GetFileTreeResponse) String() string {
 func (*GetFileTreeResponse) ProtoMessage() {}
 
 func (x *GetFileTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[21]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1466,7 @@ func (x *GetFileTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileTreeResponse.ProtoReflect.Descriptor instead.
 func (*GetFileTreeResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{21}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetFileTreeResponse) GetRoot() string {
@@ -1395,7 +1500,7 @@ type ReadFileRequest struct {
 
 func (x *ReadFileRequest) Reset() {
 	*x = ReadFileRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[22]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1512,7 @@ func (x *ReadFileRequest) String() string {
 func (*ReadFileRequest) ProtoMessage() {}
 
 func (x *ReadFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[22]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1525,7 @@ func (x *ReadFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadFileRequest.ProtoReflect.Descriptor instead.
 func (*ReadFileRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{22}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReadFileRequest) GetSessionId() string {
@@ -1454,7 +1559,7 @@ type ReadFileResponse struct {
 
 func (x *ReadFileResponse) Reset() {
 	*x = ReadFileResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[23]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1571,7 @@ func (x *ReadFileResponse) String() string {
 func (*ReadFileResponse) ProtoMessage() {}
 
 func (x *ReadFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[23]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1584,7 @@ func (x *ReadFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadFileResponse.ProtoReflect.Descriptor instead.
 func (*ReadFileResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{23}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReadFileResponse) GetName() string {
@@ -1538,7 +1643,7 @@ type WriteFileRequest struct {
 
 func (x *WriteFileRequest) Reset() {
 	*x = WriteFileRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[24]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1655,7 @@ func (x *WriteFileRequest) String() string {
 func (*WriteFileRequest) ProtoMessage() {}
 
 func (x *WriteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[24]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1668,7 @@ func (x *WriteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteFileRequest.ProtoReflect.Descriptor instead.
 func (*WriteFileRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{24}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WriteFileRequest) GetSessionId() string {
@@ -1611,7 +1716,7 @@ type WriteFileResponse struct {
 
 func (x *WriteFileResponse) Reset() {
 	*x = WriteFileResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[25]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1728,7 @@ func (x *WriteFileResponse) String() string {
 func (*WriteFileResponse) ProtoMessage() {}
 
 func (x *WriteFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[25]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1741,7 @@ func (x *WriteFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteFileResponse.ProtoReflect.Descriptor instead.
 func (*WriteFileResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{25}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WriteFileResponse) GetPath() string {
@@ -1663,7 +1768,7 @@ type DeleteFileRequest struct {
 
 func (x *DeleteFileRequest) Reset() {
 	*x = DeleteFileRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[26]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1780,7 @@ func (x *DeleteFileRequest) String() string {
 func (*DeleteFileRequest) ProtoMessage() {}
 
 func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[26]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1793,7 @@ func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFileRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{26}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteFileRequest) GetSessionId() string {
@@ -1715,7 +1820,7 @@ type DeleteFileResponse struct {
 
 func (x *DeleteFileResponse) Reset() {
 	*x = DeleteFileResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[27]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1832,7 @@ func (x *DeleteFileResponse) String() string {
 func (*DeleteFileResponse) ProtoMessage() {}
 
 func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[27]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1845,7 @@ func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFileResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{27}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteFileResponse) GetPath() string {
@@ -1776,7 +1881,7 @@ type Process struct {
 
 func (x *Process) Reset() {
 	*x = Process{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[28]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +1893,7 @@ func (x *Process) String() string {
 func (*Process) ProtoMessage() {}
 
 func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[28]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +1906,7 @@ func (x *Process) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Process.ProtoReflect.Descriptor instead.
 func (*Process) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{28}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Process) GetName() string {
@@ -1880,7 +1985,7 @@ type StartProcessRequest struct {
 
 func (x *StartProcessRequest) Reset() {
 	*x = StartProcessRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[29]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +1997,7 @@ func (x *StartProcessRequest) String() string {
 func (*StartProcessRequest) ProtoMessage() {}
 
 func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[29]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +2010,7 @@ func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
 func (*StartProcessRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{29}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StartProcessRequest) GetSessionId() string {
@@ -1952,7 +2057,7 @@ type StartProcessResponse struct {
 
 func (x *StartProcessResponse) Reset() {
 	*x = StartProcessResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[30]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2069,7 @@ func (x *StartProcessResponse) String() string {
 func (*StartProcessResponse) ProtoMessage() {}
 
 func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[30]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2082,7 @@ func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessResponse.ProtoReflect.Descriptor instead.
 func (*StartProcessResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{30}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StartProcessResponse) GetProcess() *Process {
@@ -1996,7 +2101,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[31]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2113,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[31]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2126,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{31}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListProcessesRequest) GetSessionId() string {
@@ -2040,7 +2145,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[32]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2157,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[32]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2170,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{32}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListProcessesResponse) GetProcesses() []*Process {
@@ -2091,7 +2196,7 @@ type GetProcessLogsRequest struct {
 
 func (x *GetProcessLogsRequest) Reset() {
 	*x = GetProcessLogsRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[33]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2208,7 @@ func (x *GetProcessLogsRequest) String() string {
 func (*GetProcessLogsRequest) ProtoMessage() {}
 
 func (x *GetProcessLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[33]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2221,7 @@ func (x *GetProcessLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProcessLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetProcessLogsRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{33}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetProcessLogsRequest) GetSessionId() string {
@@ -2167,7 +2272,7 @@ type GetProcessLogsResponse struct {
 
 func (x *GetProcessLogsResponse) Reset() {
 	*x = GetProcessLogsResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[34]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2284,7 @@ func (x *GetProcessLogsResponse) String() string {
 func (*GetProcessLogsResponse) ProtoMessage() {}
 
 func (x *GetProcessLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[34]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2297,7 @@ func (x *GetProcessLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProcessLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetProcessLogsResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{34}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetProcessLogsResponse) GetData() []byte {
@@ -2228,7 +2333,7 @@ type SignalProcessRequest struct {
 
 func (x *SignalProcessRequest) Reset() {
 	*x = SignalProcessRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[35]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2345,7 @@ func (x *SignalProcessRequest) String() string {
 func (*SignalProcessRequest) ProtoMessage() {}
 
 func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[35]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2358,7 @@ func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
 func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{35}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SignalProcessRequest) GetSessionId() string {
@@ -2286,7 +2391,7 @@ type SignalProcessResponse struct {
 
 func (x *SignalProcessResponse) Reset() {
 	*x = SignalProcessResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[36]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2403,7 @@ func (x *SignalProcessResponse) String() string {
 func (*SignalProcessResponse) ProtoMessage() {}
 
 func (x *SignalProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[36]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2416,7 @@ func (x *SignalProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessResponse.ProtoReflect.Descriptor instead.
 func (*SignalProcessResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{36}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SignalProcessResponse) GetProcess() *Process {
@@ -2343,7 +2448,7 @@ type SearchFilesRequest struct {
 
 func (x *SearchFilesRequest) Reset() {
 	*x = SearchFilesRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2460,7 @@ func (x *SearchFilesRequest) String() string {
 func (*SearchFilesRequest) ProtoMessage() {}
 
 func (x *SearchFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2473,7 @@ func (x *SearchFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchFilesRequest.ProtoReflect.Descriptor instead.
 func (*SearchFilesRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{37}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SearchFilesRequest) GetSessionId() string {
@@ -2441,7 +2546,7 @@ type SearchMatch struct {
 
 func (x *SearchMatch) Reset() {
 	*x = SearchMatch{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2558,7 @@ func (x *SearchMatch) String() string {
 func (*SearchMatch) ProtoMessage() {}
 
 func (x *SearchMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2571,7 @@ func (x *SearchMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchMatch.ProtoReflect.Descriptor instead.
 func (*SearchMatch) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{38}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SearchMatch) GetPath() string {
@@ -2511,7 +2616,7 @@ type SearchFilesResponse struct {
 
 func (x *SearchFilesResponse) Reset() {
 	*x = SearchFilesResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2523,7 +2628,7 @@ func (x *SearchFilesResponse) String() string {
 func (*SearchFilesResponse) ProtoMessage() {}
 
 func (x *SearchFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2536,7 +2641,7 @@ func (x *SearchFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchFilesResponse.ProtoReflect.Descriptor instead.
 func (*SearchFilesResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{39}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SearchFilesResponse) GetMatches() []*SearchMatch {
@@ -2582,7 +2687,7 @@ type ListChangesRequest struct {
 
 func (x *ListChangesRequest) Reset() {
 	*x = ListChangesRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2699,7 @@ func (x *ListChangesRequest) String() string {
 func (*ListChangesRequest) ProtoMessage() {}
 
 func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2712,7 @@ func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangesRequest.ProtoReflect.Descriptor instead.
 func (*ListChangesRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{40}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListChangesRequest) GetSessionId() string {
@@ -2651,7 +2756,7 @@ type FileChange struct {
 
 func (x *FileChange) Reset() {
 	*x = FileChange{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +2768,7 @@ func (x *FileChange) String() string {
 func (*FileChange) ProtoMessage() {}
 
 func (x *FileChange) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +2781,7 @@ func (x *FileChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChange.ProtoReflect.Descriptor instead.
 func (*FileChange) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{41}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FileChange) GetPath() string {
@@ -2718,7 +2823,7 @@ type ListChangesResponse struct {
 
 func (x *ListChangesResponse) Reset() {
 	*x = ListChangesResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +2835,7 @@ func (x *ListChangesResponse) String() string {
 func (*ListChangesResponse) ProtoMessage() {}
 
 func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +2848,7 @@ func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangesResponse.ProtoReflect.Descriptor instead.
 func (*ListChangesResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{42}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListChangesResponse) GetCursor() string {
@@ -2792,7 +2897,7 @@ type ListeningPort struct {
 
 func (x *ListeningPort) Reset() {
 	*x = ListeningPort{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2909,7 @@ func (x *ListeningPort) String() string {
 func (*ListeningPort) ProtoMessage() {}
 
 func (x *ListeningPort) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2922,7 @@ func (x *ListeningPort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListeningPort.ProtoReflect.Descriptor instead.
 func (*ListeningPort) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{43}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListeningPort) GetPort() int32 {
@@ -2843,7 +2948,7 @@ type ListPortsRequest struct {
 
 func (x *ListPortsRequest) Reset() {
 	*x = ListPortsRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +2960,7 @@ func (x *ListPortsRequest) String() string {
 func (*ListPortsRequest) ProtoMessage() {}
 
 func (x *ListPortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +2973,7 @@ func (x *ListPortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortsRequest.ProtoReflect.Descriptor instead.
 func (*ListPortsRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{44}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListPortsRequest) GetSessionId() string {
@@ -2887,7 +2992,7 @@ type ListPortsResponse struct {
 
 func (x *ListPortsResponse) Reset() {
 	*x = ListPortsResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2899,7 +3004,7 @@ func (x *ListPortsResponse) String() string {
 func (*ListPortsResponse) ProtoMessage() {}
 
 func (x *ListPortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2912,7 +3017,7 @@ func (x *ListPortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortsResponse.ProtoReflect.Descriptor instead.
 func (*ListPortsResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{45}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListPortsResponse) GetPorts() []*ListeningPort {
@@ -3010,7 +3115,15 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\x03url\x18\x03 \x01(\tR\x03url\"<\n" +
 	"\x11GetPreviewRequest\x12'\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"\x8b\x01\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"?\n" +
+	"\x14RotatePreviewRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"\x8e\x01\n" +
+	"\x15RotatePreviewResponse\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n" +
+	"\tavailable\x18\x02 \x01(\bR\tavailable\x128\n" +
+	"\bpreviews\x18\x03 \x03(\v2\x1c.mgx.sandboxd.v1.PortPreviewR\bpreviews\"\x8b\x01\n" +
 	"\x12GetPreviewResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n" +
@@ -3165,7 +3278,7 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"I\n" +
 	"\x11ListPortsResponse\x124\n" +
-	"\x05ports\x18\x01 \x03(\v2\x1e.mgx.sandboxd.v1.ListeningPortR\x05ports2\x89\t\n" +
+	"\x05ports\x18\x01 \x03(\v2\x1e.mgx.sandboxd.v1.ListeningPortR\x05ports2\xfd\x0e\n" +
 	"\x0eSandboxService\x12^\n" +
 	"\rLaunchSandbox\x12%.mgx.sandboxd.v1.LaunchSandboxRequest\x1a&.mgx.sandboxd.v1.LaunchSandboxResponse\x12U\n" +
 	"\n" +
@@ -3177,9 +3290,10 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"ExecStream\x12\".mgx.sandboxd.v1.ExecStreamRequest\x1a#.mgx.sandboxd.v1.ExecStreamResponse\"\x82\x02\x92A\xdb\x01J\xd8\x01\n" +
 	"\x03200\x12\xd0\x01\n" +
-	"\xcd\x01Newline-delimited JSON, one `{\"result\": ...}` per message as it is produced. A failure before the first message is an ordinary error answer; one after it ends the stream with a line `{\"error\": ErrorBody}`.\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/sandbox/exec/stream0\x01\x12\x80\x01\n" +
+	"\xcd\x01Newline-delimited JSON, one `{\"result\": ...}` per message as it is produced. A failure before the first message is an ordinary error answer; one after it ends the stream with a line `{\"error\": ErrorBody}`.\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/sandbox/exec/stream0\x01\x12\xde\x05\n" +
 	"\n" +
-	"GetPreview\x12\".mgx.sandboxd.v1.GetPreviewRequest\x1a#.mgx.sandboxd.v1.GetPreviewResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/sandbox/preview/{session_id}2\xa3\x05\n" +
+	"GetPreview\x12\".mgx.sandboxd.v1.GetPreviewRequest\x1a#.mgx.sandboxd.v1.GetPreviewResponse\"\x86\x05\x92A\xd9\x04\x1a\xd6\x04Each `url` is a capability URL that works as it is, in a tab or in an iframe of a page of any origin, with no cookie and no header: `http(s)://p<port>-<capability>.preview.<public host>/`. The capability in the host name opens that one port of this sandbox, for every request the page makes (document, assets, WebSockets), until it expires (SANDBOXD_PREVIEW_TOKEN_TTL; the same URL is listed for half of that), the sandbox is destroyed, or the previews are rotated. Treat it as a secret. `url` is empty when the public URL has no host name to put previews under (an IP address other than loopback).\x82\xd3\xe4\x93\x02#\x12!/api/sandbox/preview/{session_id}\x12\x93\x01\n" +
+	"\rRotatePreview\x12%.mgx.sandboxd.v1.RotatePreviewRequest\x1a&.mgx.sandboxd.v1.RotatePreviewResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/api/sandbox/preview/{session_id}/rotate2\xa3\x05\n" +
 	"\vFileService\x12~\n" +
 	"\vGetFileTree\x12#.mgx.sandboxd.v1.GetFileTreeRequest\x1a$.mgx.sandboxd.v1.GetFileTreeResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/files/{session_id}/tree\x12p\n" +
 	"\bReadFile\x12 .mgx.sandboxd.v1.ReadFileRequest\x1a!.mgx.sandboxd.v1.ReadFileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/files/{session_id}\x12v\n" +
@@ -3209,7 +3323,7 @@ func file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP() []byte {
 	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescData
 }
 
-var file_mgx_sandboxd_v1_sandboxd_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_mgx_sandboxd_v1_sandboxd_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_mgx_sandboxd_v1_sandboxd_proto_goTypes = []any{
 	(*Sandbox)(nil),                     // 0: mgx.sandboxd.v1.Sandbox
 	(*LaunchSandboxRequest)(nil),        // 1: mgx.sandboxd.v1.LaunchSandboxRequest
@@ -3229,103 +3343,108 @@ var file_mgx_sandboxd_v1_sandboxd_proto_goTypes = []any{
 	(*ExecExit)(nil),                    // 15: mgx.sandboxd.v1.ExecExit
 	(*PortPreview)(nil),                 // 16: mgx.sandboxd.v1.PortPreview
 	(*GetPreviewRequest)(nil),           // 17: mgx.sandboxd.v1.GetPreviewRequest
-	(*GetPreviewResponse)(nil),          // 18: mgx.sandboxd.v1.GetPreviewResponse
-	(*FileEntry)(nil),                   // 19: mgx.sandboxd.v1.FileEntry
-	(*GetFileTreeRequest)(nil),          // 20: mgx.sandboxd.v1.GetFileTreeRequest
-	(*GetFileTreeResponse)(nil),         // 21: mgx.sandboxd.v1.GetFileTreeResponse
-	(*ReadFileRequest)(nil),             // 22: mgx.sandboxd.v1.ReadFileRequest
-	(*ReadFileResponse)(nil),            // 23: mgx.sandboxd.v1.ReadFileResponse
-	(*WriteFileRequest)(nil),            // 24: mgx.sandboxd.v1.WriteFileRequest
-	(*WriteFileResponse)(nil),           // 25: mgx.sandboxd.v1.WriteFileResponse
-	(*DeleteFileRequest)(nil),           // 26: mgx.sandboxd.v1.DeleteFileRequest
-	(*DeleteFileResponse)(nil),          // 27: mgx.sandboxd.v1.DeleteFileResponse
-	(*Process)(nil),                     // 28: mgx.sandboxd.v1.Process
-	(*StartProcessRequest)(nil),         // 29: mgx.sandboxd.v1.StartProcessRequest
-	(*StartProcessResponse)(nil),        // 30: mgx.sandboxd.v1.StartProcessResponse
-	(*ListProcessesRequest)(nil),        // 31: mgx.sandboxd.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),       // 32: mgx.sandboxd.v1.ListProcessesResponse
-	(*GetProcessLogsRequest)(nil),       // 33: mgx.sandboxd.v1.GetProcessLogsRequest
-	(*GetProcessLogsResponse)(nil),      // 34: mgx.sandboxd.v1.GetProcessLogsResponse
-	(*SignalProcessRequest)(nil),        // 35: mgx.sandboxd.v1.SignalProcessRequest
-	(*SignalProcessResponse)(nil),       // 36: mgx.sandboxd.v1.SignalProcessResponse
-	(*SearchFilesRequest)(nil),          // 37: mgx.sandboxd.v1.SearchFilesRequest
-	(*SearchMatch)(nil),                 // 38: mgx.sandboxd.v1.SearchMatch
-	(*SearchFilesResponse)(nil),         // 39: mgx.sandboxd.v1.SearchFilesResponse
-	(*ListChangesRequest)(nil),          // 40: mgx.sandboxd.v1.ListChangesRequest
-	(*FileChange)(nil),                  // 41: mgx.sandboxd.v1.FileChange
-	(*ListChangesResponse)(nil),         // 42: mgx.sandboxd.v1.ListChangesResponse
-	(*ListeningPort)(nil),               // 43: mgx.sandboxd.v1.ListeningPort
-	(*ListPortsRequest)(nil),            // 44: mgx.sandboxd.v1.ListPortsRequest
-	(*ListPortsResponse)(nil),           // 45: mgx.sandboxd.v1.ListPortsResponse
-	nil,                                 // 46: mgx.sandboxd.v1.ExecRequest.EnvEntry
-	nil,                                 // 47: mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
-	nil,                                 // 48: mgx.sandboxd.v1.StartProcessRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),       // 49: google.protobuf.Timestamp
+	(*RotatePreviewRequest)(nil),        // 18: mgx.sandboxd.v1.RotatePreviewRequest
+	(*RotatePreviewResponse)(nil),       // 19: mgx.sandboxd.v1.RotatePreviewResponse
+	(*GetPreviewResponse)(nil),          // 20: mgx.sandboxd.v1.GetPreviewResponse
+	(*FileEntry)(nil),                   // 21: mgx.sandboxd.v1.FileEntry
+	(*GetFileTreeRequest)(nil),          // 22: mgx.sandboxd.v1.GetFileTreeRequest
+	(*GetFileTreeResponse)(nil),         // 23: mgx.sandboxd.v1.GetFileTreeResponse
+	(*ReadFileRequest)(nil),             // 24: mgx.sandboxd.v1.ReadFileRequest
+	(*ReadFileResponse)(nil),            // 25: mgx.sandboxd.v1.ReadFileResponse
+	(*WriteFileRequest)(nil),            // 26: mgx.sandboxd.v1.WriteFileRequest
+	(*WriteFileResponse)(nil),           // 27: mgx.sandboxd.v1.WriteFileResponse
+	(*DeleteFileRequest)(nil),           // 28: mgx.sandboxd.v1.DeleteFileRequest
+	(*DeleteFileResponse)(nil),          // 29: mgx.sandboxd.v1.DeleteFileResponse
+	(*Process)(nil),                     // 30: mgx.sandboxd.v1.Process
+	(*StartProcessRequest)(nil),         // 31: mgx.sandboxd.v1.StartProcessRequest
+	(*StartProcessResponse)(nil),        // 32: mgx.sandboxd.v1.StartProcessResponse
+	(*ListProcessesRequest)(nil),        // 33: mgx.sandboxd.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),       // 34: mgx.sandboxd.v1.ListProcessesResponse
+	(*GetProcessLogsRequest)(nil),       // 35: mgx.sandboxd.v1.GetProcessLogsRequest
+	(*GetProcessLogsResponse)(nil),      // 36: mgx.sandboxd.v1.GetProcessLogsResponse
+	(*SignalProcessRequest)(nil),        // 37: mgx.sandboxd.v1.SignalProcessRequest
+	(*SignalProcessResponse)(nil),       // 38: mgx.sandboxd.v1.SignalProcessResponse
+	(*SearchFilesRequest)(nil),          // 39: mgx.sandboxd.v1.SearchFilesRequest
+	(*SearchMatch)(nil),                 // 40: mgx.sandboxd.v1.SearchMatch
+	(*SearchFilesResponse)(nil),         // 41: mgx.sandboxd.v1.SearchFilesResponse
+	(*ListChangesRequest)(nil),          // 42: mgx.sandboxd.v1.ListChangesRequest
+	(*FileChange)(nil),                  // 43: mgx.sandboxd.v1.FileChange
+	(*ListChangesResponse)(nil),         // 44: mgx.sandboxd.v1.ListChangesResponse
+	(*ListeningPort)(nil),               // 45: mgx.sandboxd.v1.ListeningPort
+	(*ListPortsRequest)(nil),            // 46: mgx.sandboxd.v1.ListPortsRequest
+	(*ListPortsResponse)(nil),           // 47: mgx.sandboxd.v1.ListPortsResponse
+	nil,                                 // 48: mgx.sandboxd.v1.ExecRequest.EnvEntry
+	nil,                                 // 49: mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
+	nil,                                 // 50: mgx.sandboxd.v1.StartProcessRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),       // 51: google.protobuf.Timestamp
 }
 var file_mgx_sandboxd_v1_sandboxd_proto_depIdxs = []int32{
-	49, // 0: mgx.sandboxd.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	49, // 1: mgx.sandboxd.v1.Sandbox.last_active_at:type_name -> google.protobuf.Timestamp
+	51, // 0: mgx.sandboxd.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	51, // 1: mgx.sandboxd.v1.Sandbox.last_active_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: mgx.sandboxd.v1.LaunchSandboxResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
 	0,  // 3: mgx.sandboxd.v1.GetSandboxResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
 	0,  // 4: mgx.sandboxd.v1.ListSandboxesResponse.sandboxes:type_name -> mgx.sandboxd.v1.Sandbox
-	46, // 5: mgx.sandboxd.v1.ExecRequest.env:type_name -> mgx.sandboxd.v1.ExecRequest.EnvEntry
-	47, // 6: mgx.sandboxd.v1.ExecStreamRequest.env:type_name -> mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
+	48, // 5: mgx.sandboxd.v1.ExecRequest.env:type_name -> mgx.sandboxd.v1.ExecRequest.EnvEntry
+	49, // 6: mgx.sandboxd.v1.ExecStreamRequest.env:type_name -> mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
 	15, // 7: mgx.sandboxd.v1.ExecStreamResponse.exit:type_name -> mgx.sandboxd.v1.ExecExit
-	16, // 8: mgx.sandboxd.v1.GetPreviewResponse.previews:type_name -> mgx.sandboxd.v1.PortPreview
-	19, // 9: mgx.sandboxd.v1.FileEntry.children:type_name -> mgx.sandboxd.v1.FileEntry
-	19, // 10: mgx.sandboxd.v1.GetFileTreeResponse.entries:type_name -> mgx.sandboxd.v1.FileEntry
-	49, // 11: mgx.sandboxd.v1.Process.started_at:type_name -> google.protobuf.Timestamp
-	49, // 12: mgx.sandboxd.v1.Process.exited_at:type_name -> google.protobuf.Timestamp
-	48, // 13: mgx.sandboxd.v1.StartProcessRequest.env:type_name -> mgx.sandboxd.v1.StartProcessRequest.EnvEntry
-	28, // 14: mgx.sandboxd.v1.StartProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
-	28, // 15: mgx.sandboxd.v1.ListProcessesResponse.processes:type_name -> mgx.sandboxd.v1.Process
-	28, // 16: mgx.sandboxd.v1.SignalProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
-	38, // 17: mgx.sandboxd.v1.SearchFilesResponse.matches:type_name -> mgx.sandboxd.v1.SearchMatch
-	41, // 18: mgx.sandboxd.v1.ListChangesResponse.changes:type_name -> mgx.sandboxd.v1.FileChange
-	43, // 19: mgx.sandboxd.v1.ListPortsResponse.ports:type_name -> mgx.sandboxd.v1.ListeningPort
-	1,  // 20: mgx.sandboxd.v1.SandboxService.LaunchSandbox:input_type -> mgx.sandboxd.v1.LaunchSandboxRequest
-	3,  // 21: mgx.sandboxd.v1.SandboxService.GetSandbox:input_type -> mgx.sandboxd.v1.GetSandboxRequest
-	5,  // 22: mgx.sandboxd.v1.SandboxService.ListSandboxes:input_type -> mgx.sandboxd.v1.ListSandboxesRequest
-	7,  // 23: mgx.sandboxd.v1.SandboxService.DestroySandbox:input_type -> mgx.sandboxd.v1.DestroySandboxRequest
-	9,  // 24: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:input_type -> mgx.sandboxd.v1.DestroyAllSandboxesRequest
-	11, // 25: mgx.sandboxd.v1.SandboxService.Exec:input_type -> mgx.sandboxd.v1.ExecRequest
-	13, // 26: mgx.sandboxd.v1.SandboxService.ExecStream:input_type -> mgx.sandboxd.v1.ExecStreamRequest
-	17, // 27: mgx.sandboxd.v1.SandboxService.GetPreview:input_type -> mgx.sandboxd.v1.GetPreviewRequest
-	20, // 28: mgx.sandboxd.v1.FileService.GetFileTree:input_type -> mgx.sandboxd.v1.GetFileTreeRequest
-	22, // 29: mgx.sandboxd.v1.FileService.ReadFile:input_type -> mgx.sandboxd.v1.ReadFileRequest
-	24, // 30: mgx.sandboxd.v1.FileService.WriteFile:input_type -> mgx.sandboxd.v1.WriteFileRequest
-	26, // 31: mgx.sandboxd.v1.FileService.DeleteFile:input_type -> mgx.sandboxd.v1.DeleteFileRequest
-	37, // 32: mgx.sandboxd.v1.FileService.SearchFiles:input_type -> mgx.sandboxd.v1.SearchFilesRequest
-	40, // 33: mgx.sandboxd.v1.FileService.ListChanges:input_type -> mgx.sandboxd.v1.ListChangesRequest
-	29, // 34: mgx.sandboxd.v1.ProcessService.StartProcess:input_type -> mgx.sandboxd.v1.StartProcessRequest
-	31, // 35: mgx.sandboxd.v1.ProcessService.ListProcesses:input_type -> mgx.sandboxd.v1.ListProcessesRequest
-	33, // 36: mgx.sandboxd.v1.ProcessService.GetProcessLogs:input_type -> mgx.sandboxd.v1.GetProcessLogsRequest
-	35, // 37: mgx.sandboxd.v1.ProcessService.SignalProcess:input_type -> mgx.sandboxd.v1.SignalProcessRequest
-	44, // 38: mgx.sandboxd.v1.ProcessService.ListPorts:input_type -> mgx.sandboxd.v1.ListPortsRequest
-	2,  // 39: mgx.sandboxd.v1.SandboxService.LaunchSandbox:output_type -> mgx.sandboxd.v1.LaunchSandboxResponse
-	4,  // 40: mgx.sandboxd.v1.SandboxService.GetSandbox:output_type -> mgx.sandboxd.v1.GetSandboxResponse
-	6,  // 41: mgx.sandboxd.v1.SandboxService.ListSandboxes:output_type -> mgx.sandboxd.v1.ListSandboxesResponse
-	8,  // 42: mgx.sandboxd.v1.SandboxService.DestroySandbox:output_type -> mgx.sandboxd.v1.DestroySandboxResponse
-	10, // 43: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:output_type -> mgx.sandboxd.v1.DestroyAllSandboxesResponse
-	12, // 44: mgx.sandboxd.v1.SandboxService.Exec:output_type -> mgx.sandboxd.v1.ExecResponse
-	14, // 45: mgx.sandboxd.v1.SandboxService.ExecStream:output_type -> mgx.sandboxd.v1.ExecStreamResponse
-	18, // 46: mgx.sandboxd.v1.SandboxService.GetPreview:output_type -> mgx.sandboxd.v1.GetPreviewResponse
-	21, // 47: mgx.sandboxd.v1.FileService.GetFileTree:output_type -> mgx.sandboxd.v1.GetFileTreeResponse
-	23, // 48: mgx.sandboxd.v1.FileService.ReadFile:output_type -> mgx.sandboxd.v1.ReadFileResponse
-	25, // 49: mgx.sandboxd.v1.FileService.WriteFile:output_type -> mgx.sandboxd.v1.WriteFileResponse
-	27, // 50: mgx.sandboxd.v1.FileService.DeleteFile:output_type -> mgx.sandboxd.v1.DeleteFileResponse
-	39, // 51: mgx.sandboxd.v1.FileService.SearchFiles:output_type -> mgx.sandboxd.v1.SearchFilesResponse
-	42, // 52: mgx.sandboxd.v1.FileService.ListChanges:output_type -> mgx.sandboxd.v1.ListChangesResponse
-	30, // 53: mgx.sandboxd.v1.ProcessService.StartProcess:output_type -> mgx.sandboxd.v1.StartProcessResponse
-	32, // 54: mgx.sandboxd.v1.ProcessService.ListProcesses:output_type -> mgx.sandboxd.v1.ListProcessesResponse
-	34, // 55: mgx.sandboxd.v1.ProcessService.GetProcessLogs:output_type -> mgx.sandboxd.v1.GetProcessLogsResponse
-	36, // 56: mgx.sandboxd.v1.ProcessService.SignalProcess:output_type -> mgx.sandboxd.v1.SignalProcessResponse
-	45, // 57: mgx.sandboxd.v1.ProcessService.ListPorts:output_type -> mgx.sandboxd.v1.ListPortsResponse
-	39, // [39:58] is the sub-list for method output_type
-	20, // [20:39] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	16, // 8: mgx.sandboxd.v1.RotatePreviewResponse.previews:type_name -> mgx.sandboxd.v1.PortPreview
+	16, // 9: mgx.sandboxd.v1.GetPreviewResponse.previews:type_name -> mgx.sandboxd.v1.PortPreview
+	21, // 10: mgx.sandboxd.v1.FileEntry.children:type_name -> mgx.sandboxd.v1.FileEntry
+	21, // 11: mgx.sandboxd.v1.GetFileTreeResponse.entries:type_name -> mgx.sandboxd.v1.FileEntry
+	51, // 12: mgx.sandboxd.v1.Process.started_at:type_name -> google.protobuf.Timestamp
+	51, // 13: mgx.sandboxd.v1.Process.exited_at:type_name -> google.protobuf.Timestamp
+	50, // 14: mgx.sandboxd.v1.StartProcessRequest.env:type_name -> mgx.sandboxd.v1.StartProcessRequest.EnvEntry
+	30, // 15: mgx.sandboxd.v1.StartProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
+	30, // 16: mgx.sandboxd.v1.ListProcessesResponse.processes:type_name -> mgx.sandboxd.v1.Process
+	30, // 17: mgx.sandboxd.v1.SignalProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
+	40, // 18: mgx.sandboxd.v1.SearchFilesResponse.matches:type_name -> mgx.sandboxd.v1.SearchMatch
+	43, // 19: mgx.sandboxd.v1.ListChangesResponse.changes:type_name -> mgx.sandboxd.v1.FileChange
+	45, // 20: mgx.sandboxd.v1.ListPortsResponse.ports:type_name -> mgx.sandboxd.v1.ListeningPort
+	1,  // 21: mgx.sandboxd.v1.SandboxService.LaunchSandbox:input_type -> mgx.sandboxd.v1.LaunchSandboxRequest
+	3,  // 22: mgx.sandboxd.v1.SandboxService.GetSandbox:input_type -> mgx.sandboxd.v1.GetSandboxRequest
+	5,  // 23: mgx.sandboxd.v1.SandboxService.ListSandboxes:input_type -> mgx.sandboxd.v1.ListSandboxesRequest
+	7,  // 24: mgx.sandboxd.v1.SandboxService.DestroySandbox:input_type -> mgx.sandboxd.v1.DestroySandboxRequest
+	9,  // 25: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:input_type -> mgx.sandboxd.v1.DestroyAllSandboxesRequest
+	11, // 26: mgx.sandboxd.v1.SandboxService.Exec:input_type -> mgx.sandboxd.v1.ExecRequest
+	13, // 27: mgx.sandboxd.v1.SandboxService.ExecStream:input_type -> mgx.sandboxd.v1.ExecStreamRequest
+	17, // 28: mgx.sandboxd.v1.SandboxService.GetPreview:input_type -> mgx.sandboxd.v1.GetPreviewRequest
+	18, // 29: mgx.sandboxd.v1.SandboxService.RotatePreview:input_type -> mgx.sandboxd.v1.RotatePreviewRequest
+	22, // 30: mgx.sandboxd.v1.FileService.GetFileTree:input_type -> mgx.sandboxd.v1.GetFileTreeRequest
+	24, // 31: mgx.sandboxd.v1.FileService.ReadFile:input_type -> mgx.sandboxd.v1.ReadFileRequest
+	26, // 32: mgx.sandboxd.v1.FileService.WriteFile:input_type -> mgx.sandboxd.v1.WriteFileRequest
+	28, // 33: mgx.sandboxd.v1.FileService.DeleteFile:input_type -> mgx.sandboxd.v1.DeleteFileRequest
+	39, // 34: mgx.sandboxd.v1.FileService.SearchFiles:input_type -> mgx.sandboxd.v1.SearchFilesRequest
+	42, // 35: mgx.sandboxd.v1.FileService.ListChanges:input_type -> mgx.sandboxd.v1.ListChangesRequest
+	31, // 36: mgx.sandboxd.v1.ProcessService.StartProcess:input_type -> mgx.sandboxd.v1.StartProcessRequest
+	33, // 37: mgx.sandboxd.v1.ProcessService.ListProcesses:input_type -> mgx.sandboxd.v1.ListProcessesRequest
+	35, // 38: mgx.sandboxd.v1.ProcessService.GetProcessLogs:input_type -> mgx.sandboxd.v1.GetProcessLogsRequest
+	37, // 39: mgx.sandboxd.v1.ProcessService.SignalProcess:input_type -> mgx.sandboxd.v1.SignalProcessRequest
+	46, // 40: mgx.sandboxd.v1.ProcessService.ListPorts:input_type -> mgx.sandboxd.v1.ListPortsRequest
+	2,  // 41: mgx.sandboxd.v1.SandboxService.LaunchSandbox:output_type -> mgx.sandboxd.v1.LaunchSandboxResponse
+	4,  // 42: mgx.sandboxd.v1.SandboxService.GetSandbox:output_type -> mgx.sandboxd.v1.GetSandboxResponse
+	6,  // 43: mgx.sandboxd.v1.SandboxService.ListSandboxes:output_type -> mgx.sandboxd.v1.ListSandboxesResponse
+	8,  // 44: mgx.sandboxd.v1.SandboxService.DestroySandbox:output_type -> mgx.sandboxd.v1.DestroySandboxResponse
+	10, // 45: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:output_type -> mgx.sandboxd.v1.DestroyAllSandboxesResponse
+	12, // 46: mgx.sandboxd.v1.SandboxService.Exec:output_type -> mgx.sandboxd.v1.ExecResponse
+	14, // 47: mgx.sandboxd.v1.SandboxService.ExecStream:output_type -> mgx.sandboxd.v1.ExecStreamResponse
+	20, // 48: mgx.sandboxd.v1.SandboxService.GetPreview:output_type -> mgx.sandboxd.v1.GetPreviewResponse
+	19, // 49: mgx.sandboxd.v1.SandboxService.RotatePreview:output_type -> mgx.sandboxd.v1.RotatePreviewResponse
+	23, // 50: mgx.sandboxd.v1.FileService.GetFileTree:output_type -> mgx.sandboxd.v1.GetFileTreeResponse
+	25, // 51: mgx.sandboxd.v1.FileService.ReadFile:output_type -> mgx.sandboxd.v1.ReadFileResponse
+	27, // 52: mgx.sandboxd.v1.FileService.WriteFile:output_type -> mgx.sandboxd.v1.WriteFileResponse
+	29, // 53: mgx.sandboxd.v1.FileService.DeleteFile:output_type -> mgx.sandboxd.v1.DeleteFileResponse
+	41, // 54: mgx.sandboxd.v1.FileService.SearchFiles:output_type -> mgx.sandboxd.v1.SearchFilesResponse
+	44, // 55: mgx.sandboxd.v1.FileService.ListChanges:output_type -> mgx.sandboxd.v1.ListChangesResponse
+	32, // 56: mgx.sandboxd.v1.ProcessService.StartProcess:output_type -> mgx.sandboxd.v1.StartProcessResponse
+	34, // 57: mgx.sandboxd.v1.ProcessService.ListProcesses:output_type -> mgx.sandboxd.v1.ListProcessesResponse
+	36, // 58: mgx.sandboxd.v1.ProcessService.GetProcessLogs:output_type -> mgx.sandboxd.v1.GetProcessLogsResponse
+	38, // 59: mgx.sandboxd.v1.ProcessService.SignalProcess:output_type -> mgx.sandboxd.v1.SignalProcessResponse
+	47, // 60: mgx.sandboxd.v1.ProcessService.ListPorts:output_type -> mgx.sandboxd.v1.ListPortsResponse
+	41, // [41:61] is the sub-list for method output_type
+	21, // [21:41] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_mgx_sandboxd_v1_sandboxd_proto_init() }
@@ -3344,7 +3463,7 @@ func file_mgx_sandboxd_v1_sandboxd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgx_sandboxd_v1_sandboxd_proto_rawDesc), len(file_mgx_sandboxd_v1_sandboxd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   49,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

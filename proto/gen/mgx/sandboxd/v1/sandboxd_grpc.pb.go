@@ -27,6 +27,7 @@ const (
 	SandboxService_Exec_FullMethodName                = "/mgx.sandboxd.v1.SandboxService/Exec"
 	SandboxService_ExecStream_FullMethodName          = "/mgx.sandboxd.v1.SandboxService/ExecStream"
 	SandboxService_GetPreview_FullMethodName          = "/mgx.sandboxd.v1.SandboxService/GetPreview"
+	SandboxService_RotatePreview_FullMethodName       = "/mgx.sandboxd.v1.SandboxService/RotatePreview"
 )
 
 // SandboxServiceClient is the client API for SandboxService service.
@@ -55,6 +56,9 @@ type SandboxServiceClient interface {
 	ExecStream(ctx context.Context, in *ExecStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExecStreamResponse], error)
 	// GetPreview lists the preview URLs of the ports listening inside the sandbox.
 	GetPreview(ctx context.Context, in *GetPreviewRequest, opts ...grpc.CallOption) (*GetPreviewResponse, error)
+	// RotatePreview revokes every preview URL of the session's sandbox handed out so far (a link that
+	// leaked) and lists fresh ones. Pages open on the old URLs stop working at their next request.
+	RotatePreview(ctx context.Context, in *RotatePreviewRequest, opts ...grpc.CallOption) (*RotatePreviewResponse, error)
 }
 
 type sandboxServiceClient struct {
@@ -154,6 +158,16 @@ func (c *sandboxServiceClient) GetPreview(ctx context.Context, in *GetPreviewReq
 	return out, nil
 }
 
+func (c *sandboxServiceClient) RotatePreview(ctx context.Context, in *RotatePreviewRequest, opts ...grpc.CallOption) (*RotatePreviewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotatePreviewResponse)
+	err := c.cc.Invoke(ctx, SandboxService_RotatePreview_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SandboxServiceServer is the server API for SandboxService service.
 // All implementations must embed UnimplementedSandboxServiceServer
 // for forward compatibility.
@@ -180,6 +194,9 @@ type SandboxServiceServer interface {
 	ExecStream(*ExecStreamRequest, grpc.ServerStreamingServer[ExecStreamResponse]) error
 	// GetPreview lists the preview URLs of the ports listening inside the sandbox.
 	GetPreview(context.Context, *GetPreviewRequest) (*GetPreviewResponse, error)
+	// RotatePreview revokes every preview URL of the session's sandbox handed out so far (a link that
+	// leaked) and lists fresh ones. Pages open on the old URLs stop working at their next request.
+	RotatePreview(context.Context, *RotatePreviewRequest) (*RotatePreviewResponse, error)
 	mustEmbedUnimplementedSandboxServiceServer()
 }
 
@@ -213,6 +230,9 @@ func (UnimplementedSandboxServiceServer) ExecStream(*ExecStreamRequest, grpc.Ser
 }
 func (UnimplementedSandboxServiceServer) GetPreview(context.Context, *GetPreviewRequest) (*GetPreviewResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPreview not implemented")
+}
+func (UnimplementedSandboxServiceServer) RotatePreview(context.Context, *RotatePreviewRequest) (*RotatePreviewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotatePreview not implemented")
 }
 func (UnimplementedSandboxServiceServer) mustEmbedUnimplementedSandboxServiceServer() {}
 func (UnimplementedSandboxServiceServer) testEmbeddedByValue()                        {}
@@ -372,6 +392,24 @@ func _SandboxService_GetPreview_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SandboxService_RotatePreview_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotatePreviewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).RotatePreview(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_RotatePreview_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).RotatePreview(ctx, req.(*RotatePreviewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SandboxService_ServiceDesc is the grpc.ServiceDesc for SandboxService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -406,6 +444,10 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPreview",
 			Handler:    _SandboxService_GetPreview_Handler,
+		},
+		{
+			MethodName: "RotatePreview",
+			Handler:    _SandboxService_RotatePreview_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
