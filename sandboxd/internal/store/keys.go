@@ -39,3 +39,13 @@ const poolRefillKey = "sandboxd:pool:refill"
 // previewSigningKey holds the HMAC key of preview tokens when SANDBOXD_PREVIEW_SECRET is unset: random,
 // made by whichever replica starts first, shared by all of them.
 const previewSigningKey = "sandboxd:preview:signing-key"
+
+// KeyUserExecs holds the commands a user runs at once, across sandboxes and replicas, as quota
+// slots (pkg/quota).
+func KeyUserExecs(userID string) string { return "sandboxd:user:{" + userID + "}:execs" }
+
+// KeyUserProcessStart serialises a user's process starts across replicas (a pkg/quota slot of one),
+// so that counting the running processes and starting one more is one step.
+func KeyUserProcessStart(userID string) string {
+	return "sandboxd:user:{" + userID + "}:process_start"
+}
