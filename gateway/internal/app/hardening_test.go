@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -324,4 +325,98 @@ func TestMetricLabelsFromClosedSet(t *testing.T) {
 		seen[m[1]+"="+m[2]] = true
 	}
 	require.Equal(t, map[string]bool{"address=localhost": true, "port=8000": true}, seen, "one server name, the configured one")
+}
+
+// openStream starts a streaming request and, when it is answered 200, reads its first line: the stream
+// is then open upstream and holds its slot until close is called.
+func openStream(t *testing.T, base, method, path, token, body string) (status int, header http.Header, close func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	require.NoError(t, err)
+	hr.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(hr)
+	require.NoError(t, err)
+	close = func() { cancel(); _ = resp.Body.Close() }
+	if resp.StatusCode == http.StatusOK {
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		require.NoError(t, err, "the first line of %s", path)
+		require.NotEmpty(t, line)
+	}
+	return resp.StatusCode, resp.Header, close
+}
+
+// TestLongStreamsCountPerUser: streamed commands and followed process logs count against the user's
+// stream bound together with event streams (issue 13, item 10): beyond GATEWAY_MAX_STREAMS_PER_USER
+// each kind is refused with 429 TOO_MANY_STREAMS and a Retry-After; short reads are not counted;
+// other users are untouched; a closed stream frees its slot.
+func TestLongStreamsCountPerUser(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, map[string]string{"GATEWAY_MAX_STREAMS_PER_USER": "2"})
+	a := s.register("long-streams@example.com")
+	r := s.do(req{method: "POST", path: "/api/sessions", token: a.access, body: map[string]any{}})
+	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+	sid := r.json(t)["id"].(string)
+	r = s.do(req{method: "POST", path: "/api/sandbox/" + sid + "/processes", token: a.access, body: map[string]any{
+		"name": "ticker", "command": "while true; do echo tick; sleep 1; done",
+	}})
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+
+	execBody := fmt.Sprintf(`{"session_id":%q,"command":"echo go; sleep 60","timeout":120}`, sid)
+	follow := "/api/sandbox/" + sid + "/processes/ticker/logs?follow=true"
+	code, _, closeExec := openStream(t, s.base, http.MethodPost, "/api/sandbox/exec/stream", a.access, execBody)
+	require.Equal(t, http.StatusOK, code)
+	defer closeExec()
+	code, _, closeFollow := openStream(t, s.base, http.MethodGet, follow, a.access, "")
+	require.Equal(t, http.StatusOK, code)
+	defer closeFollow()
+
+	for name, open := range map[string]func() (int, http.Header, func()){
+		"streamed exec": func() (int, http.Header, func()) {
+			return openStream(t, s.base, http.MethodPost, "/api/sandbox/exec/stream", a.access, execBody)
+		},
+		"followed log": func() (int, http.Header, func()) {
+			return openStream(t, s.base, http.MethodGet, follow, a.access, "")
+		},
+		"event stream": func() (int, http.Header, func()) {
+			return openStream(t, s.base, http.MethodGet, "/api/sessions/"+sid+"/events?after_seq=0", a.access, "")
+		},
+	} {
+		t.Run("a third "+name+" is refused", func(t *testing.T) {
+			code, header, closeIt := open()
+			defer closeIt()
+			require.Equal(t, http.StatusTooManyRequests, code)
+			require.NotEmpty(t, header.Get("Retry-After"))
+		})
+	}
+	t.Run("short reads are not counted", func(t *testing.T) {
+		r := s.do(req{path: "/api/sandbox/" + sid + "/processes/ticker/logs", token: a.access})
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		r = s.do(req{method: "POST", path: "/api/sandbox/exec", token: a.access, body: map[string]any{"session_id": sid, "command": "true"}})
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	})
+	t.Run("other users are untouched", func(t *testing.T) {
+		b := s.register("long-streams-other@example.com")
+		r := s.do(req{method: "POST", path: "/api/sessions", token: b.access, body: map[string]any{}})
+		require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+		code, _, closeIt := openStream(t, s.base, http.MethodPost, "/api/sandbox/exec/stream", b.access,
+			fmt.Sprintf(`{"session_id":%q,"command":"echo go"}`, r.json(t)["id"].(string)))
+		defer closeIt()
+		require.Equal(t, http.StatusOK, code)
+	})
+
+	closeExec()
+	stacktest.Eventually(t, 30*time.Second, func() bool {
+		code, _, closeIt := openStream(t, s.base, http.MethodPost, "/api/sandbox/exec/stream", a.access,
+			fmt.Sprintf(`{"session_id":%q,"command":"echo again"}`, sid))
+		closeIt()
+		return code == http.StatusOK
+	}, "a closed stream frees its slot")
 }
