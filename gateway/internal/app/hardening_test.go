@@ -24,11 +24,12 @@ import (
 
 // TestSlowBodyIsCutOff: a client announcing a body and trickling it (or sending nothing more) gets a
 // 408 and its connection closed once GATEWAY_READ_BODY_TIMEOUT has passed, instead of holding the
-// connection for as long as it likes.
+// connection for as long as it likes; one that never finishes its headers is cut off once
+// GATEWAY_READ_HEADER_TIMEOUT has passed.
 func TestSlowBodyIsCutOff(t *testing.T) {
 	t.Parallel()
 	const deadline = time.Second
-	g := startGateway(t, map[string]string{"GATEWAY_READ_BODY_TIMEOUT": deadline.String()})
+	g := startGateway(t, map[string]string{"GATEWAY_READ_BODY_TIMEOUT": deadline.String(), "GATEWAY_READ_HEADER_TIMEOUT": deadline.String()})
 	a := g.register("slowbody@example.com")
 	addr := strings.TrimPrefix(g.base, "http://")
 	tests := []struct {
@@ -36,6 +37,7 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 	}{
 		{"anonymous login", "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"},
 		{"chunked", "POST /api/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"},
+		{"headers never finished", "GET /api/auth/me HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n"},
 		{"a body nobody reads", "GET /api/auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + a.access + "\r\nContent-Length: 1000\r\n\r\n{"},
 	}
 	for _, tt := range tests {
