@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -421,4 +422,42 @@ func TestLongStreamsCountPerUser(t *testing.T) {
 		closeIt()
 		return code == http.StatusOK
 	}, "a closed stream frees its slot")
+}
+
+// TestPerUserQuotasOverREST: the services' per-user quotas reach a browser as 429 with a Retry-After
+// header and the QUOTA_EXCEEDED reason — sessions held (agentd) and background processes (sandboxd).
+func TestPerUserQuotasOverREST(t *testing.T) {
+	t.Parallel()
+	st := stacktest.StartStack(t, stacktest.Spec{
+		NoGateway:   true,
+		AgentdEnv:   map[string]string{"AGENTD_MAX_SESSIONS_PER_USER": "1"},
+		SandboxdEnv: map[string]string{"SANDBOXD_MAX_PROCESSES_PER_USER": "1"},
+	})
+	env := st.GatewayEnv()
+	env["GATEWAY_RATE_LIMIT"] = "100000"
+	g := startGateway(t, env)
+	a := g.register("quotas@example.com")
+	requireQuota := func(r response, quota string) {
+		t.Helper()
+		m := requireError(t, r, http.StatusTooManyRequests)
+		require.Equal(t, "QUOTA_EXCEEDED", m["reason"], "%s", r.body)
+		retry, err := strconv.Atoi(r.header.Get("Retry-After"))
+		require.NoError(t, err, "Retry-After %q", r.header.Get("Retry-After"))
+		require.Positive(t, retry)
+		require.Contains(t, m["detail"], quota)
+	}
+
+	r := g.do(req{method: "POST", path: "/api/sessions", token: a.access, body: map[string]any{}})
+	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+	sid := r.json(t)["id"].(string)
+	requireQuota(g.do(req{method: "POST", path: "/api/sessions", token: a.access, body: map[string]any{}}), "session")
+
+	start := func(name string) response {
+		return g.do(req{method: "POST", path: "/api/sandbox/" + sid + "/processes", token: a.access, body: map[string]any{
+			"name": name, "command": "sleep 60",
+		}})
+	}
+	r = start("one")
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	requireQuota(start("two"), "process")
 }
