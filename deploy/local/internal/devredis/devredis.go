@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-
-	"github.com/mgx-ai/mgx/pkg/procgroup"
 )
 
 // Server is a running Redis for the local stack.
@@ -33,30 +31,17 @@ type Server struct {
 // Stop shuts the server down; a redis-server child gets SIGTERM (it writes its AOF) and is waited for.
 func (s *Server) Stop(ctx context.Context) error { return s.stop(ctx) }
 
-// Options configures Start.
-type Options struct {
-	// DataDir is redis-server's directory for persistence (unused by the embedded server).
-	DataDir string
-	// ForceEmbedded runs the embedded server even when redis-server is on PATH.
-	ForceEmbedded bool
-	// Port is the loopback port to listen on; 0 prefers 6379 and takes a free port when that one is
-	// busy, so a Redis the developer already runs is never touched.
-	Port int
-}
-
-// Start runs redis-server on PATH, or the embedded server when redis-server is absent (or
-// o.ForceEmbedded is set).
-func Start(ctx context.Context, o Options) (*Server, error) {
-	port := o.Port
-	if port == 0 {
-		var err error
-		if port, err = pickPort(6379); err != nil {
-			return nil, err
-		}
+// Start runs redis-server on PATH with dataDir for persistence, or miniredis when redis-server is absent
+// (or forceEmbedded is set). It prefers port 6379 and takes a free port when that one is busy, so a
+// Redis the developer already runs is never touched.
+func Start(ctx context.Context, dataDir string, forceEmbedded bool) (*Server, error) {
+	port, err := pickPort(6379)
+	if err != nil {
+		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if path, lookErr := exec.LookPath("redis-server"); lookErr == nil && !o.ForceEmbedded {
-		return startRedisServer(ctx, path, o.DataDir, port, addr)
+	if path, lookErr := exec.LookPath("redis-server"); lookErr == nil && !forceEmbedded {
+		return startRedisServer(ctx, path, dataDir, port, addr)
 	}
 	m := miniredis.NewMiniRedis()
 	// miniredis keeps TTLs frozen unless told to follow the clock; the services build login lockouts,
@@ -76,35 +61,32 @@ func startRedisServer(ctx context.Context, path, dataDir string, port int, addr 
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("redis data dir: %w", err)
 	}
-	// A process group of its own, as every child of the launcher: the terminal's Ctrl-C reaches only
-	// the launcher, which stops Redis last. SIGTERM as the parent-death signal, so a launcher killed
-	// with -9 still leaves Redis time to write its AOF. Redis needs nothing of the launcher's
-	// environment, so it gets none.
-	g, err := procgroup.Start(path, procgroup.Options{
-		Args: []string{
-			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--dir", dataDir, "--appendonly", "yes", "--save", "",
-			"--protected-mode", "yes", "--logfile", filepath.Join(dataDir, "redis.log"),
-		},
-		DeathSignal: syscall.SIGTERM,
-	})
-	if err != nil {
+	cmd := exec.Command(path,
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--dir", dataDir, "--appendonly", "yes", "--save", "",
+		"--protected-mode", "yes", "--logfile", filepath.Join(dataDir, "redis.log"))
+	// Own process group so the terminal's Ctrl-C reaches only the launcher, which stops Redis last;
+	// Pdeathsig so Redis does not outlive a launcher killed with -9.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
 	stop := func(ctx context.Context) error {
-		grace := defaultStopGrace
-		if deadline, ok := ctx.Deadline(); ok {
-			grace = max(time.Until(deadline), 0)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("redis-server exited: %w", err)
+			}
+			return nil
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			return errors.Join(fmt.Errorf("redis-server did not stop in time: %w", ctx.Err()), <-done)
 		}
-		if err := g.Stop(grace); err != nil {
-			return errors.Join(fmt.Errorf("redis-server did not stop within %s: %w", grace.Round(time.Millisecond), err), g.Err())
-		}
-		if err := g.Err(); err != nil {
-			return fmt.Errorf("redis-server exited: %w", err)
-		}
-		return nil
 	}
-	version, err := waitPing(ctx, addr, g)
+	version, err := waitPing(ctx, addr, done)
 	if err != nil {
 		_ = stop(context.Background())
 		return nil, err
@@ -112,20 +94,16 @@ func startRedisServer(ctx context.Context, path, dataDir string, port int, addr 
 	return &Server{URL: "redis://" + addr + "/0", Kind: "redis-server " + version + " (data in " + dataDir + ")", stop: stop}, nil
 }
 
-// defaultStopGrace is how long Stop waits for redis-server to write its AOF and exit when its context
-// sets no deadline.
-const defaultStopGrace = 10 * time.Second
-
 // waitPing polls until the server answers PING, and returns its version from INFO.
-func waitPing(ctx context.Context, addr string, g *procgroup.Group) (string, error) {
+func waitPing(ctx context.Context, addr string, exited <-chan error) (string, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if v, err := ping(addr); err == nil {
 			return v, nil
 		}
 		select {
-		case <-g.Done():
-			return "", fmt.Errorf("redis-server exited at start: %w", g.Err())
+		case err := <-exited:
+			return "", fmt.Errorf("redis-server exited at start: %w", err)
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-time.After(50 * time.Millisecond):

@@ -11,8 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
-
-	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
 func TestStart(t *testing.T) {
@@ -34,7 +32,7 @@ func TestStart(t *testing.T) {
 					t.Skip("redis-server not on PATH")
 				}
 			}
-			s, err := Start(t.Context(), Options{DataDir: t.TempDir(), ForceEmbedded: tt.embedded, Port: stacktest.Port(t)})
+			s, err := Start(t.Context(), t.TempDir(), tt.embedded)
 			require.NoError(t, err)
 			require.True(t, strings.HasPrefix(s.Kind, tt.want), s.Kind)
 
@@ -84,7 +82,7 @@ func TestKeysExpire(t *testing.T) {
 					t.Skip("redis-server not on PATH")
 				}
 			}
-			s, err := Start(t.Context(), Options{DataDir: t.TempDir(), ForceEmbedded: embedded, Port: stacktest.Port(t)})
+			s, err := Start(t.Context(), t.TempDir(), embedded)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = s.Stop(context.Background()) })
 			opt, err := redis.ParseURL(s.URL)

@@ -43,7 +43,7 @@ func TestExpiryOnEmbeddedRedis(t *testing.T) {
 		t.Skip("runs every binary")
 	}
 	t.Parallel()
-	red, err := devredis.Start(t.Context(), devredis.Options{ForceEmbedded: true, Port: stacktest.Port(t)})
+	red, err := devredis.Start(t.Context(), t.TempDir(), true)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = red.Stop(context.Background()) })
 	require.Contains(t, red.Kind, "embedded")

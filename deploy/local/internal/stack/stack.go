@@ -52,7 +52,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	}
 	redisURL, redisKind := "", "configured: "+os.Getenv("GATEWAY_REDIS_URL")
 	if !redisConfigured() {
-		red, err := devredis.Start(ctx, devredis.Options{DataDir: filepath.Join(runDir, "redis"), ForceEmbedded: cfg.ForceEmbedded})
+		red, err := devredis.Start(ctx, filepath.Join(runDir, "redis"), cfg.ForceEmbedded)
 		if err != nil {
 			return err
 		}
