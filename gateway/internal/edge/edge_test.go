@@ -69,7 +69,7 @@ func TestUpstreamIdentity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cc, err := grpc.NewClient(lis.Addr().String(), append(
-				UpstreamInterceptors(Deadlines{Default: 30 * time.Second, Provision: 120 * time.Second, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}, tt.clientIP),
+				UpstreamInterceptors(Upstream{Deadlines: Deadlines{Default: 30 * time.Second, Provision: 120 * time.Second, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}, Self: tt.clientIP}),
 				grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 			require.NoError(t, err)
 			defer cc.Close()

@@ -129,7 +129,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	server.New(a.Manager, a.Preview, log).Register(srv)
+	quotas := server.NewQuotas(rdb, cfg.MaxExecsPerUser, cfg.MaxProcessesPerUser, log)
+	server.New(a.Manager, a.Preview, quotas, log).Register(srv)
 	grpcLis, err := grpcserver.Listen(cfg.Listen)
 	if err != nil {
 		return nil, err

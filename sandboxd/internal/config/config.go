@@ -98,6 +98,11 @@ type Config struct {
 	// Ctrl-C leaves no sandbox process behind.
 	DestroyOnExit bool `env:"SANDBOXD_DESTROY_ON_EXIT" envDefault:"false"`
 
+	// Per-user quotas over every sandbox and replica: commands running at once (exec, streamed
+	// exec) and running background processes. 0 means no limit.
+	MaxExecsPerUser     int `env:"SANDBOXD_MAX_EXECS_PER_USER" envDefault:"16"`
+	MaxProcessesPerUser int `env:"SANDBOXD_MAX_PROCESSES_PER_USER" envDefault:"16"`
+
 	PreviewSecret string `env:"SANDBOXD_PREVIEW_SECRET" secret:"true"`
 	// PreviewTokenTTL is how long a preview URL (its capability) works; the same URL is handed out
 	// for half of it.
@@ -137,8 +142,13 @@ func (c *Config) Validate() error {
 	if c.PreviewSecret != "" && len(c.PreviewSecret) < 16 {
 		return fmt.Errorf("SANDBOXD_PREVIEW_SECRET: %w", ErrPreviewSecret)
 	}
-	if c.PoolSize < 0 {
-		return fmt.Errorf("SANDBOX_POOL_SIZE=%d: %w", c.PoolSize, ErrNegative)
+	for name, v := range map[string]int{
+		"SANDBOX_POOL_SIZE": c.PoolSize, "SANDBOXD_MAX_EXECS_PER_USER": c.MaxExecsPerUser,
+		"SANDBOXD_MAX_PROCESSES_PER_USER": c.MaxProcessesPerUser,
+	} {
+		if v < 0 {
+			return fmt.Errorf("%s=%d: %w", name, v, ErrNegative)
+		}
 	}
 	if c.Namespace == "" {
 		sum := sha256.Sum256([]byte(c.RedisURL))

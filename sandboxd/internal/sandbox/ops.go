@@ -121,6 +121,20 @@ func (m *Manager) ListProcesses(ctx context.Context, userID, sessionID string) (
 	return ps, err
 }
 
+// LiveProcesses lists the background processes of the session's sandbox if it is running, without
+// creating it and without counting as activity: quota accounting must neither start sandboxes nor
+// keep them from being reaped. A sandbox that is not running has none.
+func (m *Manager) LiveProcesses(ctx context.Context, sessionID string) ([]agentapi.Process, error) {
+	r, err := m.st.Get(ctx, sessionID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && r.State != store.StateRunning) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m.client(r.Socket, r.InstanceID, r.AgentPID).ListProcesses(ctx)
+}
+
 // SignalProcess signals a process's group.
 func (m *Manager) SignalProcess(ctx context.Context, userID, sessionID, name, signal string) (agentapi.Process, error) {
 	var p agentapi.Process

@@ -39,6 +39,10 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
+	var quota *quotaError
+	if errors.As(err, &quota) {
+		return quota.status()
+	}
 	for _, m := range reasons {
 		if errors.Is(err, m.target) {
 			if rpcerr.HTTPStatus(m.reason) >= 500 {

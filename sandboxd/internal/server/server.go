@@ -42,12 +42,13 @@ type Server struct {
 
 	m   *sandbox.Manager
 	pv  Previews
+	q   *Quotas
 	log *slog.Logger
 }
 
-// New returns the gRPC services over m.
-func New(m *sandbox.Manager, pv Previews, log *slog.Logger) *Server {
-	return &Server{m: m, pv: pv, log: log}
+// New returns the gRPC services over m, enforcing q (nil: no quotas).
+func New(m *sandbox.Manager, pv Previews, q *Quotas, log *slog.Logger) *Server {
+	return &Server{m: m, pv: pv, q: q, log: log}
 }
 
 // Register registers the services on s.
@@ -161,6 +162,11 @@ func (s *Server) DestroyAllSandboxes(ctx context.Context, req *sandboxdv1.Destro
 
 // Exec implements SandboxService.
 func (s *Server) Exec(ctx context.Context, req *sandboxdv1.ExecRequest) (*sandboxdv1.ExecResponse, error) {
+	release, err := s.q.exec(ctx, user(ctx))
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	defer release()
 	res, err := s.m.Exec(ctx, user(ctx), req.GetSessionId(), sandbox.ExecSpec{
 		Command: req.GetCommand(), Cwd: req.GetCwd(), Env: req.GetEnv(), Timeout: seconds(req.GetTimeout()),
 	})
@@ -176,6 +182,11 @@ func (s *Server) Exec(ctx context.Context, req *sandboxdv1.ExecRequest) (*sandbo
 // ExecStream implements SandboxService.
 func (s *Server) ExecStream(req *sandboxdv1.ExecStreamRequest, stream grpc.ServerStreamingServer[sandboxdv1.ExecStreamResponse]) error {
 	ctx := stream.Context()
+	release, err := s.q.exec(ctx, user(ctx))
+	if err != nil {
+		return s.err(ctx, err)
+	}
+	defer release()
 	res, err := s.m.ExecStream(ctx, user(ctx), req.GetSessionId(), sandbox.ExecSpec{
 		Command: req.GetCommand(), Cwd: req.GetCwd(), Env: req.GetEnv(), Timeout: seconds(req.GetTimeout()),
 	}, func(stderr bool, p []byte) error {
@@ -323,6 +334,11 @@ func toProcess(p agentapi.Process) *sandboxdv1.Process {
 
 // StartProcess implements ProcessService.
 func (s *Server) StartProcess(ctx context.Context, req *sandboxdv1.StartProcessRequest) (*sandboxdv1.StartProcessResponse, error) {
+	admitted, err := s.q.startProcess(ctx, s.m, user(ctx))
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	defer admitted()
 	p, err := s.m.StartProcess(ctx, user(ctx), req.GetSessionId(), sandbox.ProcessSpec{
 		Name: req.GetName(), Command: req.GetCommand(), Cwd: req.GetCwd(), Env: req.GetEnv(),
 	})

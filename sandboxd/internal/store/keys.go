@@ -46,3 +46,13 @@ const previewSigningKey = "sandboxd:preview:signing-key"
 func previewRevokedKey(sessionID string) string {
 	return "sandboxd:preview:{" + sessionID + "}:revoked"
 }
+
+// KeyUserExecs holds the commands a user runs at once, across sandboxes and replicas, as quota
+// slots (pkg/quota).
+func KeyUserExecs(userID string) string { return "sandboxd:user:{" + userID + "}:execs" }
+
+// KeyUserProcessStart serialises a user's process starts across replicas (a pkg/quota slot of one),
+// so that counting the running processes and starting one more is one step.
+func KeyUserProcessStart(userID string) string {
+	return "sandboxd:user:{" + userID + "}:process_start"
+}

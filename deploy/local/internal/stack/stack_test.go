@@ -95,6 +95,8 @@ func TestMakeRun(t *testing.T) {
 		map[string]string{"session_id": created.ID, "content": "build me a page"}, &posted)
 	require.Equal(t, http.StatusCreated, code)
 	stacktest.Eventually(t, 60*time.Second, func() bool {
+		// Within the default rate limit (600 a minute) however long a loaded machine takes.
+		time.Sleep(200 * time.Millisecond)
 		var r struct {
 			Status string `json:"status"`
 		}

@@ -60,6 +60,11 @@ const (
 	ErrorReason_UNIMPLEMENTED ErrorReason = 14
 	// 413: the request body is over the gateway's limit.
 	ErrorReason_REQUEST_TOO_LARGE ErrorReason = 15
+	// 408: the request's body did not arrive within the gateway's deadline; the connection is closed.
+	ErrorReason_REQUEST_TIMEOUT ErrorReason = 16
+	// 429: a per-user quota is used up (sessions, concurrent commands, background processes); retry
+	// after Retry-After, or end one of them first. The error names the quota and its limit.
+	ErrorReason_QUOTA_EXCEEDED ErrorReason = 17
 	// 401: wrong email or password.
 	ErrorReason_INVALID_CREDENTIALS ErrorReason = 20
 	// 401: the access token, refresh token or API key is not valid.
@@ -74,7 +79,7 @@ const (
 	ErrorReason_API_KEY_NOT_FOUND ErrorReason = 25
 	// 429: the caller's request rate is over the limit; retry after Retry-After.
 	ErrorReason_RATE_LIMITED ErrorReason = 26
-	// 429: the caller has too many event streams open.
+	// 429: the caller has too many streams open (event streams, log follows, streamed commands).
 	ErrorReason_TOO_MANY_STREAMS ErrorReason = 27
 	// 401: an internal call without the service credential.
 	ErrorReason_INTERNAL_TOKEN_MISSING ErrorReason = 30
@@ -132,6 +137,8 @@ var (
 		13: "UNAVAILABLE",
 		14: "UNIMPLEMENTED",
 		15: "REQUEST_TOO_LARGE",
+		16: "REQUEST_TIMEOUT",
+		17: "QUOTA_EXCEEDED",
 		20: "INVALID_CREDENTIALS",
 		21: "TOKEN_INVALID",
 		22: "TOKEN_EXPIRED",
@@ -175,6 +182,8 @@ var (
 		"UNAVAILABLE":                 13,
 		"UNIMPLEMENTED":               14,
 		"REQUEST_TOO_LARGE":           15,
+		"REQUEST_TIMEOUT":             16,
+		"QUOTA_EXCEEDED":              17,
 		"INVALID_CREDENTIALS":         20,
 		"TOKEN_INVALID":               21,
 		"TOKEN_EXPIRED":               22,
@@ -314,7 +323,7 @@ const file_mgx_errors_v1_errors_proto_rawDesc = "" +
 	"\x06detail\x18\x01 \x01(\tR\x06detail\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x122\n" +
-	"\x06reason\x18\x04 \x01(\x0e2\x1a.mgx.errors.v1.ErrorReasonR\x06reason*\x95\a\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x1a.mgx.errors.v1.ErrorReasonR\x06reason*\xbe\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bINTERNAL\x10\x01\x12\x14\n" +
@@ -332,7 +341,9 @@ const file_mgx_errors_v1_errors_proto_rawDesc = "" +
 	"\x11DEADLINE_EXCEEDED\x10\f\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\r\x12\x11\n" +
 	"\rUNIMPLEMENTED\x10\x0e\x12\x15\n" +
-	"\x11REQUEST_TOO_LARGE\x10\x0f\x12\x17\n" +
+	"\x11REQUEST_TOO_LARGE\x10\x0f\x12\x13\n" +
+	"\x0fREQUEST_TIMEOUT\x10\x10\x12\x12\n" +
+	"\x0eQUOTA_EXCEEDED\x10\x11\x12\x17\n" +
 	"\x13INVALID_CREDENTIALS\x10\x14\x12\x11\n" +
 	"\rTOKEN_INVALID\x10\x15\x12\x11\n" +
 	"\rTOKEN_EXPIRED\x10\x16\x12\x0f\n" +
