@@ -43,6 +43,9 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 		b.release()
 		return nil, err
 	}
+	// The page may reach its own target (the preview's port) only while its check runs.
+	target := b.egress.begin(u)
+	defer b.egress.end(target)
 	start := time.Now()
 	deadline := start.Add(b.cfg.CheckTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -69,6 +72,7 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 	p := &pageCheck{b: b, col: col, res: res, url: u.String(), wait: wait, start: start, deadline: deadline}
 	err = chromedp.Do(runCtx, chromedp.Func(p.run))
 	col.fill(res)
+	b.reportBlocked(res, col, start)
 	if res.FinalURL == "" {
 		res.FinalURL = res.URL
 	}
@@ -218,6 +222,11 @@ func (p *pageCheck) run(ctx context.Context, t *chromedp.Target) error {
 		}
 	}
 	if p.col.state(nav.LoaderID).crashed {
+		return nil
+	}
+	if p.col.docRefused() {
+		// The page is the egress proxy's answer (a refusal, or a preview that is down), not one the
+		// server made: there is nothing of the app to read or show.
 		return nil
 	}
 	return p.capture(ctx, t)
