@@ -351,6 +351,7 @@ func (e *egress) tunnel(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, host, port, v.refused)
 		return
 	}
+	e.log.Debug("egress tunnel", "target", r.Host)
 	up, err := e.dial(r.Context(), v)
 	if err != nil {
 		e.proxyError(w, r, err)
