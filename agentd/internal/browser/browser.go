@@ -274,6 +274,9 @@ func (b *Browser) allocatorOptions(home string) []chromedp.ExecAllocatorOption {
 		// bypasses a proxy for loopback unless told otherwise.
 		chromedp.Flag("proxy-server", "http://"+b.egress.addr()),
 		chromedp.Flag("proxy-bypass-list", "<-loopback>"),
+		// WebRTC's ICE (STUN, TURN) does not use the HTTP proxy: without this a page sends UDP to
+		// any address (TestWebRTCDoesNotBypassTheProxy). With it, WebRTC only goes through the proxy.
+		chromedp.Flag("webrtc-ip-handling-policy", "disable_non_proxied_udp"),
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("use-mock-keychain", true),
 		// Shared memory in /tmp: a container's /dev/shm is often 64 MB, and chromium crashes when it

@@ -324,3 +324,37 @@ func TestEgressProxyServesOnlyAsAProxy(t *testing.T) {
 	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the tunnel was closed, not left open: %v", err)
 	require.Zero(t, hits.Load())
 }
+
+// TestWebRTCDoesNotBypassTheProxy: WebRTC's ICE (STUN/TURN over UDP) does not use the HTTP proxy;
+// a page must not reach a loopback or internal UDP service through it either.
+func TestWebRTCDoesNotBypassTheProxy(t *testing.T) {
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = udp.Close() })
+	var packets atomic.Int64
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := udp.ReadFrom(buf); err != nil {
+				return
+			}
+			packets.Add(1)
+		}
+	}()
+	_, uport, _ := net.SplitHostPort(udp.LocalAddr().String())
+	tcp, hits := counting(t)
+	srv := site(t, map[string]http.HandlerFunc{"/": html(fmt.Sprintf(`<!doctype html><title>RTC</title><body><pre id=out></pre><script>
+		const out = document.getElementById("out");
+		const pc = new RTCPeerConnection({iceServers: [{urls: "stun:127.0.0.1:%[1]s"}, {urls: "turn:127.0.0.1:%[1]s?transport=udp", username: "u", credential: "p"},
+			{urls: "turn:%[2]s?transport=tcp", username: "u", credential: "p"}]});
+		pc.createDataChannel("x");
+		pc.onicecandidate = e => { out.textContent += (e.candidate ? e.candidate.type || "candidate" : "gathering done") + "\n" };
+		pc.createOffer().then(o => pc.setLocalDescription(o));
+	</script></body>`, uport, strings.TrimPrefix(tcp.URL, "http://")))})
+	b := startBrowser(t, Config{})
+	r, err := b.Check(t.Context(), Request{URL: srv.URL, Wait: 1500 * time.Millisecond})
+	require.NoError(t, err)
+	require.Equal(t, 200, r.Status, r.Report())
+	require.Zero(t, packets.Load(), "the page sent UDP past the egress proxy: %s", r.Report())
+	require.Zero(t, hits.Load(), "TURN over TCP reached a loopback service: %s", r.Report())
+}
