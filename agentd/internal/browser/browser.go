@@ -254,8 +254,8 @@ func (b *Browser) allocatorOptions(home string) []chromedp.ExecAllocatorOption {
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		// agentd runs as an unprivileged service or root in a container; chromium's own sandbox
-		// needs user namespaces it does not always have. The page is confined by the host policy and
-		// the per-check browser context instead.
+		// needs user namespaces it does not always have. The page is confined by the host policy, the
+		// egress guard and the per-check browser context instead.
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-background-networking", true),

@@ -358,3 +358,44 @@ func TestWebRTCDoesNotBypassTheProxy(t *testing.T) {
 	require.Zero(t, packets.Load(), "the page sent UDP past the egress proxy: %s", r.Report())
 	require.Zero(t, hits.Load(), "TURN over TCP reached a loopback service: %s", r.Report())
 }
+
+// TestEgressTunnelIdleTimeout: a tunnel nobody uses is closed after the idle time, so a page's
+// forgotten WebSocket does not hold agentd's sockets.
+func TestEgressTunnelIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	e, err := newEgress(nil, idle, testLog())
+	require.NoError(t, err)
+	t.Cleanup(e.close)
+	target, _ := counting(t)
+	u, _ := url.Parse(target.URL)
+	defer e.end(e.begin(u))
+	c, err := net.Dial("tcp", e.addr())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host, u.Host)
+	require.NoError(t, err)
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	require.NoError(t, err)
+	require.Contains(t, string(buf[:n]), "200 Connection Established")
+
+	// In use, the tunnel carries a request and its answer.
+	_, err = fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host)
+	require.NoError(t, err)
+	n, err = c.Read(buf)
+	require.NoError(t, err)
+	require.Contains(t, string(buf[:n]), "internal secret")
+
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Read(buf)
+	require.Error(t, err)
+	var ne net.Error
+	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the idle tunnel was not closed: %v", err)
+	require.GreaterOrEqual(t, time.Since(start), idle/2)
+	require.Eventually(t, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return len(e.tunnels) == 0
+	}, 5*time.Second, 10*time.Millisecond, "the closed tunnel is forgotten")
+}
