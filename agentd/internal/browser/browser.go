@@ -272,8 +272,8 @@ func (b *Browser) allocatorOptions(home string) []chromedp.ExecAllocatorOption {
 		chromedp.Flag("metrics-recording-only", true),
 		// Every request of a page, loopback included, goes through the egress guard; chromium
 		// bypasses a proxy for loopback unless told otherwise.
-		chromedp.Flag("proxy-server", "http://"+b.egress.addr()),
-		chromedp.Flag("proxy-bypass-list", "<-loopback>"),
+		chromedp.Flag("proxy-server", "http://"+b.egress.base.addr()),
+		chromedp.Flag("proxy-bypass-list", proxyBypassList),
 		// WebRTC's ICE (STUN, TURN) does not use the HTTP proxy: without this a page sends UDP to
 		// any address (TestWebRTCDoesNotBypassTheProxy). With it, WebRTC only goes through the proxy.
 		chromedp.Flag("webrtc-ip-handling-policy", "disable_non_proxied_udp"),

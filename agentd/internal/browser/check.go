@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -43,9 +44,14 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 		b.release()
 		return nil, err
 	}
-	// The page may reach its own target (the preview's port) only while its check runs.
-	target := b.egress.begin(u)
-	defer b.egress.end(target)
+	// The page's browser context has a proxy listener of its own: the page may reach its own
+	// target (the preview's port) and nothing else on this host, and its refusals are its own.
+	sc, err := b.egress.open(checkKey(u))
+	if err != nil {
+		b.closing.Done()
+		b.release()
+		return nil, err
+	}
 	start := time.Now()
 	deadline := start.Add(b.cfg.CheckTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -53,7 +59,10 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 	}
 
 	col := newCollector()
-	tabCtx, closeTab := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(col.onEvent))
+	proxied := func(p *target.CreateBrowserContextParams) {
+		p.ProxyServer, p.ProxyBypassList = "http://"+sc.addr(), proxyBypassList
+	}
+	tabCtx, closeTab := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext(proxied), chromedp.WithListener(col.onEvent))
 	runCtx, cancelRun := context.WithDeadline(tabCtx, deadline)
 	stopOnCaller := context.AfterFunc(ctx, cancelRun)
 	defer func() {
@@ -64,6 +73,7 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 		go func() {
 			defer b.closing.Done()
 			closeTab()
+			sc.close()
 			b.release()
 		}()
 	}()
@@ -72,7 +82,7 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 	p := &pageCheck{b: b, col: col, res: res, url: u.String(), wait: wait, start: start, deadline: deadline}
 	err = chromedp.Do(runCtx, chromedp.Func(p.run))
 	col.fill(res)
-	b.reportBlocked(res, col, start)
+	b.reportBlocked(res, col, sc)
 	if res.FinalURL == "" {
 		res.FinalURL = res.URL
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -24,10 +25,12 @@ import (
 // fetches, images, scripts, iframes, redirects, navigations, WebSockets — leaves from agentd's host.
 // Checking only the top-level URL would let a page read cloud metadata credentials or internal
 // services and hand them back in its text and screenshot. So chromium sends everything, loopback
-// included (--proxy-bypass-list=<-loopback>), through a forward proxy inside agentd that decides
-// per connection, where it dials:
+// included (proxy bypass list "<-loopback>"), through a forward proxy inside agentd that decides
+// per connection, where it dials. Each check's browser context gets a listener of its own (a
+// scope), so the proxy knows whose page asks and refusals are reported to that check only; the
+// browser-wide --proxy-server is a scope of no check, for chromium's own traffic.
 //
-//   - loopback, localhost and *.localhost only on the port of a check in flight (sandboxd's
+//   - loopback, localhost and *.localhost only on the port of the scope's check (sandboxd's
 //     preview listener), dialled at loopback by the proxy itself;
 //   - hosts the operator listed in AGENTD_BROWSER_ALLOW_HOSTS (by name or suffix) as configured;
 //   - anything else only at public internet addresses, judged on the address really connected to
@@ -42,6 +45,10 @@ import (
 // reports a network failure rather than a page the server sent.
 const egressHeader = "X-Agentd-Egress"
 
+// proxyBypassList sends loopback through the proxy too; chromium bypasses a proxy for loopback
+// unless told otherwise.
+const proxyBypassList = "<-loopback>"
+
 // blockedPrefix starts egressHeader's value for a refusal.
 const blockedPrefix = "blocked: "
 
@@ -55,29 +62,34 @@ const (
 
 // egress is the forward proxy of one Browser.
 type egress struct {
-	log     *slog.Logger
-	trusted hostPolicy // AllowHosts by name and suffix; its "*" is ignored here
-	idle    time.Duration
-
-	ln        net.Listener
-	srv       *http.Server
+	log       *slog.Logger
+	trusted   hostPolicy // AllowHosts by name and suffix; its "*" is ignored here
+	idle      time.Duration
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
-	served    chan struct{}
+	// base serves chromium's own requests (and any context without a proxy of its own).
+	base *scope
 
-	mu sync.Mutex
-	// active counts the checks in flight per target key (see targetKey).
-	active map[string]int
-	// blocked is when each target (host:port as the page named it) was last refused, and why.
-	blocked map[string]blockRecord
-	tunnels map[net.Conn]struct{}
+	mu      sync.Mutex
+	scopes  map[*scope]struct{}
+	tunnels map[net.Conn]*scope
 	closed  bool
 	pipes   sync.WaitGroup
 }
 
-type blockRecord struct {
-	at     time.Time
-	reason string
+// scope is one listener of the proxy and what it serves: the pages of one check.
+type scope struct {
+	e *egress
+	// key is the check's top-level target (see targetKey); "" for the browser-wide scope.
+	key    string
+	ln     net.Listener
+	srv    *http.Server
+	served chan struct{}
+	once   sync.Once
+
+	mu sync.Mutex
+	// blocked is why each target (host:port as the page named it) was refused.
+	blocked map[string]string
 }
 
 // verdict is how the proxy may reach one target.
@@ -96,15 +108,12 @@ func newEgress(allow []string, idle time.Duration, log *slog.Logger) (*egress, e
 		log:     log,
 		trusted: trusted,
 		idle:    idle,
-		served:  make(chan struct{}),
-		active:  map[string]int{},
-		blocked: map[string]blockRecord{},
-		tunnels: map[net.Conn]struct{}{},
+		scopes:  map[*scope]struct{}{},
+		tunnels: map[net.Conn]*scope{},
 	}
 	e.transport = &http.Transport{
 		Proxy:                 nil, // never agentd's own proxy settings
 		DialContext:           e.dialFromContext,
-		ForceAttemptHTTP2:     false,
 		MaxIdleConns:          32,
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       30 * time.Second,
@@ -120,57 +129,80 @@ func newEgress(allow []string, idle time.Duration, log *slog.Logger) (*egress, e
 		ErrorHandler:  e.proxyError,
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	base, err := e.open("")
+	if err != nil {
+		return nil, err
+	}
+	e.base = base
+	return e, nil
+}
+
+// open starts the scope of a check whose top-level target is key.
+func (e *egress) open(key string) (*scope, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("%w: the egress proxy cannot listen: %v", ErrUnavailable, err)
 	}
-	e.ln = ln
-	e.srv = &http.Server{
-		Handler:           e,
+	s := &scope{e: e, key: key, ln: ln, served: make(chan struct{}), blocked: map[string]string{}}
+	s.srv = &http.Server{
+		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
 	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		_ = ln.Close()
+		return nil, ErrClosed
+	}
+	e.scopes[s] = struct{}{}
+	e.mu.Unlock()
 	go func() {
-		defer close(e.served)
-		_ = e.srv.Serve(ln)
+		defer close(s.served)
+		_ = s.srv.Serve(ln)
 	}()
-	return e, nil
+	return s, nil
 }
 
-// addr is the proxy's listen address (127.0.0.1:port).
-func (e *egress) addr() string { return e.ln.Addr().String() }
+// addr is the scope's listen address (127.0.0.1:port).
+func (s *scope) addr() string { return s.ln.Addr().String() }
 
-// close stops the proxy, ends every tunnel and waits for them.
+// close stops the scope's listener and ends its tunnels. It is idempotent.
+func (s *scope) close() {
+	s.once.Do(func() {
+		_ = s.srv.Close()
+		<-s.served
+		e := s.e
+		e.mu.Lock()
+		delete(e.scopes, s)
+		for c, owner := range e.tunnels {
+			if owner == s {
+				_ = c.Close()
+			}
+		}
+		e.mu.Unlock()
+	})
+}
+
+// close stops every scope, ends every tunnel and waits for them.
 func (e *egress) close() {
 	e.mu.Lock()
 	e.closed = true
-	for c := range e.tunnels {
-		_ = c.Close()
+	scopes := make([]*scope, 0, len(e.scopes))
+	for s := range e.scopes {
+		scopes = append(scopes, s)
 	}
 	e.mu.Unlock()
-	_ = e.srv.Close()
-	<-e.served
+	for _, s := range scopes {
+		s.close()
+	}
 	e.transport.CloseIdleConnections()
 	e.pipes.Wait()
 }
 
-// begin lets the pages of a check reach its top-level target until end is called with the key.
-func (e *egress) begin(u *url.URL) string {
-	key := targetKey(u.Hostname(), portOf(u))
-	e.mu.Lock()
-	e.active[key]++
-	e.mu.Unlock()
-	return key
-}
-
-func (e *egress) end(key string) {
-	e.mu.Lock()
-	if e.active[key]--; e.active[key] <= 0 {
-		delete(e.active, key)
-	}
-	e.mu.Unlock()
-}
+// checkKey is the target a check's page may reach on loopback: its own URL's host and port.
+func checkKey(u *url.URL) string { return targetKey(u.Hostname(), portOf(u)) }
 
 // targetKey names a target for the set of checks in flight: every loopback spelling of a port is
 // one target, since all of them reach the same listener.
@@ -207,13 +239,11 @@ func portOf(u *url.URL) string {
 }
 
 // decide is the policy; dialling a guarded verdict enforces the rest on the resolved address.
-func (e *egress) decide(host, port string) verdict {
+func (s *scope) decide(host, port string) verdict {
 	host = normHost(host)
-	e.mu.Lock()
-	inFlight := e.active[targetKey(host, port)] > 0
-	e.mu.Unlock()
+	own := s.key != "" && s.key == targetKey(host, port)
 	if isLoopbackName(host) {
-		if !inFlight {
+		if !own {
 			return verdict{refused: "loopback, not the port of the preview being checked"}
 		}
 		dial := host
@@ -223,7 +253,7 @@ func (e *egress) decide(host, port string) verdict {
 		}
 		return verdict{addr: net.JoinHostPort(dial, port)}
 	}
-	if inFlight || e.trusted.allows(host) {
+	if own || s.e.trusted.allows(host) {
 		return verdict{addr: net.JoinHostPort(host, port)}
 	}
 	return verdict{addr: net.JoinHostPort(host, port), guarded: true}
@@ -239,7 +269,10 @@ func (e *egress) dial(ctx context.Context, v verdict) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", v.addr)
 }
 
-type verdictKey struct{}
+type (
+	verdictKey struct{}
+	scopeKey   struct{}
+)
 
 func (e *egress) dialFromContext(ctx context.Context, _, _ string) (net.Conn, error) {
 	v, ok := ctx.Value(verdictKey{}).(verdict)
@@ -249,13 +282,13 @@ func (e *egress) dialFromContext(ctx context.Context, _, _ string) (net.Conn, er
 	return e.dial(ctx, v)
 }
 
-func (e *egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *scope) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !ap.Addr().Unmap().IsLoopback() {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
 	if r.Method == http.MethodConnect {
-		e.tunnel(w, r)
+		s.tunnel(w, r)
 		return
 	}
 	if !r.URL.IsAbs() || r.URL.Scheme != "http" || r.URL.Host == "" {
@@ -263,19 +296,24 @@ func (e *egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host, port := r.URL.Hostname(), portOf(r.URL)
-	v := e.decide(host, port)
+	v := s.decide(host, port)
 	if v.refused != "" {
-		e.refuse(w, host, port, v.refused)
+		s.refuse(w, host, port, v.refused)
 		return
 	}
-	e.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), verdictKey{}, v)))
+	ctx := context.WithValue(context.WithValue(r.Context(), verdictKey{}, v), scopeKey{}, s)
+	s.e.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // proxyError answers a request the proxy could not forward.
 func (e *egress) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	var be *web.BlockedError
-	if errors.As(err, &be) {
-		e.refuse(w, r.URL.Hostname(), portOf(r.URL), blockReason(be))
+	if s, ok := r.Context().Value(scopeKey{}).(*scope); ok && errors.As(err, &be) {
+		host, port := r.URL.Hostname(), portOf(r.URL)
+		if r.Method == http.MethodConnect {
+			host, port, _ = net.SplitHostPort(r.Host)
+		}
+		s.refuse(w, host, port, blockReason(be))
 		return
 	}
 	if r.Context().Err() != nil {
@@ -313,48 +351,42 @@ func netError(err error) string {
 }
 
 // refuse answers 403 and remembers the refusal for the check's report.
-func (e *egress) refuse(w http.ResponseWriter, host, port, reason string) {
+func (s *scope) refuse(w http.ResponseWriter, host, port, reason string) {
 	target := net.JoinHostPort(normHost(host), port)
-	e.mu.Lock()
-	if len(e.blocked) >= maxBlockRecords {
-		clear(e.blocked)
+	s.mu.Lock()
+	if len(s.blocked) < maxBlockRecords {
+		s.blocked[target] = reason
 	}
-	e.blocked[target] = blockRecord{at: time.Now(), reason: reason}
-	e.mu.Unlock()
-	e.log.Debug("egress refused", "target", target, "reason", reason)
+	s.mu.Unlock()
+	s.e.log.Debug("egress refused", "target", target, "reason", reason)
 	w.Header().Set(egressHeader, blockedPrefix+reason)
 	http.Error(w, fmt.Sprintf("agentd refused to connect to %s (%s): a checked page reaches only its preview and the public internet", target, reason), http.StatusForbidden)
 }
 
-// blockedSince returns the targets refused since t, with why.
-func (e *egress) blockedSince(t time.Time) map[string]string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := map[string]string{}
-	for k, r := range e.blocked {
-		if !r.at.Before(t) {
-			out[k] = r.reason
-		}
-	}
-	return out
+// refused returns the targets the scope refused, with why.
+func (s *scope) refused() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.blocked)
 }
 
 // tunnel serves CONNECT: https, and WebSockets, which chromium always tunnels through an HTTP proxy.
-func (e *egress) tunnel(w http.ResponseWriter, r *http.Request) {
+func (s *scope) tunnel(w http.ResponseWriter, r *http.Request) {
+	e := s.e
 	host, port, err := net.SplitHostPort(r.Host)
 	if err != nil {
 		http.Error(w, "CONNECT needs host:port", http.StatusBadRequest)
 		return
 	}
-	v := e.decide(host, port)
+	v := s.decide(host, port)
 	if v.refused != "" {
-		e.refuse(w, host, port, v.refused)
+		s.refuse(w, host, port, v.refused)
 		return
 	}
 	e.log.Debug("egress tunnel", "target", r.Host)
 	up, err := e.dial(r.Context(), v)
 	if err != nil {
-		e.proxyError(w, r, err)
+		e.proxyError(w, r.WithContext(context.WithValue(r.Context(), scopeKey{}, s)), err)
 		return
 	}
 	down, buf, err := http.NewResponseController(w).Hijack()
@@ -362,7 +394,7 @@ func (e *egress) tunnel(w http.ResponseWriter, r *http.Request) {
 		_ = up.Close()
 		return
 	}
-	if !e.track(up, down) {
+	if !e.track(s, up, down) {
 		_ = up.Close()
 		_ = down.Close()
 		return
@@ -391,15 +423,16 @@ func (e *egress) tunnel(w http.ResponseWriter, r *http.Request) {
 	<-done
 }
 
-// track registers a tunnel's connections so close can end them; it fails once the proxy closed.
-func (e *egress) track(cs ...net.Conn) bool {
+// track registers a tunnel's connections so closing its scope ends them; it fails once the scope
+// closed.
+func (e *egress) track(s *scope, cs ...net.Conn) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if _, open := e.scopes[s]; !open {
 		return false
 	}
 	for _, c := range cs {
-		e.tunnels[c] = struct{}{}
+		e.tunnels[c] = s
 	}
 	e.pipes.Add(1)
 	return true
@@ -443,9 +476,9 @@ const maxBlockedShown = 5
 
 // reportBlocked tells the model which of the page's requests the egress guard refused: the failed
 // requests say why, and a note sums it up. Refusals are matched to this page by what it asked for,
-// so a check never reports what another check's page tried.
-func (b *Browser) reportBlocked(res *Result, col *collector, since time.Time) {
-	refused := b.egress.blockedSince(since)
+// and the scope is the check's own, so a check never reports what another check's page tried.
+func (b *Browser) reportBlocked(res *Result, col *collector, sc *scope) {
+	refused := sc.refused()
 	if len(refused) == 0 {
 		return
 	}

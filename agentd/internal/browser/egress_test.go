@@ -112,7 +112,11 @@ func TestEgressGuard(t *testing.T) {
 			}),
 		]).then(() => say("done"));
 		</script></body>`, internal.URL, sibling, wsPreview, "ws://"+strings.TrimPrefix(internal.URL, "http://")+"/ws")))
+	var fromOther atomic.Int64
 	mux.HandleFunc("/api/same", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("from") == "other" {
+			fromOther.Add(1)
+		}
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		_, _ = io.WriteString(w, "same-ok")
 	})
@@ -189,15 +193,22 @@ func TestEgressGuard(t *testing.T) {
 		require.Zero(t, hits.Load())
 	})
 
-	t.Run("the preview's port is closed again after its check", func(t *testing.T) {
-		// A check of another port: the first preview is now as foreign as any internal service.
+	t.Run("one check's preview is closed to another check's page", func(t *testing.T) {
+		// While the preview's own check runs (it waits), a page of another check tries the preview.
 		other := site(t, map[string]http.HandlerFunc{"/": html(fmt.Sprintf(
-			`<!doctype html><title>Other</title><body><script>fetch("%s/api/same").then(r => r.text(), () => "error").then(t => document.body.textContent = "got: " + t)</script></body>`, preview))})
-		before := previewHits.Load()
+			`<!doctype html><title>Other</title><body><script>fetch("%s/api/same?from=other").then(r => r.text(), () => "error").then(t => document.body.textContent = "got: " + t)</script></body>`, preview))})
+		first := make(chan error, 1)
+		go func() {
+			_, err := b.Check(t.Context(), Request{URL: preview + "/api/same", Wait: 3 * time.Second})
+			first <- err
+		}()
+		require.Eventually(t, func() bool { return previewHits.Load() > 0 }, 10*time.Second, 10*time.Millisecond)
 		r, err := b.Check(t.Context(), Request{URL: other.URL})
 		require.NoError(t, err)
 		require.Contains(t, r.Text, "got: error", r.Report())
-		require.Equal(t, before, previewHits.Load())
+		require.Contains(t, r.Report(), preview+"/api/same?from=other (loopback, not the port of the preview being checked)")
+		require.Zero(t, fromOther.Load(), "the other check's page reached the preview")
+		require.NoError(t, <-first)
 	})
 }
 
@@ -208,53 +219,55 @@ func TestEgressPolicy(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(e.close)
 	check, _ := url.Parse("http://p3000-s1.preview.localhost:8000/?token=x")
-	e.end(e.begin(check)) // a check that ended leaves nothing open
-	key := e.begin(check)
+	sc, err := e.open(checkKey(check))
+	require.NoError(t, err)
+	defer sc.close()
 
 	loopbackRefused := verdict{refused: "loopback, not the port of the preview being checked"}
 	tests := []struct {
 		host, port string
 		want       verdict
+		base       verdict // the browser-wide scope: no check's port
 	}{
-		{"p3000-s1.preview.localhost", "8000", verdict{addr: "127.0.0.1:8000"}},
-		{"P5173-other.Preview.Localhost.", "8000", verdict{addr: "127.0.0.1:8000"}},
-		{"localhost", "8000", verdict{addr: "127.0.0.1:8000"}},
-		{"127.0.0.1", "8000", verdict{addr: "127.0.0.1:8000"}},
-		{"127.1.2.3", "8000", verdict{addr: "127.1.2.3:8000"}},
-		{"::1", "8000", verdict{addr: "[::1]:8000"}},
-		{"::ffff:127.0.0.1", "8000", verdict{addr: "[::ffff:127.0.0.1]:8000"}},
-		{"localhost", "9090", loopbackRefused},
-		{"127.0.0.1", "6379", loopbackRefused},
-		{"p3000-s1.preview.localhost", "8001", loopbackRefused},
-		{"::1", "22", loopbackRefused},
+		{"p3000-s1.preview.localhost", "8000", verdict{addr: "127.0.0.1:8000"}, loopbackRefused},
+		{"P5173-other.Preview.Localhost.", "8000", verdict{addr: "127.0.0.1:8000"}, loopbackRefused},
+		{"localhost", "8000", verdict{addr: "127.0.0.1:8000"}, loopbackRefused},
+		{"127.0.0.1", "8000", verdict{addr: "127.0.0.1:8000"}, loopbackRefused},
+		{"127.1.2.3", "8000", verdict{addr: "127.1.2.3:8000"}, loopbackRefused},
+		{"::1", "8000", verdict{addr: "[::1]:8000"}, loopbackRefused},
+		{"::ffff:127.0.0.1", "8000", verdict{addr: "[::ffff:127.0.0.1]:8000"}, loopbackRefused},
+		{"localhost", "9090", loopbackRefused, loopbackRefused},
+		{"127.0.0.1", "6379", loopbackRefused, loopbackRefused},
+		{"p3000-s1.preview.localhost", "8001", loopbackRefused, loopbackRefused},
+		{"::1", "22", loopbackRefused, loopbackRefused},
 		// Operator-allowed hosts are dialled as configured.
-		{"preview.example.com", "443", verdict{addr: "preview.example.com:443"}},
-		{"p1.apps.example.com", "80", verdict{addr: "p1.apps.example.com:80"}},
+		{"preview.example.com", "443", verdict{addr: "preview.example.com:443"}, verdict{addr: "preview.example.com:443"}},
+		{"p1.apps.example.com", "80", verdict{addr: "p1.apps.example.com:80"}, verdict{addr: "p1.apps.example.com:80"}},
 		// Everything else — "*" notwithstanding — only at public addresses.
-		{"apps.example.com", "80", verdict{addr: "apps.example.com:80", guarded: true}},
-		{"example.org", "443", verdict{addr: "example.org:443", guarded: true}},
-		{"169.254.169.254", "80", verdict{addr: "169.254.169.254:80", guarded: true}},
-		{"10.0.0.1", "80", verdict{addr: "10.0.0.1:80", guarded: true}},
-		{"0.0.0.0", "8000", verdict{addr: "0.0.0.0:8000", guarded: true}},
-		{"127.0.0.1.nip.io", "8000", verdict{addr: "127.0.0.1.nip.io:8000", guarded: true}},
-		{"localhost.example.com", "8000", verdict{addr: "localhost.example.com:8000", guarded: true}},
+		{"apps.example.com", "80", verdict{addr: "apps.example.com:80", guarded: true}, verdict{addr: "apps.example.com:80", guarded: true}},
+		{"example.org", "443", verdict{addr: "example.org:443", guarded: true}, verdict{addr: "example.org:443", guarded: true}},
+		{"169.254.169.254", "80", verdict{addr: "169.254.169.254:80", guarded: true}, verdict{addr: "169.254.169.254:80", guarded: true}},
+		{"10.0.0.1", "80", verdict{addr: "10.0.0.1:80", guarded: true}, verdict{addr: "10.0.0.1:80", guarded: true}},
+		{"0.0.0.0", "8000", verdict{addr: "0.0.0.0:8000", guarded: true}, verdict{addr: "0.0.0.0:8000", guarded: true}},
+		{"127.0.0.1.nip.io", "8000", verdict{addr: "127.0.0.1.nip.io:8000", guarded: true}, verdict{addr: "127.0.0.1.nip.io:8000", guarded: true}},
+		{"localhost.example.com", "8000", verdict{addr: "localhost.example.com:8000", guarded: true}, verdict{addr: "localhost.example.com:8000", guarded: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.host+":"+tt.port, func(t *testing.T) {
-			require.Equal(t, tt.want, e.decide(tt.host, tt.port))
+			require.Equal(t, tt.want, sc.decide(tt.host, tt.port))
+			require.Equal(t, tt.base, e.base.decide(tt.host, tt.port))
 		})
 	}
 
-	e.end(key)
-	require.Equal(t, loopbackRefused, e.decide("p3000-s1.preview.localhost", "8000"), "the port closes with its last check")
-
-	// A top-level URL that "*" let through is reachable (as configured) during its check only.
+	// A top-level URL that "*" let through is reachable (as configured) by its own check only.
 	top, _ := url.Parse("http://10.1.2.3:8080/app")
-	key = e.begin(top)
-	require.Equal(t, verdict{addr: "10.1.2.3:8080"}, e.decide("10.1.2.3", "8080"))
-	require.Equal(t, verdict{addr: "10.1.2.3:8081", guarded: true}, e.decide("10.1.2.3", "8081"))
-	e.end(key)
-	require.Equal(t, verdict{addr: "10.1.2.3:8080", guarded: true}, e.decide("10.1.2.3", "8080"))
+	other, err := e.open(checkKey(top))
+	require.NoError(t, err)
+	defer other.close()
+	require.Equal(t, verdict{addr: "10.1.2.3:8080"}, other.decide("10.1.2.3", "8080"))
+	require.Equal(t, verdict{addr: "10.1.2.3:8081", guarded: true}, other.decide("10.1.2.3", "8081"))
+	require.Equal(t, verdict{addr: "10.1.2.3:8080", guarded: true}, sc.decide("10.1.2.3", "8080"))
+	require.Equal(t, loopbackRefused, other.decide("localhost", "8000"), "one check's port is not another's")
 }
 
 // TestEgressDialRefusesNonPublicAddresses: a guarded dial is judged on the address connected to,
@@ -291,7 +304,7 @@ func TestEgressDialRefusesNonPublicAddresses(t *testing.T) {
 func TestEgressProxyServesOnlyAsAProxy(t *testing.T) {
 	e, err := newEgress(nil, time.Minute, testLog())
 	require.NoError(t, err)
-	resp, err := http.Get("http://" + e.addr() + "/")
+	resp, err := http.Get("http://" + e.base.addr() + "/")
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
@@ -299,9 +312,9 @@ func TestEgressProxyServesOnlyAsAProxy(t *testing.T) {
 	// Close ends an open tunnel and returns.
 	target, hits := counting(t)
 	u, _ := url.Parse(target.URL)
-	key := e.begin(u)
-	defer e.end(key)
-	c, err := net.Dial("tcp", e.addr())
+	sc, err := e.open(checkKey(u))
+	require.NoError(t, err)
+	c, err := net.Dial("tcp", sc.addr())
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host, u.Host)
@@ -368,8 +381,10 @@ func TestEgressTunnelIdleTimeout(t *testing.T) {
 	t.Cleanup(e.close)
 	target, _ := counting(t)
 	u, _ := url.Parse(target.URL)
-	defer e.end(e.begin(u))
-	c, err := net.Dial("tcp", e.addr())
+	sc, err := e.open(checkKey(u))
+	require.NoError(t, err)
+	defer sc.close()
+	c, err := net.Dial("tcp", sc.addr())
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host, u.Host)
