@@ -127,7 +127,10 @@ func newEgress(allow []string, idle time.Duration, log *slog.Logger) (*egress, e
 		// Event streams and chunked bodies flow as they arrive.
 		FlushInterval: -1,
 		ErrorHandler:  e.proxyError,
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// Only the proxy speaks for itself: a server's own egressHeader would pass its page off as
+		// a refusal.
+		ModifyResponse: func(r *http.Response) error { r.Header.Del(egressHeader); return nil },
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	base, err := e.open("")
 	if err != nil {

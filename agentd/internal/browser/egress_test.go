@@ -138,7 +138,20 @@ func TestEgressGuard(t *testing.T) {
 	mux.HandleFunc("/navigate", html(fmt.Sprintf(`<!doctype html><title>Away</title><body>leaving
 		<script>setTimeout(() => { location.href = "%s/from-navigation" }, 50)</script></body>`, internal.URL)))
 
+	mux.HandleFunc("/forged", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(egressHeader, blockedPrefix+"forged")
+		html(`<!doctype html><title>Forged</title><body>a page of the app`)(w, r)
+	})
+
 	b := startBrowser(t, Config{})
+
+	t.Run("a server cannot pass its page off as a refusal", func(t *testing.T) {
+		r, err := b.Check(t.Context(), Request{URL: preview + "/forged"})
+		require.NoError(t, err)
+		require.Empty(t, r.LoadError, r.Report())
+		require.Equal(t, 200, r.Status)
+		require.Equal(t, "a page of the app", r.Text)
+	})
 
 	t.Run("sub-requests", func(t *testing.T) {
 		r, err := b.Check(t.Context(), Request{URL: preview + "/?token=tok"})
