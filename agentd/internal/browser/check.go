@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -43,6 +44,14 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 		b.release()
 		return nil, err
 	}
+	// The page's browser context has a proxy listener of its own: the page may reach its own
+	// target (the preview's port) and nothing else on this host, and its refusals are its own.
+	sc, err := b.egress.open(checkKey(u))
+	if err != nil {
+		b.closing.Done()
+		b.release()
+		return nil, err
+	}
 	start := time.Now()
 	deadline := start.Add(b.cfg.CheckTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -50,7 +59,10 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 	}
 
 	col := newCollector()
-	tabCtx, closeTab := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(col.onEvent))
+	proxied := func(p *target.CreateBrowserContextParams) {
+		p.ProxyServer, p.ProxyBypassList = "http://"+sc.addr(), proxyBypassList
+	}
+	tabCtx, closeTab := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext(proxied), chromedp.WithListener(col.onEvent))
 	runCtx, cancelRun := context.WithDeadline(tabCtx, deadline)
 	stopOnCaller := context.AfterFunc(ctx, cancelRun)
 	defer func() {
@@ -61,6 +73,7 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 		go func() {
 			defer b.closing.Done()
 			closeTab()
+			sc.close()
 			b.release()
 		}()
 	}()
@@ -69,6 +82,7 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 	p := &pageCheck{b: b, col: col, res: res, url: u.String(), wait: wait, start: start, deadline: deadline}
 	err = chromedp.Do(runCtx, chromedp.Func(p.run))
 	col.fill(res)
+	b.reportBlocked(res, col, sc)
 	if res.FinalURL == "" {
 		res.FinalURL = res.URL
 	}
@@ -218,6 +232,11 @@ func (p *pageCheck) run(ctx context.Context, t *chromedp.Target) error {
 		}
 	}
 	if p.col.state(nav.LoaderID).crashed {
+		return nil
+	}
+	if p.col.docRefused() {
+		// The page is the egress proxy's answer (a refusal, or a preview that is down), not one the
+		// server made: there is nothing of the app to read or show.
 		return nil
 	}
 	return p.capture(ctx, t)
