@@ -35,6 +35,7 @@ import (
 	"github.com/mgx-ai/mgx/proto"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	gatewayv1 "github.com/mgx-ai/mgx/proto/gen/mgx/gateway/v1"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
 // App is a built gateway, ready to serve.
@@ -88,7 +89,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		logger.Info("demo account ready", "email", cfg.DemoEmail)
 	}
 
-	deadlines := edge.Deadlines{Default: cfg.UpstreamTimeout, Provision: cfg.ProvisionTimeout, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}
+	deadlines := edge.Deadlines{Default: cfg.UpstreamTimeout, Methods: map[string]time.Duration{
+		agentdv1.SessionService_CreateSession_FullMethodName: cfg.ProvisionTimeout,
+		agentdv1.SessionService_LaunchSandbox_FullMethodName: cfg.ProvisionTimeout,
+		sandboxdv1.SandboxService_Exec_FullMethodName:        cfg.ExecCeiling,
+	}}
 	dial := func(target string, withClientIP bool, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 		cc, err := grpcclient.Dial(target, grpcclient.Options{
 			InternalToken: cfg.InternalToken,

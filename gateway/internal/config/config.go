@@ -69,8 +69,13 @@ type Config struct {
 	MaxBodyBytes    int64         `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"1048576"`
 	UpstreamTimeout time.Duration `env:"GATEWAY_UPSTREAM_TIMEOUT" envDefault:"30s"`
 	// ProvisionTimeout bounds calls that create a sandbox (POST /api/sessions,
-	// /api/sandbox/launch); exec gets its own timeout plus a grace.
+	// /api/sandbox/launch).
 	ProvisionTimeout time.Duration `env:"GATEWAY_PROVISION_TIMEOUT" envDefault:"120s"`
+	// ExecCeiling bounds a unary exec (POST /api/sandbox/exec). The command's own timeout is
+	// sandboxd's to default and cap (SANDBOX_EXEC_TIMEOUT, SANDBOX_EXEC_MAX_TIMEOUT), and sandboxd
+	// answers its expiry (408, the process killed) itself; this only has to exceed sandboxd's cap,
+	// so the default is that cap's default plus a grace.
+	ExecCeiling time.Duration `env:"GATEWAY_EXEC_CEILING" envDefault:"3615s"`
 
 	MaxStreamsPerUser int           `env:"GATEWAY_MAX_STREAMS_PER_USER" envDefault:"16"`
 	StreamBuffer      int           `env:"GATEWAY_STREAM_BUFFER" envDefault:"1024"`
@@ -99,6 +104,7 @@ func (c Config) Validate() error {
 		"GATEWAY_LOGIN_FAILURE_WINDOW": c.LoginFailureWindow, "GATEWAY_RATE_WINDOW": c.RateWindow,
 		"GATEWAY_RATE_SYNC_INTERVAL": c.RateSync,
 		"GATEWAY_UPSTREAM_TIMEOUT":   c.UpstreamTimeout, "GATEWAY_PROVISION_TIMEOUT": c.ProvisionTimeout, "GATEWAY_PING_INTERVAL": c.PingInterval,
+		"GATEWAY_EXEC_CEILING": c.ExecCeiling,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s=%s: %w", name, d, ErrNotPositive)

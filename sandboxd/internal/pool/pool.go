@@ -1,50 +1,71 @@
 // Package pool keeps SANDBOX_POOL_SIZE started sandboxes ready, so that a
 // session's first command is a claim (one SPOP) instead of a container start.
+// It builds on package instance alone: the domain (package sandbox) takes the
+// pool as it takes any other dependency, and the pool never reaches back.
 package pool
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
-	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
-	"github.com/mgx-ai/mgx/sandboxd/internal/store"
+	"github.com/mgx-ai/mgx/sandboxd/internal/instance"
 )
+
+// Store is the pool's state (package store implements it): a set of warm
+// instances shared by every replica, and a refill lease.
+type Store interface {
+	PoolAdd(ctx context.Context, driverName string, in driver.Instance) error
+	PoolClaim(ctx context.Context, driverName string) (in driver.Instance, ok bool, err error)
+	PoolRemove(ctx context.Context, driverName string, in driver.Instance) (removed bool, err error)
+	PoolSize(ctx context.Context) (int64, error)
+	AcquirePoolRefill(ctx context.Context, holder string, lease time.Duration) (bool, error)
+}
+
+// Options configure a Pool.
+type Options struct {
+	// Size is the number of warm sandboxes kept.
+	Size int
+	// Replica identifies this process in the refill lease.
+	Replica string
+	// CreateTimeout bounds one creation; the refill lease lasts twice as long.
+	CreateTimeout time.Duration
+	Logger        *slog.Logger
+}
 
 // Pool is the warm pool.
 type Pool struct {
-	m      *sandbox.Manager
-	st     *store.Store
-	size   int
-	holder string
-	log    *slog.Logger
-	kick   chan struct{}
+	fleet *instance.Fleet
+	st    Store
+	opts  Options
+	log   *slog.Logger
+	kick  chan struct{}
 
 	mu      sync.Mutex
-	created []store.PoolEntry // entries this process added, for Drain
+	created []driver.Instance // entries this process added, for Drain
 }
 
-// New returns a pool of size warm sandboxes.
-func New(m *sandbox.Manager, st *store.Store, size int, log *slog.Logger) *Pool {
-	return &Pool{m: m, st: st, size: size, holder: m.Options().Replica, log: log, kick: make(chan struct{}, 1)}
+// New returns a pool of opts.Size warm sandboxes on fleet.
+func New(fleet *instance.Fleet, st Store, opts Options) *Pool {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Pool{fleet: fleet, st: st, opts: opts, log: opts.Logger, kick: make(chan struct{}, 1)}
 }
 
-// Claim implements sandbox.Pool.
+// Claim implements sandbox.Pool: a warm instance, or false when none is ready.
 func (p *Pool) Claim(ctx context.Context) (driver.Instance, bool) {
-	e, err := p.st.PoolClaim(ctx, p.m.Driver().Name())
+	in, ok, err := p.st.PoolClaim(ctx, p.fleet.DriverName())
 	p.Kick()
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			p.log.WarnContext(ctx, "pool claim", "err", err)
-		}
+		p.log.WarnContext(ctx, "pool claim", "err", err)
 		return driver.Instance{}, false
 	}
-	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, PID: e.PID, Workspace: e.Workspace, Running: true}, true
+	return in, ok
 }
 
 // Drain removes the warm sandboxes this process created that are still
@@ -56,9 +77,9 @@ func (p *Pool) Drain(ctx context.Context) {
 	created := p.created
 	p.created = nil
 	p.mu.Unlock()
-	for _, e := range created {
-		if ok, err := p.st.PoolRemove(ctx, e); err == nil && ok {
-			p.m.RemoveInstance(ctx, driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket})
+	for _, in := range created {
+		if ok, err := p.st.PoolRemove(ctx, p.fleet.DriverName(), in); err == nil && ok {
+			p.fleet.Remove(ctx, in)
 		}
 	}
 }
@@ -89,17 +110,17 @@ func (p *Pool) Run(ctx context.Context) {
 
 func (p *Pool) refill(ctx context.Context) {
 	for ctx.Err() == nil {
-		ok, err := p.st.AcquirePoolRefill(ctx, p.holder, 2*p.m.Options().CreateTimeout)
+		ok, err := p.st.AcquirePoolRefill(ctx, p.opts.Replica, 2*p.opts.CreateTimeout)
 		if err != nil || !ok {
 			return
 		}
 		n, err := p.st.PoolSize(ctx)
-		if err != nil || int(n) >= p.size {
+		if err != nil || int(n) >= p.opts.Size {
 			return
 		}
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
-		inst, err := p.m.CreateInstance(ctx, driver.Spec{
+		in, err := p.fleet.Create(ctx, driver.Spec{
 			Name:   "mgx-pool-" + hex.EncodeToString(b),
 			Labels: map[string]string{driver.LabelPool: "1"},
 		})
@@ -109,13 +130,12 @@ func (p *Pool) refill(ctx context.Context) {
 			}
 			return
 		}
-		e := store.PoolEntry{InstanceID: inst.ID, InstanceName: inst.Name, Socket: inst.Socket, PID: inst.PID, Workspace: inst.Workspace, Driver: p.m.Driver().Name()}
-		if err := p.st.PoolAdd(ctx, e); err != nil {
-			p.m.RemoveInstance(context.WithoutCancel(ctx), inst)
+		if err := p.st.PoolAdd(ctx, p.fleet.DriverName(), in); err != nil {
+			p.fleet.Remove(context.WithoutCancel(ctx), in)
 			return
 		}
 		p.mu.Lock()
-		p.created = append(p.created, e)
+		p.created = append(p.created, in)
 		p.mu.Unlock()
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentclient"
+	"github.com/mgx-ai/mgx/sandboxd/internal/instance"
 )
 
 // Domain errors. The RPC edge (package server) maps each to a gRPC status in
@@ -58,7 +59,13 @@ func agentError(err error) error {
 		}
 		return fmt.Errorf("sandbox agent: %s: %s", ae.Code, ae.Msg)
 	}
-	if errors.Is(err, agentclient.ErrUnavailable) {
+	return unavailable(err)
+}
+
+// unavailable turns a failure to create or reach an instance into ErrUnavailable, keeping the cause
+// for the log (the RPC edge never shows it).
+func unavailable(err error) error {
+	if errors.Is(err, agentclient.ErrUnavailable) || errors.Is(err, instance.ErrUnavailable) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err

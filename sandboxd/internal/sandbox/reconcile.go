@@ -31,7 +31,7 @@ type ReconcileReport struct {
 // destruction goes through the same claim.
 func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
-	insts, err := m.drv.List(ctx)
+	insts, err := m.fleet.List(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -73,13 +73,13 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 	}
 
-	pool, err := m.st.PoolEntries(ctx)
+	pool, err := m.st.PoolEntries(ctx, m.fleet.DriverName())
 	if err != nil {
 		return rep, err
 	}
 	for _, e := range pool {
-		if in, ok := byID[e.InstanceID]; !ok || !in.Running {
-			_, _ = m.st.PoolRemove(ctx, e)
+		if in, ok := byID[e.ID]; !ok || !in.Running {
+			_, _ = m.st.PoolRemove(ctx, m.fleet.DriverName(), e)
 			rep.PoolPruned++
 		}
 	}
@@ -87,9 +87,7 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	// Orphans: checked twice against fresh state, because a creation or a
 	// pool claim (SPOP, health check, record; at most about a second) may
 	// reference an instance between our list and our reads.
-	if p, ok := m.drv.(driver.Pruner); ok {
-		rep.DirsPruned = p.Prune(insts, m.opts.CreateTimeout)
-	}
+	rep.DirsPruned = m.fleet.Prune(insts, m.opts.CreateTimeout)
 	candidates := m.unreferenced(ctx, insts, now)
 	if len(candidates) == 0 {
 		return rep, nil
@@ -102,7 +100,7 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	again := m.unreferenced(ctx, candidates, now)
 	for _, in := range again {
 		m.log.WarnContext(ctx, "removing orphan sandbox instance", "instance", in.Name, "session_id", in.Labels[driver.LabelSession])
-		m.removeInstance(ctx, in)
+		m.fleet.Remove(ctx, in)
 		rep.OrphansRemoved++
 	}
 	return rep, nil
@@ -115,7 +113,7 @@ func (m *Manager) unreferenced(ctx context.Context, insts []driver.Instance, now
 	if err != nil {
 		return nil
 	}
-	pool, err := m.st.PoolEntries(ctx)
+	pool, err := m.st.PoolEntries(ctx, m.fleet.DriverName())
 	if err != nil {
 		return nil
 	}
@@ -128,7 +126,7 @@ func (m *Manager) unreferenced(ctx context.Context, insts []driver.Instance, now
 		}
 	}
 	for _, e := range pool {
-		refID[e.InstanceID] = true
+		refID[e.ID] = true
 	}
 	var out []driver.Instance
 	for _, in := range insts {
