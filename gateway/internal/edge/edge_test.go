@@ -101,14 +101,15 @@ func TestUpstreamIdentity(t *testing.T) {
 // The statuses served are those the proto declares (and the OpenAPI document states).
 func TestSuccessStatuses(t *testing.T) {
 	require.Equal(t, map[string]int{
-		gatewayv1.AuthService_Register_FullMethodName:        http.StatusCreated,
-		gatewayv1.AuthService_CreateApiKey_FullMethodName:    http.StatusCreated,
-		agentdv1.SessionService_CreateSession_FullMethodName: http.StatusCreated,
-		agentdv1.ChatService_PostMessage_FullMethodName:      http.StatusCreated,
-		agentdv1.SessionService_LaunchSandbox_FullMethodName: http.StatusCreated,
-		gatewayv1.AuthService_Logout_FullMethodName:          http.StatusNoContent,
-		gatewayv1.AuthService_RevokeApiKey_FullMethodName:    http.StatusNoContent,
-		agentdv1.SessionService_DeleteSession_FullMethodName: http.StatusNoContent,
+		gatewayv1.AuthService_Register_FullMethodName:               http.StatusCreated,
+		gatewayv1.AuthService_CreateApiKey_FullMethodName:           http.StatusCreated,
+		agentdv1.SessionService_CreateSession_FullMethodName:        http.StatusCreated,
+		agentdv1.ChatService_PostMessage_FullMethodName:             http.StatusCreated,
+		agentdv1.SessionService_LaunchSandbox_FullMethodName:        http.StatusCreated,
+		sandboxdv1.WorkspaceService_CreateCheckpoint_FullMethodName: http.StatusCreated,
+		gatewayv1.AuthService_Logout_FullMethodName:                 http.StatusNoContent,
+		gatewayv1.AuthService_RevokeApiKey_FullMethodName:           http.StatusNoContent,
+		agentdv1.SessionService_DeleteSession_FullMethodName:        http.StatusNoContent,
 	}, SuccessStatuses(gatewayv1.File_mgx_gateway_v1_gateway_proto, agentdv1.File_mgx_agentd_v1_agentd_proto,
 		sandboxdv1.File_mgx_sandboxd_v1_sandboxd_proto))
 }

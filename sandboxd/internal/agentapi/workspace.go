@@ -1,5 +1,7 @@
 package agentapi
 
+import "time"
+
 // Paths of the workspace endpoints the agents' tools use beside the file API.
 const (
 	// PathChanges answers "what changed since this cursor" (GET, ?cursor=&wait_ms=&limit=).
@@ -69,4 +71,40 @@ type SearchResult struct {
 	// FilesSearched counts the files read; FilesSkipped the binary or oversized ones left out.
 	FilesSearched int `json:"files_searched"`
 	FilesSkipped  int `json:"files_skipped"`
+}
+
+// Paths of the workspace's own state, kept in the agent's meta directory (the meta volume, beside
+// the workspace and never inside it).
+const (
+	// PathMarker reads (GET) or writes (PUT Marker) the workspace's marker.
+	PathMarker = "/v1/workspace/marker"
+	// PathSync flushes the workspace's and the meta directory's file systems to stable storage (POST).
+	PathSync = "/v1/workspace/sync"
+	// PathUsage measures the workspace (GET).
+	PathUsage = "/v1/workspace/usage"
+)
+
+// Marker says whose a workspace is. sandboxd writes it when a workspace is first given to a session
+// and checks it whenever the workspace is mounted again, so a volume that is not the session's (lost
+// and re-created empty, swapped, another deployment's) is reported instead of used. The agent only
+// ever replaces a marker with one of the same ID, and never one naming another session.
+type Marker struct {
+	// ID is the workspace id, which names both its volumes.
+	ID        string    `json:"id"`
+	SessionID string    `json:"session_id,omitempty"`
+	OwnerID   string    `json:"owner_id,omitempty"`
+	Namespace string    `json:"namespace,omitempty"`
+	Created   time.Time `json:"created"`
+}
+
+// Usage is the answer to GET /v1/workspace/usage.
+type Usage struct {
+	// Bytes is what the workspace's files take on disk (allocated blocks, as du counts), Files how
+	// many entries it holds.
+	Bytes int64 `json:"bytes"`
+	Files int64 `json:"files"`
+	// MetaBytes is what the workspace's own state (marker, checkpoint history) takes.
+	MetaBytes int64 `json:"meta_bytes"`
+	// Partial: the walk stopped at its time budget; the numbers are lower bounds.
+	Partial bool `json:"partial,omitempty"`
 }

@@ -2,6 +2,7 @@ package agentclient
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -29,4 +30,32 @@ func (c *Client) Search(ctx context.Context, req agentapi.SearchRequest) (agenta
 	var out agentapi.SearchResult
 	err := c.do(ctx, http.MethodPost, agentapi.PathSearch, nil, req, &out)
 	return out, err
+}
+
+// Marker reads the workspace's marker; ok is false when it has none.
+func (c *Client) Marker(ctx context.Context) (m agentapi.Marker, ok bool, err error) {
+	err = c.do(ctx, http.MethodGet, agentapi.PathMarker, nil, nil, &m)
+	var ae *Error
+	if errors.As(err, &ae) && ae.Code == agentapi.CodeNotFound {
+		return agentapi.Marker{}, false, nil
+	}
+	return m, err == nil, err
+}
+
+// SetMarker writes the workspace's marker; the agent refuses (CodeExists) to replace one of another
+// workspace or session.
+func (c *Client) SetMarker(ctx context.Context, m agentapi.Marker) error {
+	return c.do(ctx, http.MethodPut, agentapi.PathMarker, nil, m, nil)
+}
+
+// Sync flushes the workspace's file systems to stable storage.
+func (c *Client) Sync(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, agentapi.PathSync, nil, nil, nil)
+}
+
+// Usage measures the workspace.
+func (c *Client) Usage(ctx context.Context) (agentapi.Usage, error) {
+	var u agentapi.Usage
+	err := c.do(ctx, http.MethodGet, agentapi.PathUsage, nil, nil, &u)
+	return u, err
 }

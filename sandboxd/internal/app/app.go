@@ -82,10 +82,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		a.Pool = pool.New(fleet, a.Store, pool.Options{Size: cfg.PoolSize, Replica: replica, CreateTimeout: cfg.CreateTimeout.D(), Logger: log})
 		warm = a.Pool
 	}
+	limit, _ := cfg.WorkspaceLimitBytes()
+	_, enforced, _ := cfg.VolumeDriverOpts()
+	if limit > 0 && !enforced {
+		log.Warn("SANDBOX_WORKSPACE_LIMIT is reported but not enforced: the volume driver has no per-volume quota "+
+			"(Docker's local driver keeps a volume as a directory on the engine's file system; ext4, and xfs without "+
+			"project quotas, cannot bound one). Use a volume driver with a size option (SANDBOX_VOLUME_DRIVER).",
+			"limit", cfg.WorkspaceLimit, "driver", drv.Name(), "volume_driver", cfg.VolumeDriver)
+	}
 	a.Manager, err = sandbox.New(fleet, a.Store, warm, sandbox.Options{
 		IdleTimeout: cfg.IdleTimeout.D(), CreateTimeout: cfg.CreateTimeout.D(),
 		ExecTimeout: cfg.ExecTimeout.D(), MaxExecTimeout: cfg.MaxExecTimeout.D(),
-		OutputLimit: cfg.OutputLimit, Replica: replica, Logger: log,
+		OutputLimit: cfg.OutputLimit, VolumeGrace: cfg.VolumeGrace.D(),
+		WorkspaceLimit: limit, WorkspaceLimitEnforced: enforced && drv.Name() == "docker",
+		Namespace: cfg.Namespace, Replica: replica, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -151,10 +161,15 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 		return nil, err
 	}
 	if cfg.Driver == "docker" || cfg.Driver == "auto" {
+		volOpts, _, err := cfg.VolumeDriverOpts()
+		if err != nil {
+			return nil, err
+		}
 		d, err := docker.New(ctx, docker.Options{
 			Image: cfg.Image, AgentBinary: cfg.AgentBinary, RunDir: cfg.RunDir, User: cfg.User,
 			NanoCPUs: int64(cfg.CPU * 1e9), Memory: mem, PidsLimit: cfg.PidsLimit,
 			Runtime: cfg.Runtime, Network: cfg.Network, Namespace: cfg.Namespace,
+			VolumeDriver: cfg.VolumeDriver, VolumeOpts: volOpts,
 		})
 		if err == nil {
 			image, ierr := ensureImage(ctx, d, cfg, log)

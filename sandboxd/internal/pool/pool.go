@@ -79,7 +79,7 @@ func (p *Pool) Drain(ctx context.Context) {
 	p.mu.Unlock()
 	for _, in := range created {
 		if ok, err := p.st.PoolRemove(ctx, p.fleet.DriverName(), in); err == nil && ok {
-			p.fleet.Remove(ctx, in)
+			p.discard(ctx, in)
 		}
 	}
 }
@@ -118,12 +118,7 @@ func (p *Pool) refill(ctx context.Context) {
 		if err != nil || int(n) >= p.opts.Size {
 			return
 		}
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		in, err := p.fleet.Create(ctx, driver.Spec{
-			Name:   "mgx-pool-" + hex.EncodeToString(b),
-			Labels: map[string]string{driver.LabelPool: "1"},
-		})
+		in, err := p.create(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.ErrorContext(ctx, "pool refill failed", "err", err)
@@ -131,11 +126,53 @@ func (p *Pool) refill(ctx context.Context) {
 			return
 		}
 		if err := p.st.PoolAdd(ctx, p.fleet.DriverName(), in); err != nil {
-			p.fleet.Remove(context.WithoutCancel(ctx), in)
+			p.discard(context.WithoutCancel(ctx), in)
 			return
 		}
 		p.mu.Lock()
 		p.created = append(p.created, in)
 		p.mu.Unlock()
 	}
+}
+
+// create starts a warm sandbox on a fresh workspace of its own: the workspace becomes the claiming
+// session's (the domain binds it in Redis and marks it; volume labels cannot change, so they say
+// "pool" for good).
+func (p *Pool) create(ctx context.Context) (driver.Instance, error) {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "mgx-pool-" + hex.EncodeToString(b)
+	id := randomID()
+	if _, err := p.fleet.CreateWorkspace(ctx, id, map[string]string{driver.LabelPool: "1"}); err != nil {
+		_ = p.fleet.RemoveWorkspace(context.WithoutCancel(ctx), id)
+		return driver.Instance{}, err
+	}
+	data, meta := instance.VolumeNames(id)
+	in, err := p.fleet.Create(ctx, driver.Spec{
+		Name:   name,
+		Labels: map[string]string{driver.LabelPool: "1", driver.LabelWorkspace: id},
+		Data:   data, Meta: meta, Fresh: true,
+	})
+	if err != nil {
+		_ = p.fleet.RemoveWorkspace(context.WithoutCancel(ctx), id)
+		return driver.Instance{}, err
+	}
+	in.WorkspaceID = id
+	return in, nil
+}
+
+// discard removes an unclaimed warm sandbox and its workspace, which never held anything.
+func (p *Pool) discard(ctx context.Context, in driver.Instance) {
+	p.fleet.Remove(ctx, in)
+	if in.WorkspaceID != "" {
+		if err := p.fleet.RemoveWorkspace(ctx, in.WorkspaceID); err != nil {
+			p.log.WarnContext(ctx, "remove warm sandbox's workspace", "workspace", in.WorkspaceID, "err", err)
+		}
+	}
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

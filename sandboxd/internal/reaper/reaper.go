@@ -49,7 +49,7 @@ func (r *Reaper) Once(ctx context.Context) {
 	rep, err := r.m.Reconcile(ctx)
 	if err != nil && ctx.Err() == nil {
 		r.log.ErrorContext(ctx, "reconcile failed", "err", err)
-	} else if rep.OrphansRemoved+rep.RecordsCleaned+rep.PoolPruned+rep.DirsPruned > 0 {
+	} else if rep.OrphansRemoved+rep.RecordsCleaned+rep.PoolPruned+rep.DirsPruned+rep.VolumesRemoved+rep.WorkspacesFlagged > 0 {
 		r.log.InfoContext(ctx, "reconciled", "report", rep.String())
 	}
 	n, err := r.Sweep(ctx)

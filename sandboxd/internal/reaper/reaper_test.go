@@ -58,7 +58,7 @@ func TestConcurrentSweepsNeverDoubleDestroy(t *testing.T) {
 		st := store.New(rdb)
 		fleet := instance.New(drv, instance.Options{CreateTimeout: 10 * time.Second, Logger: log})
 		m, err := sandbox.New(fleet, st, nil, sandbox.Options{IdleTimeout: 200 * time.Millisecond, CreateTimeout: 10 * time.Second,
-			ExecTimeout: 10 * time.Second, MaxExecTimeout: time.Minute, OutputLimit: 1 << 20, Logger: log})
+			ExecTimeout: 10 * time.Second, MaxExecTimeout: time.Minute, OutputLimit: 1 << 20, VolumeGrace: time.Hour, Logger: log})
 		require.NoError(t, err)
 		managers = append(managers, m)
 		reapers = append(reapers, reaper.New(m, 200*time.Millisecond, time.Hour, log))

@@ -53,32 +53,10 @@ func (m *Manager) ensure(ctx context.Context, userID, sessionID string) (store.R
 // create makes the instance for a record the caller holds in "creating".
 func (m *Manager) create(ctx context.Context, userID, sessionID, holder string) (store.Record, []string, error) {
 	begin := time.Now()
-	var logs []string
-	inst, fromPool := driver.Instance{}, false
-	for i := 0; m.pool != nil && i < 3; i++ {
-		var ok bool
-		if inst, ok = m.pool.Claim(ctx); !ok {
-			break
-		}
-		if m.fleet.Ping(ctx, inst) == nil {
-			fromPool = true
-			break
-		}
-		m.fleet.Remove(context.WithoutCancel(ctx), inst)
-	}
-	if fromPool {
-		logs = append(logs, fmt.Sprintf("claimed warm sandbox %s", inst.Name))
-	} else {
-		var err error
-		inst, err = m.fleet.Create(ctx, driver.Spec{
-			Name:   ContainerName(sessionID),
-			Labels: map[string]string{driver.LabelSession: sessionID},
-		})
-		if err != nil {
-			m.abandon(sessionID, userID, holder)
-			return store.Record{}, nil, unavailable(err)
-		}
-		logs = append(logs, fmt.Sprintf("created %s sandbox %s", m.fleet.DriverName(), inst.Name))
+	inst, logs, err := m.provision(ctx, userID, sessionID)
+	if err != nil {
+		m.abandon(sessionID, userID, holder)
+		return store.Record{}, nil, err
 	}
 	rec := store.Record{
 		SessionID: sessionID, OwnerID: userID, InstanceID: inst.ID, InstanceName: inst.Name,
@@ -87,16 +65,16 @@ func (m *Manager) create(ctx context.Context, userID, sessionID, holder string) 
 	}
 	if err := m.st.FinishCreate(ctx, holder, rec); err != nil {
 		// Destroyed (or taken over) while we created: what we made is ours
-		// to remove.
+		// to remove; the workspace stays with the session.
 		m.fleet.Remove(context.WithoutCancel(ctx), inst)
 		if errors.Is(err, store.ErrNotHeld) {
 			return store.Record{}, nil, fmt.Errorf("%w: sandbox was destroyed while being created", ErrUnavailable)
 		}
 		return store.Record{}, nil, err
 	}
-	logs = append(logs, fmt.Sprintf("sandbox ready in %d ms (workspace %s)", time.Since(begin).Milliseconds(), inst.Workspace))
+	logs = append(logs, fmt.Sprintf("sandbox ready in %d ms", time.Since(begin).Milliseconds()))
 	m.log.InfoContext(ctx, "sandbox created", "session_id", sessionID, "instance", inst.Name,
-		"driver", m.fleet.DriverName(), "warm", fromPool, "duration_ms", time.Since(begin).Milliseconds())
+		"driver", m.fleet.DriverName(), "workspace", inst.WorkspaceID, "duration_ms", time.Since(begin).Milliseconds())
 	return rec, logs, nil
 }
 
@@ -122,6 +100,12 @@ func (m *Manager) Destroy(ctx context.Context, userID, sessionID string, forget 
 		return false, err
 	}
 	if forget {
+		// The workspace goes with the session, before the owner: a crash in between leaves an
+		// owner without a workspace (a new one is made on its next call), never a workspace that
+		// nothing names (reconciliation would remove it only after its grace).
+		if err := m.forgetWorkspace(ctx, sessionID); err != nil {
+			return stopped, err
+		}
 		if err := m.st.ForgetOwner(ctx, sessionID); err != nil {
 			return stopped, err
 		}
@@ -161,6 +145,20 @@ func (m *Manager) ReapIdle(ctx context.Context, sessionID string, cutoff time.Ti
 	return m.destroy(ctx, sessionID, cutoff, "idle")
 }
 
+// syncTimeout bounds the flush of a workspace before its instance is removed.
+const syncTimeout = 5 * time.Second
+
+// Destroy reasons of an instance found dead: there is no agent to flush.
+const (
+	reasonGone       = "instance gone"
+	reasonMissing    = "instance missing"
+	reasonNotRunning = "instance not running"
+)
+
+func deadReason(reason string) bool {
+	return reason == reasonGone || reason == reasonMissing || reason == reasonNotRunning
+}
+
 // destroy claims the record (conditionally on idleness when cutoff is set),
 // removes the instance and deletes the record. Whoever wins the claim does
 // the work; everyone else sees false.
@@ -185,6 +183,15 @@ func (m *Manager) destroy(ctx context.Context, sessionID string, cutoff time.Tim
 	name := rec.InstanceName
 	if name == "" {
 		name = ContainerName(sessionID)
+	}
+	if rec.InstanceID != "" && !deadReason(reason) {
+		// The workspace outlives the instance: what its programs wrote goes to disk before the
+		// instance is killed. Bounded: a hung agent does not hold up the destruction.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout)
+		if err := m.agent(rec).Sync(sctx); err != nil {
+			m.log.DebugContext(ctx, "flush workspace before removal", "session_id", sessionID, "err", err)
+		}
+		cancel()
 	}
 	m.fleet.Remove(context.WithoutCancel(ctx), driver.Instance{ID: rec.InstanceID, Name: name, Socket: rec.Socket})
 	if err := m.st.Delete(context.WithoutCancel(ctx), rec, holder); err != nil {

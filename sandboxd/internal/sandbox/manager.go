@@ -40,6 +40,16 @@ type Options struct {
 	MaxExecTimeout time.Duration
 	// OutputLimit caps each of stdout and stderr of a unary exec.
 	OutputLimit int
+	// VolumeGrace is how old an unreferenced volume must be before reconciliation removes it (a
+	// forgotten session's that could not be removed at once, a warm sandbox's that lost its
+	// container); at least CreateTimeout, so a volume made for a creation in flight is never one.
+	VolumeGrace time.Duration
+	// WorkspaceLimit is the size limit of a workspace in bytes (0: none), reported to callers;
+	// WorkspaceLimitEnforced says whether the volume driver enforces it.
+	WorkspaceLimit         int64
+	WorkspaceLimitEnforced bool
+	// Namespace is this deployment's (written into workspace markers).
+	Namespace string
 	// Replica identifies this process in leases (random when empty).
 	Replica string
 	Logger  *slog.Logger
@@ -60,6 +70,9 @@ func (o *Options) validate() error {
 	}
 	if o.OutputLimit <= 0 {
 		return fmt.Errorf("%w: OutputLimit must be positive", ErrOptions)
+	}
+	if o.VolumeGrace < o.CreateTimeout {
+		return fmt.Errorf("%w: VolumeGrace (%s) is below CreateTimeout (%s)", ErrOptions, o.VolumeGrace, o.CreateTimeout)
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func (m *Manager) withAgent(ctx context.Context, userID, sessionID string, act a
 			return agentError(err)
 		}
 		m.log.WarnContext(ctx, "sandbox instance is gone; re-creating", "session_id", sessionID, "instance", rec.InstanceName)
-		if _, derr := m.destroy(ctx, sessionID, time.Time{}, "instance gone"); derr != nil {
+		if _, derr := m.destroy(ctx, sessionID, time.Time{}, reasonGone); derr != nil {
 			return derr
 		}
 	}

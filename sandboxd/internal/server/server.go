@@ -31,11 +31,12 @@ type Previews interface {
 	URL(sessionID string, port int) string
 }
 
-// Server implements the three services.
+// Server implements the four services.
 type Server struct {
 	sandboxdv1.UnimplementedSandboxServiceServer
 	sandboxdv1.UnimplementedFileServiceServer
 	sandboxdv1.UnimplementedProcessServiceServer
+	sandboxdv1.UnimplementedWorkspaceServiceServer
 
 	m   *sandbox.Manager
 	pv  Previews
@@ -52,6 +53,7 @@ func (s *Server) Register(r grpc.ServiceRegistrar) {
 	sandboxdv1.RegisterSandboxServiceServer(r, s)
 	sandboxdv1.RegisterFileServiceServer(r, s)
 	sandboxdv1.RegisterProcessServiceServer(r, s)
+	sandboxdv1.RegisterWorkspaceServiceServer(r, s)
 }
 
 func user(ctx context.Context) string {

@@ -374,16 +374,18 @@ type poolEntry struct {
 	PID          int    `json:"pid"`
 	Workspace    string `json:"workspace"`
 	Driver       string `json:"driver"`
+	WorkspaceID  string `json:"wid,omitempty"`
 }
 
 func encodePoolEntry(driverName string, in driver.Instance) []byte {
 	b, _ := json.Marshal(poolEntry{InstanceID: in.ID, InstanceName: in.Name, Socket: in.Socket, PID: in.PID,
-		Workspace: in.Workspace, Driver: driverName})
+		Workspace: in.Workspace, Driver: driverName, WorkspaceID: in.WorkspaceID})
 	return b
 }
 
 func (e poolEntry) instance() driver.Instance {
-	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, PID: e.PID, Workspace: e.Workspace, Running: true}
+	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, PID: e.PID, Workspace: e.Workspace,
+		WorkspaceID: e.WorkspaceID, Running: true}
 }
 
 // PoolAdd offers a warm sandbox of driverName.
