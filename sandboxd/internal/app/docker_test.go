@@ -168,7 +168,9 @@ func TestDockerCrashRecovery(t *testing.T) {
 	sandboxtest.Docker(t)
 	bin := stacktest.Bin(t, "sandboxd")
 	vars := baseEnv(t, "docker", stacktest.Redis(t))
-	vars["SANDBOX_CREATE_TIMEOUT"] = "2"
+	// The orphan grace: short, yet long enough for a launch (two volumes and a container) on a
+	// loaded machine.
+	vars["SANDBOX_CREATE_TIMEOUT"] = "6"
 	vars["SANDBOXD_LISTEN"] = stacktest.Addr(t)
 	vars["SANDBOXD_PREVIEW_LISTEN"] = stacktest.Addr(t)
 
@@ -216,7 +218,7 @@ func TestDockerCrashRecovery(t *testing.T) {
 	}, nil, nil, nil, "mgx-sbx-orphan-"+newSession()[:8])
 	require.NoError(t, err)
 	require.NoError(t, cli.ContainerStart(t.Context(), orphan.ID, container.StartOptions{}))
-	time.Sleep(2100 * time.Millisecond) // older than the creation grace period
+	time.Sleep(6100 * time.Millisecond) // older than the creation grace period
 
 	stacktest.Start(t, "sandboxd (restarted)", bin, vars)
 	eventually(t, 20*time.Second, func() bool {
