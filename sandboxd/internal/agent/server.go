@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
+	"github.com/mgx-ai/mgx/sandboxd/internal/checkpoint"
 	"github.com/mgx-ai/mgx/sandboxd/internal/proctree"
 )
 
@@ -74,6 +75,8 @@ type Server struct {
 	changes  *changeTracker
 
 	metaMu sync.Mutex
+	// history is the workspace's checkpoint history, opened on first use (under metaMu).
+	history *checkpoint.Store
 
 	procMu sync.Mutex
 	procs  map[string]*process
@@ -242,6 +245,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+agentapi.PathMarker, s.handlePutMarker)
 	mux.HandleFunc("POST "+agentapi.PathSync, s.handleSync)
 	mux.HandleFunc("GET "+agentapi.PathUsage, s.handleUsage)
+	mux.HandleFunc("GET "+agentapi.PathCheckpoints, s.handleListCheckpoints)
+	mux.HandleFunc("POST "+agentapi.PathCheckpoints, s.handleCreateCheckpoint)
+	mux.HandleFunc("POST "+agentapi.PathCheckpointDiff, s.handleDiffCheckpoint)
+	mux.HandleFunc("POST "+agentapi.PathCheckpointRestore, s.handleRestoreCheckpoint)
 	return mux
 }
 
@@ -317,7 +324,7 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 	}
 	status := http.StatusBadRequest
 	switch ae.code {
-	case agentapi.CodeNotFound:
+	case agentapi.CodeNotFound, agentapi.CodeNoCheckpoint:
 		status = http.StatusNotFound
 	case agentapi.CodeExists:
 		status = http.StatusConflict

@@ -47,6 +47,8 @@ const (
 	CodeDenied = "denied"
 	// CodeFailed: the file is in a state that prevents the operation (a running executable, a full disk).
 	CodeFailed = "failed_precondition"
+	// CodeNoCheckpoint: no such checkpoint in the workspace's history.
+	CodeNoCheckpoint = "no_checkpoint"
 )
 
 // Error is the body of every non-2xx response.

@@ -1,6 +1,10 @@
 package agentapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/checkpoint"
+)
 
 // Paths of the workspace endpoints the agents' tools use beside the file API.
 const (
@@ -107,4 +111,66 @@ type Usage struct {
 	MetaBytes int64 `json:"meta_bytes"`
 	// Partial: the walk stopped at its time budget; the numbers are lower bounds.
 	Partial bool `json:"partial,omitempty"`
+}
+
+// Paths of the workspace's checkpoints (its private history in the meta directory).
+const (
+	// PathCheckpoints lists (GET ?limit=&before=) or creates (POST CheckpointRequest) checkpoints.
+	PathCheckpoints = "/v1/checkpoints"
+	// PathCheckpointDiff compares a checkpoint with another or with now (POST CheckpointDiffRequest).
+	PathCheckpointDiff = "/v1/checkpoints/diff"
+	// PathCheckpointRestore restores a checkpoint, or one path of it (POST CheckpointRestoreRequest).
+	PathCheckpointRestore = "/v1/checkpoints/restore"
+)
+
+// Checkpoint describes one checkpoint: the history's own type is the wire type.
+type Checkpoint = checkpoint.Meta
+
+// CheckpointRequest asks for a snapshot. Exclude names the directories skipped wherever they
+// appear (sandboxd's configured list, sent with every call).
+type CheckpointRequest struct {
+	Kind    string   `json:"kind,omitempty"`
+	Message string   `json:"message,omitempty"`
+	Agent   string   `json:"agent,omitempty"`
+	RunID   string   `json:"run_id,omitempty"`
+	Step    string   `json:"step,omitempty"`
+	Exclude []string `json:"exclude"`
+}
+
+// CheckpointResult is the answer to a CheckpointRequest; Created is false when nothing changed since
+// the latest checkpoint, which is returned.
+type CheckpointResult struct {
+	Checkpoint Checkpoint `json:"checkpoint"`
+	Created    bool       `json:"created"`
+}
+
+// CheckpointList is the answer to GET PathCheckpoints, newest first.
+type CheckpointList struct {
+	Checkpoints []Checkpoint `json:"checkpoints"`
+	More        bool         `json:"more,omitempty"`
+}
+
+// CheckpointDiffRequest compares checkpoint ID with Against ("" = the workspace now), within Path
+// (a clean relative path, "." for everything).
+type CheckpointDiffRequest struct {
+	ID      string   `json:"id"`
+	Against string   `json:"against,omitempty"`
+	Path    string   `json:"path"`
+	Exclude []string `json:"exclude"`
+}
+
+// CheckpointDiff is the answer to a CheckpointDiffRequest.
+type CheckpointDiff = checkpoint.Diff
+
+// CheckpointRestoreRequest restores checkpoint ID within Path ("." for everything).
+type CheckpointRestoreRequest struct {
+	ID      string   `json:"id"`
+	Path    string   `json:"path"`
+	Exclude []string `json:"exclude"`
+}
+
+// CheckpointRestoreResult says which checkpoint holds the state before the restore.
+type CheckpointRestoreResult struct {
+	Before       Checkpoint `json:"before"`
+	FilesChanged int        `json:"files_changed"`
 }

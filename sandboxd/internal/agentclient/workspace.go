@@ -59,3 +59,32 @@ func (c *Client) Usage(ctx context.Context) (agentapi.Usage, error) {
 	err := c.do(ctx, http.MethodGet, agentapi.PathUsage, nil, nil, &u)
 	return u, err
 }
+
+// CreateCheckpoint snapshots the workspace.
+func (c *Client) CreateCheckpoint(ctx context.Context, req agentapi.CheckpointRequest) (agentapi.CheckpointResult, error) {
+	var out agentapi.CheckpointResult
+	err := c.do(ctx, http.MethodPost, agentapi.PathCheckpoints, nil, req, &out)
+	return out, err
+}
+
+// ListCheckpoints lists checkpoints, newest first.
+func (c *Client) ListCheckpoints(ctx context.Context, limit int, before string) (agentapi.CheckpointList, error) {
+	q := url.Values{"limit": {strconv.Itoa(limit)}, "before": {before}}
+	var out agentapi.CheckpointList
+	err := c.do(ctx, http.MethodGet, agentapi.PathCheckpoints, q, nil, &out)
+	return out, err
+}
+
+// DiffCheckpoint compares a checkpoint with another or with now.
+func (c *Client) DiffCheckpoint(ctx context.Context, req agentapi.CheckpointDiffRequest) (agentapi.CheckpointDiff, error) {
+	var out agentapi.CheckpointDiff
+	err := c.do(ctx, http.MethodPost, agentapi.PathCheckpointDiff, nil, req, &out)
+	return out, err
+}
+
+// RestoreCheckpoint restores a checkpoint, or one path of it.
+func (c *Client) RestoreCheckpoint(ctx context.Context, req agentapi.CheckpointRestoreRequest) (agentapi.CheckpointRestoreResult, error) {
+	var out agentapi.CheckpointRestoreResult
+	err := c.do(ctx, http.MethodPost, agentapi.PathCheckpointRestore, nil, req, &out)
+	return out, err
+}

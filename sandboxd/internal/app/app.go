@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		ExecTimeout: cfg.ExecTimeout.D(), MaxExecTimeout: cfg.MaxExecTimeout.D(),
 		OutputLimit: cfg.OutputLimit, VolumeGrace: cfg.VolumeGrace.D(),
 		WorkspaceLimit: limit, WorkspaceLimitEnforced: enforced && drv.Name() == "docker",
-		Namespace: cfg.Namespace, Replica: replica, Logger: log,
+		Namespace: cfg.Namespace, CheckpointExclude: cfg.CheckpointExcludes(), Replica: replica, Logger: log,
 	})
 	if err != nil {
 		return nil, err

@@ -29,7 +29,7 @@ func TestWorkspaceOutlivesItsSandboxes(t *testing.T) {
 			t.Parallel()
 			e := start(t, drv, map[string]string{
 				"SANDBOX_IDLE_TIMEOUT": "2", "SANDBOX_GC_INTERVAL": "1",
-				"SANDBOX_CREATE_TIMEOUT": "5", "SANDBOX_VOLUME_GRACE": "5",
+				"SANDBOX_CREATE_TIMEOUT": "20", "SANDBOX_VOLUME_GRACE": "20",
 			})
 			ctx := as(t.Context(), "user-a")
 			exec := func(t *testing.T, sid, command string) string {
@@ -116,6 +116,44 @@ func TestWorkspaceOutlivesItsSandboxes(t *testing.T) {
 				}, "killed sandbox not re-created")
 				require.Equal(t, want, out)
 				require.NotEqual(t, incarnation(in), incarnation(instanceOf(t, sid)))
+			})
+
+			t.Run("checkpoints live in the workspace's history", func(t *testing.T) {
+				sid := newSession()
+				want := work(t, sid)
+				exec(t, sid, "mkdir -p node_modules/dep && echo dep > node_modules/dep/i.js")
+				first, err := e.ws.CreateCheckpoint(ctx, &sandboxdv1.CreateCheckpointRequest{SessionId: sid, Message: "start"})
+				require.NoError(t, err)
+				require.True(t, first.GetCreated())
+				require.Equal(t, int32(3), first.GetCheckpoint().GetFilesChanged(), "node_modules is not history")
+				require.Equal(t, "manual", first.GetCheckpoint().GetKind())
+				exec(t, sid, "echo broken > src/deep/a.txt")
+				step, err := e.ws.CreateCheckpoint(ctx, &sandboxdv1.CreateCheckpointRequest{SessionId: sid, Agent: "Alex", RunId: "run-1", Step: "call_1"})
+				require.NoError(t, err)
+				require.Equal(t, "step", step.GetCheckpoint().GetKind())
+				require.Equal(t, first.GetCheckpoint().GetId(), step.GetCheckpoint().GetParentId())
+				// The history is the workspace's: it survives the sandbox, and is nowhere in /workspace.
+				reaped(t, sid)
+				require.Empty(t, exec(t, sid, "find . -name '*.jsonl' -o -name 'objects' | grep -v node_modules || true"))
+				l, err := e.ws.ListCheckpoints(ctx, &sandboxdv1.ListCheckpointsRequest{SessionId: sid})
+				require.NoError(t, err)
+				require.Len(t, l.GetCheckpoints(), 2)
+				require.Equal(t, step.GetCheckpoint().GetId(), l.GetCheckpoints()[0].GetId())
+				d, err := e.ws.DiffCheckpoint(ctx, &sandboxdv1.DiffCheckpointRequest{SessionId: sid, CheckpointId: first.GetCheckpoint().GetId()})
+				require.NoError(t, err)
+				require.Len(t, d.GetFiles(), 1)
+				require.Equal(t, "src/deep/a.txt", d.GetFiles()[0].GetPath())
+				require.Contains(t, d.GetFiles()[0].GetDiff(), "-one\n+broken\n")
+				r, err := e.ws.RestoreCheckpoint(ctx, &sandboxdv1.RestoreCheckpointRequest{SessionId: sid, CheckpointId: first.GetCheckpoint().GetId()})
+				require.NoError(t, err)
+				require.Equal(t, int32(1), r.GetFilesChanged())
+				require.Equal(t, want, exec(t, sid, readBack))
+				require.Equal(t, "dep\n", exec(t, sid, "cat node_modules/dep/i.js"))
+				_, err = e.ws.DiffCheckpoint(ctx, &sandboxdv1.DiffCheckpointRequest{SessionId: sid, CheckpointId: "0123456789abcdef"})
+				require.Equal(t, codes.NotFound, code(err))
+				require.Equal(t, errorsv1.ErrorReason_CHECKPOINT_NOT_FOUND, rpcerr.Reason(err))
+				_, err = e.ws.ListCheckpoints(as(t.Context(), "user-b"), &sandboxdv1.ListCheckpointsRequest{SessionId: sid})
+				require.Equal(t, codes.NotFound, code(err))
 			})
 
 			t.Run("another user", func(t *testing.T) {
@@ -207,7 +245,7 @@ func TestWorkspaceOutlivesItsSandboxes(t *testing.T) {
 				require.Zero(t, rep.VolumesRemoved, "within its grace: %s", rep)
 				_, err = e.app.Driver.InspectVolume(t.Context(), orphan)
 				require.NoError(t, err)
-				eventually(t, 30*time.Second, func() bool {
+				eventually(t, 60*time.Second, func() bool {
 					_, err := e.app.Driver.InspectVolume(t.Context(), orphan)
 					return err != nil
 				}, "orphan volume not removed by the periodic reconciliation")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/docker/go-units"
 
 	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
 )
 
 // Validation errors.
@@ -97,6 +100,10 @@ type Config struct {
 	WorkspaceLimit string `env:"SANDBOX_WORKSPACE_LIMIT"`
 	// VolumeGrace is how old a volume nothing references must be before reconciliation removes it.
 	VolumeGrace Seconds `env:"SANDBOX_VOLUME_GRACE" envDefault:"3600"`
+	// CheckpointExclude ("a,b"; empty: the default list, workspace.HeavyNames: node_modules, .git,
+	// build output, caches) names the directories checkpoints skip wherever they appear. "-" skips
+	// nothing.
+	CheckpointExclude string `env:"SANDBOX_CHECKPOINT_EXCLUDE"`
 
 	IdleTimeout    Seconds `env:"SANDBOX_IDLE_TIMEOUT" envDefault:"1200"`
 	GCInterval     Seconds `env:"SANDBOX_GC_INTERVAL" envDefault:"300"`
@@ -177,6 +184,26 @@ func (c *Config) MemoryBytes() (int64, error) {
 		return 0, fmt.Errorf("SANDBOX_MEMORY=%q: %w", c.Memory, ErrMemory)
 	}
 	return n, nil
+}
+
+// CheckpointExcludes returns the directories checkpoints skip.
+func (c *Config) CheckpointExcludes() []string {
+	switch v := strings.TrimSpace(c.CheckpointExclude); v {
+	case "":
+		names := workspace.HeavyNames()
+		sort.Strings(names)
+		return names
+	case "-":
+		return []string{}
+	default:
+		var out []string
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
 }
 
 // WorkspaceLimitBytes parses SANDBOX_WORKSPACE_LIMIT (0: none).

@@ -92,6 +92,8 @@ func agentError(err error) error {
 			return fmt.Errorf("%w: %s", ErrPermissionDenied, ae.Msg)
 		case agentapi.CodeNoPort:
 			return fmt.Errorf("%w: %s", ErrNoPort, ae.Msg)
+		case agentapi.CodeNoCheckpoint:
+			return fmt.Errorf("%w: %s", ErrCheckpointNotFound, ae.Msg)
 		}
 		return fmt.Errorf("sandbox agent: %s: %s", ae.Code, ae.Msg)
 	}

@@ -50,6 +50,9 @@ type Options struct {
 	WorkspaceLimitEnforced bool
 	// Namespace is this deployment's (written into workspace markers).
 	Namespace string
+	// CheckpointExclude names the directories checkpoints skip wherever they appear (dependencies,
+	// build output).
+	CheckpointExclude []string
 	// Replica identifies this process in leases (random when empty).
 	Replica string
 	Logger  *slog.Logger
