@@ -16,7 +16,7 @@ import (
 const historyDir = "history"
 
 // checkpoints returns the workspace's history, opening it on first use, with the caller's list of
-// excluded directories.
+// excluded directories (nil: the list in force, for calls that do not walk the workspace).
 func (s *Server) checkpoints(exclude []string) (*checkpoint.Store, error) {
 	dir, err := s.metaDir()
 	if err != nil {
@@ -31,7 +31,9 @@ func (s *Server) checkpoints(exclude []string) (*checkpoint.Store, error) {
 		}
 		s.history = h
 	}
-	s.history.SetExclude(exclude)
+	if exclude != nil {
+		s.history.SetExclude(exclude)
+	}
 	return s.history, nil
 }
 

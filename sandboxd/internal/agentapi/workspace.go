@@ -127,7 +127,8 @@ const (
 type Checkpoint = checkpoint.Meta
 
 // CheckpointRequest asks for a snapshot. Exclude names the directories skipped wherever they
-// appear (sandboxd's configured list, sent with every call).
+// appear (sandboxd's configured list, sent with every call that walks the workspace; an empty list
+// skips nothing).
 type CheckpointRequest struct {
 	Kind    string   `json:"kind,omitempty"`
 	Message string   `json:"message,omitempty"`

@@ -196,7 +196,7 @@ func (c *Config) CheckpointExcludes() []string {
 	case "-":
 		return []string{}
 	default:
-		var out []string
+		out := []string{}
 		for _, n := range strings.Split(v, ",") {
 			if n = strings.TrimSpace(n); n != "" {
 				out = append(out, n)
