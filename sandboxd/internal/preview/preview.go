@@ -119,6 +119,10 @@ type target struct {
 	session string
 	port    int
 	prefix  string // path prefix to strip (path-based URLs)
+	// ours: the request's token query parameter is our preview token, dropped before the dev
+	// server. Any other token parameter is the app's own (Vite's HMR WebSocket authenticates with
+	// ?token=) and passes untouched.
+	ours bool
 }
 
 func targetHost(sid string, port int) string { return sid + "." + strconv.Itoa(port) + ".sandbox" }
@@ -240,7 +244,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		} else {
-			authorised = true
+			authorised, t.ours = true, true
 			http.SetCookie(w, &http.Cookie{
 				Name: CookieName, Value: s.sign("c", t.session, t.port, s.now().Add(cookieTTL)),
 				Path: cookiePath, HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: int(cookieTTL.Seconds()),
@@ -299,8 +303,8 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Path = "/"
 		}
 	}
-	q := pr.Out.URL.Query()
-	if q.Has("token") {
+	if t.ours {
+		q := pr.Out.URL.Query()
 		q.Del("token")
 		pr.Out.URL.RawQuery = q.Encode()
 	}

@@ -109,6 +109,16 @@ func TestPreviewAuthorisation(t *testing.T) {
 	require.Equal(t, host+" /app?x=1 cookie=app=1", rec.Body.String(), "Host kept, preview cookie stripped")
 	require.Greater(t, lb.touches.Load(), before, "preview traffic is activity")
 
+	// A token parameter that is not ours is the app's (Vite's HMR WebSocket sends its own): with the
+	// cookie it reaches the dev server untouched.
+	r = httptest.NewRequest(http.MethodGet, "/?token=vite-ws-token", nil)
+	r.Host = host
+	r.AddCookie(cookies[0])
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, host+" /?token=vite-ws-token cookie=", rec.Body.String())
+
 	// Path-based fallback strips its prefix.
 	ps, _ := newServer(t, "http://127.0.0.1:8000")
 	pu, _ := url.Parse(ps.URL(sid, 3000))
