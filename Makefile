@@ -117,7 +117,7 @@ bench-gateway: build-test ## REST through the gateway vs direct gRPC (latency, t
 	cd gateway && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 10m ./internal/app
 
 .PHONY: bench-sandbox
-bench-sandbox: build-test ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm, streamed output
+bench-sandbox: build-test ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm (claim with volumes), streamed output, resume of a reaped session, checkpoint of 2,000 files
 	cd sandboxd && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 10m ./internal/app
 
 .PHONY: sandbox-image

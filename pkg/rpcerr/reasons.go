@@ -71,6 +71,8 @@ var reasons = map[errorsv1.ErrorReason]reasonSpec{
 	errorsv1.ErrorReason_SANDBOX_FAILED_PRECONDITION: {codes.FailedPrecondition, http.StatusBadRequest, "failed precondition"},
 	errorsv1.ErrorReason_EXEC_TIMEOUT:                {codes.DeadlineExceeded, http.StatusRequestTimeout, "command timed out and was killed"},
 	errorsv1.ErrorReason_SANDBOX_PATH_DENIED:         {codes.PermissionDenied, http.StatusForbidden, "this file may not be read or written through the API"},
+	errorsv1.ErrorReason_WORKSPACE_LOST:              {codes.FailedPrecondition, http.StatusConflict, "the session's workspace is lost and was not replaced; reset it to continue"},
+	errorsv1.ErrorReason_CHECKPOINT_NOT_FOUND:        {codes.NotFound, http.StatusNotFound, "checkpoint not found"},
 }
 
 // byCode is the generic reason of each gRPC code: what an error that carries no mgx reason is.

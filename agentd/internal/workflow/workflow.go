@@ -543,6 +543,11 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 			return Result{}, false, err
 		}
 	}
+	if out.Checkpoint != nil {
+		if err := h.Emit(ctx, checkpointEvent(run, f.Agent, call, out.Checkpoint)); err != nil {
+			return Result{}, false, err
+		}
+	}
 	return e.observeOnce(ctx, h, run, st, f, call, out.Output, out.Same, out.IsError, lim)
 }
 

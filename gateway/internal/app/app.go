@@ -35,6 +35,7 @@ import (
 	"github.com/mgx-ai/mgx/proto"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	gatewayv1 "github.com/mgx-ai/mgx/proto/gen/mgx/gateway/v1"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
 // App is a built gateway, ready to serve.
@@ -90,7 +91,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		logger.Info("demo account ready", "email", cfg.DemoEmail)
 	}
 
-	deadlines := edge.Deadlines{Default: cfg.UpstreamTimeout, Provision: cfg.ProvisionTimeout, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}
+	deadlines := edge.Deadlines{Default: cfg.UpstreamTimeout, Methods: map[string]time.Duration{
+		agentdv1.SessionService_CreateSession_FullMethodName: cfg.ProvisionTimeout,
+		agentdv1.SessionService_LaunchSandbox_FullMethodName: cfg.ProvisionTimeout,
+		sandboxdv1.SandboxService_Exec_FullMethodName:        cfg.ExecCeiling,
+	}}
 	// One bound of open streams per user, whatever their kind and replica.
 	slots := stream.NewSlots(rdb, cfg.MaxStreamsPerUser, logger)
 	dial := func(target string, up edge.Upstream, extra ...grpc.DialOption) (*grpc.ClientConn, error) {

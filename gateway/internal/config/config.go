@@ -88,8 +88,13 @@ type Config struct {
 	MaxAnonymousConns int           `env:"GATEWAY_MAX_ANONYMOUS_CONNS" envDefault:"256"`
 	UpstreamTimeout   time.Duration `env:"GATEWAY_UPSTREAM_TIMEOUT" envDefault:"30s"`
 	// ProvisionTimeout bounds calls that create a sandbox (POST /api/sessions,
-	// /api/sandbox/launch); exec gets its own timeout plus a grace.
+	// /api/sandbox/launch).
 	ProvisionTimeout time.Duration `env:"GATEWAY_PROVISION_TIMEOUT" envDefault:"120s"`
+	// ExecCeiling bounds a unary exec (POST /api/sandbox/exec). The command's own timeout is
+	// sandboxd's to default and cap (SANDBOX_EXEC_TIMEOUT, SANDBOX_EXEC_MAX_TIMEOUT), and sandboxd
+	// answers its expiry (408, the process killed) itself; this only has to exceed sandboxd's cap,
+	// so the default is that cap's default plus a grace.
+	ExecCeiling time.Duration `env:"GATEWAY_EXEC_CEILING" envDefault:"3615s"`
 
 	// MaxStreamsPerUser bounds a user's open streams across replicas: event streams (WebSocket,
 	// SSE), followed process logs and streamed commands together.
@@ -121,6 +126,7 @@ func (c Config) Validate() error {
 		"GATEWAY_RATE_SYNC_INTERVAL": c.RateSync,
 		"GATEWAY_UPSTREAM_TIMEOUT":   c.UpstreamTimeout, "GATEWAY_PROVISION_TIMEOUT": c.ProvisionTimeout, "GATEWAY_PING_INTERVAL": c.PingInterval,
 		"GATEWAY_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout, "GATEWAY_READ_BODY_TIMEOUT": c.ReadBodyTimeout,
+		"GATEWAY_EXEC_CEILING": c.ExecCeiling,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s=%s: %w", name, d, ErrNotPositive)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/pkg/authn"
-	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
@@ -54,31 +53,20 @@ func identify(ctx context.Context, self bool) context.Context {
 	return ctx
 }
 
-// Deadlines bounds unary upstream calls that carry no deadline of their own.
+// Deadlines bounds unary upstream calls that carry no deadline of their own. The gateway knows no
+// method's semantics: a call that legitimately runs long (creating a sandbox, a command) is listed
+// by its full method name with its ceiling from the configuration, and the service enforces its own
+// tighter bound (an exec's timeout is sandboxd's to default and cap; it answers 408 first).
 type Deadlines struct {
-	// Default applies to every unary call not listed below.
+	// Default applies to every unary call not listed in Methods.
 	Default time.Duration
-	// Provision applies to calls that create a sandbox (a container start,
-	// an image build on first use), which agentd bounds itself at 60 s.
-	Provision time.Duration
-	// ExecGrace is added to an exec's own timeout (ExecDefault when the
-	// request leaves it 0), so the sandbox reports the timeout (408, process
-	// killed) before the gateway gives up on the call.
-	ExecDefault time.Duration
-	ExecGrace   time.Duration
+	// Methods maps a full method name to its deadline.
+	Methods map[string]time.Duration
 }
 
-func (d Deadlines) forCall(req any) time.Duration {
-	switch req.(type) {
-	case *agentdv1.CreateSessionRequest, *agentdv1.LaunchSandboxRequest:
-		return d.Provision
-	}
-	if ex, ok := req.(*sandboxdv1.ExecRequest); ok {
-		t := time.Duration(ex.GetTimeout() * float64(time.Second))
-		if t <= 0 {
-			t = d.ExecDefault
-		}
-		return t + d.ExecGrace
+func (d Deadlines) forMethod(method string) time.Duration {
+	if t, ok := d.Methods[method]; ok {
+		return t
 	}
 	return d.Default
 }
@@ -110,7 +98,7 @@ func UpstreamInterceptors(u Upstream) []grpc.DialOption {
 	unary := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		ctx = identify(ctx, u.Self)
 		if _, has := ctx.Deadline(); !has {
-			if t := d.forCall(req); t > 0 {
+			if t := d.forMethod(method); t > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, t)
 				defer cancel()

@@ -4,6 +4,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,6 +21,7 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/docker"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/local"
+	"github.com/mgx-ai/mgx/sandboxd/internal/instance"
 	"github.com/mgx-ai/mgx/sandboxd/internal/pool"
 	"github.com/mgx-ai/mgx/sandboxd/internal/preview"
 	"github.com/mgx-ai/mgx/sandboxd/internal/productimage"
@@ -72,16 +75,32 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.Driver = drv
 	a.life.Push("driver", func(context.Context) error { return drv.Close() })
 
-	a.Manager = sandbox.New(drv, a.Store, sandbox.Options{
+	replica := randomReplica()
+	fleet := instance.New(drv, instance.Options{CreateTimeout: cfg.CreateTimeout.D(), Logger: log})
+	var warm sandbox.Pool
+	if cfg.PoolSize > 0 {
+		a.Pool = pool.New(fleet, a.Store, pool.Options{Size: cfg.PoolSize, Replica: replica, CreateTimeout: cfg.CreateTimeout.D(), Logger: log})
+		warm = a.Pool
+	}
+	limit, _ := cfg.WorkspaceLimitBytes()
+	_, enforced, _ := cfg.VolumeDriverOpts()
+	if limit > 0 && !enforced {
+		log.Warn("SANDBOX_WORKSPACE_LIMIT is reported but not enforced: the volume driver has no per-volume quota "+
+			"(Docker's local driver keeps a volume as a directory on the engine's file system; ext4, and xfs without "+
+			"project quotas, cannot bound one). Use a volume driver with a size option (SANDBOX_VOLUME_DRIVER).",
+			"limit", cfg.WorkspaceLimit, "driver", drv.Name(), "volume_driver", cfg.VolumeDriver)
+	}
+	a.Manager, err = sandbox.New(fleet, a.Store, warm, sandbox.Options{
 		IdleTimeout: cfg.IdleTimeout.D(), CreateTimeout: cfg.CreateTimeout.D(),
 		ExecTimeout: cfg.ExecTimeout.D(), MaxExecTimeout: cfg.MaxExecTimeout.D(),
-		OutputLimit: cfg.OutputLimit, Logger: log,
+		OutputLimit: cfg.OutputLimit, VolumeGrace: cfg.VolumeGrace.D(),
+		WorkspaceLimit: limit, WorkspaceLimitEnforced: enforced && drv.Name() == "docker",
+		Namespace: cfg.Namespace, CheckpointExclude: cfg.CheckpointExcludes(), Replica: replica, Logger: log,
 	})
-	if cfg.PoolSize > 0 {
-		a.Pool = pool.New(a.Manager, a.Store, cfg.PoolSize, log)
-		a.Manager.SetPool(a.Pool)
+	if err != nil {
+		return nil, err
 	}
-	a.Reaper = reaper.New(a.Manager, a.Store, cfg.IdleTimeout.D(), cfg.GCInterval.D(), log)
+	a.Reaper = reaper.New(a.Manager, cfg.IdleTimeout.D(), cfg.GCInterval.D(), log)
 	if cfg.DestroyOnExit {
 		// Registered here so it runs after the servers and background loops have stopped (nothing
 		// creates sandboxes any more) and before the driver and Redis close.
@@ -146,10 +165,15 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 		return nil, err
 	}
 	if cfg.Driver == "docker" || cfg.Driver == "auto" {
+		volOpts, _, err := cfg.VolumeDriverOpts()
+		if err != nil {
+			return nil, err
+		}
 		d, err := docker.New(ctx, docker.Options{
 			Image: cfg.Image, AgentBinary: cfg.AgentBinary, RunDir: cfg.RunDir, User: cfg.User,
 			NanoCPUs: int64(cfg.CPU * 1e9), Memory: mem, PidsLimit: cfg.PidsLimit,
 			Runtime: cfg.Runtime, Network: cfg.Network, Namespace: cfg.Namespace,
+			VolumeDriver: cfg.VolumeDriver, VolumeOpts: volOpts,
 		})
 		if err == nil {
 			image, ierr := ensureImage(ctx, d, cfg, log)
@@ -219,4 +243,11 @@ func (a *App) PreviewAddr() string { return a.httpAddr }
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("sandboxd serving", "grpc", a.GRPCAddr(), "preview", a.PreviewAddr(), "driver", a.Driver.Name())
 	return a.life.Run(ctx)
+}
+
+// randomReplica identifies this process in leases (creation, destruction, the pool's refill).
+func randomReplica() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

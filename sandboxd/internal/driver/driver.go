@@ -20,16 +20,55 @@ const (
 	// (make run next to make test, staging next to CI): reconciliation only
 	// ever sees, and so only ever removes, its own namespace's sandboxes.
 	LabelNamespace = "mgx.sandboxd.namespace"
+	// LabelWorkspace is the id of the workspace an instance mounts, and of
+	// the workspace a volume belongs to (both of its volumes carry it).
+	LabelWorkspace = "mgx.sandboxd.workspace"
+	// LabelVolume is a volume's role: VolumeData or VolumeMeta.
+	LabelVolume = "mgx.sandboxd.volume"
+	// LabelOwner is the user a volume was created for ("" when it was
+	// created for the warm pool; the session it went to is in Redis and in
+	// its marker then, as a volume's labels cannot change).
+	LabelOwner = "mgx.sandboxd.owner"
+)
+
+// Volume roles. A workspace is two volumes: the user's files, mounted at
+// /workspace, and the workspace's private state beside it (its marker and
+// checkpoint history), mounted outside /workspace so nothing the user runs
+// there sees or packs it.
+const (
+	VolumeData = "workspace"
+	VolumeMeta = "meta"
 )
 
 // ErrNotFound means the sandbox does not exist (any more).
 var ErrNotFound = errors.New("sandbox instance not found")
+
+// ErrVolumeNotFound means a volume does not exist.
+var ErrVolumeNotFound = errors.New("volume not found")
+
+// ErrVolumeExists means a volume of that name exists already.
+var ErrVolumeExists = errors.New("volume exists")
 
 // Spec describes a sandbox to create.
 type Spec struct {
 	// Name is unique among the driver's sandboxes (a container name).
 	Name   string
 	Labels map[string]string
+	// Data and Meta name the workspace's volumes, mounted at the workspace
+	// and at the agent's meta directory. Both must exist: a driver never
+	// creates a volume implicitly (an empty one would silently replace a
+	// lost workspace).
+	Data, Meta string
+	// Fresh says the volumes were just created: the driver prepares them
+	// (ownership by the sandbox user) before the first start.
+	Fresh bool
+}
+
+// Volume is a named volume as the driver sees it.
+type Volume struct {
+	Name    string
+	Labels  map[string]string
+	Created time.Time
 }
 
 // Instance is a sandbox as the driver sees it.
@@ -46,6 +85,8 @@ type Instance struct {
 	PID int
 	// Workspace is the workspace path shown to users.
 	Workspace string
+	// WorkspaceID is the workspace it mounts (LabelWorkspace).
+	WorkspaceID string
 }
 
 // Pruner is implemented by drivers that keep host state beside their
@@ -68,6 +109,19 @@ type Driver interface {
 	Inspect(ctx context.Context, id string) (Instance, error)
 	// List returns every sandbox carrying LabelManaged, running or not.
 	List(ctx context.Context) ([]Instance, error)
+
+	// CreateVolume creates a named volume carrying labels (LabelManaged
+	// and this deployment's LabelNamespace added), or fails with
+	// ErrVolumeExists.
+	CreateVolume(ctx context.Context, name string, labels map[string]string) (Volume, error)
+	// InspectVolume returns one volume or ErrVolumeNotFound; it is found by
+	// name whatever its labels say.
+	InspectVolume(ctx context.Context, name string) (Volume, error)
+	// RemoveVolume removes a volume; a missing one is no error.
+	RemoveVolume(ctx context.Context, name string) error
+	// ListVolumes returns every volume of this deployment (LabelManaged and
+	// its LabelNamespace).
+	ListVolumes(ctx context.Context) ([]Volume, error)
 	// Close releases the driver's resources.
 	Close() error
 }

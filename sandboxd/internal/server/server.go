@@ -19,9 +19,7 @@ import (
 
 	"github.com/mgx-ai/mgx/pkg/authn"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
-	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
 	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
-	"github.com/mgx-ai/mgx/sandboxd/internal/store"
 )
 
 // MDUserRole carries the caller's role; the gateway sets "operator" for
@@ -34,11 +32,12 @@ type Previews interface {
 	Rotate(ctx context.Context, sessionID string) error
 }
 
-// Server implements the three services.
+// Server implements the four services.
 type Server struct {
 	sandboxdv1.UnimplementedSandboxServiceServer
 	sandboxdv1.UnimplementedFileServiceServer
 	sandboxdv1.UnimplementedProcessServiceServer
+	sandboxdv1.UnimplementedWorkspaceServiceServer
 
 	m   *sandbox.Manager
 	pv  Previews
@@ -56,6 +55,7 @@ func (s *Server) Register(r grpc.ServiceRegistrar) {
 	sandboxdv1.RegisterSandboxServiceServer(r, s)
 	sandboxdv1.RegisterFileServiceServer(r, s)
 	sandboxdv1.RegisterProcessServiceServer(r, s)
+	sandboxdv1.RegisterWorkspaceServiceServer(r, s)
 }
 
 func user(ctx context.Context) string {
@@ -75,13 +75,10 @@ func isOperator(ctx context.Context) bool {
 
 func (s *Server) err(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
 
-func toSandbox(r store.Record) *sandboxdv1.Sandbox {
+func toSandbox(r sandbox.Sandbox) *sandboxdv1.Sandbox {
 	sb := &sandboxdv1.Sandbox{
 		SessionId: r.SessionID, OwnerId: r.OwnerID, ContainerId: r.InstanceID, ContainerName: r.InstanceName,
 		WorkspacePath: r.Workspace, Driver: r.Driver, State: r.State,
-	}
-	if r.State == store.StateReaping {
-		sb.State = "stopping" // the API's name for a sandbox being destroyed
 	}
 	if !r.Created.IsZero() {
 		sb.CreatedAt = timestamppb.New(r.Created)
@@ -128,12 +125,12 @@ func (s *Server) ListSandboxes(ctx context.Context, req *sandboxdv1.ListSandboxe
 	if req.GetAllUsers() && !isOperator(ctx) {
 		return nil, s.err(ctx, sandbox.ErrForbidden)
 	}
-	recs, err := s.m.List(ctx, user(ctx), req.GetAllUsers())
+	sbs, err := s.m.List(ctx, user(ctx), req.GetAllUsers())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	out := &sandboxdv1.ListSandboxesResponse{Sandboxes: make([]*sandboxdv1.Sandbox, 0, len(recs))}
-	for _, r := range recs {
+	out := &sandboxdv1.ListSandboxesResponse{Sandboxes: make([]*sandboxdv1.Sandbox, 0, len(sbs))}
+	for _, r := range sbs {
 		out.Sandboxes = append(out.Sandboxes, toSandbox(r))
 	}
 	return out, nil
@@ -262,7 +259,7 @@ func (s *Server) GetFileTree(ctx context.Context, req *sandboxdv1.GetFileTreeReq
 	return &sandboxdv1.GetFileTreeResponse{Root: t.Root, Entries: toEntries(t.Entries), Truncated: t.Truncated}, nil
 }
 
-func toEntries(es []agentapi.TreeEntry) []*sandboxdv1.FileEntry {
+func toEntries(es []sandbox.TreeEntry) []*sandboxdv1.FileEntry {
 	out := make([]*sandboxdv1.FileEntry, 0, len(es))
 	for _, e := range es {
 		fe := &sandboxdv1.FileEntry{Name: e.Name, Path: e.Path, Type: e.Type, Size: float64(e.Size)}
@@ -318,7 +315,7 @@ func (s *Server) DeleteFile(ctx context.Context, req *sandboxdv1.DeleteFileReque
 	return &sandboxdv1.DeleteFileResponse{Path: r.Path, Deleted: r.Deleted}, nil
 }
 
-func toProcess(p agentapi.Process) *sandboxdv1.Process {
+func toProcess(p sandbox.Process) *sandboxdv1.Process {
 	out := &sandboxdv1.Process{
 		Name: p.Name, Command: p.Command, Cwd: p.Cwd, Pid: int32(p.PID), State: p.State,
 		ExitCode: int32(p.ExitCode), StartedAt: timestamppb.New(p.StartedAt),

@@ -56,3 +56,20 @@ func KeyUserExecs(userID string) string { return "sandboxd:user:{" + userID + "}
 func KeyUserProcessStart(userID string) string {
 	return "sandboxd:user:{" + userID + "}:process_start"
 }
+
+// workspaceKey is the hash mapping a session to its workspace (the id naming its volumes) and the
+// workspace's state. Like the owner it outlives every sandbox of the session, and goes only when the
+// session is forgotten.
+func workspaceKey(sessionID string) string { return "sandboxd:session:{" + sessionID + "}:workspace" }
+
+// workspacesKey is the set of every session id with a workspace (reconciliation walks it).
+const workspacesKey = "sandboxd:workspaces"
+
+// volumeEpochKey holds the unix-ms time this Redis first saw sandboxd's volumes reconciled. A volume
+// created before it predates this Redis's memory (the data was lost or replaced): reconciliation never
+// removes such a volume, it only reports it.
+const volumeEpochKey = "sandboxd:volumes:epoch"
+
+// keptVolumesKey is the set of volume names reconciliation must never remove: volumes found under a
+// session's workspace name that were not that session's (foreign), kept for an operator to look at.
+const keptVolumesKey = "sandboxd:volumes:kept"

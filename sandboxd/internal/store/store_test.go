@@ -12,6 +12,7 @@ import (
 
 	"github.com/mgx-ai/mgx/pkg/redisclient"
 	"github.com/mgx-ai/mgx/pkg/stacktest"
+	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 )
 
 func TestMain(m *testing.M) { stacktest.Main(m) }
@@ -144,7 +145,7 @@ func storeSuite(t *testing.T, s *Store) {
 
 	t.Run("pool claims are exclusive", func(t *testing.T) {
 		for i := 0; i < 5; i++ {
-			require.NoError(t, s.PoolAdd(ctx, PoolEntry{InstanceID: uuid.NewString(), Driver: "docker"}))
+			require.NoError(t, s.PoolAdd(ctx, "docker", driver.Instance{ID: uuid.NewString()}))
 		}
 		seen := sync.Map{}
 		var wg sync.WaitGroup
@@ -153,9 +154,9 @@ func storeSuite(t *testing.T, s *Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				e, err := s.PoolClaim(ctx, "docker")
-				if err == nil {
-					_, dup := seen.LoadOrStore(e.InstanceID, true)
+				e, ok, err := s.PoolClaim(ctx, "docker")
+				if err == nil && ok {
+					_, dup := seen.LoadOrStore(e.ID, true)
 					require.False(t, dup)
 					got.Add(1)
 				}

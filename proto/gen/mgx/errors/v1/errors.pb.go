@@ -116,6 +116,11 @@ const (
 	// 403: the file may not be read or written through the API (a hard link shared with a file outside
 	// the sandbox).
 	ErrorReason_SANDBOX_PATH_DENIED ErrorReason = 57
+	// 409: the session's workspace is missing, or the storage under its name is not the session's; it
+	// was not replaced. The owner decides (ResetWorkspace).
+	ErrorReason_WORKSPACE_LOST ErrorReason = 58
+	// 404: no such checkpoint in the session's workspace.
+	ErrorReason_CHECKPOINT_NOT_FOUND ErrorReason = 59
 )
 
 // Enum value maps for ErrorReason.
@@ -164,6 +169,8 @@ var (
 		55: "SANDBOX_FAILED_PRECONDITION",
 		56: "EXEC_TIMEOUT",
 		57: "SANDBOX_PATH_DENIED",
+		58: "WORKSPACE_LOST",
+		59: "CHECKPOINT_NOT_FOUND",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":    0,
@@ -209,6 +216,8 @@ var (
 		"SANDBOX_FAILED_PRECONDITION": 55,
 		"EXEC_TIMEOUT":                56,
 		"SANDBOX_PATH_DENIED":         57,
+		"WORKSPACE_LOST":              58,
+		"CHECKPOINT_NOT_FOUND":        59,
 	}
 )
 
@@ -323,7 +332,7 @@ const file_mgx_errors_v1_errors_proto_rawDesc = "" +
 	"\x06detail\x18\x01 \x01(\tR\x06detail\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x122\n" +
-	"\x06reason\x18\x04 \x01(\x0e2\x1a.mgx.errors.v1.ErrorReasonR\x06reason*\xbe\a\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x1a.mgx.errors.v1.ErrorReasonR\x06reason*\xec\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bINTERNAL\x10\x01\x12\x14\n" +
@@ -370,7 +379,9 @@ const file_mgx_errors_v1_errors_proto_rawDesc = "" +
 	"\x16SANDBOX_PROCESS_EXISTS\x106\x12\x1f\n" +
 	"\x1bSANDBOX_FAILED_PRECONDITION\x107\x12\x10\n" +
 	"\fEXEC_TIMEOUT\x108\x12\x17\n" +
-	"\x13SANDBOX_PATH_DENIED\x109B8Z6github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1;errorsv1b\x06proto3"
+	"\x13SANDBOX_PATH_DENIED\x109\x12\x12\n" +
+	"\x0eWORKSPACE_LOST\x10:\x12\x18\n" +
+	"\x14CHECKPOINT_NOT_FOUND\x10;B8Z6github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1;errorsv1b\x06proto3"
 
 var (
 	file_mgx_errors_v1_errors_proto_rawDescOnce sync.Once

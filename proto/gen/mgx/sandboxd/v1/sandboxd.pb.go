@@ -611,7 +611,8 @@ type ExecRequest struct {
 	// Working directory relative to /workspace.
 	Cwd string            `protobuf:"bytes,3,opt,name=cwd,proto3" json:"cwd,omitempty"`
 	Env map[string]string `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Timeout in seconds; 0 means the default (300 s). Bounded by the server's configured maximum.
+	// Timeout in seconds; 0 means sandboxd's default (SANDBOX_EXEC_TIMEOUT). Bounded by its configured
+	// maximum (SANDBOX_EXEC_MAX_TIMEOUT).
 	Timeout       float64 `protobuf:"fixed64,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3027,6 +3028,1019 @@ func (x *ListPortsResponse) GetPorts() []*ListeningPort {
 	return nil
 }
 
+type Workspace struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// "ok"; "missing" (its storage was removed outside the product) or "foreign" (the storage under its
+	// name is not this session's): both are reported, never replaced, until ResetWorkspace; "none" (no
+	// sandbox has run yet).
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// The Docker volume (or local directory name) holding the files.
+	Volume string `protobuf:"bytes,3,opt,name=volume,proto3" json:"volume,omitempty"`
+	// Bytes the workspace's files take on disk (allocated blocks, as du counts) and how many entries
+	// it holds; only when measured.
+	SizeBytes int64 `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Files     int64 `protobuf:"varint,5,opt,name=files,proto3" json:"files,omitempty"`
+	// Bytes the checkpoint history and the workspace's marker take.
+	HistoryBytes int64 `protobuf:"varint,6,opt,name=history_bytes,json=historyBytes,proto3" json:"history_bytes,omitempty"`
+	// The walk stopped at its time budget: the sizes are lower bounds.
+	Partial bool `protobuf:"varint,7,opt,name=partial,proto3" json:"partial,omitempty"`
+	// Whether the sizes were measured (not for a lost workspace).
+	Measured bool `protobuf:"varint,8,opt,name=measured,proto3" json:"measured,omitempty"`
+	// The configured size limit in bytes (0: none), and whether the volume driver enforces it (Docker's
+	// local volume driver cannot: there it is only reported).
+	LimitBytes    int64 `protobuf:"varint,9,opt,name=limit_bytes,json=limitBytes,proto3" json:"limit_bytes,omitempty"`
+	LimitEnforced bool  `protobuf:"varint,10,opt,name=limit_enforced,json=limitEnforced,proto3" json:"limit_enforced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Workspace) Reset() {
+	*x = Workspace{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Workspace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Workspace) ProtoMessage() {}
+
+func (x *Workspace) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Workspace.ProtoReflect.Descriptor instead.
+func (*Workspace) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *Workspace) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Workspace) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Workspace) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *Workspace) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *Workspace) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *Workspace) GetHistoryBytes() int64 {
+	if x != nil {
+		return x.HistoryBytes
+	}
+	return 0
+}
+
+func (x *Workspace) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
+func (x *Workspace) GetMeasured() bool {
+	if x != nil {
+		return x.Measured
+	}
+	return false
+}
+
+func (x *Workspace) GetLimitBytes() int64 {
+	if x != nil {
+		return x.LimitBytes
+	}
+	return 0
+}
+
+func (x *Workspace) GetLimitEnforced() bool {
+	if x != nil {
+		return x.LimitEnforced
+	}
+	return false
+}
+
+type GetWorkspaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWorkspaceRequest) Reset() {
+	*x = GetWorkspaceRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWorkspaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWorkspaceRequest) ProtoMessage() {}
+
+func (x *GetWorkspaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWorkspaceRequest.ProtoReflect.Descriptor instead.
+func (*GetWorkspaceRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *GetWorkspaceRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type GetWorkspaceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workspace     *Workspace             `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWorkspaceResponse) Reset() {
+	*x = GetWorkspaceResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWorkspaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWorkspaceResponse) ProtoMessage() {}
+
+func (x *GetWorkspaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWorkspaceResponse.ProtoReflect.Descriptor instead.
+func (*GetWorkspaceResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *GetWorkspaceResponse) GetWorkspace() *Workspace {
+	if x != nil {
+		return x.Workspace
+	}
+	return nil
+}
+
+type ResetWorkspaceRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Accept the workspace found as the session's (only when its marker is missing, never when it names
+	// another session).
+	Adopt         bool `protobuf:"varint,2,opt,name=adopt,proto3" json:"adopt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetWorkspaceRequest) Reset() {
+	*x = ResetWorkspaceRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetWorkspaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetWorkspaceRequest) ProtoMessage() {}
+
+func (x *ResetWorkspaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetWorkspaceRequest.ProtoReflect.Descriptor instead.
+func (*ResetWorkspaceRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ResetWorkspaceRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ResetWorkspaceRequest) GetAdopt() bool {
+	if x != nil {
+		return x.Adopt
+	}
+	return false
+}
+
+type ResetWorkspaceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       *Sandbox               `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Logs          []string               `protobuf:"bytes,2,rep,name=logs,proto3" json:"logs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetWorkspaceResponse) Reset() {
+	*x = ResetWorkspaceResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetWorkspaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetWorkspaceResponse) ProtoMessage() {}
+
+func (x *ResetWorkspaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetWorkspaceResponse.ProtoReflect.Descriptor instead.
+func (*ResetWorkspaceResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ResetWorkspaceResponse) GetSandbox() *Sandbox {
+	if x != nil {
+		return x.Sandbox
+	}
+	return nil
+}
+
+func (x *ResetWorkspaceResponse) GetLogs() []string {
+	if x != nil {
+		return x.Logs
+	}
+	return nil
+}
+
+type Checkpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable id (a content hash).
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Who made it: an agent's display name for a step's checkpoint, empty for one asked for through the
+	// API.
+	Agent string `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	RunId string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The step of the run (a tool call id) whose changes it follows.
+	Step    string `protobuf:"bytes,5,opt,name=step,proto3" json:"step,omitempty"`
+	Message string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// "step" (after an agent step that changed files), "manual", or "before_restore".
+	Kind string `protobuf:"bytes,7,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Files that differ from the previous checkpoint.
+	FilesChanged int32 `protobuf:"varint,8,opt,name=files_changed,json=filesChanged,proto3" json:"files_changed,omitempty"`
+	// The previous checkpoint's id ("" for the first).
+	ParentId      string `protobuf:"bytes,9,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *Checkpoint) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetFilesChanged() int32 {
+	if x != nil {
+		return x.FilesChanged
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetParentId() string {
+	if x != nil {
+		return x.ParentId
+	}
+	return ""
+}
+
+type CreateCheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Agent         string                 `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	RunId         string                 `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Step          string                 `protobuf:"bytes,5,opt,name=step,proto3" json:"step,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCheckpointRequest) Reset() {
+	*x = CreateCheckpointRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCheckpointRequest) ProtoMessage() {}
+
+func (x *CreateCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*CreateCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *CreateCheckpointRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CreateCheckpointRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CreateCheckpointRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *CreateCheckpointRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *CreateCheckpointRequest) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+type CreateCheckpointResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoint *Checkpoint            `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// False when nothing changed since the latest checkpoint, which is returned.
+	Created       bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCheckpointResponse) Reset() {
+	*x = CreateCheckpointResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCheckpointResponse) ProtoMessage() {}
+
+func (x *CreateCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*CreateCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CreateCheckpointResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *CreateCheckpointResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+type ListCheckpointsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// At most this many (default 50, at most 500).
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Only checkpoints older than this one (paging).
+	Before        string `protobuf:"bytes,3,opt,name=before,proto3" json:"before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListCheckpointsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ListCheckpointsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListCheckpointsRequest) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+type ListCheckpointsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoints []*Checkpoint          `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// More checkpoints follow (ask again with before = the last id).
+	More          bool `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*Checkpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *ListCheckpointsResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+type FileDiff struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// "added", "modified" or "deleted" (from the checkpoint to the other side).
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// Unified diff of the file; empty for a binary file.
+	Diff   string `protobuf:"bytes,3,opt,name=diff,proto3" json:"diff,omitempty"`
+	Binary bool   `protobuf:"varint,4,opt,name=binary,proto3" json:"binary,omitempty"`
+	// The diff was cut at its size limit.
+	Truncated     bool `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileDiff) Reset() {
+	*x = FileDiff{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileDiff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileDiff) ProtoMessage() {}
+
+func (x *FileDiff) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileDiff.ProtoReflect.Descriptor instead.
+func (*FileDiff) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *FileDiff) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileDiff) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *FileDiff) GetDiff() string {
+	if x != nil {
+		return x.Diff
+	}
+	return ""
+}
+
+func (x *FileDiff) GetBinary() bool {
+	if x != nil {
+		return x.Binary
+	}
+	return false
+}
+
+func (x *FileDiff) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type DiffCheckpointRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SessionId    string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	CheckpointId string                 `protobuf:"bytes,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	// The other side: a checkpoint id, or empty for the workspace now.
+	Against string `protobuf:"bytes,3,opt,name=against,proto3" json:"against,omitempty"`
+	// Only this path (a file or a directory), relative to /workspace.
+	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffCheckpointRequest) Reset() {
+	*x = DiffCheckpointRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffCheckpointRequest) ProtoMessage() {}
+
+func (x *DiffCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*DiffCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *DiffCheckpointRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *DiffCheckpointRequest) GetCheckpointId() string {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return ""
+}
+
+func (x *DiffCheckpointRequest) GetAgainst() string {
+	if x != nil {
+		return x.Against
+	}
+	return ""
+}
+
+func (x *DiffCheckpointRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type DiffCheckpointResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	CheckpointId string                 `protobuf:"bytes,1,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	Against      string                 `protobuf:"bytes,2,opt,name=against,proto3" json:"against,omitempty"`
+	Files        []*FileDiff            `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty"`
+	// More files differ than were returned.
+	Truncated     bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffCheckpointResponse) Reset() {
+	*x = DiffCheckpointResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffCheckpointResponse) ProtoMessage() {}
+
+func (x *DiffCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*DiffCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *DiffCheckpointResponse) GetCheckpointId() string {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return ""
+}
+
+func (x *DiffCheckpointResponse) GetAgainst() string {
+	if x != nil {
+		return x.Against
+	}
+	return ""
+}
+
+func (x *DiffCheckpointResponse) GetFiles() []*FileDiff {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *DiffCheckpointResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type RestoreCheckpointRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SessionId    string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	CheckpointId string                 `protobuf:"bytes,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	// Only this path (a file or a directory); empty restores the whole workspace.
+	Path          string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreCheckpointRequest) Reset() {
+	*x = RestoreCheckpointRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreCheckpointRequest) ProtoMessage() {}
+
+func (x *RestoreCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*RestoreCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RestoreCheckpointRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RestoreCheckpointRequest) GetCheckpointId() string {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return ""
+}
+
+func (x *RestoreCheckpointRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type RestoreCheckpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint of the state before the restore (restore it to undo this one).
+	Before *Checkpoint `protobuf:"bytes,1,opt,name=before,proto3" json:"before,omitempty"`
+	// Paths written or deleted.
+	FilesChanged  int32 `protobuf:"varint,2,opt,name=files_changed,json=filesChanged,proto3" json:"files_changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreCheckpointResponse) Reset() {
+	*x = RestoreCheckpointResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreCheckpointResponse) ProtoMessage() {}
+
+func (x *RestoreCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*RestoreCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RestoreCheckpointResponse) GetBefore() *Checkpoint {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+func (x *RestoreCheckpointResponse) GetFilesChanged() int32 {
+	if x != nil {
+		return x.FilesChanged
+	}
+	return 0
+}
+
 var File_mgx_sandboxd_v1_sandboxd_proto protoreflect.FileDescriptor
 
 const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
@@ -3278,7 +4292,92 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"I\n" +
 	"\x11ListPortsResponse\x124\n" +
-	"\x05ports\x18\x01 \x03(\v2\x1e.mgx.sandboxd.v1.ListeningPortR\x05ports2\xfd\x0e\n" +
+	"\x05ports\x18\x01 \x03(\v2\x1e.mgx.sandboxd.v1.ListeningPortR\x05ports\"\xb0\x02\n" +
+	"\tWorkspace\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06volume\x18\x03 \x01(\tR\x06volume\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x14\n" +
+	"\x05files\x18\x05 \x01(\x03R\x05files\x12#\n" +
+	"\rhistory_bytes\x18\x06 \x01(\x03R\fhistoryBytes\x12\x18\n" +
+	"\apartial\x18\a \x01(\bR\apartial\x12\x1a\n" +
+	"\bmeasured\x18\b \x01(\bR\bmeasured\x12\x1f\n" +
+	"\vlimit_bytes\x18\t \x01(\x03R\n" +
+	"limitBytes\x12%\n" +
+	"\x0elimit_enforced\x18\n" +
+	" \x01(\bR\rlimitEnforced\">\n" +
+	"\x13GetWorkspaceRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"P\n" +
+	"\x14GetWorkspaceResponse\x128\n" +
+	"\tworkspace\x18\x01 \x01(\v2\x1a.mgx.sandboxd.v1.WorkspaceR\tworkspace\"V\n" +
+	"\x15ResetWorkspaceRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12\x14\n" +
+	"\x05adopt\x18\x02 \x01(\bR\x05adopt\"`\n" +
+	"\x16ResetWorkspaceResponse\x122\n" +
+	"\asandbox\x18\x01 \x01(\v2\x18.mgx.sandboxd.v1.SandboxR\asandbox\x12\x12\n" +
+	"\x04logs\x18\x02 \x03(\tR\x04logs\"\x88\x02\n" +
+	"\n" +
+	"Checkpoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05agent\x18\x03 \x01(\tR\x05agent\x12\x15\n" +
+	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x12\n" +
+	"\x04step\x18\x05 \x01(\tR\x04step\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12\x12\n" +
+	"\x04kind\x18\a \x01(\tR\x04kind\x12#\n" +
+	"\rfiles_changed\x18\b \x01(\x05R\ffilesChanged\x12\x1b\n" +
+	"\tparent_id\x18\t \x01(\tR\bparentId\"\xc3\x01\n" +
+	"\x17CreateCheckpointRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12\"\n" +
+	"\amessage\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\amessage\x12\x1d\n" +
+	"\x05agent\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05agent\x12\x1e\n" +
+	"\x06run_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05runId\x12\x1c\n" +
+	"\x04step\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04step\"q\n" +
+	"\x18CreateCheckpointResponse\x12;\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1b.mgx.sandboxd.v1.CheckpointR\n" +
+	"checkpoint\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"\x84\x01\n" +
+	"\x16ListCheckpointsRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12 \n" +
+	"\x05limit\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\x05limit\x12\x1f\n" +
+	"\x06before\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06before\"l\n" +
+	"\x17ListCheckpointsResponse\x12=\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2\x1b.mgx.sandboxd.v1.CheckpointR\vcheckpoints\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\x80\x01\n" +
+	"\bFileDiff\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
+	"\x04diff\x18\x03 \x01(\tR\x04diff\x12\x16\n" +
+	"\x06binary\x18\x04 \x01(\bR\x06binary\x12\x1c\n" +
+	"\ttruncated\x18\x05 \x01(\bR\ttruncated\"\xb1\x01\n" +
+	"\x15DiffCheckpointRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12.\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\fcheckpointId\x12!\n" +
+	"\aagainst\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\aagainst\x12\x1c\n" +
+	"\x04path\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x04path\"\xa6\x01\n" +
+	"\x16DiffCheckpointResponse\x12#\n" +
+	"\rcheckpoint_id\x18\x01 \x01(\tR\fcheckpointId\x12\x18\n" +
+	"\aagainst\x18\x02 \x01(\tR\aagainst\x12/\n" +
+	"\x05files\x18\x03 \x03(\v2\x19.mgx.sandboxd.v1.FileDiffR\x05files\x12\x1c\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\"\x91\x01\n" +
+	"\x18RestoreCheckpointRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12.\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\fcheckpointId\x12\x1c\n" +
+	"\x04path\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x04path\"u\n" +
+	"\x19RestoreCheckpointResponse\x123\n" +
+	"\x06before\x18\x01 \x01(\v2\x1b.mgx.sandboxd.v1.CheckpointR\x06before\x12#\n" +
+	"\rfiles_changed\x18\x02 \x01(\x05R\ffilesChanged2\xfd\x0e\n" +
 	"\x0eSandboxService\x12^\n" +
 	"\rLaunchSandbox\x12%.mgx.sandboxd.v1.LaunchSandboxRequest\x1a&.mgx.sandboxd.v1.LaunchSandboxResponse\x12U\n" +
 	"\n" +
@@ -3301,7 +4400,16 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"DeleteFile\x12\".mgx.sandboxd.v1.DeleteFileRequest\x1a#.mgx.sandboxd.v1.DeleteFileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/api/files/{session_id}\x12X\n" +
 	"\vSearchFiles\x12#.mgx.sandboxd.v1.SearchFilesRequest\x1a$.mgx.sandboxd.v1.SearchFilesResponse\x12X\n" +
-	"\vListChanges\x12#.mgx.sandboxd.v1.ListChangesRequest\x1a$.mgx.sandboxd.v1.ListChangesResponse2\xc7\a\n" +
+	"\vListChanges\x12#.mgx.sandboxd.v1.ListChangesRequest\x1a$.mgx.sandboxd.v1.ListChangesResponse2\xad\b\n" +
+	"\x10WorkspaceService\x12\x88\x01\n" +
+	"\fGetWorkspace\x12$.mgx.sandboxd.v1.GetWorkspaceRequest\x1a%.mgx.sandboxd.v1.GetWorkspaceResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/sandbox/{session_id}/workspace\x12\x97\x01\n" +
+	"\x0eResetWorkspace\x12&.mgx.sandboxd.v1.ResetWorkspaceRequest\x1a'.mgx.sandboxd.v1.ResetWorkspaceResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/api/sandbox/{session_id}/workspace/reset\x12\xfe\x01\n" +
+	"\x10CreateCheckpoint\x12(.mgx.sandboxd.v1.CreateCheckpointRequest\x1a).mgx.sandboxd.v1.CreateCheckpointResponse\"\x94\x01\x92AaJ_\n" +
+	"\x03201\x12X\n" +
+	"VThe checkpoint (a new one, or the latest when nothing changed: created is false then).\x82\xd3\xe4\x93\x02*:\x01*\"%/api/sandbox/{session_id}/checkpoints\x12\x93\x01\n" +
+	"\x0fListCheckpoints\x12'.mgx.sandboxd.v1.ListCheckpointsRequest\x1a(.mgx.sandboxd.v1.ListCheckpointsResponse\"-\x82\xd3\xe4\x93\x02'\x12%/api/sandbox/{session_id}/checkpoints\x12\xa5\x01\n" +
+	"\x0eDiffCheckpoint\x12&.mgx.sandboxd.v1.DiffCheckpointRequest\x1a'.mgx.sandboxd.v1.DiffCheckpointResponse\"B\x82\xd3\xe4\x93\x02<\x12:/api/sandbox/{session_id}/checkpoints/{checkpoint_id}/diff\x12\xb4\x01\n" +
+	"\x11RestoreCheckpoint\x12).mgx.sandboxd.v1.RestoreCheckpointRequest\x1a*.mgx.sandboxd.v1.RestoreCheckpointResponse\"H\x82\xd3\xe4\x93\x02B:\x01*\"=/api/sandbox/{session_id}/checkpoints/{checkpoint_id}/restore2\xc7\a\n" +
 	"\x0eProcessService\x12\x8b\x01\n" +
 	"\fStartProcess\x12$.mgx.sandboxd.v1.StartProcessRequest\x1a%.mgx.sandboxd.v1.StartProcessResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/api/sandbox/{session_id}/processes\x12\x8b\x01\n" +
 	"\rListProcesses\x12%.mgx.sandboxd.v1.ListProcessesRequest\x1a&.mgx.sandboxd.v1.ListProcessesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/sandbox/{session_id}/processes\x12\xfc\x02\n" +
@@ -3323,7 +4431,7 @@ func file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP() []byte {
 	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescData
 }
 
-var file_mgx_sandboxd_v1_sandboxd_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_mgx_sandboxd_v1_sandboxd_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_mgx_sandboxd_v1_sandboxd_proto_goTypes = []any{
 	(*Sandbox)(nil),                     // 0: mgx.sandboxd.v1.Sandbox
 	(*LaunchSandboxRequest)(nil),        // 1: mgx.sandboxd.v1.LaunchSandboxRequest
@@ -3373,78 +4481,112 @@ var file_mgx_sandboxd_v1_sandboxd_proto_goTypes = []any{
 	(*ListeningPort)(nil),               // 45: mgx.sandboxd.v1.ListeningPort
 	(*ListPortsRequest)(nil),            // 46: mgx.sandboxd.v1.ListPortsRequest
 	(*ListPortsResponse)(nil),           // 47: mgx.sandboxd.v1.ListPortsResponse
-	nil,                                 // 48: mgx.sandboxd.v1.ExecRequest.EnvEntry
-	nil,                                 // 49: mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
-	nil,                                 // 50: mgx.sandboxd.v1.StartProcessRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),       // 51: google.protobuf.Timestamp
+	(*Workspace)(nil),                   // 48: mgx.sandboxd.v1.Workspace
+	(*GetWorkspaceRequest)(nil),         // 49: mgx.sandboxd.v1.GetWorkspaceRequest
+	(*GetWorkspaceResponse)(nil),        // 50: mgx.sandboxd.v1.GetWorkspaceResponse
+	(*ResetWorkspaceRequest)(nil),       // 51: mgx.sandboxd.v1.ResetWorkspaceRequest
+	(*ResetWorkspaceResponse)(nil),      // 52: mgx.sandboxd.v1.ResetWorkspaceResponse
+	(*Checkpoint)(nil),                  // 53: mgx.sandboxd.v1.Checkpoint
+	(*CreateCheckpointRequest)(nil),     // 54: mgx.sandboxd.v1.CreateCheckpointRequest
+	(*CreateCheckpointResponse)(nil),    // 55: mgx.sandboxd.v1.CreateCheckpointResponse
+	(*ListCheckpointsRequest)(nil),      // 56: mgx.sandboxd.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),     // 57: mgx.sandboxd.v1.ListCheckpointsResponse
+	(*FileDiff)(nil),                    // 58: mgx.sandboxd.v1.FileDiff
+	(*DiffCheckpointRequest)(nil),       // 59: mgx.sandboxd.v1.DiffCheckpointRequest
+	(*DiffCheckpointResponse)(nil),      // 60: mgx.sandboxd.v1.DiffCheckpointResponse
+	(*RestoreCheckpointRequest)(nil),    // 61: mgx.sandboxd.v1.RestoreCheckpointRequest
+	(*RestoreCheckpointResponse)(nil),   // 62: mgx.sandboxd.v1.RestoreCheckpointResponse
+	nil,                                 // 63: mgx.sandboxd.v1.ExecRequest.EnvEntry
+	nil,                                 // 64: mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
+	nil,                                 // 65: mgx.sandboxd.v1.StartProcessRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),       // 66: google.protobuf.Timestamp
 }
 var file_mgx_sandboxd_v1_sandboxd_proto_depIdxs = []int32{
-	51, // 0: mgx.sandboxd.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	51, // 1: mgx.sandboxd.v1.Sandbox.last_active_at:type_name -> google.protobuf.Timestamp
+	66, // 0: mgx.sandboxd.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	66, // 1: mgx.sandboxd.v1.Sandbox.last_active_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: mgx.sandboxd.v1.LaunchSandboxResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
 	0,  // 3: mgx.sandboxd.v1.GetSandboxResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
 	0,  // 4: mgx.sandboxd.v1.ListSandboxesResponse.sandboxes:type_name -> mgx.sandboxd.v1.Sandbox
-	48, // 5: mgx.sandboxd.v1.ExecRequest.env:type_name -> mgx.sandboxd.v1.ExecRequest.EnvEntry
-	49, // 6: mgx.sandboxd.v1.ExecStreamRequest.env:type_name -> mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
+	63, // 5: mgx.sandboxd.v1.ExecRequest.env:type_name -> mgx.sandboxd.v1.ExecRequest.EnvEntry
+	64, // 6: mgx.sandboxd.v1.ExecStreamRequest.env:type_name -> mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
 	15, // 7: mgx.sandboxd.v1.ExecStreamResponse.exit:type_name -> mgx.sandboxd.v1.ExecExit
 	16, // 8: mgx.sandboxd.v1.RotatePreviewResponse.previews:type_name -> mgx.sandboxd.v1.PortPreview
 	16, // 9: mgx.sandboxd.v1.GetPreviewResponse.previews:type_name -> mgx.sandboxd.v1.PortPreview
 	21, // 10: mgx.sandboxd.v1.FileEntry.children:type_name -> mgx.sandboxd.v1.FileEntry
 	21, // 11: mgx.sandboxd.v1.GetFileTreeResponse.entries:type_name -> mgx.sandboxd.v1.FileEntry
-	51, // 12: mgx.sandboxd.v1.Process.started_at:type_name -> google.protobuf.Timestamp
-	51, // 13: mgx.sandboxd.v1.Process.exited_at:type_name -> google.protobuf.Timestamp
-	50, // 14: mgx.sandboxd.v1.StartProcessRequest.env:type_name -> mgx.sandboxd.v1.StartProcessRequest.EnvEntry
+	66, // 12: mgx.sandboxd.v1.Process.started_at:type_name -> google.protobuf.Timestamp
+	66, // 13: mgx.sandboxd.v1.Process.exited_at:type_name -> google.protobuf.Timestamp
+	65, // 14: mgx.sandboxd.v1.StartProcessRequest.env:type_name -> mgx.sandboxd.v1.StartProcessRequest.EnvEntry
 	30, // 15: mgx.sandboxd.v1.StartProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
 	30, // 16: mgx.sandboxd.v1.ListProcessesResponse.processes:type_name -> mgx.sandboxd.v1.Process
 	30, // 17: mgx.sandboxd.v1.SignalProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
 	40, // 18: mgx.sandboxd.v1.SearchFilesResponse.matches:type_name -> mgx.sandboxd.v1.SearchMatch
 	43, // 19: mgx.sandboxd.v1.ListChangesResponse.changes:type_name -> mgx.sandboxd.v1.FileChange
 	45, // 20: mgx.sandboxd.v1.ListPortsResponse.ports:type_name -> mgx.sandboxd.v1.ListeningPort
-	1,  // 21: mgx.sandboxd.v1.SandboxService.LaunchSandbox:input_type -> mgx.sandboxd.v1.LaunchSandboxRequest
-	3,  // 22: mgx.sandboxd.v1.SandboxService.GetSandbox:input_type -> mgx.sandboxd.v1.GetSandboxRequest
-	5,  // 23: mgx.sandboxd.v1.SandboxService.ListSandboxes:input_type -> mgx.sandboxd.v1.ListSandboxesRequest
-	7,  // 24: mgx.sandboxd.v1.SandboxService.DestroySandbox:input_type -> mgx.sandboxd.v1.DestroySandboxRequest
-	9,  // 25: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:input_type -> mgx.sandboxd.v1.DestroyAllSandboxesRequest
-	11, // 26: mgx.sandboxd.v1.SandboxService.Exec:input_type -> mgx.sandboxd.v1.ExecRequest
-	13, // 27: mgx.sandboxd.v1.SandboxService.ExecStream:input_type -> mgx.sandboxd.v1.ExecStreamRequest
-	17, // 28: mgx.sandboxd.v1.SandboxService.GetPreview:input_type -> mgx.sandboxd.v1.GetPreviewRequest
-	18, // 29: mgx.sandboxd.v1.SandboxService.RotatePreview:input_type -> mgx.sandboxd.v1.RotatePreviewRequest
-	22, // 30: mgx.sandboxd.v1.FileService.GetFileTree:input_type -> mgx.sandboxd.v1.GetFileTreeRequest
-	24, // 31: mgx.sandboxd.v1.FileService.ReadFile:input_type -> mgx.sandboxd.v1.ReadFileRequest
-	26, // 32: mgx.sandboxd.v1.FileService.WriteFile:input_type -> mgx.sandboxd.v1.WriteFileRequest
-	28, // 33: mgx.sandboxd.v1.FileService.DeleteFile:input_type -> mgx.sandboxd.v1.DeleteFileRequest
-	39, // 34: mgx.sandboxd.v1.FileService.SearchFiles:input_type -> mgx.sandboxd.v1.SearchFilesRequest
-	42, // 35: mgx.sandboxd.v1.FileService.ListChanges:input_type -> mgx.sandboxd.v1.ListChangesRequest
-	31, // 36: mgx.sandboxd.v1.ProcessService.StartProcess:input_type -> mgx.sandboxd.v1.StartProcessRequest
-	33, // 37: mgx.sandboxd.v1.ProcessService.ListProcesses:input_type -> mgx.sandboxd.v1.ListProcessesRequest
-	35, // 38: mgx.sandboxd.v1.ProcessService.GetProcessLogs:input_type -> mgx.sandboxd.v1.GetProcessLogsRequest
-	37, // 39: mgx.sandboxd.v1.ProcessService.SignalProcess:input_type -> mgx.sandboxd.v1.SignalProcessRequest
-	46, // 40: mgx.sandboxd.v1.ProcessService.ListPorts:input_type -> mgx.sandboxd.v1.ListPortsRequest
-	2,  // 41: mgx.sandboxd.v1.SandboxService.LaunchSandbox:output_type -> mgx.sandboxd.v1.LaunchSandboxResponse
-	4,  // 42: mgx.sandboxd.v1.SandboxService.GetSandbox:output_type -> mgx.sandboxd.v1.GetSandboxResponse
-	6,  // 43: mgx.sandboxd.v1.SandboxService.ListSandboxes:output_type -> mgx.sandboxd.v1.ListSandboxesResponse
-	8,  // 44: mgx.sandboxd.v1.SandboxService.DestroySandbox:output_type -> mgx.sandboxd.v1.DestroySandboxResponse
-	10, // 45: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:output_type -> mgx.sandboxd.v1.DestroyAllSandboxesResponse
-	12, // 46: mgx.sandboxd.v1.SandboxService.Exec:output_type -> mgx.sandboxd.v1.ExecResponse
-	14, // 47: mgx.sandboxd.v1.SandboxService.ExecStream:output_type -> mgx.sandboxd.v1.ExecStreamResponse
-	20, // 48: mgx.sandboxd.v1.SandboxService.GetPreview:output_type -> mgx.sandboxd.v1.GetPreviewResponse
-	19, // 49: mgx.sandboxd.v1.SandboxService.RotatePreview:output_type -> mgx.sandboxd.v1.RotatePreviewResponse
-	23, // 50: mgx.sandboxd.v1.FileService.GetFileTree:output_type -> mgx.sandboxd.v1.GetFileTreeResponse
-	25, // 51: mgx.sandboxd.v1.FileService.ReadFile:output_type -> mgx.sandboxd.v1.ReadFileResponse
-	27, // 52: mgx.sandboxd.v1.FileService.WriteFile:output_type -> mgx.sandboxd.v1.WriteFileResponse
-	29, // 53: mgx.sandboxd.v1.FileService.DeleteFile:output_type -> mgx.sandboxd.v1.DeleteFileResponse
-	41, // 54: mgx.sandboxd.v1.FileService.SearchFiles:output_type -> mgx.sandboxd.v1.SearchFilesResponse
-	44, // 55: mgx.sandboxd.v1.FileService.ListChanges:output_type -> mgx.sandboxd.v1.ListChangesResponse
-	32, // 56: mgx.sandboxd.v1.ProcessService.StartProcess:output_type -> mgx.sandboxd.v1.StartProcessResponse
-	34, // 57: mgx.sandboxd.v1.ProcessService.ListProcesses:output_type -> mgx.sandboxd.v1.ListProcessesResponse
-	36, // 58: mgx.sandboxd.v1.ProcessService.GetProcessLogs:output_type -> mgx.sandboxd.v1.GetProcessLogsResponse
-	38, // 59: mgx.sandboxd.v1.ProcessService.SignalProcess:output_type -> mgx.sandboxd.v1.SignalProcessResponse
-	47, // 60: mgx.sandboxd.v1.ProcessService.ListPorts:output_type -> mgx.sandboxd.v1.ListPortsResponse
-	41, // [41:61] is the sub-list for method output_type
-	21, // [21:41] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	48, // 21: mgx.sandboxd.v1.GetWorkspaceResponse.workspace:type_name -> mgx.sandboxd.v1.Workspace
+	0,  // 22: mgx.sandboxd.v1.ResetWorkspaceResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
+	66, // 23: mgx.sandboxd.v1.Checkpoint.created_at:type_name -> google.protobuf.Timestamp
+	53, // 24: mgx.sandboxd.v1.CreateCheckpointResponse.checkpoint:type_name -> mgx.sandboxd.v1.Checkpoint
+	53, // 25: mgx.sandboxd.v1.ListCheckpointsResponse.checkpoints:type_name -> mgx.sandboxd.v1.Checkpoint
+	58, // 26: mgx.sandboxd.v1.DiffCheckpointResponse.files:type_name -> mgx.sandboxd.v1.FileDiff
+	53, // 27: mgx.sandboxd.v1.RestoreCheckpointResponse.before:type_name -> mgx.sandboxd.v1.Checkpoint
+	1,  // 28: mgx.sandboxd.v1.SandboxService.LaunchSandbox:input_type -> mgx.sandboxd.v1.LaunchSandboxRequest
+	3,  // 29: mgx.sandboxd.v1.SandboxService.GetSandbox:input_type -> mgx.sandboxd.v1.GetSandboxRequest
+	5,  // 30: mgx.sandboxd.v1.SandboxService.ListSandboxes:input_type -> mgx.sandboxd.v1.ListSandboxesRequest
+	7,  // 31: mgx.sandboxd.v1.SandboxService.DestroySandbox:input_type -> mgx.sandboxd.v1.DestroySandboxRequest
+	9,  // 32: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:input_type -> mgx.sandboxd.v1.DestroyAllSandboxesRequest
+	11, // 33: mgx.sandboxd.v1.SandboxService.Exec:input_type -> mgx.sandboxd.v1.ExecRequest
+	13, // 34: mgx.sandboxd.v1.SandboxService.ExecStream:input_type -> mgx.sandboxd.v1.ExecStreamRequest
+	17, // 35: mgx.sandboxd.v1.SandboxService.GetPreview:input_type -> mgx.sandboxd.v1.GetPreviewRequest
+	18, // 36: mgx.sandboxd.v1.SandboxService.RotatePreview:input_type -> mgx.sandboxd.v1.RotatePreviewRequest
+	22, // 37: mgx.sandboxd.v1.FileService.GetFileTree:input_type -> mgx.sandboxd.v1.GetFileTreeRequest
+	24, // 38: mgx.sandboxd.v1.FileService.ReadFile:input_type -> mgx.sandboxd.v1.ReadFileRequest
+	26, // 39: mgx.sandboxd.v1.FileService.WriteFile:input_type -> mgx.sandboxd.v1.WriteFileRequest
+	28, // 40: mgx.sandboxd.v1.FileService.DeleteFile:input_type -> mgx.sandboxd.v1.DeleteFileRequest
+	39, // 41: mgx.sandboxd.v1.FileService.SearchFiles:input_type -> mgx.sandboxd.v1.SearchFilesRequest
+	42, // 42: mgx.sandboxd.v1.FileService.ListChanges:input_type -> mgx.sandboxd.v1.ListChangesRequest
+	49, // 43: mgx.sandboxd.v1.WorkspaceService.GetWorkspace:input_type -> mgx.sandboxd.v1.GetWorkspaceRequest
+	51, // 44: mgx.sandboxd.v1.WorkspaceService.ResetWorkspace:input_type -> mgx.sandboxd.v1.ResetWorkspaceRequest
+	54, // 45: mgx.sandboxd.v1.WorkspaceService.CreateCheckpoint:input_type -> mgx.sandboxd.v1.CreateCheckpointRequest
+	56, // 46: mgx.sandboxd.v1.WorkspaceService.ListCheckpoints:input_type -> mgx.sandboxd.v1.ListCheckpointsRequest
+	59, // 47: mgx.sandboxd.v1.WorkspaceService.DiffCheckpoint:input_type -> mgx.sandboxd.v1.DiffCheckpointRequest
+	61, // 48: mgx.sandboxd.v1.WorkspaceService.RestoreCheckpoint:input_type -> mgx.sandboxd.v1.RestoreCheckpointRequest
+	31, // 49: mgx.sandboxd.v1.ProcessService.StartProcess:input_type -> mgx.sandboxd.v1.StartProcessRequest
+	33, // 50: mgx.sandboxd.v1.ProcessService.ListProcesses:input_type -> mgx.sandboxd.v1.ListProcessesRequest
+	35, // 51: mgx.sandboxd.v1.ProcessService.GetProcessLogs:input_type -> mgx.sandboxd.v1.GetProcessLogsRequest
+	37, // 52: mgx.sandboxd.v1.ProcessService.SignalProcess:input_type -> mgx.sandboxd.v1.SignalProcessRequest
+	46, // 53: mgx.sandboxd.v1.ProcessService.ListPorts:input_type -> mgx.sandboxd.v1.ListPortsRequest
+	2,  // 54: mgx.sandboxd.v1.SandboxService.LaunchSandbox:output_type -> mgx.sandboxd.v1.LaunchSandboxResponse
+	4,  // 55: mgx.sandboxd.v1.SandboxService.GetSandbox:output_type -> mgx.sandboxd.v1.GetSandboxResponse
+	6,  // 56: mgx.sandboxd.v1.SandboxService.ListSandboxes:output_type -> mgx.sandboxd.v1.ListSandboxesResponse
+	8,  // 57: mgx.sandboxd.v1.SandboxService.DestroySandbox:output_type -> mgx.sandboxd.v1.DestroySandboxResponse
+	10, // 58: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:output_type -> mgx.sandboxd.v1.DestroyAllSandboxesResponse
+	12, // 59: mgx.sandboxd.v1.SandboxService.Exec:output_type -> mgx.sandboxd.v1.ExecResponse
+	14, // 60: mgx.sandboxd.v1.SandboxService.ExecStream:output_type -> mgx.sandboxd.v1.ExecStreamResponse
+	20, // 61: mgx.sandboxd.v1.SandboxService.GetPreview:output_type -> mgx.sandboxd.v1.GetPreviewResponse
+	19, // 62: mgx.sandboxd.v1.SandboxService.RotatePreview:output_type -> mgx.sandboxd.v1.RotatePreviewResponse
+	23, // 63: mgx.sandboxd.v1.FileService.GetFileTree:output_type -> mgx.sandboxd.v1.GetFileTreeResponse
+	25, // 64: mgx.sandboxd.v1.FileService.ReadFile:output_type -> mgx.sandboxd.v1.ReadFileResponse
+	27, // 65: mgx.sandboxd.v1.FileService.WriteFile:output_type -> mgx.sandboxd.v1.WriteFileResponse
+	29, // 66: mgx.sandboxd.v1.FileService.DeleteFile:output_type -> mgx.sandboxd.v1.DeleteFileResponse
+	41, // 67: mgx.sandboxd.v1.FileService.SearchFiles:output_type -> mgx.sandboxd.v1.SearchFilesResponse
+	44, // 68: mgx.sandboxd.v1.FileService.ListChanges:output_type -> mgx.sandboxd.v1.ListChangesResponse
+	50, // 69: mgx.sandboxd.v1.WorkspaceService.GetWorkspace:output_type -> mgx.sandboxd.v1.GetWorkspaceResponse
+	52, // 70: mgx.sandboxd.v1.WorkspaceService.ResetWorkspace:output_type -> mgx.sandboxd.v1.ResetWorkspaceResponse
+	55, // 71: mgx.sandboxd.v1.WorkspaceService.CreateCheckpoint:output_type -> mgx.sandboxd.v1.CreateCheckpointResponse
+	57, // 72: mgx.sandboxd.v1.WorkspaceService.ListCheckpoints:output_type -> mgx.sandboxd.v1.ListCheckpointsResponse
+	60, // 73: mgx.sandboxd.v1.WorkspaceService.DiffCheckpoint:output_type -> mgx.sandboxd.v1.DiffCheckpointResponse
+	62, // 74: mgx.sandboxd.v1.WorkspaceService.RestoreCheckpoint:output_type -> mgx.sandboxd.v1.RestoreCheckpointResponse
+	32, // 75: mgx.sandboxd.v1.ProcessService.StartProcess:output_type -> mgx.sandboxd.v1.StartProcessResponse
+	34, // 76: mgx.sandboxd.v1.ProcessService.ListProcesses:output_type -> mgx.sandboxd.v1.ListProcessesResponse
+	36, // 77: mgx.sandboxd.v1.ProcessService.GetProcessLogs:output_type -> mgx.sandboxd.v1.GetProcessLogsResponse
+	38, // 78: mgx.sandboxd.v1.ProcessService.SignalProcess:output_type -> mgx.sandboxd.v1.SignalProcessResponse
+	47, // 79: mgx.sandboxd.v1.ProcessService.ListPorts:output_type -> mgx.sandboxd.v1.ListPortsResponse
+	54, // [54:80] is the sub-list for method output_type
+	28, // [28:54] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_mgx_sandboxd_v1_sandboxd_proto_init() }
@@ -3463,9 +4605,9 @@ func file_mgx_sandboxd_v1_sandboxd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgx_sandboxd_v1_sandboxd_proto_rawDesc), len(file_mgx_sandboxd_v1_sandboxd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   51,
+			NumMessages:   66,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_mgx_sandboxd_v1_sandboxd_proto_goTypes,
 		DependencyIndexes: file_mgx_sandboxd_v1_sandboxd_proto_depIdxs,
