@@ -95,7 +95,9 @@ func newFixture(t *testing.T, public string, up *upstream) *fixture {
 	if up == nil {
 		up = newUpstream(t, nil)
 	}
-	c := &clock{t: time.Now()}
+	// At the start of a TTL window: URLs are stable within half a TTL counted from window starts, so
+	// a test starting ten minutes before a boundary would see the URL change under it.
+	c := &clock{t: time.Now().Truncate(time.Hour)}
 	s, err := New(up, st, Options{Secret: []byte("a capability key of 32 bytes...."), TTL: time.Hour, PublicURL: public,
 		KeepAlive: 50 * time.Millisecond, Now: c.now})
 	require.NoError(t, err)
