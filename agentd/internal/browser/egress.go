@@ -144,7 +144,7 @@ func newEgress(allow []string, idle time.Duration, log *slog.Logger) (*egress, e
 func (e *egress) open(key string) (*scope, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("%w: the egress proxy cannot listen: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: the egress proxy cannot listen: %w", ErrUnavailable, err)
 	}
 	s := &scope{e: e, key: key, ln: ln, served: make(chan struct{}), blocked: map[string]string{}}
 	s.srv = &http.Server{
@@ -409,7 +409,7 @@ func (s *scope) tunnel(w http.ResponseWriter, r *http.Request) {
 	}
 	// Bytes the client sent right behind the CONNECT are already read into buf.
 	if n := buf.Reader.Buffered(); n > 0 {
-		pending, _ := buf.Reader.Peek(n)
+		pending, _ := buf.Peek(n)
 		if _, err := up.Write(pending); err != nil {
 			return
 		}

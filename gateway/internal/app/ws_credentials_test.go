@@ -23,7 +23,7 @@ func TestEventStreamCredentials(t *testing.T) {
 	r := s.do(req{method: "POST", path: "/api/sessions", token: a.access, body: map[string]any{}})
 	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
 	id := r.json(t)["id"].(string)
-	base := fmt.Sprintf("%s/api/ws/sessions/%s", strings.Replace(s.gateway.base, "http", "ws", 1), id)
+	base := fmt.Sprintf("%s/api/ws/sessions/%s", strings.Replace(s.base, "http", "ws", 1), id)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
