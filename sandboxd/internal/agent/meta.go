@@ -10,9 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
+	"github.com/mgx-ai/mgx/sandboxd/internal/durable"
 )
 
 // markerFile is the marker's name in the meta directory.
@@ -89,7 +88,7 @@ func (s *Server) handlePutMarker(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, _ := json.Marshal(m)
-	if err := writeDurable(dir, markerFile, b); err != nil {
+	if err := durable.WriteFile(dir, markerFile, b); err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			s.writeError(w, errf(agentapi.CodeDenied, "the workspace's meta directory is not writable by the sandbox user"))
 			return
@@ -100,40 +99,6 @@ func (s *Server) handlePutMarker(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, m)
 }
 
-// writeDurable replaces dir/name with data so that a crash leaves the old or the new file, never a
-// torn one: a synced temporary file renamed over it, then the directory synced.
-func writeDurable(dir, name string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // handleSync flushes the file systems holding the workspace and the meta directory. sandboxd calls
 // it before it removes a sandbox that keeps its volumes (reaping, a restart): what the sandbox's
 // programs wrote is then on disk, not only in the page cache of a host that might go down next.
@@ -142,21 +107,12 @@ func (s *Server) handleSync(w http.ResponseWriter, _ *http.Request) {
 		if dir == "" {
 			continue
 		}
-		if err := syncfs(dir); err != nil {
+		if err := durable.SyncFS(dir); err != nil {
 			s.writeError(w, err)
 			return
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func syncfs(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
 }
 
 func (s *Server) handleUsage(w http.ResponseWriter, _ *http.Request) {

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/durable"
 )
 
 // Store is one workspace's history. Its methods are safe for concurrent use; they run one at a time.
@@ -113,10 +115,10 @@ func (s *Store) create(m Meta) (Meta, bool, error) {
 	// The objects go to disk before the tree that names them, and the tree before the log line that
 	// makes it a checkpoint: a crash leaves at worst unreferenced objects, never a checkpoint whose
 	// content is missing.
-	if err := syncfs(s.dir); err != nil {
+	if err := durable.SyncFS(s.dir); err != nil {
 		return Meta{}, false, err
 	}
-	if err := writeDurable(filepath.Join(s.dir, "trees"), m.ID+".json", b); err != nil {
+	if err := durable.WriteFile(filepath.Join(s.dir, "trees"), m.ID+".json", b); err != nil {
 		return Meta{}, false, err
 	}
 	if err := s.appendLog(m); err != nil {
