@@ -212,6 +212,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		ConnContext: conns.ConnContext,
 		ConnState:   conns.ConnState,
 	}
+	// Event streams end when the shutdown begins (after the drain delay, so a balancer has stopped
+	// sending new ones here) instead of holding it for its whole timeout.
+	srv.RegisterOnShutdown(bridge.Close)
 	life.HTTP("http server", srv, lis)
 	return &App{log: logger, life: life, addr: lis.Addr().String()}, nil
 }

@@ -1,13 +1,17 @@
 package app_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mgx-ai/mgx/pkg/stacktest"
@@ -68,4 +72,61 @@ func TestDrain(t *testing.T) {
 	require.NoError(t, json.Unmarshal(got.body, &out))
 	require.Equal(t, "finished\n", out.Stdout)
 	require.NoError(t, <-stopped)
+}
+
+// A stopping gateway ends its event streams as its shutdown begins: an SSE response ends (the
+// browser's EventSource reconnects with Last-Event-ID) and a WebSocket is closed with 1012, service
+// restart (the console reconnects with after_seq). Before, SSE responses held the shutdown for its
+// whole timeout and WebSockets were cut without a close frame.
+func TestStopEndsEventStreams(t *testing.T) {
+	t.Parallel()
+	const shutdownTimeout = 2 * time.Minute
+	s := startStack(t, map[string]string{"GATEWAY_DRAIN_DELAY": "0s", "GATEWAY_SHUTDOWN_TIMEOUT": shutdownTimeout.String()})
+	a := s.register("drain-streams@example.com")
+	r := s.do(req{method: "POST", path: "/api/sessions", token: a.access, body: map[string]any{}})
+	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+	id := r.json(t)["id"].(string)
+
+	ctx, cancel := context.WithTimeout(t.Context(), shutdownTimeout)
+	defer cancel()
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/api/sessions/"+id+"/events", nil)
+	require.NoError(t, err)
+	hr.Header.Set("Authorization", "Bearer "+a.access)
+	hr.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(hr)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	sse := bufio.NewReader(resp.Body)
+	line, err := sse.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "retry: 1000\n", line, "the stream is open")
+
+	ws, status, err := wsDial(ctx, strings.Replace(s.base, "http", "ws", 1)+"/api/ws/sessions/"+id+"?after_seq=0",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + a.access}}})
+	require.NoError(t, err, "status %d", status)
+	defer func() { _ = ws.CloseNow() }()
+	wsClosed := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.Read(ctx); err != nil {
+				wsClosed <- err
+				return
+			}
+		}
+	}()
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.svc.Stop() }()
+
+	_, err = io.Copy(io.Discard, sse)
+	require.NoError(t, err, "the SSE response ends cleanly (EOF), so EventSource reconnects")
+	require.NoError(t, ctx.Err(), "the SSE response ended with the shutdown, not at the test's deadline")
+	require.Equal(t, websocket.StatusServiceRestart, websocket.CloseStatus(<-wsClosed), "the WebSocket says why it closes")
+	select {
+	case err := <-stopped:
+		require.NoError(t, err)
+	case <-time.After(shutdownTimeout / 2):
+		t.Fatal("the gateway's stop waited on its event streams")
+	}
 }

@@ -61,6 +61,10 @@ func (b *Bridge) SSE() http.Handler {
 				}
 			case <-ctx.Done():
 				return
+			case <-b.closing:
+				// Ending the response is the reconnect signal: EventSource comes back after the
+				// retry above with Last-Event-ID (an explicit close event would read as final).
+				return
 			}
 		}
 	})

@@ -62,6 +62,10 @@ type Bridge struct {
 
 	mu   sync.Mutex
 	hubs map[hubKey]*hub
+
+	// closing is closed by Close: every stream ends and its client reconnects.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Bridge.
@@ -69,8 +73,15 @@ func New(o Options) *Bridge {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
-	return &Bridge{o: o, hubs: map[hubKey]*hub{}}
+	return &Bridge{o: o, hubs: map[hubKey]*hub{}, closing: make(chan struct{})}
 }
+
+// Close ends every event stream, open or opened later, as the server shuts down: WebSocket clients
+// get 1012 (service restart) and SSE responses end, so both reconnect — to a replica that is not
+// stopping — and resume after their last event from the durable log. Without it an HTTP server's
+// shutdown waits its whole timeout on SSE responses, which never end by themselves, and WebSockets
+// (hijacked, so not waited for) are cut without a close frame when the process exits.
+func (b *Bridge) Close() { b.closeOnce.Do(func() { close(b.closing) }) }
 
 // frame is one encoded event.
 type frame struct {

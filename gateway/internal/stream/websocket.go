@@ -89,6 +89,9 @@ func (b *Bridge) WebSocket() http.Handler {
 			case <-ctx.Done():
 				_ = c.CloseNow()
 				return
+			case <-b.closing:
+				_ = c.Close(websocket.StatusServiceRestart, "server restarting, reconnect with after_seq")
+				return
 			}
 		}
 	})
