@@ -3,9 +3,13 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,8 +77,12 @@ func TestViteHotReloadThroughTheGateway(t *testing.T) {
 		require.Zero(t, res.GetExitCode(), "%s\nstdout:\n%s\nstderr:\n%s", command, res.GetStdout(), res.GetStderr())
 		t.Logf("%s: %s", command, time.Since(begin).Round(100*time.Millisecond))
 	}
-	run("npm create --yes vite@6.5.0 app -- --template react", 300)
-	run("cd app && npm install --no-audit --no-fund --loglevel=error && npm install --no-audit --no-fund --loglevel=error -D @vitejs/plugin-react@4.7.0", 600)
+	// The sandbox exists once a command ran in it; its npm cache is then seeded from the last run's.
+	run("true", 60)
+	cache := seedNPMCache(t, ns)
+	run("npm create --yes --prefer-offline vite@6.5.0 app -- --template react", 300)
+	run("cd app && npm install --prefer-offline --no-audit --no-fund --loglevel=error && npm install --prefer-offline --no-audit --no-fund --loglevel=error -D @vitejs/plugin-react@4.7.0", 600)
+	cache.save(t)
 
 	const port = 5173
 	r := s.rest(t, owner, http.MethodPost, "/api/sandbox/"+sid+"/processes", map[string]any{
@@ -151,4 +159,89 @@ func TestViteHotReloadThroughTheGateway(t *testing.T) {
 	mark, err := chromedp.Run(bctx, chromedp.Evaluate[string](`window.__mgxMark || ""`))
 	require.NoError(t, err)
 	require.Equal(t, "same document", mark, "the page changed without a navigation or reload")
+}
+
+// npmCache keeps this test's npm downloads between runs, so a run after the first installs from it
+// rather than the registry: the sandbox's ~/.npm is seeded from a directory under the user's cache
+// before the installs and copied back after, through the engine (docker exec with tar), because the sandbox's
+// own volumes belong to its session and go with it. A cache that cannot be used or kept is noted,
+// never a failure: the installs then go to the registry as a first run's do.
+type npmCache struct {
+	dir       string
+	container string
+}
+
+// sandboxHome is the home of the product image's user, whom SANDBOX_USER (1000:1000) names.
+const sandboxHome = "/home/node"
+
+// pipeShell runs a pipeline through bash with pipefail, so a failing first stage fails it.
+func pipeShell(t *testing.T, pipeline string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	return exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", pipeline).CombinedOutput()
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func seedNPMCache(t *testing.T, namespace string) npmCache {
+	t.Helper()
+	base, err := os.UserCacheDir()
+	if err != nil {
+		t.Logf("npm cache: no cache directory: %v", err)
+		return npmCache{}
+	}
+	c := npmCache{dir: filepath.Join(base, "mgx", "hmr-npm")}
+	out, err := exec.CommandContext(t.Context(), "docker", "ps", "-q", "--filter", "label=mgx.sandboxd.namespace="+namespace).Output()
+	if ids := strings.Fields(string(out)); err != nil || len(ids) != 1 {
+		t.Logf("npm cache: the session's sandbox not found (%v, %q)", err, out)
+		return npmCache{}
+	}
+	c.container = strings.Fields(string(out))[0]
+	if entries, err := os.ReadDir(c.dir); err != nil || len(entries) == 0 {
+		t.Logf("npm cache: none yet at %s; this run fills it", c.dir)
+		return c
+	}
+	// Unpacked by the sandbox's own user (docker exec runs as the container's user), so npm inside
+	// owns what it finds and may add to it; `docker cp` would leave it root's.
+	if out, err := pipeShell(t, "tar -C "+shellQuote(c.dir)+" -c . | docker exec -i "+c.container+
+		" sh -c 'mkdir -p "+sandboxHome+"/.npm && tar -x -C "+sandboxHome+"/.npm'"); err != nil {
+		t.Logf("npm cache: seeding failed: %v: %s", err, out)
+	} else {
+		t.Logf("npm cache: seeded from %s", c.dir)
+	}
+	return c
+}
+
+// save replaces the kept cache with the sandbox's, owned by the sandbox user for the next seeding.
+func (c npmCache) save(t *testing.T) {
+	t.Helper()
+	if c.container == "" {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(c.dir), 0o755); err != nil {
+		t.Logf("npm cache: %v", err)
+		return
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(c.dir), ".hmr-npm-")
+	if err != nil {
+		t.Logf("npm cache: %v", err)
+		return
+	}
+	defer os.RemoveAll(tmp)
+	if out, err := pipeShell(t, "docker exec "+c.container+" tar -c -C "+sandboxHome+"/.npm . | tar -x -C "+shellQuote(tmp)); err != nil {
+		t.Logf("npm cache: copying it out failed: %v: %s", err, out)
+		return
+	}
+	old := c.dir + ".old"
+	_ = os.RemoveAll(old)
+	if err := os.Rename(c.dir, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Logf("npm cache: %v", err)
+		return
+	}
+	if err := os.Rename(tmp, c.dir); err != nil {
+		t.Logf("npm cache: %v", err)
+		return
+	}
+	_ = os.RemoveAll(old)
+	t.Logf("npm cache: kept in %s for the next run", c.dir)
 }
