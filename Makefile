@@ -118,6 +118,13 @@ bench-gateway: build-test ## REST through the gateway vs direct gRPC (latency, t
 bench-sandbox: build-test ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm, streamed output
 	cd sandboxd && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 10m ./internal/app
 
+# The Kubernetes driver's tests run a real control plane (etcd, kube-apiserver, controller manager,
+# scheduler) and kwok's simulated nodes, built from the Go module proxy at the versions tools/k8s pins,
+# into $(XDG_CACHE_HOME)/mgx/k8s/<hash of those pins>/bin: minutes cold, a no-op in seconds once cached.
+.PHONY: k8s-test-bin
+k8s-test-bin: ## build the Kubernetes test binaries into ~/.cache/mgx/k8s (cold: about 15 minutes on 2 cores)
+	go run ./deploy/cmd/k8s-test-bin
+
 .PHONY: sandbox-image
 sandbox-image: ## build the product sandbox image mgx-sandbox:latest without a registry (root + debootstrap; a no-op when current)
 	go run ./sandboxd/cmd/sandbox-image
