@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
 	"github.com/mgx-ai/mgx/pkg/redisclient"
 	"github.com/mgx-ai/mgx/pkg/service"
@@ -18,6 +20,7 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/devimage"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/docker"
+	"github.com/mgx-ai/mgx/sandboxd/internal/driver/kubernetes"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/local"
 	"github.com/mgx-ai/mgx/sandboxd/internal/pool"
 	"github.com/mgx-ai/mgx/sandboxd/internal/preview"
@@ -141,6 +144,9 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Driver == "kubernetes" {
+		return openKubernetes(ctx, cfg, mem, log)
+	}
 	if cfg.Driver == "docker" || cfg.Driver == "auto" {
 		d, err := docker.New(ctx, docker.Options{
 			Image: cfg.Image, AgentBinary: cfg.AgentBinary, RunDir: cfg.RunDir, User: cfg.User,
@@ -164,6 +170,28 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 	log.Warn("SANDBOX DRIVER IS LOCAL: commands run as host processes with sandboxd's own privileges. " +
 		"This is NOT isolation; use it only on a development machine.")
 	return local.New(local.Options{AgentBinary: cfg.AgentBinary, RunDir: cfg.RunDir})
+}
+
+func openKubernetes(ctx context.Context, cfg config.Config, mem int64, log *slog.Logger) (driver.Driver, error) {
+	size, err := cfg.K8s.Size()
+	if err != nil {
+		return nil, err
+	}
+	d, err := kubernetes.New(ctx, kubernetes.Options{
+		Namespace: cfg.K8s.Namespace, Kubeconfig: cfg.K8s.Kubeconfig,
+		Image: cfg.Image, AgentImage: cfg.K8s.AgentImage, AgentImagePath: cfg.K8s.AgentPath,
+		PullPolicy: corev1.PullPolicy(cfg.K8s.PullPolicy), User: cfg.User,
+		MilliCPU: int64(cfg.CPU * 1000), Memory: mem, RuntimeClass: cfg.Runtime,
+		StorageClass: cfg.K8s.StorageClass, WorkspaceSize: size, ServiceAccount: cfg.K8s.ServiceAccount,
+		AgentPort: cfg.K8s.AgentPort, DeploymentNamespace: cfg.Namespace, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("sandbox driver: kubernetes", "namespace", cfg.K8s.Namespace, "image", cfg.Image,
+		"cpu", cfg.CPU, "memory", cfg.Memory, "runtime_class", cfg.Runtime, "storage_class", cfg.K8s.StorageClass,
+		"workspace_size", cfg.K8s.WorkspaceSize)
+	return d, nil
 }
 
 // ensureImage checks that the sandbox image exists, falling back to the dev

@@ -1,7 +1,7 @@
 // Package driver abstracts where sandboxes run. A driver only manages
 // lifecycle — create, remove, inspect, list; everything that happens inside a
 // sandbox goes through its sandbox-agent's unix socket, whose path the driver
-// reports.
+// reports (or, for pods, its network endpoint and secret).
 package driver
 
 import (
@@ -20,6 +20,9 @@ const (
 	// (make run next to make test, staging next to CI): reconciliation only
 	// ever sees, and so only ever removes, its own namespace's sandboxes.
 	LabelNamespace = "mgx.sandboxd.namespace"
+	// LabelOwner is the session owner's id (drivers that keep workspaces
+	// beside their instances label those too).
+	LabelOwner = "mgx.sandboxd.owner"
 )
 
 // ErrNotFound means the sandbox does not exist (any more).
@@ -41,6 +44,10 @@ type Instance struct {
 	Created time.Time
 	// Socket is the host path of the agent's unix socket.
 	Socket string
+	// Endpoint is host:port of an agent on the network (a Kubernetes pod)
+	// instead of Socket; connections to it prove the sandbox's secret,
+	// which the driver gives through AgentSecrets.
+	Endpoint string
 	// PID is the agent's process id as the host sees it (0 when unknown);
 	// sandboxd checks it on every connection to the socket.
 	PID int
@@ -55,9 +62,36 @@ type Pruner interface {
 	Prune(live []Instance, grace time.Duration) int
 }
 
+// AgentSecrets is implemented by drivers whose agents are reached over the
+// network (Instance.Endpoint): it returns the instance's per-sandbox secret.
+type AgentSecrets interface {
+	AgentSecret(ctx context.Context, inst Instance) ([]byte, error)
+}
+
+// Pooler is implemented by drivers that keep the warm pool in the engine
+// itself (Kubernetes: pods labelled LabelPool), where any replica claims one
+// with an optimistic update instead of through sandboxd's Redis set.
+type Pooler interface {
+	// Claim hands a ready warm instance to a session, relabelling it (and
+	// its workspace) with labels; a conflict means someone else got that
+	// one first and the next is tried. ErrNotFound when none is ready.
+	Claim(ctx context.Context, labels map[string]string) (Instance, error)
+	// Warm lists the unclaimed warm instances.
+	Warm(ctx context.Context) ([]Instance, error)
+	// Unwarm removes a warm instance unless it was claimed meanwhile
+	// (false then).
+	Unwarm(ctx context.Context, id string) (bool, error)
+}
+
+// Forgetter is implemented by drivers whose session workspaces outlive their
+// instances (Remove keeps them): Forget deletes a deleted session's.
+type Forgetter interface {
+	Forget(ctx context.Context, sessionID string) error
+}
+
 // Driver runs sandboxes.
 type Driver interface {
-	// Name is "docker" or "local".
+	// Name is "docker", "local" or "kubernetes".
 	Name() string
 	// Create creates and starts a sandbox whose agent will serve on the
 	// returned Instance's Socket (the caller waits for it to answer).

@@ -52,14 +52,14 @@ type Manager struct {
 	pool Pool
 
 	mu      sync.Mutex
-	clients map[string]cachedClient // by socket path
+	clients map[string]cachedClient // by agent address (agentRef.key)
 	touched map[string]time.Time    // last activity recorded, per session
 }
 
 // Pool hands out warm sandboxes. The pool package implements it.
 type Pool interface {
-	// Claim returns a ready instance or false.
-	Claim(ctx context.Context) (driver.Instance, bool)
+	// Claim returns a ready instance, given to the session, or false.
+	Claim(ctx context.Context, sessionID, ownerID string) (driver.Instance, bool)
 }
 
 // New returns a Manager.
@@ -113,21 +113,21 @@ func (m *Manager) holder() string { return m.opts.Replica + "/" + randomID() }
 func ContainerName(sessionID string) string { return "mgx-sbx-" + sessionID }
 
 // client returns the cached agent client of an instance. The cache is keyed
-// by socket path but remembers the instance: a sandbox re-created under the
-// same name (by another replica, say) reuses the path, and the old client's
-// kept-alive connections lead to the dead agent.
-func (m *Manager) client(socket, instanceID string, pid int) *agentclient.Client {
+// by the agent's address but remembers the instance: a sandbox re-created
+// under the same name (by another replica, say) reuses the path, and the old
+// client's kept-alive connections lead to the dead agent.
+func (m *Manager) client(ref agentRef) *agentclient.Client {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, ok := m.clients[socket]
-	if ok && c.instance == instanceID {
+	c, ok := m.clients[ref.key()]
+	if ok && c.instance == ref.instanceID {
 		return c.Client
 	}
 	if ok {
 		c.Close()
 	}
-	c = cachedClient{Client: agentclient.New(socket, pid), instance: instanceID}
-	m.clients[socket] = c
+	c = cachedClient{Client: m.newClient(ref), instance: ref.instanceID}
+	m.clients[ref.key()] = c
 	return c.Client
 }
 
@@ -136,10 +136,10 @@ type cachedClient struct {
 	instance string
 }
 
-func (m *Manager) dropClient(socket string) {
+func (m *Manager) dropClient(key string) {
 	m.mu.Lock()
-	c, ok := m.clients[socket]
-	delete(m.clients, socket)
+	c, ok := m.clients[key]
+	delete(m.clients, key)
 	m.mu.Unlock()
 	if ok {
 		c.Close()
@@ -237,7 +237,7 @@ func (m *Manager) create(ctx context.Context, userID, sessionID, holder string) 
 	inst, fromPool := driver.Instance{}, false
 	for i := 0; m.pool != nil && i < 3; i++ {
 		var ok bool
-		if inst, ok = m.pool.Claim(ctx); !ok {
+		if inst, ok = m.pool.Claim(ctx, sessionID, userID); !ok {
 			break
 		}
 		if m.Ping(ctx, inst) == nil {
@@ -252,7 +252,7 @@ func (m *Manager) create(ctx context.Context, userID, sessionID, holder string) 
 		var err error
 		inst, err = m.createInstance(ctx, driver.Spec{
 			Name:   ContainerName(sessionID),
-			Labels: map[string]string{driver.LabelSession: sessionID},
+			Labels: map[string]string{driver.LabelSession: sessionID, driver.LabelOwner: userID},
 		})
 		if err != nil {
 			m.abandon(sessionID, userID, holder)
@@ -262,7 +262,7 @@ func (m *Manager) create(ctx context.Context, userID, sessionID, holder string) 
 	}
 	rec := store.Record{
 		SessionID: sessionID, OwnerID: userID, InstanceID: inst.ID, InstanceName: inst.Name,
-		Driver: m.drv.Name(), State: store.StateRunning, Socket: inst.Socket, AgentPID: inst.PID, Workspace: inst.Workspace,
+		Driver: m.drv.Name(), State: store.StateRunning, Socket: inst.Socket, Endpoint: inst.Endpoint, AgentPID: inst.PID, Workspace: inst.Workspace,
 		Created: begin, LastActive: time.Now(),
 	}
 	if err := m.st.FinishCreate(ctx, holder, rec); err != nil {
@@ -319,7 +319,7 @@ func (m *Manager) createInstance(ctx context.Context, spec driver.Spec) (driver.
 // waitAgent polls the new agent until it answers. Polling at a few
 // milliseconds keeps cold creation within a few ms of the engine's own start.
 func (m *Manager) waitAgent(ctx context.Context, inst driver.Instance) error {
-	c := m.client(inst.Socket, inst.ID, inst.PID)
+	c := m.client(refOf(inst))
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -341,7 +341,7 @@ func (m *Manager) waitAgent(ctx context.Context, inst driver.Instance) error {
 func (m *Manager) Ping(ctx context.Context, inst driver.Instance) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	_, err := m.client(inst.Socket, inst.ID, inst.PID).Health(ctx)
+	_, err := m.client(refOf(inst)).Health(ctx)
 	return err
 }
 
@@ -351,7 +351,7 @@ func (m *Manager) RemoveInstance(ctx context.Context, inst driver.Instance) {
 }
 
 func (m *Manager) removeInstance(ctx context.Context, inst driver.Instance) {
-	m.dropClient(inst.Socket)
+	m.dropClient(refOf(inst).key())
 	id := inst.ID
 	if id == "" {
 		id = inst.Name
@@ -376,6 +376,11 @@ func (m *Manager) Destroy(ctx context.Context, userID, sessionID string, forget 
 		return false, err
 	}
 	if forget {
+		if f, ok := m.drv.(driver.Forgetter); ok {
+			if err := f.Forget(ctx, sessionID); err != nil {
+				return stopped, fmt.Errorf("%w: forget workspace: %w", ErrUnavailable, err)
+			}
+		}
 		if err := m.st.ForgetOwner(ctx, sessionID); err != nil {
 			return stopped, err
 		}
@@ -433,7 +438,7 @@ func (m *Manager) destroy(ctx context.Context, sessionID string, cutoff time.Tim
 	if name == "" {
 		name = ContainerName(sessionID)
 	}
-	m.removeInstance(context.WithoutCancel(ctx), driver.Instance{ID: rec.InstanceID, Name: name, Socket: rec.Socket})
+	m.removeInstance(context.WithoutCancel(ctx), driver.Instance{ID: rec.InstanceID, Name: name, Socket: rec.Socket, Endpoint: rec.Endpoint})
 	if err := m.st.Delete(context.WithoutCancel(ctx), rec, holder); err != nil {
 		return false, err
 	}
@@ -487,7 +492,7 @@ func (m *Manager) withAgent(ctx context.Context, userID, sessionID string, fn fu
 		}
 		running = false
 		m.touch(ctx, sessionID)
-		err = fn(m.client(rec.Socket, rec.InstanceID, rec.AgentPID))
+		err = fn(m.client(recordRef(rec)))
 		if err == nil || !errors.Is(err, agentclient.ErrUnavailable) || attempt > 0 || ctx.Err() != nil {
 			return agentError(err)
 		}

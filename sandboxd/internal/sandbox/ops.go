@@ -172,7 +172,7 @@ func (m *Manager) RunningPorts(ctx context.Context, userID, sessionID string) ([
 		return nil, false, nil
 	}
 	m.touch(ctx, sessionID)
-	ps, err := m.client(rec.Socket, rec.InstanceID, rec.AgentPID).Ports(ctx)
+	ps, err := m.client(recordRef(rec)).Ports(ctx)
 	if err != nil {
 		// A sandbox whose agent does not answer (dying, being reaped) has
 		// no previews; that is an answer, not a failure.
@@ -190,7 +190,7 @@ func (m *Manager) DialPort(ctx context.Context, sessionID string, port int) (net
 		return nil, fmt.Errorf("%w: session %s has no running sandbox", ErrNotFound, sessionID)
 	}
 	m.touch(ctx, sessionID)
-	conn, err := m.client(rec.Socket, rec.InstanceID, rec.AgentPID).DialTunnel(ctx, port)
+	conn, err := m.client(recordRef(rec)).DialTunnel(ctx, port)
 	if err != nil {
 		return nil, agentError(err)
 	}

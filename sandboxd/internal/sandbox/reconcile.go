@@ -100,8 +100,17 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	case <-time.After(orphanRecheck):
 	}
 	again := m.unreferenced(ctx, candidates, now)
+	pl, engine := m.drv.(driver.Pooler)
 	for _, in := range again {
 		m.log.WarnContext(ctx, "removing orphan sandbox instance", "instance", in.Name, "session_id", in.Labels[driver.LabelSession])
+		if engine && in.Labels[driver.LabelPool] == "1" {
+			// A dead warm instance: Unwarm also removes its fresh workspace,
+			// and leaves it alone if it was claimed meanwhile.
+			if ok, err := pl.Unwarm(ctx, in.ID); err == nil && ok {
+				rep.OrphansRemoved++
+			}
+			continue
+		}
 		m.removeInstance(ctx, in)
 		rep.OrphansRemoved++
 	}
@@ -130,10 +139,14 @@ func (m *Manager) unreferenced(ctx context.Context, insts []driver.Instance, now
 	for _, e := range pool {
 		refID[e.InstanceID] = true
 	}
+	_, engine := m.drv.(driver.Pooler)
 	var out []driver.Instance
 	for _, in := range insts {
 		if refID[in.ID] || refName[in.Name] {
 			continue
+		}
+		if engine && in.Labels[driver.LabelPool] == "1" && in.Running {
+			continue // the engine's own warm pool: its labels are its index
 		}
 		if now.Sub(in.Created) < m.opts.CreateTimeout {
 			continue // may be a creation in flight (pool refill, a session's first launch)

@@ -37,6 +37,7 @@ type Record struct {
 	Driver       string
 	State        string
 	Socket       string
+	Endpoint     string // host:port of an agent on the network (Kubernetes), instead of Socket
 	AgentPID     int
 	Workspace    string
 	Created      time.Time
@@ -77,7 +78,7 @@ func parseRecord(m map[string]string) (Record, bool) {
 	}
 	return Record{
 		SessionID: m[fSession], OwnerID: m[fOwner], InstanceID: m[fInstanceID], InstanceName: m[fName],
-		Driver: m[fDriver], State: m[fState], Socket: m[fSocket], Workspace: m[fWorkspace], AgentPID: atoi(m[fPID]),
+		Driver: m[fDriver], State: m[fState], Socket: m[fSocket], Endpoint: m[fEndpoint], Workspace: m[fWorkspace], AgentPID: atoi(m[fPID]),
 		Created: fromMS(m[fCreated]), LastActive: fromMS(m[fLastActive]),
 		Holder: m[fHolder], HolderUntil: fromMS(m[fHolderUntil]),
 	}, true
@@ -149,7 +150,7 @@ func (s *Store) FinishCreate(ctx context.Context, holder string, r Record) error
 	now := s.now()
 	n, err := finishCreateScript.Run(ctx, s.rdb, []string{sandboxKey(r.SessionID)}, holder, ms(now),
 		fInstanceID, r.InstanceID, fName, r.InstanceName, fDriver, r.Driver,
-		fSocket, r.Socket, fWorkspace, r.Workspace, fPID, r.AgentPID).Int()
+		fSocket, r.Socket, fEndpoint, r.Endpoint, fWorkspace, r.Workspace, fPID, r.AgentPID).Int()
 	if err != nil {
 		return fmt.Errorf("finish create: %w", err)
 	}
