@@ -82,7 +82,7 @@ run: build ## start the whole product locally (Ctrl-C stops everything); SANDBOX
 
 .PHONY: test
 DURATIONS := $(CURDIR)/.cache/test-durations
-test: check-tracked check-generated fmt-check check-modules console-test build-test ## all tests: unit and integration (real Redis, real Docker when an engine answers)
+test: check-tracked check-generated fmt-check check-modules console-test build-test k8s-test-bin ## all tests: unit and integration (real Redis, real Docker when an engine answers, a Kubernetes control plane)
 	@mkdir -p $(dir $(DURATIONS)) && : > $(DURATIONS); rc=0; \
 	for m in $(MODULES); do \
 	  echo "== go test $$m"; start=$$(date +%s); \
