@@ -122,6 +122,8 @@ type Driver struct {
 	log  *slog.Logger
 	uid  int64
 	gid  int64
+	// order is the order claims try warm pods in (random; a test fixes it).
+	order func(n int) []int
 }
 
 // New connects to the cluster and checks that the API server answers and the namespace exists.
@@ -173,7 +175,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if _, err := cs.CoreV1().Pods(opts.Namespace).List(pctx, metav1.ListOptions{Limit: 1}); err != nil {
 		return nil, fmt.Errorf("kubernetes API server: listing pods in namespace %s: %w", opts.Namespace, err)
 	}
-	return &Driver{opts: opts, cs: cs, log: opts.Logger, uid: uid, gid: gid}, nil
+	return &Driver{opts: opts, cs: cs, log: opts.Logger, uid: uid, gid: gid, order: mrand.Perm}, nil
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
@@ -606,7 +608,7 @@ func (d *Driver) Claim(ctx context.Context, lbl map[string]string) (driver.Insta
 // claimFrom tries candidates in random order (replicas claiming at once then rarely collide) and reports
 // how many updates lost to a conflict.
 func (d *Driver) claimFrom(ctx context.Context, candidates []corev1.Pod, lbl map[string]string) (driver.Instance, int, error) {
-	order := mrand.Perm(len(candidates))
+	order := d.order(len(candidates))
 	conflicts := 0
 	for _, i := range order {
 		p := candidates[i].DeepCopy()
