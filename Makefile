@@ -82,11 +82,13 @@ run: build ## start the whole product locally (Ctrl-C stops everything); SANDBOX
 
 .PHONY: test
 DURATIONS := $(CURDIR)/.cache/test-durations
+# Screenshots of the browser tests (gateway/e2e), kept after the run; a run starts with none.
+ARTIFACTS := $(CURDIR)/.cache/test-artifacts
 test: check-tracked check-generated fmt-check check-modules console-test build-test k8s-test-bin ## all tests: unit and integration (real Redis, real Docker when an engine answers, a Kubernetes control plane)
-	@mkdir -p $(dir $(DURATIONS)) && : > $(DURATIONS); rc=0; \
+	@mkdir -p $(dir $(DURATIONS)) && : > $(DURATIONS); rm -rf $(ARTIFACTS); rc=0; \
 	for m in $(MODULES); do \
 	  echo "== go test $$m"; start=$$(date +%s); \
-	  if (cd $$m && MGX_BIN_DIR=$(BIN) go test $(GOTEST_FLAGS) ./...); then res=ok; else res=FAIL; rc=1; fi; \
+	  if (cd $$m && MGX_BIN_DIR=$(BIN) MGX_TEST_ARTIFACTS=$(ARTIFACTS) go test $(GOTEST_FLAGS) ./...); then res=ok; else res=FAIL; rc=1; fi; \
 	  printf '%-14s %5ss  %s\n' "$$m" "$$(( $$(date +%s) - start ))" "$$res" >> $(DURATIONS); \
 	done; \
 	echo "== go test per module (seconds)"; cat $(DURATIONS); exit $$rc
@@ -115,7 +117,7 @@ bench-gateway: build-test ## REST through the gateway vs direct gRPC (latency, t
 	cd gateway && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 10m ./internal/app
 
 .PHONY: bench-sandbox
-bench-sandbox: build-test ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm, streamed output
+bench-sandbox: build-test ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm (claim with volumes), streamed output, resume of a reaped session, checkpoint of 2,000 files
 	cd sandboxd && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 10m ./internal/app
 
 # The Kubernetes driver's tests run a real control plane (etcd, kube-apiserver, controller manager,

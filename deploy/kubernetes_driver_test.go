@@ -66,8 +66,8 @@ func TestKubernetesDriverManifests(t *testing.T) {
 	require.Equal(t, sandboxNamespace, role.Namespace)
 	// What the driver calls (sandboxd/internal/driver/kubernetes), and nothing broader.
 	want := map[string][]string{
-		"pods":                   {"get", "list", "watch", "create", "update", "delete"},
-		"persistentvolumeclaims": {"get", "list", "create", "update", "delete"},
+		"pods":                   {"get", "list", "watch", "create", "delete"},
+		"persistentvolumeclaims": {"get", "list", "create", "delete"},
 		"secrets":                {"get", "create", "update", "delete"},
 	}
 	got := map[string][]string{}

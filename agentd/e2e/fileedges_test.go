@@ -17,7 +17,7 @@ import (
 func TestFileToolEdges(t *testing.T) {
 	s := startToolStack(t, map[string]brain{
 		"mike": func(r modelRequest) answer {
-			switch r.turns() {
+			switch r.Turns() {
 			case 0:
 				return answer{Calls: []call{{Name: "send_message", Args: map[string]any{"to": "alex", "content": "edit"}}}}
 			case 1:

@@ -38,6 +38,7 @@ type clients struct {
 	events   agentdv1.EventServiceClient
 	files    sandboxdv1.FileServiceClient
 	sandbox  sandboxdv1.SandboxServiceClient
+	ws       sandboxdv1.WorkspaceServiceClient
 }
 
 func dial(t *testing.T, agentdAddr, sandboxdAddr string) clients {
@@ -49,7 +50,7 @@ func dial(t *testing.T, agentdAddr, sandboxdAddr string) clients {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return clients{agentdv1.NewSessionServiceClient(a), agentdv1.NewChatServiceClient(a), agentdv1.NewEventServiceClient(a),
-		sandboxdv1.NewFileServiceClient(s), sandboxdv1.NewSandboxServiceClient(s)}
+		sandboxdv1.NewFileServiceClient(s), sandboxdv1.NewSandboxServiceClient(s), sandboxdv1.NewWorkspaceServiceClient(s)}
 }
 
 // collect streams events after after until done, or fails at the deadline.

@@ -110,7 +110,7 @@ func TestWebSearchIsLeftOutWithoutAProvider(t *testing.T) {
 	sid := s.session(t, "alice")
 	s.run(t, "alice", sid, "research")
 	var sawIris bool
-	for _, r := range s.model.all() {
+	for _, r := range s.model.Requests() {
 		require.NotContains(t, r.Tools, "web_search", "%s was offered web_search", r.Agent)
 		if r.Agent == "iris" {
 			sawIris = true

@@ -45,7 +45,7 @@ func startToolStack(t *testing.T, brains map[string]brain, o stackOptions) *tool
 	t.Helper()
 	s := &toolStack{model: startFakeModel(t, brains)}
 	env := map[string]string{
-		"AGENTD_LLM_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": s.model.srv.URL, "AGENTD_MODEL": "gpt-4o",
+		"AGENTD_LLM_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": s.model.URL, "AGENTD_MODEL": "gpt-4o",
 		"AGENTD_REPEAT_LIMIT": "10",
 	}
 	maps.Copy(env, o.env)
@@ -320,6 +320,47 @@ func TestShellOutputStreamsAndChangesAreSeen(t *testing.T) {
 		require.Subset(t, paths, []string{"notes.txt", "site", "site/pages", "site/pages/a.html", "site/pages/b.html", "site/pages/c.html"}, "%v", paths)
 		require.Equal(t, "status: final\n", s.read(t, "alice", sid, "notes.txt"))
 		require.Equal(t, []string{"site/pages/b.html"}, changedPaths(evs, callID(callsOf(evs, "sandbox_shell")[2])), "a deletion is a change too")
+	})
+	t.Run("each step that changed files is a checkpoint", func(t *testing.T) {
+		checkpointOf := func(id string) *agentdv1.Event {
+			var found *agentdv1.Event
+			for _, e := range evs {
+				if e.GetType() == "checkpoint" && callID(e) == id {
+					require.Nil(t, found, "one checkpoint per step")
+					found = e
+				}
+			}
+			return found
+		}
+		calls := callsOf(evs, "sandbox_shell")
+		require.Nil(t, checkpointOf(callID(calls[3])), "a step that changed no file is no checkpoint")
+		edit, rm := checkpointOf(callID(calls[1])), checkpointOf(callID(calls[2]))
+		require.NotNil(t, edit)
+		require.NotNil(t, rm)
+		require.Equal(t, "Alex", edit.GetAgent())
+		editID := edit.GetData().GetFields()["checkpoint_id"].GetStringValue()
+		require.Equal(t, editID, rm.GetData().GetFields()["parent_id"].GetStringValue())
+		require.EqualValues(t, 1, rm.GetData().GetFields()["files_changed"].GetNumberValue())
+		// The checkpoint is the sandbox's: listed with the run and step, and its diff is the step's.
+		ctx := authn.WithUser(t.Context(), "alice")
+		l, err := s.c.ws.ListCheckpoints(ctx, &sandboxdv1.ListCheckpointsRequest{SessionId: sid})
+		require.NoError(t, err)
+		var step *sandboxdv1.Checkpoint
+		for _, c := range l.GetCheckpoints() {
+			if c.GetId() == editID {
+				step = c
+			}
+		}
+		require.NotNil(t, step)
+		require.Equal(t, "step", step.GetKind())
+		require.Equal(t, callID(calls[1]), step.GetStep())
+		require.NotEmpty(t, step.GetRunId())
+		d, err := s.c.ws.DiffCheckpoint(ctx, &sandboxdv1.DiffCheckpointRequest{SessionId: sid, CheckpointId: editID,
+			Against: rm.GetData().GetFields()["checkpoint_id"].GetStringValue()})
+		require.NoError(t, err)
+		require.Len(t, d.GetFiles(), 1)
+		require.Equal(t, "deleted", d.GetFiles()[0].GetStatus())
+		require.Equal(t, "site/pages/b.html", d.GetFiles()[0].GetPath())
 	})
 	t.Run("a command past its timeout is killed and says so", func(t *testing.T) {
 		out, ev := s.sentResult(t, evs, "sandbox_shell", 3)

@@ -23,7 +23,7 @@ type reasonSpec struct {
 // reasons is the one table of the error contract: every reason's gRPC code, HTTP status and public
 // message. The HTTP status follows the gRPC code (as grpc-gateway's table does), except where the
 // REST contract says otherwise: a command's own timeout is 408 (the caller set it), a server's
-// deadline 504, a body over the limit 413, a wrong method 405.
+// deadline 504, a body over the limit 413, a body too slow 408, a wrong method 405.
 var reasons = map[errorsv1.ErrorReason]reasonSpec{
 	errorsv1.ErrorReason_INTERNAL:            {codes.Internal, http.StatusInternalServerError, "internal error"},
 	errorsv1.ErrorReason_INVALID_ARGUMENT:    {codes.InvalidArgument, http.StatusBadRequest, "invalid request"},
@@ -40,6 +40,8 @@ var reasons = map[errorsv1.ErrorReason]reasonSpec{
 	errorsv1.ErrorReason_UNAVAILABLE:         {codes.Unavailable, http.StatusServiceUnavailable, "upstream service unavailable"},
 	errorsv1.ErrorReason_UNIMPLEMENTED:       {codes.Unimplemented, http.StatusNotImplemented, "not implemented"},
 	errorsv1.ErrorReason_REQUEST_TOO_LARGE:   {codes.ResourceExhausted, http.StatusRequestEntityTooLarge, "request body too large"},
+	errorsv1.ErrorReason_REQUEST_TIMEOUT:     {codes.DeadlineExceeded, http.StatusRequestTimeout, "the request body did not arrive in time"},
+	errorsv1.ErrorReason_QUOTA_EXCEEDED:      {codes.ResourceExhausted, http.StatusTooManyRequests, "quota used up"},
 
 	errorsv1.ErrorReason_INVALID_CREDENTIALS: {codes.Unauthenticated, http.StatusUnauthorized, "invalid email or password"},
 	errorsv1.ErrorReason_TOKEN_INVALID:       {codes.Unauthenticated, http.StatusUnauthorized, "invalid token"},
@@ -48,7 +50,7 @@ var reasons = map[errorsv1.ErrorReason]reasonSpec{
 	errorsv1.ErrorReason_LOGIN_THROTTLED:     {codes.ResourceExhausted, http.StatusTooManyRequests, "too many failed logins"},
 	errorsv1.ErrorReason_API_KEY_NOT_FOUND:   {codes.NotFound, http.StatusNotFound, "api key not found"},
 	errorsv1.ErrorReason_RATE_LIMITED:        {codes.ResourceExhausted, http.StatusTooManyRequests, "rate limit exceeded"},
-	errorsv1.ErrorReason_TOO_MANY_STREAMS:    {codes.ResourceExhausted, http.StatusTooManyRequests, "too many open event streams"},
+	errorsv1.ErrorReason_TOO_MANY_STREAMS:    {codes.ResourceExhausted, http.StatusTooManyRequests, "too many open streams"},
 
 	errorsv1.ErrorReason_INTERNAL_TOKEN_MISSING: {codes.Unauthenticated, http.StatusUnauthorized, "missing internal token"},
 	errorsv1.ErrorReason_INTERNAL_TOKEN_INVALID: {codes.Unauthenticated, http.StatusUnauthorized, "invalid internal token"},
@@ -69,6 +71,8 @@ var reasons = map[errorsv1.ErrorReason]reasonSpec{
 	errorsv1.ErrorReason_SANDBOX_FAILED_PRECONDITION: {codes.FailedPrecondition, http.StatusBadRequest, "failed precondition"},
 	errorsv1.ErrorReason_EXEC_TIMEOUT:                {codes.DeadlineExceeded, http.StatusRequestTimeout, "command timed out and was killed"},
 	errorsv1.ErrorReason_SANDBOX_PATH_DENIED:         {codes.PermissionDenied, http.StatusForbidden, "this file may not be read or written through the API"},
+	errorsv1.ErrorReason_WORKSPACE_LOST:              {codes.FailedPrecondition, http.StatusConflict, "the session's workspace is lost and was not replaced; reset it to continue"},
+	errorsv1.ErrorReason_CHECKPOINT_NOT_FOUND:        {codes.NotFound, http.StatusNotFound, "checkpoint not found"},
 }
 
 // byCode is the generic reason of each gRPC code: what an error that carries no mgx reason is.

@@ -79,12 +79,12 @@ func KubeAssets(t testing.TB) string {
 	if dir == "" {
 		var err error
 		if dir, err = KubeAssetsDir(); err != nil {
-			Unavailable(t, fmt.Errorf("Kubernetes test binaries: %w", err))
+			Unavailable(t, fmt.Errorf("the Kubernetes test binaries: %w", err))
 			return ""
 		}
 	}
 	if missing := MissingKubeBinaries(dir); len(missing) > 0 {
-		Unavailable(t, fmt.Errorf("Kubernetes test binaries %v are not in %s (run `make k8s-test-bin`; the first build takes about 15 minutes)", missing, dir))
+		Unavailable(t, fmt.Errorf("the Kubernetes test binaries %v are not in %s (run `make k8s-test-bin`; the first build takes about 15 minutes)", missing, dir))
 		return ""
 	}
 	return dir

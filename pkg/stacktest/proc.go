@@ -156,3 +156,22 @@ func children(pid int) []int {
 	sort.Ints(out)
 	return out
 }
+
+// DumpStacks asks a Go process that a test gave up waiting on for the stacks of all its goroutines:
+// SIGQUIT makes the Go runtime print them to stderr (kept in the process's output, which the test
+// shows once it fails) and exit. What the kernel says (Diagnose) names the wait; the stacks name the
+// line. It waits up to grace for the process to exit and reports whether it did.
+func (p *Proc) DumpStacks(grace time.Duration) bool {
+	if p.Exited() {
+		return true
+	}
+	if err := p.Signal(syscall.SIGQUIT); err != nil {
+		return false
+	}
+	select {
+	case <-p.Done():
+		return true
+	case <-time.After(grace):
+		return false
+	}
+}

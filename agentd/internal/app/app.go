@@ -101,6 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.life.Push("event hub", func(context.Context) error { stopHub(); return nil })
 	server.New(st, st.NewHub(hubCtx), sandboxdv1.NewSandboxServiceClient(cc), reg, log, server.Options{
 		LaunchTimeout: cfg.SandboxLaunchTimeout, TailBlock: cfg.EventTailBlockTime, RequeueAfter: cfg.RequeueAfter,
+		MaxSessionsPerUser: cfg.MaxSessionsPerUser,
 	}).Register(srv)
 	server.RegisterArtifacts(srv, st, log)
 	lis, err := grpcserver.Listen(cfg.Listen)

@@ -14,7 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 
+	"github.com/mgx-ai/mgx/pkg/rpcerr"
 	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
@@ -434,4 +436,62 @@ func TestRealProviderUsageAndFailure(t *testing.T) {
 	}
 	require.NotNil(t, usage)
 	require.InDelta(t, 4.0, usage.GetData().GetFields()["session"].GetStructValue().GetFields()["cost_usd"].GetNumberValue(), 1e-9, "the session's cost accumulates over runs")
+}
+
+// TestSessionLimitPerUser: a user holds at most AGENTD_MAX_SESSIONS_PER_USER sessions, by either way
+// of making one; beyond it the call fails with QUOTA_EXCEEDED and a Retry-After, no sandbox is
+// launched for it, other users are untouched, and deleting a session makes room again.
+func TestSessionLimitPerUser(t *testing.T) {
+	t.Parallel()
+	stub, sbAddr := startSandboxStub(t)
+	env := baseEnv(t, stacktest.SharedRedis(t), sbAddr, "")
+	env["AGENTD_MAX_SESSIONS_PER_USER"] = "2"
+	a := startAgentd(t, env)
+	c := dial(t, a.addr)
+	alice, bob := as(t, "alice"), as(t, "bob")
+
+	first, err := c.sessions.CreateSession(alice, &agentdv1.CreateSessionRequest{})
+	require.NoError(t, err)
+	_, err = c.sessions.LaunchSandbox(alice, &agentdv1.LaunchSandboxRequest{Title: "second"})
+	require.NoError(t, err)
+
+	stub.mu.Lock()
+	launches := len(stub.launched)
+	stub.mu.Unlock()
+	for name, call := range map[string]func() error{
+		"create": func() error {
+			_, err := c.sessions.CreateSession(alice, &agentdv1.CreateSessionRequest{})
+			return err
+		},
+		"launch without a session": func() error {
+			_, err := c.sessions.LaunchSandbox(alice, &agentdv1.LaunchSandboxRequest{})
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := call()
+			require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+			require.Equal(t, errorsv1.ErrorReason_QUOTA_EXCEEDED, rpcerr.Reason(err))
+			info, ok := rpcerr.ErrorInfo(err)
+			require.True(t, ok)
+			require.Equal(t, "sessions", info.GetMetadata()["quota"])
+			require.Equal(t, "2", info.GetMetadata()["limit"])
+			require.NotEmpty(t, info.GetMetadata()[rpcerr.MetaRetryAfter])
+			require.Contains(t, status.Convert(err).Message(), "at most 2")
+		})
+	}
+	stub.mu.Lock()
+	require.Len(t, stub.launched, launches, "no sandbox for a refused session")
+	stub.mu.Unlock()
+	list, err := c.sessions.ListSessions(alice, &agentdv1.ListSessionsRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.GetSessions(), 2)
+
+	_, err = c.sessions.CreateSession(bob, &agentdv1.CreateSessionRequest{})
+	require.NoError(t, err, "the limit is per user")
+
+	_, err = c.sessions.DeleteSession(alice, &agentdv1.DeleteSessionRequest{Id: first.GetSession().GetId()})
+	require.NoError(t, err)
+	_, err = c.sessions.CreateSession(alice, &agentdv1.CreateSessionRequest{})
+	require.NoError(t, err, "a deleted session makes room")
 }

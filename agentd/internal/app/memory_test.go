@@ -30,7 +30,8 @@ import (
 // "check" always prints the same thing.
 type richStub struct {
 	*sandboxStub
-	polls atomic.Int32
+	polls  atomic.Int32
+	checks atomic.Int32
 }
 
 func (s *richStub) Exec(ctx context.Context, r *sandboxdv1.ExecRequest) (*sandboxdv1.ExecResponse, error) {
@@ -40,6 +41,11 @@ func (s *richStub) Exec(ctx context.Context, r *sandboxdv1.ExecRequest) (*sandbo
 	case strings.HasPrefix(cmd, "big step "):
 		n := strings.TrimPrefix(cmd, "big step ")
 		out = "output of step " + n + "\n" + strings.Repeat(fmt.Sprintf("line %s of a long build log\n", n), 400)
+	case cmd == "check":
+		// The same answer each time, but slower each time, as on a loaded machine: how long a command
+		// took is no part of whether its result repeats.
+		time.Sleep(time.Duration(s.checks.Add(1)) * 30 * time.Millisecond)
+		out = "still the same"
 	case cmd == "poll":
 		if n := s.polls.Add(1); n < 5 {
 			out = fmt.Sprintf("compiling… (%d modules)", n*100)

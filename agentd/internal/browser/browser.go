@@ -12,6 +12,8 @@
 //
 // Only loopback and *.localhost URLs are loaded unless Config.AllowHosts says otherwise: agentd
 // checks previews through sandboxd's preview listener on its own host, never a container address.
+// What the page then loads goes through an egress proxy that keeps it off internal addresses
+// (egress.go).
 package browser
 
 import (
@@ -49,6 +51,8 @@ type Browser struct {
 	cfg    Config
 	log    *slog.Logger
 	policy hostPolicy
+	// egress is the proxy every request of the pages goes through (see egress.go).
+	egress *egress
 	// slots holds one token per open page.
 	slots chan struct{}
 	// closing counts the pages of checks, open or still closing after their check returned.
@@ -87,17 +91,24 @@ func New(cfg Config, log *slog.Logger) (*Browser, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("component", "browser")
+	eg, err := newEgress(cfg.AllowHosts, cfg.CheckTimeout, log)
+	if err != nil {
+		return nil, err
+	}
 	b := &Browser{
 		cfg:    cfg,
-		log:    log.With("component", "browser"),
+		log:    log,
 		policy: newHostPolicy(cfg.AllowHosts),
+		egress: eg,
 		slots:  make(chan struct{}, cfg.MaxPages),
 		done:   make(chan struct{}),
 	}
 	b.mu.Lock()
-	_, err := b.instanceLocked()
+	_, err = b.instanceLocked()
 	b.mu.Unlock()
 	if err != nil {
+		eg.close()
 		return nil, err
 	}
 	return b, nil
@@ -137,6 +148,7 @@ func (b *Browser) Close() error {
 		inst.stop()
 	}
 	b.closing.Wait()
+	b.egress.close()
 	return nil
 }
 
@@ -182,7 +194,7 @@ func (b *Browser) start() (*instance, error) {
 	// of it lands in agentd's home and one RemoveAll cleans it up.
 	home, err := os.MkdirTemp("", "agentd-chromium-")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), b.allocatorOptions(home)...)
 	logf := func(format string, args ...any) { b.log.Debug("chromedp: " + fmt.Sprintf(format, args...)) }
@@ -210,11 +222,13 @@ func (b *Browser) start() (*instance, error) {
 	case err := <-errc:
 		if err != nil {
 			stop()
-			return nil, fmt.Errorf("%w: %s did not start: %v", ErrUnavailable, b.cfg.ExecPath, err)
+			return nil, fmt.Errorf("%w: %s did not start: %w", ErrUnavailable, b.cfg.ExecPath, err)
 		}
 	case <-timer.C:
 		stop()
-		<-errc
+		if err := <-errc; err != nil { // the abandoned start ends with the stop; the timeout is the error
+			b.log.Debug("abandoned chromium start", "err", err)
+		}
 		return nil, fmt.Errorf("%w: %s did not start within %s", ErrUnavailable, b.cfg.ExecPath, b.cfg.StartTimeout)
 	}
 	pid := 0
@@ -242,8 +256,8 @@ func (b *Browser) allocatorOptions(home string) []chromedp.ExecAllocatorOption {
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		// agentd runs as an unprivileged service or root in a container; chromium's own sandbox
-		// needs user namespaces it does not always have. The page is confined by the host policy and
-		// the per-check browser context instead.
+		// needs user namespaces it does not always have. The page is confined by the host policy, the
+		// egress guard and the per-check browser context instead.
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-background-networking", true),
@@ -258,7 +272,13 @@ func (b *Browser) allocatorOptions(home string) []chromedp.ExecAllocatorOption {
 		chromedp.Flag("disable-client-side-phishing-detection", true),
 		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints,AutofillServerCommunication,CertificateTransparencyComponentUpdater"),
 		chromedp.Flag("metrics-recording-only", true),
-		chromedp.Flag("no-proxy-server", true),
+		// Every request of a page, loopback included, goes through the egress guard; chromium
+		// bypasses a proxy for loopback unless told otherwise.
+		chromedp.Flag("proxy-server", "http://"+b.egress.base.addr()),
+		chromedp.Flag("proxy-bypass-list", proxyBypassList),
+		// WebRTC's ICE (STUN, TURN) does not use the HTTP proxy: without this a page sends UDP to
+		// any address (TestWebRTCDoesNotBypassTheProxy). With it, WebRTC only goes through the proxy.
+		chromedp.Flag("webrtc-ip-handling-policy", "disable_non_proxied_udp"),
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("use-mock-keychain", true),
 		// Shared memory in /tmp: a container's /dev/shm is often 64 MB, and chromium crashes when it

@@ -294,9 +294,10 @@ func TestCheck(t *testing.T) {
 			require.Len(t, got, 3, "%+v", r.FailedRequests)
 			require.Equal(t, FailedRequest{URL: srv.URL + "/missing.png", Method: "GET", Type: "Image", Status: 404}, got[srv.URL+"/missing.png"])
 			require.Equal(t, FailedRequest{URL: srv.URL + "/api/broken", Method: "GET", Type: "Fetch", Status: 500}, got[srv.URL+"/api/broken"])
+			// Another loopback port is not the preview's: the egress guard refuses it.
 			refused := got[fmt.Sprintf("http://127.0.0.1:%d/app.js", port)]
 			require.Equal(t, "Script", refused.Type)
-			require.Equal(t, "net::ERR_CONNECTION_REFUSED", refused.Error)
+			require.Equal(t, "blocked: loopback, not the port of the preview being checked", refused.Error)
 			require.Contains(t, r.Report(), "- GET "+srv.URL+"/missing.png → HTTP 404")
 		}},
 		{name: "404 document", url: srv.URL + "/gone", check: func(t *testing.T, r *Result) {

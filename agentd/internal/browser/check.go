@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -43,6 +44,14 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 		b.release()
 		return nil, err
 	}
+	// The page's browser context has a proxy listener of its own: the page may reach its own
+	// target (the preview's port) and nothing else on this host, and its refusals are its own.
+	sc, err := b.egress.open(checkKey(u))
+	if err != nil {
+		b.closing.Done()
+		b.release()
+		return nil, err
+	}
 	start := time.Now()
 	deadline := start.Add(b.cfg.CheckTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -50,7 +59,10 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 	}
 
 	col := newCollector()
-	tabCtx, closeTab := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(col.onEvent))
+	proxied := func(p *target.CreateBrowserContextParams) {
+		p.ProxyServer, p.ProxyBypassList = "http://"+sc.addr(), proxyBypassList
+	}
+	tabCtx, closeTab := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext(proxied), chromedp.WithListener(col.onEvent))
 	runCtx, cancelRun := context.WithDeadline(tabCtx, deadline)
 	stopOnCaller := context.AfterFunc(ctx, cancelRun)
 	defer func() {
@@ -61,6 +73,7 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 		go func() {
 			defer b.closing.Done()
 			closeTab()
+			sc.close()
 			b.release()
 		}()
 	}()
@@ -69,6 +82,7 @@ func (b *Browser) Check(ctx context.Context, req Request) (*Result, error) {
 	p := &pageCheck{b: b, col: col, res: res, url: u.String(), wait: wait, start: start, deadline: deadline}
 	err = chromedp.Do(runCtx, chromedp.Func(p.run))
 	col.fill(res)
+	b.reportBlocked(res, col, sc)
 	if res.FinalURL == "" {
 		res.FinalURL = res.URL
 	}
@@ -220,6 +234,11 @@ func (p *pageCheck) run(ctx context.Context, t *chromedp.Target) error {
 	if p.col.state(nav.LoaderID).crashed {
 		return nil
 	}
+	if p.col.docRefused() {
+		// The page is the egress proxy's answer (a refusal, or a preview that is down), not one the
+		// server made: there is nothing of the app to read or show.
+		return nil
+	}
 	return p.capture(ctx, t)
 }
 
@@ -260,7 +279,7 @@ func (p *pageCheck) capture(ctx context.Context, t *chromedp.Target) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			p.note("The page did not answer (a script may be busy in a loop); no text or screenshot was taken.")
-			return nil
+			return nil //nolint:nilerr // a page busy past the deadline is a finding of the check, not its failure
 		}
 		return fmt.Errorf("reading the page: %w", err)
 	}
@@ -279,7 +298,7 @@ func (p *pageCheck) capture(ctx context.Context, t *chromedp.Target) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			p.note("No screenshot: the page did not render one before the deadline.")
-			return nil
+			return nil //nolint:nilerr // as above: what was seen by the deadline is the result
 		}
 		return fmt.Errorf("taking the screenshot: %w", err)
 	}

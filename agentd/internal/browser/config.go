@@ -41,6 +41,9 @@ type Config struct {
 	// AllowHosts lists further hosts a check may load besides loopback and *.localhost: a name
 	// ("preview.example.com"), a suffix (".preview.example.com") or "*" for any host. Production
 	// sets it only when previews are served under a public name the agentd host resolves itself.
+	// What a page loads is held by the egress guard: listed names and suffixes are reached as
+	// configured, "*" lifts only the check of the top-level URL (its host and port stay reachable
+	// during its check), and everything else reaches only public internet addresses.
 	AllowHosts []string `env:"AGENTD_BROWSER_ALLOW_HOSTS" envSeparator:","`
 }
 

@@ -42,6 +42,10 @@ type collector struct {
 	// client-side navigation replaces it).
 	mainFrame cdp.FrameID
 	doc       *network.EventResponseReceived
+	// docEgress is the egress proxy's verdict on the main document when the proxy answered for it.
+	docEgress string
+	// sockets are the URLs of the page's WebSockets.
+	sockets []string
 
 	console        []ConsoleMessage
 	consoleDropped int
@@ -106,11 +110,17 @@ func (c *collector) onEvent(ev any) {
 		}
 	case *network.EventResponseReceived:
 		c.lastNet = time.Now()
+		// A response the egress proxy made (a refusal, a failed dial) is a network failure, not
+		// something the server said.
+		egress := headerValue(ev.Response.Headers, egressHeader)
 		if r := c.requests[ev.RequestID]; r != nil {
 			r.status = int(ev.Response.Status)
+			if egress != "" {
+				r.status, r.failed = 0, egress
+			}
 		}
 		if ev.Type == network.ResourceTypeDocument && c.isMainFrame(ev.FrameID) {
-			c.doc = ev
+			c.doc, c.docEgress = ev, egress
 		}
 	case *network.EventLoadingFinished:
 		c.lastNet = time.Now()
@@ -126,6 +136,10 @@ func (c *collector) onEvent(ev any) {
 			if ev.CorsErrorStatus != nil && ev.CorsErrorStatus.CorsError != "" {
 				r.failed += " (CORS: " + string(ev.CorsErrorStatus.CorsError) + ")"
 			}
+		}
+	case *network.EventWebSocketCreated:
+		if len(c.sockets) < maxRequests {
+			c.sockets = append(c.sockets, ev.URL)
 		}
 	case *page.EventLifecycleEvent:
 		if ev.Name == "load" {
@@ -252,6 +266,9 @@ func (c *collector) fill(r *Result) {
 		if r.FinalURL == "" {
 			r.FinalURL = c.doc.Response.URL
 		}
+		if c.docEgress != "" {
+			r.Status, r.StatusText, r.LoadError = 0, "", c.docEgress
+		}
 	}
 	r.Crashed = c.crashed
 	r.Console = append([]ConsoleMessage(nil), c.console...)
@@ -282,6 +299,36 @@ func (c *collector) fill(r *Result) {
 		f.URL, f.Method, f.Type = clip(q.url), q.method, string(q.typ)
 		r.FailedRequests = append(r.FailedRequests, f)
 	}
+}
+
+// docRefused reports that the main document is a response the egress proxy made itself.
+func (c *collector) docRefused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.docEgress != ""
+}
+
+// urls lists every URL the page asked for: requests (a redirect chain's last hop), the main
+// document, and WebSockets.
+func (c *collector) urls() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.order)+len(c.sockets))
+	for _, id := range c.order {
+		out = append(out, c.requests[id].url)
+	}
+	return append(out, c.sockets...)
+}
+
+// headerValue reads a response header whatever its case (HTTP/2 and HTTP/1 spell them apart).
+func headerValue(h network.Headers, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			s, _ := v.(string)
+			return s
+		}
+	}
+	return ""
 }
 
 func describeException(d *runtime.ExceptionDetails) Exception {

@@ -152,10 +152,9 @@ func (r *Result) Report() string {
 	}
 
 	if r.LoadError == "" {
-		switch {
-		case r.Text == "":
+		if r.Text == "" {
 			b.WriteString("\nVisible text: none (the page renders no text; it may be blank)\n")
-		default:
+		} else {
 			cut := ""
 			if r.TextTruncated {
 				cut = ", cut"

@@ -84,7 +84,7 @@ func (p hostPolicy) allows(host string) bool {
 func JoinPath(previewURL, pagePath string) (string, error) {
 	base, err := url.Parse(previewURL)
 	if err != nil {
-		return "", fmt.Errorf("%w: preview URL %q: %v", ErrURLRefused, previewURL, err)
+		return "", fmt.Errorf("%w: preview URL %q: %w", ErrURLRefused, previewURL, err)
 	}
 	pagePath = strings.TrimSpace(pagePath)
 	if pagePath == "" || pagePath == "/" {

@@ -102,6 +102,10 @@ type Config struct {
 	// "any"); turn it off for OpenAI-compatible servers that reject tool_choice.
 	LeadToolChoice bool `env:"AGENTD_LEAD_TOOL_CHOICE" envDefault:"true"`
 
+	// MaxSessionsPerUser bounds how many sessions a user has (every session may hold a sandbox and
+	// its workspace); 0 means no bound.
+	MaxSessionsPerUser int `env:"AGENTD_MAX_SESSIONS_PER_USER" envDefault:"100"`
+
 	// Runs.
 	ReplicaID         string        `env:"AGENTD_REPLICA_ID"`
 	RunLeaseTTL       time.Duration `env:"AGENTD_RUN_LEASE_TTL" envDefault:"15s"`
@@ -155,6 +159,7 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]int64{
 		"AGENTD_LLM_MAX_RETRIES": int64(c.LLMMaxRetries), "AGENTD_LLM_MAX_OUTPUT_TOKENS": int64(c.LLMMaxTokens),
 		"AGENTD_LLM_MAX_CONTINUATIONS": int64(c.LLMMaxContinuations), "AGENTD_KEEP_TOOL_OUTPUTS": int64(c.KeepToolOutputs),
+		"AGENTD_MAX_SESSIONS_PER_USER": int64(c.MaxSessionsPerUser),
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s: %w", name, ErrNegative)

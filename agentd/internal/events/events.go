@@ -40,6 +40,10 @@ const (
 	// TypeArtifact announces a file a tool stored for the user (a preview screenshot, a chart):
 	// data carries its id, type, size and the REST path to download it.
 	TypeArtifact = "artifact"
+	// TypeCheckpoint announces a snapshot of the workspace taken after a step that changed files:
+	// data carries its id, its parent's, the files changed and the call's id; the REST API lists,
+	// diffs and restores it.
+	TypeCheckpoint = "checkpoint"
 )
 
 // Senders of messages and events. They stay lowercase; the agent field carries the display name.

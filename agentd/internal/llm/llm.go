@@ -185,14 +185,6 @@ func (it *idleTimer) reset() {
 	}
 }
 
-// streamErr prefers the idle-timeout cause over the bare context error it produced.
-func streamErr(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, ErrIdleTimeout) {
-		return ErrIdleTimeout
-	}
-	return err
-}
-
 // estimateTokens guesses a token count from text length (≈4 bytes a token for English and code),
 // for usage a provider never reported.
 func estimateTokens(n int) int64 { return int64(n+3) / 4 }

@@ -238,13 +238,13 @@ type doneWatcher struct {
 func (w *doneWatcher) Read(p []byte) (int, error) {
 	n, err := w.ReadCloser.Read(p)
 	if n > 0 && !w.done.Load() {
-		buf := append(w.tail, p[:n]...)
+		w.tail = append(w.tail, p[:n]...)
 		// A raw newline precedes an SSE line; inside JSON text a newline is escaped, so this never
 		// matches model output.
-		if bytes.Contains(buf, []byte("\ndata: [DONE]")) || bytes.Contains(buf, []byte("\ndata:[DONE]")) {
+		if bytes.Contains(w.tail, []byte("\ndata: [DONE]")) || bytes.Contains(w.tail, []byte("\ndata:[DONE]")) {
 			w.done.Store(true)
 		}
-		w.tail = append(w.tail[:0], buf[max(len(buf)-16, 0):]...)
+		w.tail = w.tail[:copy(w.tail, w.tail[max(len(w.tail)-16, 0):])]
 	}
 	return n, err
 }

@@ -136,7 +136,7 @@ func measureRun(b *testing.B, rdb *redis.Client, reg *registry.Registry, steps i
 	ctx := context.Background()
 	st := store.New(rdb)
 	sess := store.Session{ID: uuid.NewString(), OwnerID: "bench", CreatedAt: time.Now()}
-	require.NoError(b, st.CreateSession(ctx, sess))
+	require.NoError(b, st.CreateSession(ctx, sess, 0))
 	msg := events.Scope{SessionID: sess.ID}.Message(uuid.NewString(), events.SenderUser, "", "run the steps")
 	_, rid, err := st.StartRun(ctx, "bench", msg, uuid.NewString())
 	require.NoError(b, err)

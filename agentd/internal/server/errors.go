@@ -4,7 +4,9 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/mgx-ai/mgx/agentd/internal/store"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
@@ -17,13 +19,29 @@ var (
 	errNoRun              = errors.New("the session has no run yet")
 )
 
+// sessionLimitRetryAfter is the Retry-After of a refused session: sessions end only when their user
+// deletes one, so it only paces retries.
+const sessionLimitRetryAfter = 60
+
+// sessionLimitError says the user has as many sessions as they may.
+type sessionLimitError struct{ limit int }
+
+func (e *sessionLimitError) Error() string {
+	return fmt.Sprintf("session limit reached (at most %d per user); delete a session to create another", e.limit)
+}
+
 // toStatus is the one funnel from domain errors to gRPC status. Internal causes are logged with the
 // request id, never returned to the caller.
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
+	var limit *sessionLimitError
 	switch {
+	case errors.As(err, &limit):
+		return rpcerr.New(errorsv1.ErrorReason_QUOTA_EXCEEDED, limit.Error(), map[string]string{
+			rpcerr.MetaRetryAfter: strconv.Itoa(sessionLimitRetryAfter), "quota": "sessions", "limit": strconv.Itoa(limit.limit),
+		})
 	case errors.Is(err, errSandboxUnavailable):
 		// Before any status check: the wrapped status is sandboxd's or gRPC's, and its text private.
 		return rpcerr.Fail(ctx, log, errorsv1.ErrorReason_SANDBOX_UNAVAILABLE, err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -31,6 +32,8 @@ type Options struct {
 	// TailBlock is how often a following stream re-reads the log without being woken (and checks
 	// that its session still exists).
 	TailBlock time.Duration
+	// MaxSessionsPerUser bounds how many sessions a user has; 0 means no bound.
+	MaxSessionsPerUser int
 }
 
 // Server implements agentd's gRPC services.
@@ -98,7 +101,10 @@ func (s *Server) createWithSandbox(ctx context.Context, title string) (store.Ses
 		title = "New session"
 	}
 	sess := store.Session{ID: uuid.NewString(), Title: title, OwnerID: uid, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
+	if err := s.store.CreateSession(ctx, sess, s.opts.MaxSessionsPerUser); err != nil {
+		if errors.Is(err, store.ErrSessionLimit) {
+			err = &sessionLimitError{limit: s.opts.MaxSessionsPerUser}
+		}
 		return store.Session{}, nil, err
 	}
 	launched, err := s.launch(ctx, uid, sess.ID)

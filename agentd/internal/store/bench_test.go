@@ -22,7 +22,7 @@ func BenchmarkAppend(b *testing.B) {
 	defer rdb.Close()
 	s := store.New(rdb)
 	sess := store.Session{ID: uuid.NewString(), OwnerID: "bench", CreatedAt: time.Now()}
-	require.NoError(b, s.CreateSession(b.Context(), sess))
+	require.NoError(b, s.CreateSession(b.Context(), sess, 0))
 	ev := events.Scope{SessionID: sess.ID}.New(events.TypeToken, events.SenderAgent, "alex", "some streamed text of a model")
 
 	b.Run("store.Append", func(b *testing.B) {

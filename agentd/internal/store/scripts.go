@@ -229,6 +229,19 @@ redis.call('HSET', KEYS[6], 'cancel', '1')
 return 'signalled'
 `)
 
+// indexSessionScript adds a session to its owner's index unless the owner has the maximum number of
+// sessions already.
+//
+// KEYS: 1 the owner's sessions (a sorted set by creation time)
+// ARGV: 1 the maximum (0: none), 2 the creation time (unix ms), 3 the session id
+// Returns 1 when indexed, 0 when the owner is at the maximum.
+var indexSessionScript = redis.NewScript(`
+local max = tonumber(ARGV[1])
+if max > 0 and redis.call('ZCARD', KEYS[1]) >= max then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+return 1
+`)
+
 // deleteSessionScript deletes a session with its log, history, runs and conversations, if the caller
 // owns it. Run and conversation keys are found through the session's sets; they carry the session's
 // hash tag, so they live in the same cluster slot as the declared keys.

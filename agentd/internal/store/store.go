@@ -33,6 +33,8 @@ var (
 	ErrInboxUnread = errors.New("the run's inbox holds unread messages")
 	// ErrConversationLost: a stored conversation is shorter than the run's checkpoint says.
 	ErrConversationLost = errors.New("a stored conversation is shorter than its checkpoint")
+	// ErrSessionLimit: the owner has as many sessions as they may have.
+	ErrSessionLimit = errors.New("session limit reached")
 )
 
 // Store is agentd's Redis state. It is safe for concurrent use.
@@ -63,8 +65,10 @@ type Session struct {
 	CacheWriteTokens int64
 }
 
-// CreateSession stores a new session owned by ownerID.
-func (s *Store) CreateSession(ctx context.Context, sess Session) error {
+// CreateSession stores a new session owned by sess.OwnerID, unless the owner has maxPerUser sessions
+// already (ErrSessionLimit; 0 means no limit). Every replica counts in the owner's index, and the
+// count and the addition are one script, so concurrent creations cannot overshoot.
+func (s *Store) CreateSession(ctx context.Context, sess Session, maxPerUser int) error {
 	// The session hash is written before the owner's index: a crash in between leaves an unlisted
 	// session, never an index entry pointing nowhere (ListSessions also tolerates those).
 	if err := s.rdb.HSet(ctx, sessionKey(sess.ID),
@@ -72,11 +76,29 @@ func (s *Store) CreateSession(ctx context.Context, sess Session) error {
 		"created_at", sess.CreatedAt.UnixMilli()).Err(); err != nil {
 		return fmt.Errorf("store: create session: %w", err)
 	}
-	if err := s.rdb.ZAdd(ctx, userSessionsKey(sess.OwnerID),
-		redis.Z{Score: float64(sess.CreatedAt.UnixMilli()), Member: sess.ID}).Err(); err != nil {
+	index := func() (int, error) {
+		return indexSessionScript.Run(ctx, s.rdb, []string{userSessionsKey(sess.OwnerID)},
+			maxPerUser, sess.CreatedAt.UnixMilli(), sess.ID).Int()
+	}
+	indexed, err := index()
+	if err == nil && indexed == 0 {
+		// The index may still hold entries of sessions a delete removed only halfway; listing prunes
+		// them, so they never count against the limit for long.
+		var live []Session
+		if live, err = s.ListSessions(ctx, sess.OwnerID); err == nil && len(live) < maxPerUser {
+			indexed, err = index()
+		}
+	}
+	if err == nil && indexed == 1 {
+		return nil
+	}
+	if derr := s.rdb.Del(context.WithoutCancel(ctx), sessionKey(sess.ID)).Err(); derr != nil {
+		err = errors.Join(err, derr)
+	}
+	if err != nil {
 		return fmt.Errorf("store: index session: %w", err)
 	}
-	return nil
+	return ErrSessionLimit
 }
 
 // GetSession returns the session if ownerID owns it.

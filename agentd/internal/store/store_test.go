@@ -18,18 +18,24 @@ import (
 func TestMain(m *testing.M) { stacktest.Main(m) }
 
 func newStore(t *testing.T) *store.Store {
+	s, _ := newStoreClient(t)
+	return s
+}
+
+// newStoreClient is newStore with its Redis client, for tests that shape state the store cannot.
+func newStoreClient(t *testing.T) (*store.Store, *redis.Client) {
 	t.Helper()
 	opt, err := redis.ParseURL(stacktest.SharedRedis(t))
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
-	return store.New(rdb)
+	return store.New(rdb), rdb
 }
 
 func newSession(t *testing.T, s *store.Store, owner string) store.Session {
 	t.Helper()
 	sess := store.Session{ID: uuid.NewString(), Title: "t", OwnerID: owner, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
-	require.NoError(t, s.CreateSession(t.Context(), sess))
+	require.NoError(t, s.CreateSession(t.Context(), sess, 0))
 	return sess
 }
 
@@ -38,7 +44,7 @@ func TestSessionsOwnershipAndOrder(t *testing.T) {
 	ctx := t.Context()
 	a := newSession(t, s, "alice")
 	b := store.Session{ID: uuid.NewString(), OwnerID: "alice", CreatedAt: a.CreatedAt.Add(time.Second)}
-	require.NoError(t, s.CreateSession(ctx, b))
+	require.NoError(t, s.CreateSession(ctx, b, 0))
 	newSession(t, s, "bob")
 
 	list, err := s.ListSessions(ctx, "alice")
@@ -52,6 +58,51 @@ func TestSessionsOwnershipAndOrder(t *testing.T) {
 	require.NoError(t, s.DeleteSession(ctx, "alice", a.ID))
 	_, err = s.GetSession(ctx, "alice", a.ID)
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestSessionLimit: an owner has at most the limit of sessions, however many creations race; a
+// refused creation leaves nothing behind, a deleted session frees its place, and an index entry of a
+// session that no longer exists does not count.
+func TestSessionLimit(t *testing.T) {
+	s, rdb := newStoreClient(t)
+	ctx := t.Context()
+	created := make([]error, 12)
+	ids := make([]string, len(created))
+	var wg sync.WaitGroup
+	for i := range created {
+		ids[i] = uuid.NewString()
+		wg.Go(func() {
+			created[i] = s.CreateSession(ctx, store.Session{ID: ids[i], OwnerID: "alice", CreatedAt: time.Now()}, 5)
+		})
+	}
+	wg.Wait()
+	var kept []string
+	for i, err := range created {
+		if err == nil {
+			kept = append(kept, ids[i])
+			continue
+		}
+		require.ErrorIs(t, err, store.ErrSessionLimit)
+		_, gerr := s.GetSession(ctx, "alice", ids[i])
+		require.ErrorIs(t, gerr, store.ErrNotFound, "a refused session leaves no record")
+	}
+	require.Len(t, kept, 5)
+	list, err := s.ListSessions(ctx, "alice")
+	require.NoError(t, err)
+	require.Len(t, list, 5)
+	require.NoError(t, s.CreateSession(ctx, store.Session{ID: uuid.NewString(), OwnerID: "bob", CreatedAt: time.Now()}, 5), "per owner")
+
+	require.NoError(t, s.DeleteSession(ctx, "alice", kept[0]))
+	require.NoError(t, s.CreateSession(ctx, store.Session{ID: uuid.NewString(), OwnerID: "alice", CreatedAt: time.Now()}, 5))
+	require.ErrorIs(t, s.CreateSession(ctx, store.Session{ID: uuid.NewString(), OwnerID: "alice", CreatedAt: time.Now()}, 5), store.ErrSessionLimit)
+
+	// A session whose record vanished but whose index entry stayed (a delete cut off halfway).
+	require.NoError(t, rdb.Del(ctx, "agentd:session:{"+kept[1]+"}").Err())
+	require.NoError(t, s.CreateSession(ctx, store.Session{ID: uuid.NewString(), OwnerID: "alice", CreatedAt: time.Now()}, 5),
+		"a dangling index entry frees its place")
+	list, err = s.ListSessions(ctx, "alice")
+	require.NoError(t, err)
+	require.Len(t, list, 5)
 }
 
 func TestAppendAssignsStrictlyIncreasingSequences(t *testing.T) {

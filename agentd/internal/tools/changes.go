@@ -170,6 +170,14 @@ func (w *watcher) finish(ctx context.Context, own []string) []string {
 	return out
 }
 
+// changedAny reports whether anything changed in the workspace during the call's window (or just
+// before it, announced at its start).
+func (w *watcher) changedAny() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seen) > 0 || len(w.announced) > 0
+}
+
 func changedPaths(cs []*sandboxdv1.FileChange) []string {
 	out := make([]string, 0, len(cs))
 	for _, c := range cs {

@@ -71,13 +71,22 @@ type commandResult struct {
 	stderr   *capture
 }
 
-func (r commandResult) String() string {
+func (r commandResult) String() string { return r.render(true) }
+
+// same is the result without its duration: see Result.Same.
+func (r commandResult) same() string { return r.render(false) }
+
+func (r commandResult) render(withDuration bool) string {
 	var b strings.Builder
 	switch {
-	case r.timedOut:
+	case r.timedOut && withDuration:
 		fmt.Fprintf(&b, "timed out after %s and was killed\n", r.duration.Round(100*time.Millisecond))
-	default:
+	case r.timedOut:
+		b.WriteString("timed out and was killed\n")
+	case withDuration:
 		fmt.Fprintf(&b, "exit code: %d (%s)\n", r.exit, r.duration.Round(10*time.Millisecond))
+	default:
+		fmt.Fprintf(&b, "exit code: %d\n", r.exit)
 	}
 	for _, s := range []struct {
 		name string
@@ -212,7 +221,7 @@ func sandboxShell(ctx context.Context, x *Executor, c *Call, a *shellArgs) (Resu
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Output: r.String(), IsError: r.exit != 0 || r.timedOut}, nil
+	return Result{Output: r.String(), Same: r.same(), IsError: r.exit != 0 || r.timedOut}, nil
 }
 
 // pythonWrapper runs the code read from stdin as __main__, with matplotlib (when installed) drawing

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -27,10 +28,17 @@ const maxOutput = 24 << 10
 type Result struct {
 	Output  string
 	IsError bool
+	// Same, when set, stands for Output when the workflow judges whether a call keeps getting the same
+	// result: the output without what differs between two runs although nothing else did — how long a
+	// command took changes with the machine's load, and would hide a model polling in a loop.
+	Same string
 	// Paths are workspace paths the call changed and has not announced yet (file_change events).
 	Paths []string
 	// Artifacts are files the call stored for the user to see (artifact events).
 	Artifacts []store.Artifact
+	// Checkpoint is the snapshot of the workspace taken after the call changed files (a checkpoint
+	// event), nil when it changed nothing or nothing new was snapshotted.
+	Checkpoint *sandboxdv1.Checkpoint
 }
 
 // Progress receives what a call shows the user while it runs. Its methods may be called from more
@@ -101,6 +109,7 @@ type Executor struct {
 	sandboxes sandboxdv1.SandboxServiceClient
 	files     sandboxdv1.FileServiceClient
 	procs     sandboxdv1.ProcessServiceClient
+	ws        sandboxdv1.WorkspaceServiceClient
 	opts      Options
 	cursors   *cursorCache
 }
@@ -134,6 +143,7 @@ func NewExecutor(cc grpc.ClientConnInterface, opts Options) *Executor {
 		sandboxes: sandboxdv1.NewSandboxServiceClient(cc),
 		files:     sandboxdv1.NewFileServiceClient(cc),
 		procs:     sandboxdv1.NewProcessServiceClient(cc),
+		ws:        sandboxdv1.NewWorkspaceServiceClient(cc),
 		opts:      opts,
 		cursors:   newCursorCache(4096),
 	}
@@ -187,10 +197,16 @@ func (x *Executor) Execute(ctx context.Context, c Call) (Result, error) {
 		watch = x.watch(ctx, &c)
 	}
 	res, err := spec.run(ctx, x, &c, c.Decoded)
+	changed := len(res.Paths) > 0
 	if watch != nil {
 		// Every path the call changed, including those made by what it ran, minus the ones already
 		// announced while it ran.
 		res.Paths = watch.finish(ctx, res.Paths)
+		changed = changed || watch.changedAny()
+	}
+	if changed && ctx.Err() == nil {
+		// A failed call may have changed files too: the step is undoable either way.
+		res.Checkpoint = x.checkpoint(ctx, &c)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -205,6 +221,26 @@ func (x *Executor) Execute(ctx context.Context, c Call) (Result, error) {
 		res.Output = "(no output)"
 	}
 	return res, nil
+}
+
+// checkpointTimeout bounds the snapshot after a step: a large workspace must not hold up the run.
+const checkpointTimeout = 30 * time.Second
+
+// checkpoint snapshots the session's workspace after a step that changed files, so the user can
+// see, diff and undo what the step did. A failure is logged, never the step's: the work is done.
+func (x *Executor) checkpoint(ctx context.Context, c *Call) *sandboxdv1.Checkpoint {
+	cctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
+	defer cancel()
+	res, err := x.ws.CreateCheckpoint(cctx, &sandboxdv1.CreateCheckpointRequest{SessionId: c.SessionID,
+		Agent: truncateRunes(c.Agent, 63), RunId: c.RunID, Step: truncateRunes(c.ID, 127), Message: c.Tool})
+	if err != nil {
+		x.opts.Logger.WarnContext(ctx, "checkpoint after a step failed", "session", c.SessionID, "tool", c.Tool, "err", err)
+		return nil
+	}
+	if !res.GetCreated() {
+		return nil
+	}
+	return res.GetCheckpoint()
 }
 
 // describe is the model-facing text of a failed sandbox call.

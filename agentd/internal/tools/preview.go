@@ -9,7 +9,6 @@ import (
 	_ "image/gif" // decoders for imageSize
 	_ "image/jpeg"
 	_ "image/png"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/mgx-ai/mgx/agentd/internal/browser"
 	"github.com/mgx-ai/mgx/agentd/internal/store"
+	"github.com/mgx-ai/mgx/pkg/previewhost"
 )
 
 // previewCheckWait is how long preview_check waits for the port to listen before it gives up.
@@ -39,12 +39,16 @@ var browserSpecs = []*Spec{
 }
 
 // internalPreviewURL turns the public preview URL sandboxd hands out into one on sandboxd's own
-// preview listener (SANDBOXD_PREVIEW_URL), keeping its token: the browser reaches the sandbox the
-// way the gateway does, never through a container address and never out through the public edge.
-// The host names the preview (p<port>-<session>.preview.<host>); chromium resolves *.localhost to
-// loopback by itself, which is why a loopback listener gets the .preview.localhost form. Without a
-// listener the public URL is used as it is (the browser refuses it unless it is on this host).
-func internalPreviewURL(listener, public, sessionID string, port int32) (string, error) {
+// preview listener (SANDBOXD_PREVIEW_URL): the browser reaches the sandbox the way the gateway does,
+// never through a container address and never out through the public edge. The preview is named by
+// its host's first label (p<port>-<capability>, the capability being the credential), which works
+// under previewhost.Loopback on any listener: chromium resolves *.localhost to loopback by itself,
+// and the listener (or the relay in front of it) sees the Host it checks. Without a listener the
+// public URL is used as it is (the browser refuses it unless it is on this host).
+func internalPreviewURL(listener, public string) (string, error) {
+	if public == "" {
+		return "", errors.New("previews are off on this deployment: MGX_PUBLIC_URL names no host to put them under")
+	}
 	if listener == "" {
 		return public, nil
 	}
@@ -56,16 +60,13 @@ func internalPreviewURL(listener, public, sessionID string, port int32) (string,
 	if err != nil {
 		return "", fmt.Errorf("preview URL: %w", err)
 	}
-	host := lu.Hostname()
-	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-		host = "localhost"
+	label, _, ok := strings.Cut(pu.Hostname(), ".")
+	if !ok || label == "" {
+		return "", fmt.Errorf("preview URL %q has no preview host", public)
 	}
-	out := url.URL{Scheme: lu.Scheme, Host: fmt.Sprintf("p%d-%s.preview.%s", port, sessionID, host), Path: "/"}
+	out := url.URL{Scheme: lu.Scheme, Host: label + "." + previewhost.Loopback, Path: "/", RawQuery: pu.RawQuery}
 	if p := lu.Port(); p != "" {
 		out.Host += ":" + p
-	}
-	if tok := pu.Query().Get("token"); tok != "" {
-		out.RawQuery = url.Values{"token": {tok}}.Encode()
 	}
 	return out.String(), nil
 }
@@ -80,7 +81,7 @@ func previewCheck(ctx context.Context, x *Executor, c *Call, a *previewCheckArgs
 		return fail("nothing listens on port %d in the sandbox (waited %s), so there is no page to check: start the server with process_start, then read process_logs to see whether it came up.",
 			a.Port, previewCheckWait), nil
 	}
-	base, err := internalPreviewURL(x.opts.PreviewURL, public, c.SessionID, a.Port)
+	base, err := internalPreviewURL(x.opts.PreviewURL, public)
 	if err != nil {
 		return Result{}, err
 	}

@@ -42,18 +42,19 @@ func TestPlural(t *testing.T) {
 }
 
 func TestInternalPreviewURL(t *testing.T) {
-	const sid = "0b9f2f6e-4b5e-4a8e-9c55-1c2b3d4e5f60"
-	public := "http://p3000-" + sid + ".preview.example.com/?token=abc.def"
+	const label = "p3000-abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst"
+	public := "http://" + label + ".preview.example.com/"
 	for _, tc := range []struct{ listener, want string }{
-		{"http://127.0.0.1:8202", "http://p3000-" + sid + ".preview.localhost:8202/?token=abc.def"},
-		{"http://localhost:9000", "http://p3000-" + sid + ".preview.localhost:9000/?token=abc.def"},
-		{"http://sandboxd.mgx.svc:8202", "http://p3000-" + sid + ".preview.sandboxd.mgx.svc:8202/?token=abc.def"},
+		{"http://127.0.0.1:8202", "http://" + label + ".preview.localhost:8202/"},
+		{"http://localhost:9000", "http://" + label + ".preview.localhost:9000/"},
 		{"", public},
 	} {
-		got, err := internalPreviewURL(tc.listener, public, sid, 3000)
+		got, err := internalPreviewURL(tc.listener, public)
 		require.NoError(t, err)
 		require.Equal(t, tc.want, got)
 	}
+	_, err := internalPreviewURL("http://127.0.0.1:8202", "")
+	require.ErrorContains(t, err, "previews are off")
 }
 
 func TestNumberedLinesAndSnippets(t *testing.T) {
@@ -129,12 +130,12 @@ func TestPreviewRelayKeepsTheHost(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = relay.Close(t.Context()) }()
 
-	page, err := internalPreviewURL(relay.URL(), "http://p3000-s.preview.example.com/?token=t.k", "s", 3000)
+	page, err := internalPreviewURL(relay.URL(), "http://p3000-cap.preview.example.com/")
 	require.NoError(t, err)
 	u, err := url.Parse(page)
 	require.NoError(t, err)
 	// chromium resolves *.localhost itself; the test dials the relay the same way.
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+strings.Replace(u.Host, "p3000-s.preview.localhost", "127.0.0.1", 1)+"/about?token=t.k", nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+strings.Replace(u.Host, "p3000-cap.preview.localhost", "127.0.0.1", 1)+"/about?token=t.k", nil)
 	require.NoError(t, err)
 	req.Host = u.Host
 	resp, err := http.DefaultClient.Do(req)

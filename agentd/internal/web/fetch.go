@@ -146,7 +146,7 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (*Page, error) {
 
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
 	hreq.Header.Set("User-Agent", f.cfg.UserAgent)
 	hreq.Header.Set("Accept", "text/html,application/xhtml+xml,text/plain;q=0.9,text/markdown;q=0.9,application/json;q=0.8,*/*;q=0.5")
@@ -208,7 +208,7 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (*Page, error) {
 func (f *Fetcher) checkLiteral(u *url.URL) error {
 	addr, err := netip.ParseAddr(u.Hostname())
 	if err != nil {
-		return nil
+		return nil //nolint:nilerr // a name, not a literal: the dial-time guard decides on what it resolves to
 	}
 	port := u.Port()
 	if port == "" {
@@ -225,7 +225,7 @@ func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w: %q: %v", ErrBadURL, raw, err)
+		return nil, fmt.Errorf("%w: %q: %w", ErrBadURL, raw, err)
 	case u.Scheme != "http" && u.Scheme != "https":
 		return nil, fmt.Errorf("%w: %q: only http and https URLs can be fetched", ErrBadURL, raw)
 	case u.Host == "":
@@ -266,9 +266,9 @@ func (f *Fetcher) describe(ctx context.Context, u *url.URL, err error) error {
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return fmt.Errorf("%w: cannot connect to %s: %v", ErrFetchFailed, u.Host, opErr.Err)
+		return fmt.Errorf("%w: cannot connect to %s: %w", ErrFetchFailed, u.Host, opErr.Err)
 	}
-	return fmt.Errorf("%w: %s: %v", ErrFetchFailed, u.Redacted(), unwrapURLError(err))
+	return fmt.Errorf("%w: %s: %v", ErrFetchFailed, u.Redacted(), unwrapURLError(err)) //nolint:errorlint // shown, not wrapped: a wrapped context error would read as the call's own cancellation
 }
 
 func unwrapURLError(err error) error {

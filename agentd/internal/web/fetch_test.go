@@ -320,8 +320,7 @@ func TestFetchRefusesRedirectsToInternalAddresses(t *testing.T) {
 	require.NoError(t, err)
 	names := fakeDNS(t, map[string]netip.Addr{"rebind.example.com": netip.MustParseAddr("127.0.0.1")})
 
-	var allowed *server
-	allowed = newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	allowed := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/ok":
 			serve("text/plain", []byte("public page"))(w, r)

@@ -176,3 +176,10 @@ func hostOf(addr string) string {
 	}
 	return host
 }
+
+// PublicOnly is a net.Dialer Control function that refuses, with a *BlockedError, every address
+// that is not on the public internet. The preview browser's egress proxy dials what a page asks
+// for with it, so pages are held to the same line as fetch_url (without fetch_url's allow-list).
+func PublicOnly(host string) func(network, address string, c syscall.RawConn) error {
+	return (&guard{allowAddrs: map[netip.AddrPort]bool{}}).control(host)
+}

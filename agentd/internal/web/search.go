@@ -250,12 +250,12 @@ func doJSON(client *http.Client, req *http.Request, provider string, out any) er
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return fmt.Errorf("%w: %s is unreachable: %v", ErrSearchFailed, provider, err)
+		return fmt.Errorf("%w: %s is unreachable: %v", ErrSearchFailed, provider, err) //nolint:errorlint // shown, not wrapped, as in fetch
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIResponse))
 	if err != nil {
-		return fmt.Errorf("%w: reading %s's answer: %v", ErrSearchFailed, provider, err)
+		return fmt.Errorf("%w: reading %s's answer: %v", ErrSearchFailed, provider, err) //nolint:errorlint // shown, not wrapped, as in fetch
 	}
 	if resp.StatusCode/100 != 2 {
 		msg := apiMessage(body)
@@ -277,7 +277,7 @@ func doJSON(client *http.Client, req *http.Request, provider string, out any) er
 		return &APIError{Provider: provider, Status: resp.StatusCode, Message: msg}
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("%w: %s answered something that is not its JSON: %v", ErrSearchFailed, provider, err)
+		return fmt.Errorf("%w: %s answered something that is not its JSON: %w", ErrSearchFailed, provider, err)
 	}
 	return nil
 }

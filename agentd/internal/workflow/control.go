@@ -40,7 +40,7 @@ func (e *Engine) control(ctx context.Context, h Host, run Run, st *State, call l
 		if err := e.emitPlan(ctx, h, run, st, "plan updated"); err != nil {
 			return Result{}, false, err
 		}
-		return e.observeOnce(ctx, h, run, st, f, call, "plan now:\n"+planText(st.Plan), false, lim)
+		return e.observeOnce(ctx, h, run, st, f, call, "plan now:\n"+planText(st.Plan), "", false, lim)
 	case tools.PlanUpdate:
 		var a struct {
 			TaskID string `json:"task_id"`
@@ -68,13 +68,13 @@ func (e *Engine) control(ctx context.Context, h Host, run Run, st *State, call l
 		if err := e.emitTask(ctx, h, run, f.Agent, call.Name, st.Plan[i]); err != nil {
 			return Result{}, false, err
 		}
-		return e.observeOnce(ctx, h, run, st, f, call, fmt.Sprintf("task %s is %s", a.TaskID, st.Plan[i].Status), false, lim)
+		return e.observeOnce(ctx, h, run, st, f, call, fmt.Sprintf("task %s is %s", a.TaskID, st.Plan[i].Status), "", false, lim)
 	case tools.PlanFinish:
 		st.PlanFinished = true
 		if err := e.emitPlan(ctx, h, run, st, "plan finished"); err != nil {
 			return Result{}, false, err
 		}
-		return e.observeOnce(ctx, h, run, st, f, call, "plan finished", false, lim)
+		return e.observeOnce(ctx, h, run, st, f, call, "plan finished", "", false, lim)
 	case tools.SendMessage:
 		var a struct{ To, Content string }
 		_ = spec.Parse(call.Arguments, &a)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 
 	"github.com/mgx-ai/mgx/agentd/internal/events"
 	"github.com/mgx-ai/mgx/agentd/internal/llm"
@@ -92,4 +93,15 @@ func artifactEvent(run Run, agent string, call llm.ToolCall, a store.Artifact) *
 	// Shown in the chat, under its own message id.
 	ev.MessageId = uuid.NewString()
 	return ev
+}
+
+// checkpointEvent announces the workspace snapshot taken after a call that changed files.
+func checkpointEvent(run Run, agent string, call llm.ToolCall, cp *sandboxdv1.Checkpoint) *agentdv1.Event {
+	data := map[string]any{"call_id": call.ID, "checkpoint_id": cp.GetId(), "parent_id": cp.GetParentId(),
+		"files_changed": float64(cp.GetFilesChanged()), "kind": cp.GetKind()}
+	content := fmt.Sprintf("checkpoint %s: %d files changed", cp.GetId(), cp.GetFilesChanged())
+	if cp.GetFilesChanged() == 1 {
+		content = fmt.Sprintf("checkpoint %s: 1 file changed", cp.GetId())
+	}
+	return run.scope().Tool(events.TypeCheckpoint, agent, call.Name, content, data)
 }

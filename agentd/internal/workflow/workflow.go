@@ -543,7 +543,12 @@ func (e *Engine) resolve(ctx context.Context, h Host, run Run, st *State, call l
 			return Result{}, false, err
 		}
 	}
-	return e.observeOnce(ctx, h, run, st, f, call, out.Output, out.IsError, lim)
+	if out.Checkpoint != nil {
+		if err := h.Emit(ctx, checkpointEvent(run, f.Agent, call, out.Checkpoint)); err != nil {
+			return Result{}, false, err
+		}
+	}
+	return e.observeOnce(ctx, h, run, st, f, call, out.Output, out.Same, out.IsError, lim)
 }
 
 // interrupted is the result of a side-effecting call whose replica died before recording its result.
@@ -553,13 +558,17 @@ const interrupted = "this call was interrupted by a server failure; whether it t
 // together: the same call with the same result Repetition times in a row earns one warning with the
 // result; once more ends the agent's step (the run, for the lead). A call whose result changes —
 // polling a server that is still compiling — is never a repetition.
-func (e *Engine) observeOnce(ctx context.Context, h Host, run Run, st *State, f *Frame, call llm.ToolCall, out string, isErr bool, lim Limits) (Result, bool, error) {
+// key, when not empty, stands for out in that judgement (tools.Result.Same).
+func (e *Engine) observeOnce(ctx context.Context, h Host, run Run, st *State, f *Frame, call llm.ToolCall, out, key string, isErr bool, lim Limits) (Result, bool, error) {
 	n := lim.Repetition
 	if n <= 0 {
 		st.observe(f, call, out, isErr)
 		return Result{}, false, nil
 	}
-	sum := sha256.Sum256([]byte(out))
+	if key == "" {
+		key = out
+	}
+	sum := sha256.Sum256([]byte(key))
 	sig := call.Name + " " + compactJSON(call.Arguments) + " => " + hex.EncodeToString(sum[:8])
 	f.Recent = append(f.Recent, sig)
 	if len(f.Recent) > n+1 {

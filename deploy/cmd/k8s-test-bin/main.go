@@ -50,8 +50,9 @@ func main() {
 	force := flag.Bool("force", false, "build even when the binaries are cached")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *printDir, *force); err != nil {
+	err := run(ctx, *printDir, *force)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "k8s-test-bin:", err)
 		os.Exit(1)
 	}

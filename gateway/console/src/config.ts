@@ -2,16 +2,17 @@
 
 /**
  * How the event stream's WebSocket carries the access token. A browser WebSocket cannot send an
- * Authorization header, so the gateway takes the token either in the URL (`?token=`, accepted today)
- * or as a `Sec-WebSocket-Protocol` value (kept out of URLs and access logs). Flip this once the
- * gateway accepts the subprotocol form; wsProtocols below must then match what it expects.
+ * Authorization header, so the gateway takes the token either in the URL (`?token=`) or as a
+ * `Sec-WebSocket-Protocol` value, which keeps it out of URLs, so out of access logs, proxy logs and
+ * the browser's own network history.
  */
-export const WS_TOKEN_TRANSPORT: "query" | "subprotocol" = "query";
+export const WS_TOKEN_TRANSPORT: "query" | "subprotocol" = "subprotocol";
 
 /**
- * The Sec-WebSocket-Protocol values offered when WS_TOKEN_TRANSPORT is "subprotocol": a marker the
- * gateway echoes back (a browser drops a connection whose server picks no offered protocol) and the
- * token itself. A JWT consists of characters a protocol token may hold.
+ * The Sec-WebSocket-Protocol values offered when WS_TOKEN_TRANSPORT is "subprotocol": the marker the
+ * gateway selects (a browser drops a connection whose server picks no offered protocol) and, after
+ * it, the token itself, which the gateway never echoes. A JWT consists of characters a protocol
+ * token may hold.
  */
 export function wsProtocols(token: string): string[] {
   return ["mgx.bearer", token];

@@ -35,6 +35,7 @@ import (
 	"github.com/mgx-ai/mgx/proto"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 	gatewayv1 "github.com/mgx-ai/mgx/proto/gen/mgx/gateway/v1"
+	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
 // App is a built gateway, ready to serve.
@@ -79,6 +80,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		MaxFailuresAccount: cfg.LoginMaxFailures,
 		MaxFailuresIP:      cfg.LoginMaxFailuresIP,
 		FailureWindow:      cfg.LoginFailureWindow,
+		RefreshGrace:       cfg.RefreshGrace,
+		RevocationCacheTTL: cfg.RevocationCacheTTL,
 		Logger:             logger,
 	})
 	if cfg.DemoEmail != "" {
@@ -88,11 +91,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		logger.Info("demo account ready", "email", cfg.DemoEmail)
 	}
 
-	deadlines := edge.Deadlines{Default: cfg.UpstreamTimeout, Provision: cfg.ProvisionTimeout, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}
-	dial := func(target string, withClientIP bool, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	deadlines := edge.Deadlines{Default: cfg.UpstreamTimeout, Methods: map[string]time.Duration{
+		agentdv1.SessionService_CreateSession_FullMethodName: cfg.ProvisionTimeout,
+		agentdv1.SessionService_LaunchSandbox_FullMethodName: cfg.ProvisionTimeout,
+		sandboxdv1.SandboxService_Exec_FullMethodName:        cfg.ExecCeiling,
+	}}
+	// One bound of open streams per user, whatever their kind and replica.
+	slots := stream.NewSlots(rdb, cfg.MaxStreamsPerUser, logger)
+	dial := func(target string, up edge.Upstream, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+		up.Deadlines = deadlines
 		cc, err := grpcclient.Dial(target, grpcclient.Options{
 			InternalToken: cfg.InternalToken,
-			DialOptions:   append(edge.UpstreamInterceptors(deadlines, withClientIP), extra...),
+			DialOptions:   append(edge.UpstreamInterceptors(up), extra...),
 		})
 		if err != nil {
 			return nil, err
@@ -100,11 +110,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		life.Push("grpc client "+target, func(context.Context) error { return cc.Close() })
 		return cc, nil
 	}
-	agentd, err := dial(cfg.AgentdAddr, false)
+	agentd, err := dial(cfg.AgentdAddr, edge.Upstream{})
 	if err != nil {
 		return nil, err
 	}
-	sandboxd, err := dial(cfg.SandboxdAddr, false)
+	// Streamed commands and followed logs come from sandboxd; event streams count in the bridge.
+	sandboxd, err := dial(cfg.SandboxdAddr, edge.Upstream{Streams: slots})
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 	if err != nil {
 		return nil, err
 	}
-	selfConn, err := dial("passthrough:///gateway", true, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+	selfConn, err := dial("passthrough:///gateway", edge.Upstream{Self: true}, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 		return self.DialContext(ctx)
 	}))
 	if err != nil {
@@ -149,7 +160,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		Errors:         errs,
 		Logger:         logger,
 		JSON:           edge.JSON,
-		MaxPerUser:     cfg.MaxStreamsPerUser,
+		Slots:          slots,
 		Buffer:         cfg.StreamBuffer,
 		PingInterval:   cfg.PingInterval,
 		OriginPatterns: originHosts(cfg.CORSOrigins),
@@ -162,6 +173,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 	if err != nil {
 		return nil, err
 	}
+	conns := edge.NewConns(cfg.MaxAnonymousConns)
 	handler := edge.New(edge.Options{
 		Logger:            logger,
 		Errors:            errs,
@@ -175,8 +187,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 		OpenAPI:           proto.OpenAPI,
 		CORSOrigins:       cfg.CORSOrigins,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
+		BodyTimeout:       cfg.ReadBodyTimeout,
 		TrustedProxies:    proxies,
 		Console:           consoleHandler,
+		Conns:             conns,
+		ServerName:        cfg.ServerName(),
 	})
 
 	lis, err := net.Listen("tcp", cfg.Listen)
@@ -185,13 +200,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, e
 	}
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		// No WriteTimeout: event streams and long execs write for minutes; per-write deadlines are
-		// set where streams write.
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		// No ReadTimeout: it would stay on the connection and cut WebSockets, SSE streams and long
+		// execs; the edge bounds each request's body instead (GATEWAY_READ_BODY_TIMEOUT). No
+		// WriteTimeout either: event streams and long execs write for minutes; per-write deadlines
+		// are set where streams write.
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		// Requests outlive New's context: they end with the server's shutdown.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnContext: conns.ConnContext,
+		ConnState:   conns.ConnState,
 	}
 	life.HTTP("http server", srv, lis)
 	return &App{log: logger, life: life, addr: lis.Addr().String()}, nil
@@ -251,7 +270,11 @@ func webConsole(cfg config.Config, errs httperr.Writer, logger *slog.Logger) (ht
 	if err != nil {
 		return nil, err
 	}
-	h, err := console.New(console.Options{Dir: dir, FrameSources: []string{frames}, Errors: errs})
+	var sources []string
+	if frames != "" {
+		sources = []string{frames}
+	}
+	h, err := console.New(console.Options{Dir: dir, FrameSources: sources, Errors: errs})
 	if err != nil {
 		return nil, err
 	}

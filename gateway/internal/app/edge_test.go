@@ -230,7 +230,7 @@ func TestHostileInputs(t *testing.T) {
 		{"invalid utf8 in query", req{path: "/api/auth/me?x=%ff", token: a.access}, 400},
 		{"invalid utf8 in path", req{method: "DELETE", path: "/api/auth/api_keys/%ff%fe", token: a.access}, 400},
 		{"bad request id", req{path: "/api/auth/me", token: a.access, header: map[string]string{"X-Request-Id": "a b\tc"}}, 200},
-		{"token in query and header", req{path: "/api/auth/me?token=garbage", token: a.access}, 200},
+		{"token in query and header", req{path: "/api/auth/me?token=garbage", token: a.access}, 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -107,6 +107,10 @@ func (g *gateway) do(r req) response {
 		hr.Header.Set("Authorization", "Bearer "+r.token)
 	}
 	for k, v := range r.header {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			hr.Host = v // net/http sends Request.Host, never a Host header
+			continue
+		}
 		hr.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(hr)

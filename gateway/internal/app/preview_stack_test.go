@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,10 +15,10 @@ import (
 	"github.com/mgx-ai/mgx/pkg/stacktest"
 )
 
-// TestPreviewEndToEnd: a dev server started in a session's sandbox is
-// reachable through the gateway at the URL sandboxd's GetPreview returns,
-// authorised by its preview token and then the preview cookie; without
-// either, sandboxd refuses it (and the gateway passes the refusal on).
+// TestPreviewEndToEnd: a dev server started in a session's sandbox is reachable through the
+// gateway at the URL GetPreview returns, with nothing but that URL — no cookie, no header, no token
+// exchange: the capability in its host name opens the page. A forged one opens nothing, a rotation
+// replaces the URL, and deleting the session kills it.
 func TestPreviewEndToEnd(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
@@ -52,41 +51,59 @@ func TestPreviewEndToEnd(t *testing.T) {
 
 	u, err := url.Parse(previewURL)
 	require.NoError(t, err)
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	// The URL's host (p<port>-<session>.preview.localhost:<gateway port>)
-	// does not resolve here; dial the gateway and keep the Host header.
-	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func(target *url.URL) (int, string) {
-		hr, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.base+target.RequestURI(), nil)
+	require.Regexp(t, `^p`+port+`-[a-z2-7]{52}\.preview\.localhost:[0-9]+$`, u.Host)
+	require.Equal(t, "/", u.RequestURI(), "nothing but the host carries the credential")
+	// The URL's host does not resolve here (browsers resolve *.localhost themselves); dial the
+	// gateway and keep the Host header.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(host, path string) (int, string) {
+		hr, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.base+path, nil)
 		require.NoError(t, err)
-		hr.Host = target.Host
-		for _, c := range jar.Cookies(target) {
-			hr.AddCookie(c)
-		}
+		hr.Host = host
 		resp, err := client.Do(hr)
 		require.NoError(t, err)
 		defer resp.Body.Close()
-		jar.SetCookies(target, resp.Cookies())
+		require.Empty(t, resp.Cookies(), "no cookie is set")
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
 
-	noToken := *u
-	noToken.RawQuery = ""
-	status, _ := get(&noToken)
-	require.Equal(t, http.StatusUnauthorized, status, "no token, no cookie")
-
-	status, body := get(u)
-	if status >= 300 && status < 400 {
-		// sandboxd may trade the token for its cookie with a redirect.
-		status, body = get(&noToken)
-	}
-	require.Equal(t, http.StatusOK, status, "%s", body)
-	require.True(t, strings.Contains(body, "hello from the sandbox"), body)
-
-	// With the cookie, later requests need no token (asset loads, HMR).
-	status, body = get(&noToken)
+	status, body := get(u.Host, "/")
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	require.Contains(t, body, "hello from the sandbox")
+	status, body = get(u.Host, "/index.html")
+	require.Equal(t, http.StatusOK, status, "%s", body)
+
+	label, rest, _ := strings.Cut(u.Host, ".")
+	// One character in the middle of the MAC (the last one also holds unused bits).
+	forged := label[:len(label)-3] + map[bool]string{true: "b", false: "a"}[label[len(label)-3] == 'a'] + label[len(label)-2:] + "." + rest
+	status, _ = get(forged, "/")
+	require.Equal(t, http.StatusUnauthorized, status, "a forged capability")
+
+	// Only the owner rotates; the old URL stops working, the new one works.
+	other := s.register("intruder@example.com")
+	requireError(t, s.do(req{method: "POST", path: "/api/sandbox/preview/" + id + "/rotate", token: other.access, body: map[string]any{}}), http.StatusNotFound)
+	status, _ = get(u.Host, "/")
+	require.Equal(t, http.StatusOK, status, "another user cannot revoke the owner's preview")
+	rot := s.do(req{method: "POST", path: "/api/sandbox/preview/" + id + "/rotate", token: a.access, body: map[string]any{}})
+	require.Equal(t, http.StatusOK, rot.status, "%s", rot.body)
+	var fresh string
+	for _, pv := range rot.json(t)["previews"].([]any) {
+		if pv := pv.(map[string]any); fmt.Sprint(pv["container_port"]) == port {
+			fresh = pv["url"].(string)
+		}
+	}
+	require.NotEmpty(t, fresh)
+	require.NotEqual(t, previewURL, fresh)
+	status, _ = get(u.Host, "/")
+	require.Equal(t, http.StatusUnauthorized, status, "the rotated URL is revoked")
+	fu, err := url.Parse(fresh)
+	require.NoError(t, err)
+	status, body = get(fu.Host, "/")
+	require.Equal(t, http.StatusOK, status, "%s", body)
+
+	// Deleting the session destroys its sandbox, and with it every URL of it.
+	require.Equal(t, http.StatusNoContent, s.do(req{method: "DELETE", path: "/api/sessions/" + id, token: a.access}).status)
+	status, _ = get(fu.Host, "/")
+	require.Equal(t, http.StatusUnauthorized, status)
 }

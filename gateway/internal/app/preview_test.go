@@ -46,7 +46,7 @@ func TestPreviewRouting(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, map[string]string{"SANDBOXD_PREVIEW_URL": previewOrigin(t), "MGX_PUBLIC_URL": "http://localhost:8000"})
 	const session = "0b5f7c1e-7a53-4c1a-9d0e-3f1b2c4d5e6f"
-	host := "p5173-" + session + ".preview.localhost:8000"
+	host := "p5173-" + strings.Repeat("a", 52) + ".preview.localhost:8000"
 
 	tests := []struct {
 		name     string
@@ -57,7 +57,6 @@ func TestPreviewRouting(t *testing.T) {
 	}{
 		{"host based", host, "/src/main.ts?token=abc", host, "/src/main.ts?token=abc"},
 		{"host based, upper case", strings.ToUpper(host), "/", strings.ToUpper(host), "/"},
-		{"path based", "", "/preview/" + session + "/5173/index.html?token=t", "", "/preview/" + session + "/5173/index.html?token=t"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,10 +94,19 @@ func TestPreviewRouting(t *testing.T) {
 	t.Run("api is not a preview", func(t *testing.T) {
 		requireError(t, g.do(req{path: "/api/sessions"}), http.StatusUnauthorized)
 	})
+
+	// Sandbox HTML never runs on the API's origin: the old path form is no preview there.
+	t.Run("no preview on the API's origin", func(t *testing.T) {
+		for _, path := range []string{"/preview/" + session + "/5173/", "/preview/" + session + "/5173/index.html?token=t"} {
+			r := g.do(req{path: path})
+			require.NotEqual(t, http.StatusOK, r.status, "%s reached the preview upstream: %s", path, r.body)
+			require.NotContains(t, string(r.body), `"host"`, "%s reached the preview upstream", path)
+		}
+	})
 }
 
 func TestPreviewUpstreamDown(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, nil)
-	requireError(t, g.do(req{path: "/preview/x/5173/"}), http.StatusServiceUnavailable)
+	requireError(t, g.do(req{path: "/", header: map[string]string{"Host": "p5173-" + strings.Repeat("a", 52) + ".preview.localhost:8000"}}), http.StatusServiceUnavailable)
 }

@@ -20,6 +20,8 @@ var (
 	ErrInvalidToken       = errors.New("invalid token")
 	ErrTokenExpired       = errors.New("token expired")
 	ErrNoCredentials      = errors.New("authentication required")
+	ErrTokenRevoked       = errors.New("token revoked (signed out)")
+	ErrSessionRequired    = errors.New("API keys are created and revoked from a signed-in session (an access token), not with an API key")
 )
 
 // ThrottledError says a login was refused because of too many recent
@@ -52,6 +54,10 @@ func ToStatus(ctx context.Context, logger *slog.Logger, err error) error {
 		return rpcerr.New(errorsv1.ErrorReason_INVALID_CREDENTIALS, err.Error(), nil)
 	case errors.Is(err, ErrTokenExpired):
 		return rpcerr.New(errorsv1.ErrorReason_TOKEN_EXPIRED, err.Error(), nil)
+	case errors.Is(err, ErrTokenRevoked):
+		return rpcerr.New(errorsv1.ErrorReason_TOKEN_INVALID, err.Error(), nil)
+	case errors.Is(err, ErrSessionRequired):
+		return rpcerr.New(errorsv1.ErrorReason_PERMISSION_DENIED, err.Error(), nil)
 	case errors.Is(err, ErrInvalidToken):
 		return rpcerr.New(errorsv1.ErrorReason_TOKEN_INVALID, err.Error(), nil)
 	case errors.Is(err, ErrNoCredentials):

@@ -47,6 +47,12 @@ type Options struct {
 	MaxFailuresAccount int
 	MaxFailuresIP      int
 	FailureWindow      time.Duration
+	// RefreshGrace is how long after a rotation the rotated refresh token still returns the pair
+	// that replaced it (concurrent refreshes); 0 turns the grace off.
+	RefreshGrace time.Duration
+	// RevocationCacheTTL is how long a replica trusts that an access token is not revoked before it
+	// asks Redis again (see revocations); 0 asks on every request.
+	RevocationCacheTTL time.Duration
 	Logger             *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -56,10 +62,11 @@ type Options struct {
 type Service struct {
 	gatewayv1.UnimplementedAuthServiceServer
 
-	store  *store.Store
-	opts   Options
-	signer signer
-	logger *slog.Logger
+	store       *store.Store
+	opts        Options
+	signer      signer
+	revocations *revocations
+	logger      *slog.Logger
 }
 
 // NewService returns the auth service over st.
@@ -74,10 +81,11 @@ func NewService(st *store.Store, opts Options) *Service {
 		opts.OperatorEmails[i] = normalizeEmail(e)
 	}
 	return &Service{
-		store:  st,
-		opts:   opts,
-		signer: signer{secret: opts.JWTSecret, ttl: opts.AccessTTL, now: opts.Now},
-		logger: opts.Logger,
+		store:       st,
+		opts:        opts,
+		signer:      signer{secret: opts.JWTSecret, ttl: opts.AccessTTL, now: opts.Now},
+		revocations: newRevocations(st, opts.RevocationCacheTTL, opts.Now),
+		logger:      opts.Logger,
 	}
 }
 
@@ -98,7 +106,7 @@ type tokenPair struct {
 // issue signs an access token and stores a refresh token of family (a new
 // family per login; rotation keeps it).
 func (s *Service) issue(ctx context.Context, u store.User, family string) (tokenPair, error) {
-	access, err := s.signer.sign(Principal{UserID: u.ID, Role: s.roleOf(u.Email)})
+	access, err := s.signer.sign(Principal{UserID: u.ID, Role: s.roleOf(u.Email)}, family)
 	if err != nil {
 		return tokenPair{}, fmt.Errorf("sign access token: %w", err)
 	}
@@ -232,56 +240,24 @@ func clientIP(ctx context.Context) string {
 	return addr.String()
 }
 
-// Refresh implements gatewayv1.AuthServiceServer: the presented token is
-// rotated (marked used) and a new pair issued in the same family. A used
-// token presented again revokes its whole family (OAuth 2.0 Security BCP,
-// refresh token rotation with reuse detection).
-func (s *Service) Refresh(ctx context.Context, req *gatewayv1.RefreshRequest) (*gatewayv1.RefreshResponse, error) {
-	rt, err := s.store.UseRefresh(ctx, digest(req.GetRefreshToken()))
-	switch {
-	case errors.Is(err, store.ErrRefreshReused):
-		// A rotated token came back: it leaked, and whoever holds the
-		// newest one may be the thief. Revoke the whole family; the owner
-		// signs in again.
-		s.logger.WarnContext(ctx, "refresh token reused, revoking its family", "user_id", rt.UserID)
-		if rerr := s.store.RevokeFamily(ctx, rt.Family, s.opts.RefreshTTL); rerr != nil {
-			return nil, ToStatus(ctx, s.logger, rerr)
-		}
-		err = ErrInvalidToken
-	case errors.Is(err, store.ErrNotFound):
-		err = ErrInvalidToken
-	case err == nil:
-		revoked, ferr := s.store.FamilyRevoked(ctx, rt.Family)
-		if ferr != nil {
-			err = ferr
-		} else if revoked {
-			err = ErrInvalidToken
-		}
-	}
-	if err != nil {
-		return nil, ToStatus(ctx, s.logger, err)
-	}
-	u, err := s.store.User(ctx, rt.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		err = ErrInvalidToken
-	}
-	if err != nil {
-		return nil, ToStatus(ctx, s.logger, err)
-	}
-	tp, err := s.issue(ctx, u, rt.Family)
-	if err != nil {
-		return nil, ToStatus(ctx, s.logger, err)
-	}
-	return &gatewayv1.RefreshResponse{AccessToken: tp.access, TokenType: "bearer", ExpiresIn: tp.expiresIn, RefreshToken: tp.refresh}, nil
-}
-
-// Logout implements gatewayv1.AuthServiceServer. Revoking a token that is
-// unknown or not the caller's is not an error: logout is idempotent and must
+// Logout implements gatewayv1.AuthServiceServer: it ends the login. The access token the call was
+// made with is revoked until it expires, and so is its login family (every access and refresh token
+// of that login); the refresh token presented is revoked with its family when it is the caller's.
+// Revoking a token that is unknown or not the caller's is not an error: logout is idempotent and must
 // not reveal whose tokens exist.
 func (s *Service) Logout(ctx context.Context, req *gatewayv1.LogoutRequest) (*gatewayv1.LogoutResponse, error) {
 	userID, err := caller(ctx)
 	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
+	}
+	if cred := credentialOf(ctx); cred.Credential == CredentialAccessToken && cred.TokenID != "" {
+		if err := s.store.RevokeAccessToken(ctx, cred.TokenID, cred.Expires); err != nil {
+			return nil, ToStatus(ctx, s.logger, err)
+		}
+		s.revocations.revokeToken(cred.TokenID, cred.Expires)
+		if err := s.revokeFamily(ctx, cred.Family); err != nil {
+			return nil, ToStatus(ctx, s.logger, err)
+		}
 	}
 	rt, err := s.store.RevokeRefresh(ctx, digest(req.GetRefreshToken()), userID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -290,12 +266,24 @@ func (s *Service) Logout(ctx context.Context, req *gatewayv1.LogoutRequest) (*ga
 	if err == nil {
 		// Also the tokens rotated away earlier in this login: a copy of
 		// any of them must not be replayable as "reuse" after logout.
-		err = s.store.RevokeFamily(ctx, rt.Family, s.opts.RefreshTTL)
+		err = s.revokeFamily(ctx, rt.Family)
 	}
 	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
 	}
 	return &gatewayv1.LogoutResponse{}, nil
+}
+
+// revokeFamily revokes a login: its refresh tokens, and the access tokens issued for it.
+func (s *Service) revokeFamily(ctx context.Context, family string) error {
+	if family == "" {
+		return nil
+	}
+	if err := s.store.RevokeFamily(ctx, family, s.opts.RefreshTTL); err != nil {
+		return err
+	}
+	s.revocations.revokeFamily(family, s.opts.AccessTTL)
+	return nil
 }
 
 // GetMe implements gatewayv1.AuthServiceServer.
@@ -317,9 +305,10 @@ func (s *Service) GetMe(ctx context.Context, _ *gatewayv1.GetMeRequest) (*gatewa
 	}}, nil
 }
 
-// CreateApiKey implements gatewayv1.AuthServiceServer.
+// CreateApiKey implements gatewayv1.AuthServiceServer. Only a signed-in session creates API keys: a
+// key that could mint keys would let a leaked key outlive its own revocation through its children.
 func (s *Service) CreateApiKey(ctx context.Context, req *gatewayv1.CreateApiKeyRequest) (*gatewayv1.CreateApiKeyResponse, error) { //nolint:revive // generated name
-	userID, err := caller(ctx)
+	userID, err := sessionCaller(ctx)
 	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
 	}
@@ -351,9 +340,10 @@ func (s *Service) ListApiKeys(ctx context.Context, _ *gatewayv1.ListApiKeysReque
 	return resp, nil
 }
 
-// RevokeApiKey implements gatewayv1.AuthServiceServer.
+// RevokeApiKey implements gatewayv1.AuthServiceServer. Like creation it takes a signed-in session:
+// one leaked key must not be able to revoke the owner's other keys.
 func (s *Service) RevokeApiKey(ctx context.Context, req *gatewayv1.RevokeApiKeyRequest) (*gatewayv1.RevokeApiKeyResponse, error) { //nolint:revive // generated name
-	userID, err := caller(ctx)
+	userID, err := sessionCaller(ctx)
 	if err != nil {
 		return nil, ToStatus(ctx, s.logger, err)
 	}
@@ -379,15 +369,39 @@ func caller(ctx context.Context) (string, error) {
 	return id, nil
 }
 
+// sessionCaller is caller for calls that take a signed-in session (an access token), not an API key.
+func sessionCaller(ctx context.Context) (string, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return "", err
+	}
+	if credentialOf(ctx).Credential != CredentialAccessToken {
+		return "", ErrSessionRequired
+	}
+	return id, nil
+}
+
 // Authenticate resolves a bearer credential (access token or API key) to its
 // principal. It is called by the HTTP edge for every protected request, so
-// access tokens are verified without touching Redis.
+// an access token is verified by its signature and a revocation check that
+// reaches Redis at most once per GATEWAY_REVOCATION_CACHE_TTL (see revocations).
 func (s *Service) Authenticate(ctx context.Context, credential string) (Principal, error) {
 	if credential == "" {
 		return Principal{}, ErrNoCredentials
 	}
 	if !IsAPIKey(credential) {
-		return s.signer.verify(credential)
+		p, err := s.signer.verify(credential)
+		if err != nil {
+			return Principal{}, err
+		}
+		revoked, err := s.revocations.revoked(ctx, p)
+		if err != nil {
+			return Principal{}, err
+		}
+		if revoked {
+			return Principal{}, ErrTokenRevoked
+		}
+		return p, nil
 	}
 	id, ok := parseAPIKey(credential)
 	if !ok {
@@ -417,5 +431,5 @@ func (s *Service) Authenticate(ctx context.Context, credential string) (Principa
 			s.logger.WarnContext(ctx, "record api key use", "err", err)
 		}
 	}
-	return Principal{UserID: u.ID, Role: s.roleOf(u.Email)}, nil
+	return Principal{UserID: u.ID, Role: s.roleOf(u.Email), Credential: CredentialAPIKey}, nil
 }

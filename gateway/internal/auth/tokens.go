@@ -31,11 +31,29 @@ const RoleOperator = "operator"
 type Principal struct {
 	UserID string
 	Role   string
+	// Credential says what the caller presented: an access token (a signed-in session) or an API key.
+	Credential Credential
+	// TokenID, Family and Expires describe an access token: its id (jti), the login it belongs to
+	// (the family of its refresh tokens) and its expiry. Empty for API keys.
+	TokenID string
+	Family  string
+	Expires time.Time
 }
+
+// Credential is the kind of credential a caller authenticated with.
+type Credential string
+
+// Kinds of credential.
+const (
+	CredentialAccessToken Credential = "access_token"
+	CredentialAPIKey      Credential = "api_key"
+)
 
 type claims struct {
 	jwt.RegisteredClaims
 	Role string `json:"role,omitempty"`
+	// Family is the login the token was issued for: logout and refresh-token reuse revoke it.
+	Family string `json:"fam,omitempty"`
 }
 
 // signer issues and verifies the short-lived access tokens (HS256 JWTs).
@@ -45,7 +63,8 @@ type signer struct {
 	now    func() time.Time
 }
 
-func (s signer) sign(p Principal) (string, error) {
+// sign issues an access token for p in the login family.
+func (s signer) sign(p Principal, family string) (string, error) {
 	now := s.now()
 	c := claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -56,7 +75,8 @@ func (s signer) sign(p Principal) (string, error) {
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.ttl)),
 			ID:        uuid.NewString(),
 		},
-		Role: p.Role,
+		Role:   p.Role,
+		Family: family,
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.secret)
 }
@@ -79,7 +99,11 @@ func (s signer) verify(token string) (Principal, error) {
 	case c.Subject == "":
 		return Principal{}, ErrInvalidToken
 	}
-	return Principal{UserID: c.Subject, Role: c.Role}, nil
+	p := Principal{UserID: c.Subject, Role: c.Role, Credential: CredentialAccessToken, TokenID: c.ID, Family: c.Family}
+	if c.ExpiresAt != nil {
+		p.Expires = c.ExpiresAt.Time
+	}
+	return p, nil
 }
 
 // randomToken returns prefix followed by 256 random bits, URL-safe.

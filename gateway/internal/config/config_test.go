@@ -15,6 +15,14 @@ func TestLoad(t *testing.T) {
 	require.Equal(t, "127.0.0.1:8000", cfg.Listen)
 	require.Equal(t, []string{"http://localhost:3000"}, cfg.CORSOrigins)
 	require.Equal(t, ".preview.localhost", cfg.PreviewHostSuffix())
+	for public, suffix := range map[string]string{
+		"https://mgx.example.com": ".preview.mgx.example.com", "http://127.0.0.1:8000": ".preview.localhost",
+		"http://203.0.113.7:8000": "",
+	} {
+		c, err := pkgconfig.LoadFrom[config.Config](map[string]string{"MGX_PUBLIC_URL": public})
+		require.NoError(t, err)
+		require.Equal(t, suffix, c.PreviewHostSuffix(), public)
+	}
 
 	tests := []struct {
 		name string

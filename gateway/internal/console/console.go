@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
+	"github.com/mgx-ai/mgx/pkg/previewhost"
 )
 
 // Off is the GATEWAY_CONSOLE_DIR value that turns the console off.
@@ -70,19 +70,19 @@ func hasBuild(dir string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// PreviewFrameSource is the CSP source of every preview origin of the
-// gateway at publicURL (MGX_PUBLIC_URL): http://localhost:8000 gives
-// http://*.preview.localhost:8000, the origins of p<port>-<session>.preview.localhost:8000.
+// PreviewFrameSource is the CSP source of every preview origin of the gateway at publicURL
+// (MGX_PUBLIC_URL): http://localhost:8000 gives http://*.preview.localhost:8000, the origins of
+// p<port>-<capability>.preview.localhost:8000 (see pkg/previewhost). It is "" when the public host
+// is an IP address other than loopback, which has no preview origins: nothing may be framed then.
 func PreviewFrameSource(publicURL string) (string, error) {
-	u, err := url.Parse(publicURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return "", fmt.Errorf("console: public URL %q is not an absolute http(s) URL", publicURL)
+	b, err := previewhost.FromPublicURL(publicURL)
+	if errors.Is(err, previewhost.ErrIPHost) {
+		return "", nil
 	}
-	src := u.Scheme + "://*.preview." + u.Hostname()
-	if p := u.Port(); p != "" {
-		src += ":" + p
+	if err != nil {
+		return "", fmt.Errorf("console: %w", err)
 	}
-	return src, nil
+	return b.FrameSource(), nil
 }
 
 // Options configures the handler.

@@ -214,6 +214,8 @@ func TestPreviewFrameSource(t *testing.T) {
 		{publicURL: "http://localhost:8000", want: "http://*.preview.localhost:8000"},
 		{publicURL: "https://mgx.example.com", want: "https://*.preview.mgx.example.com"},
 		{publicURL: "https://mgx.example.com:8443/base", want: "https://*.preview.mgx.example.com:8443"},
+		{publicURL: "http://127.0.0.1:8000", want: "http://*.preview.localhost:8000"},
+		{publicURL: "http://203.0.113.7:8000", want: ""},
 		{publicURL: "localhost:8000", wantErr: true},
 		{publicURL: "ftp://host", wantErr: true},
 	}

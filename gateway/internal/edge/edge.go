@@ -6,13 +6,16 @@ package edge
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +27,7 @@ import (
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
 	"github.com/mgx-ai/mgx/gateway/internal/ratelimit"
+	"github.com/mgx-ai/mgx/gateway/internal/stream"
 	"github.com/mgx-ai/mgx/pkg/requestid"
 	"github.com/mgx-ai/mgx/pkg/rpcerr"
 	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
@@ -47,8 +51,9 @@ type Options struct {
 	// GET /api/sessions/{id}/events.
 	Events    http.Handler
 	EventsSSE http.Handler
-	// Preview serves preview traffic, recognised by PreviewHostSuffix
-	// (".preview.localhost") or the /preview/ path prefix.
+	// Preview serves preview traffic, recognised by its host alone
+	// (PreviewHostSuffix, ".preview.localhost"): sandbox HTML is never served
+	// on the API's own origin, so no path of it is a preview.
 	Preview           http.Handler
 	PreviewHostSuffix string
 	OpenAPI           []byte
@@ -56,10 +61,20 @@ type Options struct {
 	// those paths are the API's 404s.
 	Console http.Handler
 
+	// ServerName is the host telemetry names the server by (MGX_PUBLIC_URL's host and port), never a
+	// request's Host: a client may send any (one series and span attribute per invented host), and a
+	// preview's holds its capability, a credential that has no place in metrics or traces.
+	ServerName string
+
 	CORSOrigins  []string
 	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request's body, from the end of its headers (whose own deadline
+	// is the server's ReadHeaderTimeout); 0 means none.
+	BodyTimeout time.Duration
 	// TrustedProxies are peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// Conns is told which connections authenticated (the anonymous-connection cap); nil: none.
+	Conns *Conns
 }
 
 // publicPaths need no credential.
@@ -75,14 +90,16 @@ var publicPaths = map[string]bool{
 func New(o Options) http.Handler {
 	e := &edge{o: o}
 	api := http.NewServeMux()
-	api.HandleFunc("GET /api/openapi.json", e.openAPI)
+	api.Handle("GET /api/openapi.json", e.guard(http.HandlerFunc(e.openAPI), headerCredential))
+	// The event streams are the only routes a browser cannot send a header to (a WebSocket, an
+	// EventSource), so the only ones that take the access token in the URL.
 	if o.Events != nil {
-		api.Handle("GET /api/ws/sessions/{session_id}", o.Events)
+		api.Handle("GET /api/ws/sessions/{session_id}", e.guard(o.Events, queryCredential))
 	}
 	if o.EventsSSE != nil {
-		api.Handle("GET /api/sessions/{session_id}/events", o.EventsSSE)
+		api.Handle("GET /api/sessions/{session_id}/events", e.guard(o.EventsSSE, queryCredential))
 	}
-	api.Handle("/", o.API)
+	api.Handle("/", e.guard(o.API, headerCredential))
 
 	c := cors.New(cors.Options{
 		AllowedOrigins:   o.CORSOrigins,
@@ -92,11 +109,15 @@ func New(o Options) http.Handler {
 		AllowCredentials: true,
 		MaxAge:           600,
 	})
-	e.api = c.Handler(e.guard(api))
+	e.api = c.Handler(api)
 	// Outermost, so the access log and every upstream call run inside the
 	// request's span (trace ids in log lines, one trace per request).
 	return otelhttp.NewHandler(e, "gateway",
 		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" }),
+		// Metric labels come from a closed set: the method (otelhttp folds unknown ones into
+		// _OTHER), the status, the scheme, the protocol version and this fixed server name,
+		// never the Host header.
+		otelhttp.WithServerName(cmp.Or(o.ServerName, "gateway")),
 		// Method only: paths carry ids, and span names must stay few. The
 		// child gRPC spans name the RPC.
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }),
@@ -118,6 +139,7 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := requestid.NewContext(r.Context(), id)
 	ctx = auth.ContextWithClientIP(ctx, e.clientIP(r))
 	r = r.WithContext(ctx)
+	r = e.bodyDeadline(w, r)
 
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
@@ -152,9 +174,6 @@ func (e *edge) isPreview(r *http.Request) bool {
 	if e.o.Preview == nil {
 		return false
 	}
-	if strings.HasPrefix(r.URL.Path, "/preview/") {
-		return true
-	}
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -162,8 +181,16 @@ func (e *edge) isPreview(r *http.Request) bool {
 	return e.o.PreviewHostSuffix != "" && strings.HasSuffix(strings.ToLower(host), e.o.PreviewHostSuffix)
 }
 
-// guard applies the body limit, authentication and the rate limit.
-func (e *edge) guard(next http.Handler) http.Handler {
+// Where a route takes its credential from.
+const (
+	headerCredential = false // the Authorization or X-Api-Key header only
+	queryCredential  = true  // also ?token= (browser streams)
+)
+
+// guard applies the body limit, authentication and the rate limit. A credential comes from a
+// header; ?token= is one only where queryToken says so, and anywhere else it is refused: a token in
+// a URL ends up in histories, logs and Referer headers, and no route that changes data needs it.
+func (e *edge) guard(next http.Handler, queryToken bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e.o.MaxBodyBytes > 0 {
 			if r.ContentLength > e.o.MaxBodyBytes {
@@ -180,23 +207,30 @@ func (e *edge) guard(next http.Handler) http.Handler {
 			e.o.Errors.Reason(w, r, errorsv1.ErrorReason_INVALID_ARGUMENT, "path and query must be valid UTF-8")
 			return
 		}
-		var queryToken string
+		var urlToken string
 		if q := r.URL.Query(); q.Has("token") {
-			// The token does its job here; it must not reach grpc-gateway's
-			// query parser (where it is no field) nor anything upstream.
-			queryToken = q.Get("token")
+			if !queryToken {
+				e.o.Errors.Reason(w, r, errorsv1.ErrorReason_UNAUTHENTICATED,
+					"the token query parameter is accepted only by the event streams; send the credential in the Authorization header")
+				return
+			}
+			// The token does its job here; it must not reach anything upstream.
+			urlToken = q.Get("token")
 			q.Del("token")
 			r.URL.RawQuery = q.Encode()
 		}
 		subject := "ip:" + auth.ClientIPFromContext(r.Context())
 		if !publicPaths[r.URL.Path] {
-			p, err := e.o.Auth.Authenticate(r.Context(), credential(r, queryToken))
+			p, err := e.o.Auth.Authenticate(r.Context(), credential(r, urlToken))
 			if err != nil {
 				e.o.Errors.Write(w, r, auth.ToStatus(r.Context(), e.o.Logger, err))
 				return
 			}
 			r = r.WithContext(auth.NewContext(r.Context(), p))
 			subject = "user:" + p.UserID
+			if e.o.Conns != nil {
+				e.o.Conns.Authenticated(r.Context())
+			}
 		}
 
 		if e.o.Limiter != nil {
@@ -230,9 +264,10 @@ func validQuery(raw string) bool {
 }
 
 // credential returns the caller's bearer credential: the Authorization
-// header (access token or API key), X-Api-Key, or the `token` query
-// parameter that browsers use where they cannot set headers (WebSocket,
-// EventSource, links).
+// header (access token or API key), X-Api-Key, the token a WebSocket
+// handshake offers as a subprotocol (stream.BearerProtocol), or the `token`
+// query parameter that browsers use where they cannot set headers
+// (WebSocket, EventSource) and that guard passes only for those routes.
 func credential(r *http.Request, queryToken string) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
@@ -243,6 +278,9 @@ func credential(r *http.Request, queryToken string) string {
 	}
 	if k := r.Header.Get("X-Api-Key"); k != "" {
 		return k
+	}
+	if tok := stream.SubprotocolToken(r); tok != "" {
+		return tok
 	}
 	return queryToken
 }
@@ -325,4 +363,44 @@ func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	s.status = http.StatusSwitchingProtocols
 	return h.Hijack()
+}
+
+// bodyDeadline gives the request's body BodyTimeout to arrive. The deadline is the connection's read
+// deadline, set per request and cleared the moment the body is read to its end: the server's own
+// ReadTimeout would instead stay on the connection and cut every WebSocket, SSE stream and long exec,
+// all of which read nothing (or a small body) and then run for minutes. A request without a body
+// gets no deadline at all (its headers had ReadHeaderTimeout). A body that misses the deadline fails
+// its read, answered 408 by the error funnel, and the connection is closed.
+func (e *edge) bodyDeadline(w http.ResponseWriter, r *http.Request) *http.Request {
+	if e.o.BodyTimeout <= 0 || r.Body == nil || r.Body == http.NoBody {
+		return r
+	}
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(e.o.BodyTimeout)); err != nil {
+		return r
+	}
+	r, expired := httperr.MarkBodyTimeout(r)
+	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, expired: expired}
+	return r
+}
+
+type deadlineBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	expired *bool
+	done    bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case errors.Is(err, io.EOF) && !b.done:
+		// Whole: from here the connection is read only to notice the client going away, which
+		// must never time out.
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		*b.expired = true
+	}
+	return n, err
 }

@@ -49,6 +49,7 @@ func TestUpstreamIdentity(t *testing.T) {
 		principal  *auth.Principal
 		clientIP   bool
 		forged     metadata.MD
+		method     string
 		req        any
 		wantUser   []string
 		wantRole   []string
@@ -63,13 +64,16 @@ func TestUpstreamIdentity(t *testing.T) {
 			wantUser: []string{"u1"},
 		},
 		{name: "client ip for the auth service", clientIP: true, req: &emptypb.Empty{}, wantIP: []string{"192.0.2.7"}},
-		{name: "provisioning gets longer", principal: &auth.Principal{UserID: "u1"}, req: &agentdv1.CreateSessionRequest{}, wantUser: []string{"u1"}, minTimeout: 100 * time.Second},
-		{name: "exec deadline follows its timeout", principal: &auth.Principal{UserID: "u1"}, req: &sandboxdv1.ExecRequest{Timeout: 100}, wantUser: []string{"u1"}, minTimeout: 100 * time.Second},
+		{name: "provisioning gets longer", principal: &auth.Principal{UserID: "u1"}, method: agentdv1.SessionService_CreateSession_FullMethodName, req: &emptypb.Empty{}, wantUser: []string{"u1"}, minTimeout: 100 * time.Second},
+		{name: "exec gets its ceiling", principal: &auth.Principal{UserID: "u1"}, method: sandboxdv1.SandboxService_Exec_FullMethodName, req: &emptypb.Empty{}, wantUser: []string{"u1"}, minTimeout: 3000 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cc, err := grpc.NewClient(lis.Addr().String(), append(
-				UpstreamInterceptors(Deadlines{Default: 30 * time.Second, Provision: 120 * time.Second, ExecDefault: 300 * time.Second, ExecGrace: 15 * time.Second}, tt.clientIP),
+				UpstreamInterceptors(Upstream{Deadlines: Deadlines{Default: 30 * time.Second, Methods: map[string]time.Duration{
+					agentdv1.SessionService_CreateSession_FullMethodName: 120 * time.Second,
+					sandboxdv1.SandboxService_Exec_FullMethodName:        3615 * time.Second,
+				}}, Self: tt.clientIP}),
 				grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 			require.NoError(t, err)
 			defer cc.Close()
@@ -80,7 +84,11 @@ func TestUpstreamIdentity(t *testing.T) {
 			if tt.forged != nil {
 				ctx = metadata.NewOutgoingContext(ctx, tt.forged)
 			}
-			require.NoError(t, cc.Invoke(ctx, "/test.Svc/Call", tt.req, &emptypb.Empty{}))
+			method := tt.method
+			if method == "" {
+				method = "/test.Svc/Call"
+			}
+			require.NoError(t, cc.Invoke(ctx, method, tt.req, &emptypb.Empty{}))
 			s := <-got
 			require.Equal(t, tt.wantUser, s.md.Get(authn.MDUserID))
 			require.Equal(t, tt.wantRole, s.md.Get(MDUserRole))
@@ -93,14 +101,15 @@ func TestUpstreamIdentity(t *testing.T) {
 // The statuses served are those the proto declares (and the OpenAPI document states).
 func TestSuccessStatuses(t *testing.T) {
 	require.Equal(t, map[string]int{
-		gatewayv1.AuthService_Register_FullMethodName:        http.StatusCreated,
-		gatewayv1.AuthService_CreateApiKey_FullMethodName:    http.StatusCreated,
-		agentdv1.SessionService_CreateSession_FullMethodName: http.StatusCreated,
-		agentdv1.ChatService_PostMessage_FullMethodName:      http.StatusCreated,
-		agentdv1.SessionService_LaunchSandbox_FullMethodName: http.StatusCreated,
-		gatewayv1.AuthService_Logout_FullMethodName:          http.StatusNoContent,
-		gatewayv1.AuthService_RevokeApiKey_FullMethodName:    http.StatusNoContent,
-		agentdv1.SessionService_DeleteSession_FullMethodName: http.StatusNoContent,
+		gatewayv1.AuthService_Register_FullMethodName:               http.StatusCreated,
+		gatewayv1.AuthService_CreateApiKey_FullMethodName:           http.StatusCreated,
+		agentdv1.SessionService_CreateSession_FullMethodName:        http.StatusCreated,
+		agentdv1.ChatService_PostMessage_FullMethodName:             http.StatusCreated,
+		agentdv1.SessionService_LaunchSandbox_FullMethodName:        http.StatusCreated,
+		sandboxdv1.WorkspaceService_CreateCheckpoint_FullMethodName: http.StatusCreated,
+		gatewayv1.AuthService_Logout_FullMethodName:                 http.StatusNoContent,
+		gatewayv1.AuthService_RevokeApiKey_FullMethodName:           http.StatusNoContent,
+		agentdv1.SessionService_DeleteSession_FullMethodName:        http.StatusNoContent,
 	}, SuccessStatuses(gatewayv1.File_mgx_gateway_v1_gateway_proto, agentdv1.File_mgx_agentd_v1_agentd_proto,
 		sandboxdv1.File_mgx_sandboxd_v1_sandboxd_proto))
 }

@@ -125,6 +125,7 @@ func RegisterAll(ctx context.Context, mux *runtime.ServeMux, self, agentd, sandb
 		func() error { return sandboxdv1.RegisterSandboxServiceHandler(ctx, mux, sandboxd) },
 		func() error { return sandboxdv1.RegisterFileServiceHandler(ctx, mux, sandboxd) },
 		func() error { return sandboxdv1.RegisterProcessServiceHandler(ctx, mux, sandboxd) },
+		func() error { return sandboxdv1.RegisterWorkspaceServiceHandler(ctx, mux, sandboxd) },
 	}
 	for _, r := range regs {
 		if err := r(); err != nil {

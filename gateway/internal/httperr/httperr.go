@@ -105,6 +105,12 @@ func (wr Writer) Write(w http.ResponseWriter, r *http.Request, err error) {
 		// grpc-gateway reports the failed read of a body over the cap as InvalidArgument.
 		a = Of(rpcerr.New(errorsv1.ErrorReason_REQUEST_TOO_LARGE, "", nil))
 	}
+	if BodyTimedOut(r.Context()) {
+		// Likewise for a body that missed its deadline; the rest of it will not be read, so the
+		// connection cannot carry another request.
+		a = Of(rpcerr.New(errorsv1.ErrorReason_REQUEST_TIMEOUT, "", nil))
+		w.Header().Set("Connection", "close")
+	}
 	wr.logFault(r.Context(), r, a, err)
 	if a.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
@@ -227,4 +233,19 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		*b.exceeded = true
 	}
 	return n, err
+}
+
+type bodyTimeoutKey struct{}
+
+// MarkBodyTimeout returns r with a flag for its body's deadline: the reader that enforces the
+// deadline sets it, and Write then answers 408 whatever the handler made of the failed read.
+func MarkBodyTimeout(r *http.Request) (*http.Request, *bool) {
+	flag := new(bool)
+	return r.WithContext(context.WithValue(r.Context(), bodyTimeoutKey{}, flag)), flag
+}
+
+// BodyTimedOut reports whether the request's body missed its deadline.
+func BodyTimedOut(ctx context.Context) bool {
+	flag, _ := ctx.Value(bodyTimeoutKey{}).(*bool)
+	return flag != nil && *flag
 }

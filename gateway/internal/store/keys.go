@@ -21,11 +21,27 @@ func KeyEmail(email string) string { return "gateway:email:{" + email + "}" }
 // the token so a Redis dump reveals no usable token.
 func KeyRefresh(tokenHash string) string { return "gateway:refresh:{" + tokenHash + "}" }
 
+// KeyRefreshSuccessor holds, for a short grace period after a refresh token was rotated, the pair
+// that rotation issued, sealed with a key derived from the rotated token itself (see auth): a
+// concurrent refresh with the same token gets the same pair instead of counting as reuse.
+func KeyRefreshSuccessor(tokenHash string) string {
+	return "gateway:refresh:{" + tokenHash + "}:successor"
+}
+
 // KeyRefreshFamilyRevoked marks a refresh-token family (every token rotated
 // from one login) as revoked.
 func KeyRefreshFamilyRevoked(family string) string {
 	return "gateway:refresh_family:{" + family + "}:revoked"
 }
+
+// KeyAccessTokenRevoked marks one access token (by its jti) as revoked until it expires (logout).
+func KeyAccessTokenRevoked(tokenID string) string {
+	return "gateway:access_token:{" + tokenID + "}:revoked"
+}
+
+// KeyUserStreams holds a user's open streams (event streams, log follows, streamed commands) as
+// quota slots, shared by every gateway replica.
+func KeyUserStreams(userID string) string { return "gateway:user:{" + userID + "}:streams" }
 
 // KeyAPIKey is the hash of one API key (its secret only as a SHA-256).
 func KeyAPIKey(keyID string) string { return "gateway:api_key:{" + keyID + "}" }

@@ -107,8 +107,8 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 
 // Refresh-token errors.
 var (
-	// ErrRefreshReused is returned for a refresh token that was already
-	// rotated: someone replays a token, so its whole family is revoked.
+	// ErrRefreshReused is returned for a refresh token that was rotated before the grace period:
+	// someone replays a token, so its whole family is revoked.
 	ErrRefreshReused = errors.New("refresh token reused")
 )
 
@@ -142,41 +142,126 @@ func (s *Store) SaveRefresh(ctx context.Context, tokenHash string, rt RefreshTok
 	return nil
 }
 
-// useRefresh marks an active refresh token used, keeping its expiry, so a
-// later replay of it is recognised as reuse rather than as an unknown token.
+// Refresh returns a stored refresh token, rotated or not.
+func (s *Store) Refresh(ctx context.Context, tokenHash string) (RefreshToken, error) {
+	v, err := s.rdb.Get(ctx, KeyRefresh(tokenHash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return RefreshToken{}, ErrNotFound
+	}
+	if err != nil {
+		return RefreshToken{}, fmt.Errorf("load refresh token: %w", err)
+	}
+	_, rt, ok := parseRefresh(v)
+	if !ok {
+		return RefreshToken{}, ErrNotFound
+	}
+	return rt, nil
+}
+
+// DeleteRefresh deletes a refresh token that was never handed out.
+func (s *Store) DeleteRefresh(ctx context.Context, tokenHash string) error {
+	return s.rdb.Del(ctx, KeyRefresh(tokenHash)).Err()
+}
+
+// rotateRefresh marks an active refresh token used, keeping its expiry, so a later replay of it is
+// recognised as reuse rather than as an unknown token, and keeps what replaces it for the grace
+// period; a call that finds the token already rotated gets that replacement while it lasts.
 //
 //	KEYS[1] the token (KeyRefresh)
-//	returns the value before the call, or false when there is none
-var useRefresh = redis.NewScript(`
+//	KEYS[2] its successor (KeyRefreshSuccessor)
+//	ARGV[1] the sealed successor pair
+//	ARGV[2] the grace period in ms (0: none)
+//	returns {"rotated", value}, {"concurrent", value, successor}, {"reused", value}, or false when
+//	the token is unknown
+var rotateRefresh = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then
   return false
 end
 if string.sub(v, 1, 7) == 'active:' then
   redis.call('SET', KEYS[1], 'used:' .. string.sub(v, 8), 'KEEPTTL')
+  if tonumber(ARGV[2]) > 0 then
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  end
+  return {'rotated', v}
 end
-return v
+local successor = redis.call('GET', KEYS[2])
+if successor then
+  return {'concurrent', v, successor}
+end
+return {'reused', v}
 `)
 
-// UseRefresh consumes a refresh token for rotation. Of two concurrent uses
-// of one token exactly one succeeds; the other, and any later one, gets
-// ErrRefreshReused with the token's record so the family can be revoked.
-func (s *Store) UseRefresh(ctx context.Context, tokenHash string) (RefreshToken, error) {
-	v, err := useRefresh.Run(ctx, s.rdb, []string{KeyRefresh(tokenHash)}).Text()
+// Rotation is the outcome of RotateRefresh.
+type Rotation int
+
+// Outcomes of a rotation.
+const (
+	// Rotated: this call rotated the token; the sealed pair it passed replaces it.
+	Rotated Rotation = iota + 1
+	// RotatedConcurrently: another call rotated the token within the grace period; its sealed
+	// pair is returned.
+	RotatedConcurrently
+)
+
+// RotateRefresh consumes a refresh token for rotation. Of concurrent rotations of one token exactly
+// one gets Rotated and stores sealed, the pair that replaces the token, for grace; the others, and
+// any call within grace, get RotatedConcurrently with that pair. A call after grace gets
+// ErrRefreshReused (with the token's record, so the family can be revoked); an unknown token is
+// ErrNotFound.
+func (s *Store) RotateRefresh(ctx context.Context, tokenHash string, sealed []byte, grace time.Duration) (Rotation, RefreshToken, []byte, error) {
+	res, err := rotateRefresh.Run(ctx, s.rdb, []string{KeyRefresh(tokenHash), KeyRefreshSuccessor(tokenHash)},
+		sealed, grace.Milliseconds()).Slice()
 	if errors.Is(err, redis.Nil) {
-		return RefreshToken{}, ErrNotFound
+		return 0, RefreshToken{}, nil, ErrNotFound
 	}
 	if err != nil {
-		return RefreshToken{}, fmt.Errorf("use refresh token: %w", err)
+		return 0, RefreshToken{}, nil, fmt.Errorf("rotate refresh token: %w", err)
 	}
-	state, rt, ok := parseRefresh(v)
-	switch {
-	case !ok:
-		return RefreshToken{}, ErrNotFound
-	case state == refreshUsed:
-		return rt, ErrRefreshReused
+	if len(res) < 2 {
+		return 0, RefreshToken{}, nil, fmt.Errorf("rotate refresh token: unexpected reply %v", res)
 	}
-	return rt, nil
+	outcome, _ := res[0].(string)
+	value, _ := res[1].(string)
+	_, rt, ok := parseRefresh(value)
+	if !ok {
+		return 0, RefreshToken{}, nil, ErrNotFound
+	}
+	switch outcome {
+	case "rotated":
+		return Rotated, rt, nil, nil
+	case "concurrent":
+		successor, _ := res[2].(string)
+		return RotatedConcurrently, rt, []byte(successor), nil
+	default:
+		return 0, rt, nil, ErrRefreshReused
+	}
+}
+
+// RevokeAccessToken revokes one access token (by its id) until it expires anyway.
+func (s *Store) RevokeAccessToken(ctx context.Context, tokenID string, expires time.Time) error {
+	// A second past the expiry: the key must not vanish while the token still verifies.
+	err := s.rdb.SetArgs(ctx, KeyAccessTokenRevoked(tokenID), 1, redis.SetArgs{ExpireAt: expires.Add(time.Second)}).Err()
+	if err != nil {
+		return fmt.Errorf("revoke access token: %w", err)
+	}
+	return nil
+}
+
+// AccessRevoked reports whether an access token is revoked: by its own id (logout) or through its
+// login family (logout, a refresh token replayed). One round trip: the keys live in different slots,
+// so it is a pipeline of two reads, not a script.
+func (s *Store) AccessRevoked(ctx context.Context, tokenID, family string) (bool, error) {
+	pipe := s.rdb.Pipeline()
+	byID := pipe.Exists(ctx, KeyAccessTokenRevoked(tokenID))
+	var byFamily *redis.IntCmd
+	if family != "" {
+		byFamily = pipe.Exists(ctx, KeyRefreshFamilyRevoked(family))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("read access token revocation: %w", err)
+	}
+	return byID.Val() > 0 || (byFamily != nil && byFamily.Val() > 0), nil
 }
 
 // RevokeFamily revokes every token of a family for ttl (the longest a token

@@ -42,8 +42,8 @@ type Options struct {
 	Logger *slog.Logger
 	// JSON encodes each event (the gateway's one JSON encoding).
 	JSON protojson.MarshalOptions
-	// MaxPerUser bounds concurrent streams per user on this replica.
-	MaxPerUser int
+	// Slots bounds the streams a user keeps open, across replicas.
+	Slots *Slots
 	// Buffer is how many events may wait for a slow client before it is
 	// dropped.
 	Buffer int
@@ -60,9 +60,8 @@ type Options struct {
 type Bridge struct {
 	o Options
 
-	mu      sync.Mutex
-	perUser map[string]int
-	hubs    map[hubKey]*hub
+	mu   sync.Mutex
+	hubs map[hubKey]*hub
 }
 
 // New returns a Bridge.
@@ -70,7 +69,7 @@ func New(o Options) *Bridge {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
-	return &Bridge{o: o, perUser: map[string]int{}, hubs: map[hubKey]*hub{}}
+	return &Bridge{o: o, hubs: map[hubKey]*hub{}}
 }
 
 // frame is one encoded event.
@@ -120,10 +119,9 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 		b.o.Errors.Write(w, r, err)
 		return nil, false
 	}
-	release, ok := b.acquire(p.UserID)
-	if !ok {
-		w.Header().Set("Retry-After", "5")
-		b.o.Errors.Reason(w, r, errorsv1.ErrorReason_TOO_MANY_STREAMS, fmt.Sprintf("too many open event streams (max %d per user)", b.o.MaxPerUser))
+	release, err := b.acquire(r.Context(), p.UserID)
+	if err != nil {
+		b.o.Errors.Write(w, r, err)
 		return nil, false
 	}
 	return &subscription{user: p, session: session, after: after, release: release}, true
@@ -142,25 +140,20 @@ func (b *Bridge) owns(ctx context.Context, session string) error {
 	return nil
 }
 
-func (b *Bridge) acquire(user string) (func(), bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.perUser[user] >= b.o.MaxPerUser {
-		return nil, false
+// acquire takes one of the user's stream slots for the client.
+func (b *Bridge) acquire(ctx context.Context, user string) (func(), error) {
+	release, err := b.o.Slots.Acquire(ctx, user)
+	if err != nil {
+		return nil, err
 	}
-	b.perUser[user]++
 	clients.Add(context.Background(), 1)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			clients.Add(context.Background(), -1)
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			if b.perUser[user]--; b.perUser[user] <= 0 {
-				delete(b.perUser, user)
-			}
+			release()
 		})
-	}, true
+	}, nil
 }
 
 func eventsRequest(session string, after uint32) *agentdv1.StreamEventsRequest {

@@ -26,6 +26,8 @@ import (
 	"github.com/mgx-ai/mgx/gateway/internal/auth"
 	"github.com/mgx-ai/mgx/gateway/internal/httperr"
 	"github.com/mgx-ai/mgx/gateway/internal/stream"
+	"github.com/mgx-ai/mgx/pkg/redisclient"
+	"github.com/mgx-ai/mgx/pkg/stacktest"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 )
 
@@ -73,6 +75,21 @@ func (u *upstream) StreamEvents(r *agentdv1.StreamEventsRequest, st grpc.ServerS
 	}
 	<-st.Context().Done() // tail: nothing more, until the client goes
 	return nil
+}
+
+func TestMain(m *testing.M) { stacktest.Main(m) }
+
+// slots is a bound of max streams per user, in a Redis database of the test's own.
+func slots(t *testing.T, max int) *stream.Slots { return slotsIn(t, stacktest.SharedRedis(t), max) }
+
+// slotsIn is slots in the Redis at url: bridges given slots of one Redis share them, as gateway
+// replicas do.
+func slotsIn(t *testing.T, url string, max int) *stream.Slots {
+	t.Helper()
+	rdb, err := redisclient.New(t.Context(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return stream.NewSlots(rdb, max, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 func serve(t *testing.T, u *upstream, opts stream.Options) string {
@@ -124,7 +141,7 @@ func readAll(ctx context.Context, t *testing.T, c *websocket.Conn, n int) []uint
 
 func TestSlowConsumerDroppedOthersUnharmed(t *testing.T) {
 	u := &upstream{total: 400, size: 64 << 10, ended: make(chan uint32, 8)}
-	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 512, WriteTimeout: 2 * time.Second})
+	base := serve(t, u, stream.Options{Slots: slots(t, 8), Buffer: 512, WriteTimeout: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
@@ -157,7 +174,7 @@ func TestSlowConsumerDroppedOthersUnharmed(t *testing.T) {
 
 func TestUpstreamClosedWhenClientGoes(t *testing.T) {
 	u := &upstream{total: 3, ended: make(chan uint32, 1), live: make(chan struct{}, 1)}
-	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 16})
+	base := serve(t, u, stream.Options{Slots: slots(t, 8), Buffer: 16})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	c, _, err := wsDial(ctx, base+"/ws/"+session+"?user=u", nil)
@@ -174,7 +191,7 @@ func TestUpstreamClosedWhenClientGoes(t *testing.T) {
 
 func TestResumeAfterUpstreamBreak(t *testing.T) {
 	u := &upstream{total: 20, breakAt: 7, ended: make(chan uint32, 4), live: make(chan struct{}, 1)}
-	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 64})
+	base := serve(t, u, stream.Options{Slots: slots(t, 8), Buffer: 64})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	c, _, err := wsDial(ctx, base+"/ws/"+session+"?user=u&after_seq=2", nil)
@@ -193,7 +210,10 @@ func TestResumeAfterUpstreamBreak(t *testing.T) {
 
 func TestAdmission(t *testing.T) {
 	u := &upstream{total: 0, ended: make(chan uint32, 16), live: make(chan struct{}, 16)}
-	base := serve(t, u, stream.Options{MaxPerUser: 2, Buffer: 4})
+	redisURL := stacktest.SharedRedis(t)
+	base := serve(t, u, stream.Options{Slots: slotsIn(t, redisURL, 2), Buffer: 4})
+	// Another replica of the gateway, sharing the first one's Redis.
+	replica := serve(t, u, stream.Options{Slots: slotsIn(t, redisURL, 2), Buffer: 4})
 	httpBase := strings.Replace(base, "ws", "http", 1)
 	tests := []struct {
 		name, path string
@@ -215,17 +235,24 @@ func TestAdmission(t *testing.T) {
 		})
 	}
 
-	t.Run("per user bound", func(t *testing.T) {
+	t.Run("per user bound, across replicas", func(t *testing.T) {
 		ctx := t.Context()
 		var conns []*websocket.Conn
-		for range 2 {
-			c, _, err := wsDial(ctx, base+"/ws/"+session+"?user=a", nil)
+		for _, b := range []string{base, replica} {
+			c, _, err := wsDial(ctx, b+"/ws/"+session+"?user=a", nil)
 			require.NoError(t, err)
 			conns = append(conns, c)
 		}
-		_, code, err := wsDial(ctx, base+"/ws/"+session+"?user=a", nil)
-		require.Error(t, err)
-		require.Equal(t, http.StatusTooManyRequests, code)
+		for _, b := range []string{base, replica} {
+			_, code, err := wsDial(ctx, b+"/ws/"+session+"?user=a", nil)
+			require.Error(t, err)
+			require.Equal(t, http.StatusTooManyRequests, code, "the user's two streams count on every replica")
+		}
+		resp, err := http.Get(strings.Replace(replica, "ws", "http", 1) + "/sse/" + session + "?user=a")
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "SSE counts with WebSocket")
+		require.Equal(t, "5", resp.Header.Get("Retry-After"))
 		// Another user is not affected.
 		other, _, err := wsDial(ctx, base+"/ws/"+session+"?user=b", nil)
 		require.NoError(t, err)
@@ -250,7 +277,7 @@ func TestAdmission(t *testing.T) {
 // reading (so never answers) is cut and its upstream stream closed.
 func TestKeepAlive(t *testing.T) {
 	u := &upstream{total: 1, ended: make(chan uint32, 2), live: make(chan struct{}, 2)}
-	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 16, PingInterval: 50 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+	base := serve(t, u, stream.Options{Slots: slots(t, 8), Buffer: 16, PingInterval: 50 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 
@@ -307,7 +334,7 @@ func wsDial(ctx context.Context, url string, opts *websocket.DialOptions) (*webs
 // upstream closes with the last client.
 func TestSharedUpstream(t *testing.T) {
 	u := &upstream{total: 300, size: 64 << 10, ended: make(chan uint32, 8), live: make(chan struct{}, 8)}
-	base := serve(t, u, stream.Options{MaxPerUser: 8, Buffer: 512, WriteTimeout: 2 * time.Second})
+	base := serve(t, u, stream.Options{Slots: slots(t, 8), Buffer: 512, WriteTimeout: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	dial := func(after int) *websocket.Conn {
@@ -330,7 +357,7 @@ func TestSharedUpstream(t *testing.T) {
 
 	// A client whose position is older than the hub's ring gets its own.
 	u2 := &upstream{total: ringSizeForTest + 10, ended: make(chan uint32, 8), live: make(chan struct{}, 8)}
-	base2 := serve(t, u2, stream.Options{MaxPerUser: 8, Buffer: 4096})
+	base2 := serve(t, u2, stream.Options{Slots: slots(t, 8), Buffer: 4096})
 	a, _, err := wsDial(ctx, base2+"/ws/"+session+"?user=u", nil)
 	require.NoError(t, err)
 	defer func() { _ = a.CloseNow() }()

@@ -18,7 +18,9 @@ const (
 	closeUnauthorized websocket.StatusCode = 4401
 )
 
-// WebSocket serves WS /api/ws/sessions/{session_id}?token=&after_seq=.
+// WebSocket serves WS /api/ws/sessions/{session_id}?after_seq=. The caller was authenticated
+// before (the edge): by an Authorization header, by `?token=`, or by the access token offered as a
+// subprotocol after BearerProtocol, which is then the protocol selected.
 func (b *Bridge) WebSocket() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sub, ok := b.admit(w, r, "")
@@ -27,7 +29,9 @@ func (b *Bridge) WebSocket() http.Handler {
 		}
 		defer sub.release()
 
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: b.o.OriginPatterns})
+		// Only BearerProtocol can be selected: a client that offered it must see it echoed (or its
+		// browser drops the connection), and the token it offered next is never a candidate.
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: b.o.OriginPatterns, Subprotocols: []string{BearerProtocol}})
 		if err != nil {
 			// Accept has answered the request (400/403).
 			return

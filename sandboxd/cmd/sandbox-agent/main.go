@@ -23,6 +23,7 @@ func run() int {
 	flag.StringVar(&opts.Socket, "listen", "/.mgx/run/agent.sock", "unix socket to serve on")
 	flag.StringVar(&opts.Workspace, "workspace", "/workspace", "directory files and commands are confined to")
 	flag.StringVar(&opts.StateDir, "state-dir", "", "directory for process logs (default $TMPDIR/mgx-agent)")
+	flag.StringVar(&opts.MetaDir, "meta-dir", "", "the workspace's own state beside it (marker, checkpoint history): its meta volume")
 	flag.StringVar(&opts.User, "user", "", "run commands as this user when the agent runs as root")
 	flag.BoolVar(&opts.OwnedPortsOnly, "owned-ports", false, "report only ports of the agent's own descendants (host mode)")
 	var linkScope, listenTCP, secretFile, install string

@@ -79,11 +79,11 @@ func TestExecDrainKeepsBackgroundWriterAlive(t *testing.T) {
 	c := startAgent(t)
 	ctx := t.Context()
 	begin := time.Now()
-	res, err := c.Exec(ctx, agentapi.ExecRequest{Command: "(while true; do echo tick; sleep 0.05; done) & echo $! > writer.pid; echo main done", Timeout: 10 * time.Second})
+	res, err := run(ctx, c, agentapi.ExecRequest{Command: "(while true; do echo tick; sleep 0.05; done) & echo $! > writer.pid; echo main done", Timeout: 10 * time.Second})
 	require.NoError(t, err)
 	require.Less(t, time.Since(begin), 2*time.Second)
 	require.Contains(t, string(res.Stdout), "main done\n")
-	res, err = c.Exec(ctx, agentapi.ExecRequest{Command: "cat writer.pid"})
+	res, err = run(ctx, c, agentapi.ExecRequest{Command: "cat writer.pid", Timeout: 10 * time.Second})
 	require.NoError(t, err)
 	pid, err := strconv.Atoi(strings.TrimSpace(string(res.Stdout)))
 	require.NoError(t, err)
@@ -94,10 +94,24 @@ func TestExecDrainKeepsBackgroundWriterAlive(t *testing.T) {
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 }
 
+// ran is a command's collected output and how it ended.
+type ran struct {
+	agentapi.ExecExit
+	Stdout, Stderr []byte
+}
+
+// run runs a command to completion, keeping all its output.
+func run(ctx context.Context, c *agentclient.Client, req agentapi.ExecRequest) (ran, error) {
+	var out agentclient.Output
+	exit, err := c.Exec(ctx, req, out.Write)
+	return ran{ExecExit: exit, Stdout: out.Stdout, Stderr: out.Stderr}, err
+}
+
+// The agent streams all output, in order, whatever its size; a cap is the collector's.
 func TestExecStreamIsUncappedAndOrdered(t *testing.T) {
 	c := startAgent(t)
 	var got []byte
-	res, err := c.ExecStream(t.Context(), agentapi.ExecRequest{Command: "head -c 3000000 /dev/zero; echo end >&2", OutputLimit: 1024},
+	res, err := c.Exec(t.Context(), agentapi.ExecRequest{Command: "head -c 3000000 /dev/zero; echo end >&2; exit 3", Timeout: 10 * time.Second},
 		func(stderr bool, p []byte) error {
 			if !stderr {
 				got = append(got, p...)
@@ -106,12 +120,31 @@ func TestExecStreamIsUncappedAndOrdered(t *testing.T) {
 		})
 	require.NoError(t, err)
 	require.Len(t, got, 3000000)
-	require.False(t, res.Truncated)
+	require.Equal(t, 3, res.ExitCode)
 
-	out, err := c.Exec(t.Context(), agentapi.ExecRequest{Command: "head -c 3000 /dev/zero", OutputLimit: 1024})
+	out := agentclient.Output{Limit: 1024}
+	_, err = c.Exec(t.Context(), agentapi.ExecRequest{Command: "head -c 3000 /dev/zero; echo err >&2", Timeout: 10 * time.Second}, out.Write)
 	require.NoError(t, err)
 	require.Len(t, out.Stdout, 1024)
+	require.Equal(t, "err\n", string(out.Stderr))
 	require.True(t, out.Truncated)
+}
+
+// The timeout is sandboxd's to choose: a request without one is refused, not given a number the
+// agent would have to know.
+func TestExecRequiresTimeout(t *testing.T) {
+	c := startAgent(t)
+	_, err := c.Exec(t.Context(), agentapi.ExecRequest{Command: "true"}, func(bool, []byte) error { return nil })
+	var ae *agentclient.Error
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, agentapi.CodeInvalid, ae.Code)
+
+	begin := time.Now()
+	res, err := run(t.Context(), c, agentapi.ExecRequest{Command: "echo start; sleep 30", Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	require.True(t, res.TimedOut)
+	require.Equal(t, "start\n", string(res.Stdout))
+	require.Less(t, time.Since(begin), 10*time.Second)
 }
 
 func TestOwnedPortsOnly(t *testing.T) {

@@ -18,49 +18,22 @@ import (
 // keeps the pipe open, and waiting for its EOF would hang the call forever.
 const drainGrace = 100 * time.Millisecond
 
-// defaultOutputLimit applies when a request names no cap.
-const defaultOutputLimit = 1 << 20
-
-// sink receives a command's output under one lock so a streamed response is
-// written by one goroutine at a time and never after the handler returned.
-// Buffered output is capped at limit per stream.
+// sink delivers a command's output as frames, under one lock, so the
+// response is written by one goroutine at a time and never after the handler
+// returned. Nothing is buffered here: a caller that wants the output whole
+// collects the frames up to its own cap (sandboxd does, for a unary Exec).
 type sink struct {
-	mu        sync.Mutex
-	limit     int
-	out, errb []byte
-	truncated bool
-	detached  bool
-	// stream, when set, receives output instead of the buffers.
-	stream func(stderr bool, p []byte)
+	mu       sync.Mutex
+	detached bool
+	emit     func(stderr bool, p []byte)
 }
 
 func (s *sink) write(stderr bool, p []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.detached {
-		return
+	if !s.detached {
+		s.emit(stderr, p)
 	}
-	if s.stream != nil {
-		// A stream holds nothing in memory, so it is not capped: a long
-		// build's log reaches the caller whole.
-		s.stream(stderr, p)
-		return
-	}
-	buf := &s.out
-	if stderr {
-		buf = &s.errb
-	}
-	room := s.limit - len(*buf)
-	if room <= 0 {
-		if len(p) > 0 {
-			s.truncated = true
-		}
-		return
-	}
-	if len(p) > room {
-		p, s.truncated = p[:room], true
-	}
-	*buf = append(*buf, p...)
 }
 
 // detach stops delivering output; later reads are discarded.
@@ -98,30 +71,28 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, errf(agentapi.CodeInvalid, "empty command"))
 		return
 	}
-	if req.OutputLimit <= 0 {
-		req.OutputLimit = defaultOutputLimit
+	if req.Timeout <= 0 {
+		// The default lives in sandboxd's configuration alone; a caller that sends none is a bug,
+		// not a request for some number the agent would have to know.
+		s.writeError(w, errf(agentapi.CodeInvalid, "timeout is required"))
+		return
 	}
-	out := &sink{limit: req.OutputLimit}
-	if req.Stream {
-		flusher, _ := w.(http.Flusher)
-		out.stream = func(stderr bool, p []byte) {
-			kind := agentapi.FrameStdout
-			if stderr {
-				kind = agentapi.FrameStderr
-			}
-			_ = agentapi.WriteFrame(w, kind, p)
-			if flusher != nil {
-				flusher.Flush()
-			}
+	flusher, _ := w.(http.Flusher)
+	out := &sink{emit: func(stderr bool, p []byte) {
+		kind := agentapi.FrameStdout
+		if stderr {
+			kind = agentapi.FrameStderr
 		}
-	}
+		_ = agentapi.WriteFrame(w, kind, p)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}}
 	start := func() {
-		if req.Stream {
-			w.Header().Set("Content-Type", "application/octet-stream")
-			w.WriteHeader(http.StatusOK)
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
-			}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(http.StatusOK)
+		if flusher != nil {
+			flusher.Flush()
 		}
 	}
 	res, err := s.exec(r.Context(), req, out, start)
@@ -129,43 +100,37 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	if req.Stream {
-		out.mu.Lock()
-		res.Truncated = out.truncated
-		b, _ := json.Marshal(res)
-		_ = agentapi.WriteFrame(w, agentapi.FrameExit, b)
-		out.mu.Unlock()
-		return
-	}
-	res.Stdout, res.Stderr, res.Truncated = out.out, out.errb, out.truncated
-	writeJSON(w, http.StatusOK, res)
+	b, _ := json.Marshal(res)
+	out.mu.Lock()
+	_ = agentapi.WriteFrame(w, agentapi.FrameExit, b)
+	out.mu.Unlock()
 }
 
 // exec runs one command to completion, its timeout or ctx's end. started is
 // called once the command is running (streamed responses send headers then).
-func (s *Server) exec(ctx context.Context, req agentapi.ExecRequest, out *sink, started func()) (agentapi.ExecResult, error) {
+func (s *Server) exec(ctx context.Context, req agentapi.ExecRequest, out *sink, started func()) (agentapi.ExecExit, error) {
 	dir, err := s.cwdDir(req.Cwd)
 	if err != nil {
-		return agentapi.ExecResult{}, err
+		return agentapi.ExecExit{}, err
 	}
 	env, err := s.environ(req.Env)
 	if err != nil {
-		return agentapi.ExecResult{}, errf(agentapi.CodeInvalid, "%v", err)
+		return agentapi.ExecExit{}, errf(agentapi.CodeInvalid, "%v", err)
 	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return agentapi.ExecResult{}, err
+		return agentapi.ExecExit{}, err
 	}
 	defer devnull.Close()
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return agentapi.ExecResult{}, err
+		return agentapi.ExecExit{}, err
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return agentapi.ExecResult{}, err
+		return agentapi.ExecExit{}, err
 	}
 
 	s.active.Add(1)
@@ -179,7 +144,7 @@ func (s *Server) exec(ctx context.Context, req agentapi.ExecRequest, out *sink, 
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return agentapi.ExecResult{}, errf(agentapi.CodeInternal, "start: %v", err)
+		return agentapi.ExecExit{}, errf(agentapi.CodeInternal, "start: %v", err)
 	}
 	s.trackGroup(pid)
 	started()
@@ -187,11 +152,7 @@ func (s *Server) exec(ctx context.Context, req agentapi.ExecRequest, out *sink, 
 	go pump(outR, out, false, outDone)
 	go pump(errR, out, true, errDone)
 
-	timeout := req.Timeout
-	if timeout <= 0 {
-		timeout = 300 * time.Second
-	}
-	timer := time.NewTimer(timeout)
+	timer := time.NewTimer(req.Timeout)
 	defer timer.Stop()
 
 	var ws syscall.WaitStatus
@@ -219,7 +180,7 @@ func (s *Server) exec(ctx context.Context, req agentapi.ExecRequest, out *sink, 
 		}
 	}
 	out.detach()
-	res := agentapi.ExecResult{
+	res := agentapi.ExecExit{
 		ExitCode:   exitCode(ws),
 		TimedOut:   timedOut,
 		DurationMS: float64(time.Since(begin).Microseconds()) / 1000,

@@ -43,7 +43,7 @@ func fileOps(a *testAgent) map[string]func(ctx context.Context, p string) error 
 		"tree":   func(ctx context.Context, p string) error { _, err := a.Tree(ctx, p, 1, true); return err },
 		"delete": func(ctx context.Context, p string) error { _, err := a.DeleteFile(ctx, p); return err },
 		"exec cwd": func(ctx context.Context, p string) error {
-			_, err := a.Exec(ctx, agentapi.ExecRequest{Command: "pwd", Cwd: p, Timeout: 5 * time.Second})
+			_, err := run(ctx, a.Client, agentapi.ExecRequest{Command: "pwd", Cwd: p, Timeout: 5 * time.Second})
 			return err
 		},
 	}
@@ -241,7 +241,7 @@ func TestHardLinks(t *testing.T) {
 
 	t.Run("cp -l inside the workspace, read at once", func(t *testing.T) {
 		write(a.ws("src", "a.txt"), "alpha\n")
-		res, err := a.Exec(ctx, agentapi.ExecRequest{Command: "cp -al src copy && cat copy/a.txt", Timeout: 10 * time.Second})
+		res, err := run(ctx, a.Client, agentapi.ExecRequest{Command: "cp -al src copy && cat copy/a.txt", Timeout: 10 * time.Second})
 		require.NoError(t, err)
 		require.Zero(t, res.ExitCode, string(res.Stderr))
 		for _, p := range []string{"src/a.txt", "copy/a.txt"} {

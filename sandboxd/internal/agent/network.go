@@ -69,8 +69,8 @@ var errUnauthenticated = errors.New("connection refused: no valid agent secret")
 func (c *secretConn) handshake() error {
 	c.once.Do(func() {
 		if err := agentapi.ServerHandshake(c.Conn, c.secret); err != nil {
-			c.err = fmt.Errorf("%w (%v)", errUnauthenticated, err)
-			_ = c.Conn.Close()
+			c.err = fmt.Errorf("%w (%w)", errUnauthenticated, err)
+			_ = c.Close()
 		}
 	})
 	return c.err

@@ -17,9 +17,9 @@ func TestSearchReadsOnlyPlainFiles(t *testing.T) {
 	c := startAgent(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	res, err := c.Exec(ctx, agentapi.ExecRequest{Command: `mkfifo pipe.txt && echo 'needle here' > plain.txt &&
+	res, err := run(ctx, c, agentapi.ExecRequest{Command: `mkfifo pipe.txt && echo 'needle here' > plain.txt &&
 f=$(mktemp) && echo 'needle secret' > "$f" && ln "$f" linked.txt &&
-printf 'needle%01000d\n' 0 > long.txt`})
+printf 'needle%01000d\n' 0 > long.txt`, Timeout: 10 * time.Second})
 	require.NoError(t, err)
 	require.Zero(t, res.ExitCode, string(res.Stderr))
 

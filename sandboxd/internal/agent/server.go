@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
+	"github.com/mgx-ai/mgx/sandboxd/internal/checkpoint"
 	"github.com/mgx-ai/mgx/sandboxd/internal/proctree"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	// host, and no check at all when the agent is PID 1: a container's processes cannot link to anything
 	// outside the container.
 	LinkScope []string
+	// MetaDir is the workspace's own state beside it (the meta volume): its marker and checkpoint
+	// history. Empty for a sandbox without workspace volumes.
+	MetaDir string
 	// MaxReadBytes caps the size of a file read. 0 means 8 MiB, which stays
 	// under the 16 MiB gRPC message limit even base64-encoded.
 	MaxReadBytes int64
@@ -69,6 +73,10 @@ type Server struct {
 	baseEnv  []string
 	active   atomic.Int32
 	changes  *changeTracker
+
+	metaMu sync.Mutex
+	// history is the workspace's checkpoint history, opened on first use (under metaMu).
+	history *checkpoint.Store
 
 	procMu sync.Mutex
 	procs  map[string]*process
@@ -233,6 +241,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+agentapi.PathTunnel, s.handleTunnel)
 	mux.HandleFunc("GET "+agentapi.PathChanges, s.handleChanges)
 	mux.HandleFunc("POST "+agentapi.PathSearch, s.handleSearch)
+	mux.HandleFunc("GET "+agentapi.PathMarker, s.handleGetMarker)
+	mux.HandleFunc("PUT "+agentapi.PathMarker, s.handlePutMarker)
+	mux.HandleFunc("POST "+agentapi.PathSync, s.handleSync)
+	mux.HandleFunc("GET "+agentapi.PathUsage, s.handleUsage)
+	mux.HandleFunc("GET "+agentapi.PathCheckpoints, s.handleListCheckpoints)
+	mux.HandleFunc("POST "+agentapi.PathCheckpoints, s.handleCreateCheckpoint)
+	mux.HandleFunc("POST "+agentapi.PathCheckpointDiff, s.handleDiffCheckpoint)
+	mux.HandleFunc("POST "+agentapi.PathCheckpointRestore, s.handleRestoreCheckpoint)
 	return mux
 }
 
@@ -308,7 +324,7 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 	}
 	status := http.StatusBadRequest
 	switch ae.code {
-	case agentapi.CodeNotFound:
+	case agentapi.CodeNotFound, agentapi.CodeNoCheckpoint:
 		status = http.StatusNotFound
 	case agentapi.CodeExists:
 		status = http.StatusConflict

@@ -34,7 +34,7 @@ func TestShutdownEndsEveryDescendant(t *testing.T) {
 	a := startAgentIn(t, nil)
 	ctx := t.Context()
 
-	res, err := a.Exec(ctx, agentapi.ExecRequest{Timeout: 10 * time.Second, Command: `
+	res, err := run(ctx, a.Client, agentapi.ExecRequest{Timeout: 10 * time.Second, Command: `
 		setsid sleep 4001 > /dev/null 2>&1 & echo $! >> pids.txt
 		(setsid sh -c 'sleep 4002 & echo $! >> pids.txt; exec sleep 4003' > /dev/null 2>&1 & echo $! >> pids.txt) &
 		(trap '' HUP; exec setsid sleep 4004) > /dev/null 2>&1 & echo $! >> pids.txt

@@ -47,6 +47,8 @@ const (
 	CodeDenied = "denied"
 	// CodeFailed: the file is in a state that prevents the operation (a running executable, a full disk).
 	CodeFailed = "failed_precondition"
+	// CodeNoCheckpoint: no such checkpoint in the workspace's history.
+	CodeNoCheckpoint = "no_checkpoint"
 )
 
 // Error is the body of every non-2xx response.
@@ -64,29 +66,22 @@ type Health struct {
 	ActiveExecs int    `json:"active_execs"`
 }
 
-// ExecRequest is the body of POST /v1/exec.
+// ExecRequest is the body of POST /v1/exec. The answer is always a stream of frames (WriteFrame):
+// output as it arrives, then one FrameExit. A caller that wants the output whole collects the
+// frames itself, up to its own cap; the agent never buffers a command's output.
 type ExecRequest struct {
 	Command string            `json:"command"`
 	Cwd     string            `json:"cwd"` // relative to the workspace, already cleaned
 	Env     map[string]string `json:"env,omitempty"`
-	// Timeout bounds the command; on expiry its whole process group is
-	// killed and the result has TimedOut set.
+	// Timeout bounds the command and is required: the default and the cap are sandboxd's
+	// configuration, never the agent's. On expiry the whole process group is killed and the exit
+	// frame has TimedOut set.
 	Timeout time.Duration `json:"timeout"`
-	// OutputLimit caps stdout and stderr each of a non-streamed exec; bytes
-	// beyond are dropped and Truncated is set. Streams are not capped.
-	OutputLimit int `json:"output_limit"`
-	// Stream asks for binary frames (WriteFrame) as output arrives instead
-	// of one ExecResult at the end.
-	Stream bool `json:"stream"`
 }
 
-// ExecResult is the body of a non-streamed exec, and the last frame of a
-// streamed one.
-type ExecResult struct {
+// ExecExit is the payload of a stream's last frame (FrameExit), as JSON.
+type ExecExit struct {
 	ExitCode   int     `json:"exit_code"`
-	Stdout     []byte  `json:"stdout,omitempty"`
-	Stderr     []byte  `json:"stderr,omitempty"`
-	Truncated  bool    `json:"truncated"`
 	TimedOut   bool    `json:"timed_out"`
 	DurationMS float64 `json:"duration_ms"`
 }
@@ -174,10 +169,10 @@ type DeleteFileResult struct {
 	Deleted bool   `json:"deleted"`
 }
 
-// A streamed exec's response body is a sequence of binary frames: one kind
-// byte, a 4-byte big-endian length, the payload. Output travels as raw bytes
-// (no JSON, no base64), so streaming costs little more than the pipe; the
-// last frame is FrameExit with a JSON ExecResult.
+// An exec's response body is a sequence of binary frames: one kind byte, a
+// 4-byte big-endian length, the payload. Output travels as raw bytes (no
+// JSON, no base64), so streaming costs little more than the pipe; the last
+// frame is FrameExit with a JSON ExecExit.
 const (
 	FrameStdout byte = 'o'
 	FrameStderr byte = 'e'

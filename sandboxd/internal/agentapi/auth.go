@@ -53,7 +53,8 @@ func ServerHandshake(conn net.Conn, secret []byte) error {
 		return fmt.Errorf("agent secret shorter than %d bytes", MinSecretLen)
 	}
 	_ = conn.SetDeadline(time.Now().Add(AuthTimeout))
-	defer conn.SetDeadline(time.Time{})
+	// A connection whose deadline cannot be cleared fails its next read, which says so.
+	defer func() { _ = conn.SetDeadline(time.Time{}) }()
 	challenge := make([]byte, challengeLen)
 	if _, err := rand.Read(challenge); err != nil {
 		return err
@@ -81,7 +82,7 @@ func ClientHandshake(ctx context.Context, conn net.Conn, secret []byte) error {
 		deadline = d
 	}
 	_ = conn.SetDeadline(deadline)
-	defer conn.SetDeadline(time.Time{})
+	defer func() { _ = conn.SetDeadline(time.Time{}) }()
 	line, err := readLine(conn)
 	if err != nil {
 		return fmt.Errorf("agent handshake: %w", err)

@@ -1,5 +1,11 @@
 package agentapi
 
+import (
+	"time"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/checkpoint"
+)
+
 // Paths of the workspace endpoints the agents' tools use beside the file API.
 const (
 	// PathChanges answers "what changed since this cursor" (GET, ?cursor=&wait_ms=&limit=).
@@ -69,4 +75,103 @@ type SearchResult struct {
 	// FilesSearched counts the files read; FilesSkipped the binary or oversized ones left out.
 	FilesSearched int `json:"files_searched"`
 	FilesSkipped  int `json:"files_skipped"`
+}
+
+// Paths of the workspace's own state, kept in the agent's meta directory (the meta volume, beside
+// the workspace and never inside it).
+const (
+	// PathMarker reads (GET) or writes (PUT Marker) the workspace's marker.
+	PathMarker = "/v1/workspace/marker"
+	// PathSync flushes the workspace's and the meta directory's file systems to stable storage (POST).
+	PathSync = "/v1/workspace/sync"
+	// PathUsage measures the workspace (GET).
+	PathUsage = "/v1/workspace/usage"
+)
+
+// Marker says whose a workspace is. sandboxd writes it when a workspace is first given to a session
+// and checks it whenever the workspace is mounted again, so a volume that is not the session's (lost
+// and re-created empty, swapped, another deployment's) is reported instead of used. The agent only
+// ever replaces a marker with one of the same ID, and never one naming another session.
+type Marker struct {
+	// ID is the workspace id, which names both its volumes.
+	ID        string    `json:"id"`
+	SessionID string    `json:"session_id,omitempty"`
+	OwnerID   string    `json:"owner_id,omitempty"`
+	Namespace string    `json:"namespace,omitempty"`
+	Created   time.Time `json:"created"`
+}
+
+// Usage is the answer to GET /v1/workspace/usage.
+type Usage struct {
+	// Bytes is what the workspace's files take on disk (allocated blocks, as du counts), Files how
+	// many entries it holds.
+	Bytes int64 `json:"bytes"`
+	Files int64 `json:"files"`
+	// MetaBytes is what the workspace's own state (marker, checkpoint history) takes.
+	MetaBytes int64 `json:"meta_bytes"`
+	// Partial: the walk stopped at its time budget; the numbers are lower bounds.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// Paths of the workspace's checkpoints (its private history in the meta directory).
+const (
+	// PathCheckpoints lists (GET ?limit=&before=) or creates (POST CheckpointRequest) checkpoints.
+	PathCheckpoints = "/v1/checkpoints"
+	// PathCheckpointDiff compares a checkpoint with another or with now (POST CheckpointDiffRequest).
+	PathCheckpointDiff = "/v1/checkpoints/diff"
+	// PathCheckpointRestore restores a checkpoint, or one path of it (POST CheckpointRestoreRequest).
+	PathCheckpointRestore = "/v1/checkpoints/restore"
+)
+
+// Checkpoint describes one checkpoint: the history's own type is the wire type.
+type Checkpoint = checkpoint.Meta
+
+// CheckpointRequest asks for a snapshot. Exclude names the directories skipped wherever they
+// appear (sandboxd's configured list, sent with every call that walks the workspace; an empty list
+// skips nothing).
+type CheckpointRequest struct {
+	Kind    string   `json:"kind,omitempty"`
+	Message string   `json:"message,omitempty"`
+	Agent   string   `json:"agent,omitempty"`
+	RunID   string   `json:"run_id,omitempty"`
+	Step    string   `json:"step,omitempty"`
+	Exclude []string `json:"exclude"`
+}
+
+// CheckpointResult is the answer to a CheckpointRequest; Created is false when nothing changed since
+// the latest checkpoint, which is returned.
+type CheckpointResult struct {
+	Checkpoint Checkpoint `json:"checkpoint"`
+	Created    bool       `json:"created"`
+}
+
+// CheckpointList is the answer to GET PathCheckpoints, newest first.
+type CheckpointList struct {
+	Checkpoints []Checkpoint `json:"checkpoints"`
+	More        bool         `json:"more,omitempty"`
+}
+
+// CheckpointDiffRequest compares checkpoint ID with Against ("" = the workspace now), within Path
+// (a clean relative path, "." for everything).
+type CheckpointDiffRequest struct {
+	ID      string   `json:"id"`
+	Against string   `json:"against,omitempty"`
+	Path    string   `json:"path"`
+	Exclude []string `json:"exclude"`
+}
+
+// CheckpointDiff is the answer to a CheckpointDiffRequest.
+type CheckpointDiff = checkpoint.Diff
+
+// CheckpointRestoreRequest restores checkpoint ID within Path ("." for everything).
+type CheckpointRestoreRequest struct {
+	ID      string   `json:"id"`
+	Path    string   `json:"path"`
+	Exclude []string `json:"exclude"`
+}
+
+// CheckpointRestoreResult says which checkpoint holds the state before the restore.
+type CheckpointRestoreResult struct {
+	Before       Checkpoint `json:"before"`
+	FilesChanged int        `json:"files_changed"`
 }

@@ -193,24 +193,16 @@ func (c *Client) Health(ctx context.Context) (agentapi.Health, error) {
 	return h, err
 }
 
-// Exec runs a command to completion.
-func (c *Client) Exec(ctx context.Context, req agentapi.ExecRequest) (agentapi.ExecResult, error) {
-	req.Stream = false
-	var res agentapi.ExecResult
-	err := c.do(ctx, http.MethodPost, agentapi.PathExec, nil, req, &res)
-	return res, err
-}
-
-// coalesceLimit bounds a coalesced stream chunk.
+// coalesceLimit bounds a coalesced output chunk.
 const coalesceLimit = 1 << 20
 
-// ExecStream runs a command and calls emit with each chunk of output as it
-// arrives, then returns the final result.
-func (c *Client) ExecStream(ctx context.Context, req agentapi.ExecRequest, emit func(stderr bool, p []byte) error) (agentapi.ExecResult, error) {
-	req.Stream = true
+// Exec runs a command and calls emit with each chunk of output as it arrives,
+// then returns how it ended. It is the one way to run a command: a caller
+// that wants the output whole passes an Output's Write.
+func (c *Client) Exec(ctx context.Context, req agentapi.ExecRequest, emit func(stderr bool, p []byte) error) (agentapi.ExecExit, error) {
 	resp, err := c.send(ctx, http.MethodPost, agentapi.PathExec, nil, req)
 	if err != nil {
-		return agentapi.ExecResult{}, err
+		return agentapi.ExecExit{}, err
 	}
 	defer resp.Body.Close()
 	br := bufio.NewReaderSize(resp.Body, 256<<10)
@@ -218,15 +210,15 @@ func (c *Client) ExecStream(ctx context.Context, req agentapi.ExecRequest, emit 
 		kind, payload, err := agentapi.ReadFrame(br)
 		if err != nil {
 			if ctx.Err() != nil {
-				return agentapi.ExecResult{}, ctx.Err()
+				return agentapi.ExecExit{}, ctx.Err()
 			}
-			return agentapi.ExecResult{}, fmt.Errorf("%w: exec stream ended early: %w", ErrUnavailable, err)
+			return agentapi.ExecExit{}, fmt.Errorf("%w: exec stream ended early: %w", ErrUnavailable, err)
 		}
 		switch kind {
 		case agentapi.FrameExit:
-			var res agentapi.ExecResult
+			var res agentapi.ExecExit
 			if err := json.Unmarshal(payload, &res); err != nil {
-				return agentapi.ExecResult{}, fmt.Errorf("exec stream: bad exit frame: %w", err)
+				return agentapi.ExecExit{}, fmt.Errorf("exec stream: bad exit frame: %w", err)
 			}
 			return res, nil
 		case agentapi.FrameStdout, agentapi.FrameStderr:
@@ -244,10 +236,36 @@ func (c *Client) ExecStream(ctx context.Context, req agentapi.ExecRequest, emit 
 				payload = append(payload, more...)
 			}
 			if err := emit(kind == agentapi.FrameStderr, payload); err != nil {
-				return agentapi.ExecResult{}, err
+				return agentapi.ExecExit{}, err
 			}
 		}
 	}
+}
+
+// Output collects an exec's output, at most Limit bytes of each stream (a
+// Limit of 0 keeps everything); what is cut sets Truncated. Its Write is an
+// Exec's emit.
+type Output struct {
+	Limit          int
+	Stdout, Stderr []byte
+	Truncated      bool
+}
+
+// Write keeps p within the cap. It never fails: output past the cap is read
+// and dropped, so the command is never blocked or killed by a full pipe.
+func (o *Output) Write(stderr bool, p []byte) error {
+	buf := &o.Stdout
+	if stderr {
+		buf = &o.Stderr
+	}
+	if o.Limit > 0 {
+		room := o.Limit - len(*buf)
+		if len(p) > room {
+			p, o.Truncated = p[:max(room, 0)], true
+		}
+	}
+	*buf = append(*buf, p...)
+	return nil
 }
 
 // StartProcess starts a named background process.

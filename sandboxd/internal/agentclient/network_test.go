@@ -54,9 +54,11 @@ func TestNetworkAgentDemandsItsSecret(t *testing.T) {
 		h, err := c.Health(t.Context())
 		require.NoError(t, err)
 		require.NotZero(t, h.PID)
-		res, err := c.Exec(t.Context(), agentapi.ExecRequest{Command: "echo over tcp", Timeout: 10 * time.Second, OutputLimit: 1 << 10})
+		out := agentclient.Output{Limit: 1 << 10}
+		res, err := c.Exec(t.Context(), agentapi.ExecRequest{Command: "echo over tcp", Timeout: 10 * time.Second}, out.Write)
 		require.NoError(t, err)
-		require.Equal(t, "over tcp\n", string(res.Stdout))
+		require.Zero(t, res.ExitCode)
+		require.Equal(t, "over tcp\n", string(out.Stdout))
 	})
 
 	t.Run("a wrong secret is refused", func(t *testing.T) {

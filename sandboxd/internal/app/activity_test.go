@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"os"
 	"testing"
@@ -51,8 +50,8 @@ func TestOpenPreviewWebSocketKeepsSandboxAlive(t *testing.T) {
 
 	wctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	// The token authorises the upgrade itself (no redirect for WebSockets).
-	c, _, err := websocket.Dial(wctx, "ws://"+e.app.PreviewAddr()+"/ws?"+u.RawQuery, &websocket.DialOptions{Host: u.Host, HTTPHeader: http.Header{}}) //nolint:bodyclose // owned by c
+	// The capability in the host authorises the upgrade.
+	c, _, err := websocket.Dial(wctx, "ws://"+e.app.PreviewAddr()+"/ws", &websocket.DialOptions{Host: u.Host}) //nolint:bodyclose // owned by c
 	require.NoError(t, err)
 	// Well past the idle timeout plus a sweep, with no traffic at all.
 	deadline := time.Now().Add(5 * time.Second)

@@ -4,6 +4,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,6 +24,7 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/docker"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/kubernetes"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/local"
+	"github.com/mgx-ai/mgx/sandboxd/internal/instance"
 	"github.com/mgx-ai/mgx/sandboxd/internal/pool"
 	"github.com/mgx-ai/mgx/sandboxd/internal/preview"
 	"github.com/mgx-ai/mgx/sandboxd/internal/productimage"
@@ -75,16 +78,38 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.Driver = drv
 	a.life.Push("driver", func(context.Context) error { return drv.Close() })
 
-	a.Manager = sandbox.New(drv, a.Store, sandbox.Options{
+	replica := randomReplica()
+	fleet := instance.New(drv, instance.Options{CreateTimeout: cfg.CreateTimeout.D(), Logger: log})
+	var warm sandbox.Pool
+	if cfg.PoolSize > 0 {
+		a.Pool = pool.New(fleet, a.Store, pool.Options{Size: cfg.PoolSize, Replica: replica, CreateTimeout: cfg.CreateTimeout.D(), Logger: log})
+		warm = a.Pool
+	}
+	limit, _ := cfg.WorkspaceLimitBytes()
+	_, enforced, _ := cfg.VolumeDriverOpts()
+	enforced = enforced && drv.Name() == "docker"
+	if drv.Name() == "kubernetes" {
+		// A workspace is a claim of SANDBOX_K8S_WORKSPACE_SIZE: the storage class bounds it.
+		size, _ := cfg.K8s.Size()
+		limit, enforced = size.Value(), true
+	}
+	if limit > 0 && !enforced {
+		log.Warn("SANDBOX_WORKSPACE_LIMIT is reported but not enforced: the volume driver has no per-volume quota "+
+			"(Docker's local driver keeps a volume as a directory on the engine's file system; ext4, and xfs without "+
+			"project quotas, cannot bound one). Use a volume driver with a size option (SANDBOX_VOLUME_DRIVER).",
+			"limit", cfg.WorkspaceLimit, "driver", drv.Name(), "volume_driver", cfg.VolumeDriver)
+	}
+	a.Manager, err = sandbox.New(fleet, a.Store, warm, sandbox.Options{
 		IdleTimeout: cfg.IdleTimeout.D(), CreateTimeout: cfg.CreateTimeout.D(),
 		ExecTimeout: cfg.ExecTimeout.D(), MaxExecTimeout: cfg.MaxExecTimeout.D(),
-		OutputLimit: cfg.OutputLimit, Logger: log,
+		OutputLimit: cfg.OutputLimit, VolumeGrace: cfg.VolumeGrace.D(),
+		WorkspaceLimit: limit, WorkspaceLimitEnforced: enforced,
+		Namespace: cfg.Namespace, CheckpointExclude: cfg.CheckpointExcludes(), Replica: replica, Logger: log,
 	})
-	if cfg.PoolSize > 0 {
-		a.Pool = pool.New(a.Manager, a.Store, cfg.PoolSize, log)
-		a.Manager.SetPool(a.Pool)
+	if err != nil {
+		return nil, err
 	}
-	a.Reaper = reaper.New(a.Manager, a.Store, cfg.IdleTimeout.D(), cfg.GCInterval.D(), log)
+	a.Reaper = reaper.New(a.Manager, cfg.IdleTimeout.D(), cfg.GCInterval.D(), log)
 	if cfg.DestroyOnExit {
 		// Registered here so it runs after the servers and background loops have stopped (nothing
 		// creates sandboxes any more) and before the driver and Redis close.
@@ -110,12 +135,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 			return nil, err
 		}
 	}
-	a.Preview, err = preview.New(a.Manager, preview.Options{
-		Secret: secret, TokenTTL: cfg.PreviewTokenTTL.D(), PublicURL: cfg.PublicURL,
+	a.Preview, err = preview.New(a.Manager, a.Store, preview.Options{
+		Secret: secret, TTL: cfg.PreviewTokenTTL.D(), PublicURL: cfg.PublicURL,
 		KeepAlive: max(min(cfg.IdleTimeout.D()/4, 30*time.Second), 100*time.Millisecond), Logger: log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if why := a.Preview.Off(); why != nil {
+		log.Warn("previews are off: no preview URL will be handed out until MGX_PUBLIC_URL names a host", "public_url", cfg.PublicURL, "reason", why)
 	}
 
 	httpLis, err := net.Listen("tcp", cfg.PreviewListen)
@@ -129,7 +157,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	server.New(a.Manager, a.Preview, log).Register(srv)
+	quotas := server.NewQuotas(rdb, cfg.MaxExecsPerUser, cfg.MaxProcessesPerUser, log)
+	server.New(a.Manager, a.Preview, quotas, log).Register(srv)
 	grpcLis, err := grpcserver.Listen(cfg.Listen)
 	if err != nil {
 		return nil, err
@@ -148,10 +177,15 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 		return openKubernetes(ctx, cfg, mem, log)
 	}
 	if cfg.Driver == "docker" || cfg.Driver == "auto" {
+		volOpts, _, err := cfg.VolumeDriverOpts()
+		if err != nil {
+			return nil, err
+		}
 		d, err := docker.New(ctx, docker.Options{
 			Image: cfg.Image, AgentBinary: cfg.AgentBinary, RunDir: cfg.RunDir, User: cfg.User,
 			NanoCPUs: int64(cfg.CPU * 1e9), Memory: mem, PidsLimit: cfg.PidsLimit,
 			Runtime: cfg.Runtime, Network: cfg.Network, Namespace: cfg.Namespace,
+			VolumeDriver: cfg.VolumeDriver, VolumeOpts: volOpts,
 		})
 		if err == nil {
 			image, ierr := ensureImage(ctx, d, cfg, log)
@@ -177,12 +211,16 @@ func openKubernetes(ctx context.Context, cfg config.Config, mem int64, log *slog
 	if err != nil {
 		return nil, err
 	}
+	metaSize, err := cfg.K8s.MetaQuantity()
+	if err != nil {
+		return nil, err
+	}
 	d, err := kubernetes.New(ctx, kubernetes.Options{
 		Namespace: cfg.K8s.Namespace, Kubeconfig: cfg.K8s.Kubeconfig,
 		Image: cfg.Image, AgentImage: cfg.K8s.AgentImage, AgentImagePath: cfg.K8s.AgentPath,
 		PullPolicy: corev1.PullPolicy(cfg.K8s.PullPolicy), User: cfg.User,
 		MilliCPU: int64(cfg.CPU * 1000), Memory: mem, RuntimeClass: cfg.Runtime,
-		StorageClass: cfg.K8s.StorageClass, WorkspaceSize: size, ServiceAccount: cfg.K8s.ServiceAccount,
+		StorageClass: cfg.K8s.StorageClass, WorkspaceSize: size, MetaSize: metaSize, ServiceAccount: cfg.K8s.ServiceAccount,
 		AgentPort: cfg.K8s.AgentPort, DeploymentNamespace: cfg.Namespace, Logger: log,
 	})
 	if err != nil {
@@ -190,7 +228,7 @@ func openKubernetes(ctx context.Context, cfg config.Config, mem int64, log *slog
 	}
 	log.Info("sandbox driver: kubernetes", "namespace", cfg.K8s.Namespace, "image", cfg.Image,
 		"cpu", cfg.CPU, "memory", cfg.Memory, "runtime_class", cfg.Runtime, "storage_class", cfg.K8s.StorageClass,
-		"workspace_size", cfg.K8s.WorkspaceSize)
+		"workspace_size", cfg.K8s.WorkspaceSize, "meta_size", cfg.K8s.MetaSize)
 	return d, nil
 }
 
@@ -243,4 +281,11 @@ func (a *App) PreviewAddr() string { return a.httpAddr }
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("sandboxd serving", "grpc", a.GRPCAddr(), "preview", a.PreviewAddr(), "driver", a.Driver.Name())
 	return a.life.Run(ctx)
+}
+
+// randomReplica identifies this process in leases (creation, destruction, the pool's refill).
+func randomReplica() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

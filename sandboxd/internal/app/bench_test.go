@@ -69,7 +69,7 @@ func runBench(t *testing.T, ctx context.Context, cli *client.Client, o opts) err
 
 	var rows []row
 	// Phase 1: no pool — exec latency, cold creation, streaming.
-	err = withSandboxd(t, ctx, o, 0, func(sb sandboxdv1.SandboxServiceClient, uctx context.Context, _ func() error) error {
+	err = withSandboxd(t, ctx, o, 0, func(sb sandboxdv1.SandboxServiceClient, ws sandboxdv1.WorkspaceServiceClient, uctx context.Context, _ func() error) error {
 		sid := uuid.NewString()
 		l, err := sb.LaunchSandbox(uctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
 		if err != nil {
@@ -152,13 +152,88 @@ func runBench(t *testing.T, ctx context.Context, cli *client.Client, o opts) err
 		coldRow := len(rows) - 2
 		rows = append(rows[:coldRow+1], append([]row{{}}, rows[coldRow+1:]...)...) // slot for warm
 		rows[coldRow+1] = row{"create-to-first-exec warm p50", "", ms(pct(rawCold, 50)), ""}
+
+		// Resume of a reaped session: its sandbox is gone (destroyed as the reaper does, keeping the
+		// workspace), and the owner's next call creates one on the existing volumes — against the
+		// cold create of a new session above.
+		var resumed []string
+		resume, err := measure(o.sessions, func() error {
+			sid := uuid.NewString()
+			resumed = append(resumed, sid)
+			if _, err := sb.LaunchSandbox(uctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid}); err != nil {
+				return err
+			}
+			if _, err := sb.Exec(uctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "echo kept > kept.txt"}); err != nil {
+				return err
+			}
+			_, err := sb.DestroySandbox(uctx, &sandboxdv1.DestroySandboxRequest{SessionId: sid})
+			return err
+		}, func() error {
+			res, err := sb.Exec(uctx, &sandboxdv1.ExecRequest{SessionId: resumed[len(resumed)-1], Command: "cat kept.txt"})
+			if err == nil && res.GetStdout() != "kept\n" {
+				err = fmt.Errorf("resumed workspace lost its file: %q", res.GetStdout())
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, sid := range resumed {
+			_, _ = sb.DestroySandbox(uctx, &sandboxdv1.DestroySandboxRequest{SessionId: sid, Forget: true})
+		}
+		rows = append(rows, row{"resume reaped session p50", ms(pct(resume, 50)), "cold " + ms(pct(cold, 50)),
+			fmt.Sprintf("%.2fx cold", float64(pct(resume, 50))/float64(pct(cold, 50)))})
+
+		// A checkpoint of a 2,000-file project after one file changed, against a full copy of the tree
+		// (tar in the container: what a snapshot without an index costs).
+		sid = uuid.NewString()
+		l, err = sb.LaunchSandbox(uctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+		if err != nil {
+			return err
+		}
+		cid = l.GetSandbox().GetContainerId()
+		defer func() {
+			_, _ = sb.DestroySandbox(uctx, &sandboxdv1.DestroySandboxRequest{SessionId: sid, Forget: true})
+		}()
+		gen := `i=0; while [ $i -lt 2000 ]; do d=src/d$((i % 40)); mkdir -p $d; printf 'export const v%d = %d;\n// %0200d\n' $i $i $i > $d/f$i.ts; i=$((i+1)); done`
+		if res, err := sb.Exec(uctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: gen, Timeout: 120}); err != nil || res.GetExitCode() != 0 {
+			return fmt.Errorf("generate the project: %v %s", err, res.GetStderr())
+		}
+		if _, err := ws.CreateCheckpoint(uctx, &sandboxdv1.CreateCheckpointRequest{SessionId: sid}); err != nil {
+			return err
+		}
+		edit := 0
+		change := func() error {
+			edit++
+			_, err := sb.Exec(uctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: fmt.Sprintf("echo %d > src/d0/f0.ts", edit)})
+			return err
+		}
+		cps, err := measure(max(o.n/10, 10), change, func() error {
+			r, err := ws.CreateCheckpoint(uctx, &sandboxdv1.CreateCheckpointRequest{SessionId: sid})
+			if err == nil && !r.GetCreated() {
+				err = errors.New("a change made no checkpoint")
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		rawCp, err := measure(max(o.n/10, 10), change, func() error {
+			_, err := dockerExec(ctx, cli, cid, "tar cf /tmp/snapshot.tar -C /workspace .", io.Discard)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{"checkpoint 2,000 files p50", ms(pct(cps, 50)), "tar " + ms(pct(rawCp, 50)),
+			speedup(pct(rawCp, 50), pct(cps, 50))})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	// Phase 2: a warm pool — creation is a claim.
-	err = withSandboxd(t, ctx, o, 2, func(sb sandboxdv1.SandboxServiceClient, uctx context.Context, waitPool func() error) error {
+	err = withSandboxd(t, ctx, o, 2, func(sb sandboxdv1.SandboxServiceClient, _ sandboxdv1.WorkspaceServiceClient, uctx context.Context, waitPool func() error) error {
 		warm, err := measure(o.sessions, waitPool, func() error {
 			sid := uuid.NewString()
 			if _, err := sb.LaunchSandbox(uctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid}); err != nil {
@@ -295,7 +370,7 @@ func measureRawCreate(ctx context.Context, cli *client.Client, o opts) ([]time.D
 
 // withSandboxd runs fn against a sandboxd in this process with a warm pool of the given size, and
 // leaves no sandbox behind.
-func withSandboxd(t *testing.T, ctx context.Context, o opts, pool int, fn func(sandboxdv1.SandboxServiceClient, context.Context, func() error) error) error {
+func withSandboxd(t *testing.T, ctx context.Context, o opts, pool int, fn func(sandboxdv1.SandboxServiceClient, sandboxdv1.WorkspaceServiceClient, context.Context, func() error) error) error {
 	vars := baseEnv(t, "docker", stacktest.Redis(t))
 	vars["MGX_LOG_LEVEL"] = "error"
 	vars["SANDBOX_IMAGE"] = o.image
@@ -308,10 +383,14 @@ func withSandboxd(t *testing.T, ctx context.Context, o opts, pool int, fn func(s
 	defer e.stop()
 	a := e.app
 	defer func() {
-		// Leave no sandbox behind (including the pool's).
+		// Leave no sandbox behind (including the pool's), nor a workspace.
 		insts, _ := a.Driver.List(context.WithoutCancel(ctx))
 		for _, in := range insts {
 			_ = a.Driver.Remove(context.WithoutCancel(ctx), in.ID)
+		}
+		vols, _ := a.Driver.ListVolumes(context.WithoutCancel(ctx))
+		for _, v := range vols {
+			_ = a.Driver.RemoveVolume(context.WithoutCancel(ctx), v.Name)
 		}
 	}()
 	conn, err := grpcclient.Dial(a.GRPCAddr(), grpcclient.Options{InternalToken: token})
@@ -342,5 +421,5 @@ func withSandboxd(t *testing.T, ctx context.Context, o opts, pool int, fn func(s
 	if err := waitPool(); err != nil {
 		return err
 	}
-	return fn(sb, uctx, waitPool)
+	return fn(sb, sandboxdv1.NewWorkspaceServiceClient(conn), uctx, waitPool)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
@@ -167,7 +168,9 @@ func TestDockerCrashRecovery(t *testing.T) {
 	sandboxtest.Docker(t)
 	bin := stacktest.Bin(t, "sandboxd")
 	vars := baseEnv(t, "docker", stacktest.Redis(t))
-	vars["SANDBOX_CREATE_TIMEOUT"] = "2"
+	// The orphan grace: short, yet long enough for a launch (two volumes and a container) on a
+	// loaded machine.
+	vars["SANDBOX_CREATE_TIMEOUT"] = "6"
 	vars["SANDBOXD_LISTEN"] = stacktest.Addr(t)
 	vars["SANDBOXD_PREVIEW_LISTEN"] = stacktest.Addr(t)
 
@@ -187,6 +190,11 @@ func TestDockerCrashRecovery(t *testing.T) {
 				_ = cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
 			}
 		}
+		// The sessions' workspaces outlive their containers by design; this test's namespace's go.
+		vs, _ := cli.VolumeList(context.Background(), volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", driver.LabelNamespace+"="+vars["SANDBOXD_NAMESPACE"]))})
+		for _, v := range vs.Volumes {
+			_ = cli.VolumeRemove(context.Background(), v.Name, false)
+		}
 	})
 	stacktest.WaitGRPC(t, vars["SANDBOXD_LISTEN"], proc.Done())
 	for _, sid := range []string{keep, lose} {
@@ -195,6 +203,8 @@ func TestDockerCrashRecovery(t *testing.T) {
 		ids[sid] = l.GetSandbox().GetContainerId()
 	}
 	_, err = sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: keep, Command: "echo state > kept.txt"})
+	require.NoError(t, err)
+	_, err = sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: lose, Command: "mkdir -p app && echo work > app/lost.txt"})
 	require.NoError(t, err)
 
 	proc.Kill()
@@ -208,7 +218,7 @@ func TestDockerCrashRecovery(t *testing.T) {
 	}, nil, nil, nil, "mgx-sbx-orphan-"+newSession()[:8])
 	require.NoError(t, err)
 	require.NoError(t, cli.ContainerStart(t.Context(), orphan.ID, container.StartOptions{}))
-	time.Sleep(2100 * time.Millisecond) // older than the creation grace period
+	time.Sleep(6100 * time.Millisecond) // older than the creation grace period
 
 	stacktest.Start(t, "sandboxd (restarted)", bin, vars)
 	eventually(t, 20*time.Second, func() bool {
@@ -231,10 +241,10 @@ func TestDockerCrashRecovery(t *testing.T) {
 	res, err := sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: keep, Command: "cat kept.txt"})
 	require.NoError(t, err)
 	require.Equal(t, "state\n", res.GetStdout())
-	// The lost one comes back on demand for its owner.
-	res, err = sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: lose, Command: "echo again"})
+	// The lost one comes back on demand for its owner, on its workspace: its files are there.
+	res, err = sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: lose, Command: "cat app/lost.txt"})
 	require.NoError(t, err)
-	require.Equal(t, "again\n", res.GetStdout())
+	require.Equal(t, "work\n", res.GetStdout())
 	_, err = sb.DestroyAllSandboxes(ctx, &sandboxdv1.DestroyAllSandboxesRequest{})
 	require.NoError(t, err)
 }
@@ -257,6 +267,10 @@ func TestWarmPool(t *testing.T) {
 	g, err := e.sb.GetSandbox(ctx, &sandboxdv1.GetSandboxRequest{SessionId: sid})
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(g.GetSandbox().GetContainerName(), "mgx-pool-"))
+	// The warm sandbox's fresh workspace became the session's.
+	w, err := e.ws.GetWorkspace(ctx, &sandboxdv1.GetWorkspaceRequest{SessionId: sid})
+	require.NoError(t, err)
+	require.Equal(t, "ok", w.GetWorkspace().GetState())
 	eventually(t, 20*time.Second, func() bool {
 		n, err := e.app.Store.PoolSize(t.Context())
 		return err == nil && n == 2
@@ -274,6 +288,14 @@ func TestWarmPool(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, cs, 1)
 	require.Equal(t, "/"+g.GetSandbox().GetContainerName(), cs[0].Names[0])
+	// ... and so do the session's workspace volumes; the unclaimed ones went with their sandboxes.
+	vs, err := cli.VolumeList(t.Context(), volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", driver.LabelNamespace+"="+e.vars["SANDBOXD_NAMESPACE"]))})
+	require.NoError(t, err)
+	var names []string
+	for _, v := range vs.Volumes {
+		names = append(names, v.Name)
+	}
+	require.ElementsMatch(t, []string{w.GetWorkspace().GetVolume(), w.GetWorkspace().GetVolume() + "-meta"}, names)
 	require.NoError(t, cli.ContainerRemove(t.Context(), cs[0].ID, container.RemoveOptions{Force: true}))
 }
 

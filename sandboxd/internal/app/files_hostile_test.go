@@ -192,12 +192,13 @@ func TestFilesAPIHardLinks(t *testing.T) {
 			require.Equal(t, "beta\n", got, "a link of the workspace's own")
 
 			if drv == "docker" {
-				// In a container every file a sandbox process can link is the container's own (link(2) does
-				// not cross mounts): a link to its /tmp reads like any other.
-				s.sh(t, "echo scratch > /tmp/scratch && ln /tmp/scratch scratch")
-				got, err := read("scratch")
+				// In a container the workspace is a volume of its own: link(2) does not cross mounts, so a
+				// file of the workspace can only share its inode with another file of the workspace —
+				// not even with the container's own /tmp.
+				res, err := s.e.sb.Exec(s.ctx, &sandboxdv1.ExecRequest{SessionId: s.sid, Command: "echo scratch > /tmp/scratch && ln /tmp/scratch scratch"})
 				require.NoError(t, err)
-				require.Equal(t, "scratch\n", got)
+				require.NotZero(t, res.GetExitCode())
+				require.Contains(t, res.GetStderr(), "cross-device")
 				return
 			}
 			// On the host, a file of the host's — here one next to the sandboxes' directories.

@@ -35,6 +35,7 @@ type env struct {
 	sb       sandboxdv1.SandboxServiceClient
 	files    sandboxdv1.FileServiceClient
 	procs    sandboxdv1.ProcessServiceClient
+	ws       sandboxdv1.WorkspaceServiceClient
 	conn     *grpc.ClientConn
 	svc      *stacktest.Service[*app.App]
 	// stop stops sandboxd (drain and all); later calls do nothing.
@@ -87,7 +88,8 @@ func startWith(t *testing.T, vars map[string]string) *env {
 	e := &env{
 		t: t, app: a, vars: vars, redisURL: vars["SANDBOXD_REDIS_URL"],
 		sb: sandboxdv1.NewSandboxServiceClient(conn), files: sandboxdv1.NewFileServiceClient(conn),
-		procs: sandboxdv1.NewProcessServiceClient(conn), conn: conn, svc: svc,
+		procs: sandboxdv1.NewProcessServiceClient(conn), ws: sandboxdv1.NewWorkspaceServiceClient(conn),
+		conn: conn, svc: svc,
 	}
 	var stopped bool
 	e.stop = func() {
@@ -101,14 +103,19 @@ func startWith(t *testing.T, vars map[string]string) *env {
 		}
 	}
 	// Registered after InProcess's own cleanup, so it runs first: leave nothing behind, destroy
-	// every sandbox this sandboxd made (also when the test stopped sandboxd and left them running:
-	// the local driver still lists and removes them then).
+	// every sandbox and volume this sandboxd made (also when the test stopped sandboxd and left them
+	// running: the local driver still lists and removes them then).
 	t.Cleanup(func() {
 		ctx, c := context.WithTimeout(context.Background(), 60*time.Second)
 		defer c()
 		insts, _ := a.Driver.List(ctx)
 		for _, in := range insts {
 			_ = a.Driver.Remove(ctx, in.ID)
+		}
+		// The workspaces outlive their sandboxes by design; the test's (this namespace's) go too.
+		vols, _ := a.Driver.ListVolumes(ctx)
+		for _, v := range vols {
+			_ = a.Driver.RemoveVolume(ctx, v.Name)
 		}
 		e.stop()
 	})

@@ -3,14 +3,14 @@ package app_test
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
-	"fmt"
+	"encoding/base32"
+	"encoding/binary"
 	"net/http"
-	"strconv"
-	"strings"
+	"net/url"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
@@ -46,36 +46,52 @@ func TestLocalSandboxSeesNoServiceSecrets(t *testing.T) {
 	require.Contains(t, out, "MGX_SANDBOX=1")
 }
 
-// Preview tokens are signed with a key nothing in a sandbox can derive: not from the internal token,
-// which the local driver cannot keep from same-user processes.
+// Preview capabilities are made with a key nothing in a sandbox can derive: not from the internal
+// token, which the local driver cannot keep from same-user processes.
 func TestPreviewKeyIsNotDerivedFromTheInternalToken(t *testing.T) {
 	t.Parallel()
 	e := start(t, "local", nil)
+	ctx := as(t.Context(), "user-a")
 	sid := newSession()
+	_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
+	require.NoError(t, err)
+	grant, err := e.app.Store.PreviewGrant(t.Context(), sid)
+	require.NoError(t, err)
+	require.NotEmpty(t, grant.Incarnation)
 
-	// A token signed the way a key derived from the internal token would sign it.
-	mac := hmac.New(sha256.New, []byte(token))
-	mac.Write([]byte("mgx-sandboxd-preview-v1"))
-	derived := mac.Sum(nil)
-	payload := "t|" + sid + "|3000|" + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
-	sig := hmac.New(sha256.New, derived)
-	sig.Write([]byte(payload))
-	forged := base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(sig.Sum(nil))
+	// A capability made the way a key derived from the internal token would make it, for the
+	// sandbox that runs, with everything but the key right.
+	key := hmac.New(sha256.New, []byte(token))
+	key.Write([]byte("mgx-sandboxd-preview-v1"))
+	session := uuid.MustParse(sid)
+	exp := uint32(time.Now().Add(time.Hour).Unix())
+	fixed := binary.BigEndian.AppendUint16(nil, 3000)
+	fixed = binary.BigEndian.AppendUint32(fixed, exp)
+	mac := hmac.New(sha256.New, key.Sum(nil))
+	mac.Write([]byte("mgx-preview-capability/1\x00"))
+	mac.Write(session[:])
+	mac.Write(fixed)
+	mac.Write([]byte(grant.Incarnation))
+	raw := binary.BigEndian.AppendUint32(append([]byte{}, session[:]...), exp)
+	raw = append(raw, mac.Sum(nil)[:12]...)
+	forged := "p3000-" + base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding).EncodeToString(raw) + ".preview.localhost:8000"
 
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func(tok string) int {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+e.app.PreviewAddr()+"/?token="+tok, nil)
+	get := func(host string) int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+e.app.PreviewAddr()+"/", nil)
 		require.NoError(t, err)
-		req.Host = fmt.Sprintf("p3000-%s.preview.localhost:8000", sid)
-		resp, err := client.Do(req)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	require.Equal(t, http.StatusUnauthorized, get(forged))
 
-	// The deployment's real key still signs working links.
-	u := e.app.Preview.URL(sid, 3000)
-	tok := u[strings.Index(u, "token=")+len("token="):]
-	require.Equal(t, http.StatusFound, get(tok))
+	// The deployment's real key makes working links: nothing listens on the port, which only an
+	// authorised request gets to find out.
+	link, err := e.app.Preview.URL(t.Context(), sid, 3000)
+	require.NoError(t, err)
+	u, err := url.Parse(link)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusBadGateway, get(u.Host))
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -15,16 +16,23 @@ import (
 	"github.com/docker/go-units"
 
 	pkgconfig "github.com/mgx-ai/mgx/pkg/config"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
 )
 
 // Validation errors.
 var (
-	ErrDriver   = errors.New("invalid driver (want auto, docker, local or kubernetes)")
-	ErrK8s      = errors.New("invalid Kubernetes driver setting")
-	ErrNegative = errors.New("must not be negative")
-	ErrPositive = errors.New("must be positive")
-	ErrMemory   = errors.New("invalid memory size (e.g. 1g, 512m)")
-	ErrAgent    = errors.New("sandbox-agent binary not found (build it: CGO_ENABLED=0 go build ./sandboxd/cmd/sandbox-agent)")
+	ErrDriver        = errors.New("invalid driver (want auto, docker, local or kubernetes)")
+	ErrK8s           = errors.New("invalid Kubernetes driver setting")
+	ErrNegative      = errors.New("must not be negative")
+	ErrPositive      = errors.New("must be positive")
+	ErrMemory        = errors.New("invalid memory size (e.g. 1g, 512m)")
+	ErrPreviewTTL    = errors.New("must be at least 2 seconds")
+	ErrPreviewSecret = errors.New("must be at least 16 bytes (a long random string)")
+	ErrAgent         = errors.New("sandbox-agent binary not found (build it: CGO_ENABLED=0 go build ./sandboxd/cmd/sandbox-agent)")
+	ErrSize          = errors.New("invalid size (e.g. 10g, 512m)")
+	ErrOpts          = errors.New("invalid driver options (want k=v,k=v)")
+	ErrGrace         = errors.New("must be at least SANDBOX_CREATE_TIMEOUT")
 )
 
 // Seconds is a duration given as plain seconds ("1200") or a Go duration
@@ -85,6 +93,22 @@ type Config struct {
 	Runtime       string  `env:"SANDBOX_RUNTIME"`
 	Network       string  `env:"SANDBOX_NETWORK" envDefault:"mgx-sandbox"`
 
+	// VolumeDriver makes the workspaces' Docker volumes; VolumeOpts ("k=v,k=v") are its driver
+	// options. WorkspaceLimit ("10g"; empty: none) is a workspace's size limit: passed to a volume
+	// driver other than Docker's own "local" as its "size" option (unless VolumeOpts names one),
+	// which such drivers enforce; Docker's local driver has no per-volume quota (a directory on the
+	// engine's file system: ext4, or xfs without project quotas), so there the limit is only
+	// reported, and sandboxd says so at start.
+	VolumeDriver   string `env:"SANDBOX_VOLUME_DRIVER" envDefault:"local"`
+	VolumeOpts     string `env:"SANDBOX_VOLUME_OPTS"`
+	WorkspaceLimit string `env:"SANDBOX_WORKSPACE_LIMIT"`
+	// VolumeGrace is how old a volume nothing references must be before reconciliation removes it.
+	VolumeGrace Seconds `env:"SANDBOX_VOLUME_GRACE" envDefault:"3600"`
+	// CheckpointExclude ("a,b"; empty: the default list, workspace.HeavyNames: node_modules, .git,
+	// build output, caches) names the directories checkpoints skip wherever they appear. "-" skips
+	// nothing.
+	CheckpointExclude string `env:"SANDBOX_CHECKPOINT_EXCLUDE"`
+
 	IdleTimeout    Seconds `env:"SANDBOX_IDLE_TIMEOUT" envDefault:"1200"`
 	GCInterval     Seconds `env:"SANDBOX_GC_INTERVAL" envDefault:"300"`
 	CreateTimeout  Seconds `env:"SANDBOX_CREATE_TIMEOUT" envDefault:"60"`
@@ -100,8 +124,15 @@ type Config struct {
 
 	K8s K8s
 
-	PreviewSecret   string  `env:"SANDBOXD_PREVIEW_SECRET" secret:"true"`
-	PreviewTokenTTL Seconds `env:"SANDBOXD_PREVIEW_TOKEN_TTL" envDefault:"600"`
+	// Per-user quotas over every sandbox and replica: commands running at once (exec, streamed
+	// exec) and running background processes. 0 means no limit.
+	MaxExecsPerUser     int `env:"SANDBOXD_MAX_EXECS_PER_USER" envDefault:"16"`
+	MaxProcessesPerUser int `env:"SANDBOXD_MAX_PROCESSES_PER_USER" envDefault:"16"`
+
+	PreviewSecret string `env:"SANDBOXD_PREVIEW_SECRET" secret:"true"`
+	// PreviewTokenTTL is how long a preview URL (its capability) works; the same URL is handed out
+	// for half of it.
+	PreviewTokenTTL Seconds `env:"SANDBOXD_PREVIEW_TOKEN_TTL" envDefault:"43200"`
 }
 
 // Validate implements config.Validator.
@@ -135,8 +166,28 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s=%v: %w", name, v, ErrPositive)
 		}
 	}
-	if c.PoolSize < 0 {
-		return fmt.Errorf("SANDBOX_POOL_SIZE=%d: %w", c.PoolSize, ErrNegative)
+	if _, err := c.WorkspaceLimitBytes(); err != nil {
+		return err
+	}
+	if _, _, err := c.VolumeDriverOpts(); err != nil {
+		return err
+	}
+	if c.VolumeGrace.D() < c.CreateTimeout.D() {
+		return fmt.Errorf("SANDBOX_VOLUME_GRACE=%s: %w", c.VolumeGrace.D(), ErrGrace)
+	}
+	if c.PreviewTokenTTL.D() < 2*time.Second {
+		return fmt.Errorf("SANDBOXD_PREVIEW_TOKEN_TTL=%v: %w", c.PreviewTokenTTL.D().Seconds(), ErrPreviewTTL)
+	}
+	if c.PreviewSecret != "" && len(c.PreviewSecret) < 16 {
+		return fmt.Errorf("SANDBOXD_PREVIEW_SECRET: %w", ErrPreviewSecret)
+	}
+	for name, v := range map[string]int{
+		"SANDBOX_POOL_SIZE": c.PoolSize, "SANDBOXD_MAX_EXECS_PER_USER": c.MaxExecsPerUser,
+		"SANDBOXD_MAX_PROCESSES_PER_USER": c.MaxProcessesPerUser,
+	} {
+		if v < 0 {
+			return fmt.Errorf("%s=%d: %w", name, v, ErrNegative)
+		}
 	}
 	if c.Namespace == "" {
 		sum := sha256.Sum256([]byte(c.RedisURL))
@@ -162,6 +213,62 @@ func (c *Config) MemoryBytes() (int64, error) {
 		return 0, fmt.Errorf("SANDBOX_MEMORY=%q: %w", c.Memory, ErrMemory)
 	}
 	return n, nil
+}
+
+// CheckpointExcludes returns the directories checkpoints skip.
+func (c *Config) CheckpointExcludes() []string {
+	switch v := strings.TrimSpace(c.CheckpointExclude); v {
+	case "":
+		names := workspace.HeavyNames()
+		sort.Strings(names)
+		return names
+	case "-":
+		return []string{}
+	default:
+		out := []string{}
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+}
+
+// WorkspaceLimitBytes parses SANDBOX_WORKSPACE_LIMIT (0: none).
+func (c *Config) WorkspaceLimitBytes() (int64, error) {
+	if strings.TrimSpace(c.WorkspaceLimit) == "" {
+		return 0, nil
+	}
+	n, err := units.RAMInBytes(c.WorkspaceLimit)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("SANDBOX_WORKSPACE_LIMIT=%q: %w", c.WorkspaceLimit, ErrSize)
+	}
+	return n, nil
+}
+
+// VolumeDriverOpts parses SANDBOX_VOLUME_OPTS and adds the workspace limit as "size" for a volume
+// driver other than Docker's own; enforced says whether the driver enforces the limit.
+func (c *Config) VolumeDriverOpts() (opts map[string]string, enforced bool, err error) {
+	opts = map[string]string{}
+	for _, kv := range strings.Split(c.VolumeOpts, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, false, fmt.Errorf("SANDBOX_VOLUME_OPTS=%q: %w", c.VolumeOpts, ErrOpts)
+		}
+		opts[k] = v
+	}
+	limit, err := c.WorkspaceLimitBytes()
+	if err != nil || limit == 0 || c.VolumeDriver == "" || c.VolumeDriver == "local" {
+		return opts, false, err
+	}
+	if _, ok := opts["size"]; !ok {
+		opts["size"] = strconv.FormatInt(limit, 10)
+	}
+	return opts, true, nil
 }
 
 // defaultAgentBinary is sandbox-agent next to this executable (make build

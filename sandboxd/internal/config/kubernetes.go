@@ -23,8 +23,11 @@ type K8s struct {
 	PullPolicy string `env:"SANDBOX_K8S_PULL_POLICY" envDefault:"IfNotPresent"`
 	// StorageClass of workspace claims; empty means the cluster's default class.
 	StorageClass string `env:"SANDBOX_K8S_STORAGE_CLASS"`
-	// WorkspaceSize is what each session's workspace claim requests.
+	// WorkspaceSize is what each workspace's files claim requests (/workspace; reported as the
+	// workspace's limit, which the storage class enforces); MetaSize what its meta claim requests (the
+	// marker and the checkpoint history, which leaves heavy folders such as node_modules out).
 	WorkspaceSize string `env:"SANDBOX_K8S_WORKSPACE_SIZE" envDefault:"10Gi"`
+	MetaSize      string `env:"SANDBOX_K8S_META_SIZE" envDefault:"2Gi"`
 	// ServiceAccount the sandbox pods run as (its token is never mounted); empty means the namespace's
 	// default.
 	ServiceAccount string `env:"SANDBOX_K8S_SERVICE_ACCOUNT"`
@@ -53,6 +56,9 @@ func (k K8s) validate() error {
 	if _, err := k.Size(); err != nil {
 		return err
 	}
+	if _, err := k.MetaQuantity(); err != nil {
+		return err
+	}
 	if k.ServiceAccount != "" {
 		if errs := validation.IsDNS1123Subdomain(k.ServiceAccount); len(errs) > 0 {
 			return fmt.Errorf("SANDBOX_K8S_SERVICE_ACCOUNT=%q: %w: %v", k.ServiceAccount, ErrK8s, errs)
@@ -66,6 +72,15 @@ func (k K8s) Size() (resource.Quantity, error) {
 	q, err := resource.ParseQuantity(k.WorkspaceSize)
 	if err != nil || q.Sign() <= 0 {
 		return resource.Quantity{}, fmt.Errorf("SANDBOX_K8S_WORKSPACE_SIZE=%q: %w: want a positive quantity such as 10Gi", k.WorkspaceSize, ErrK8s)
+	}
+	return q, nil
+}
+
+// MetaQuantity parses SANDBOX_K8S_META_SIZE.
+func (k K8s) MetaQuantity() (resource.Quantity, error) {
+	q, err := resource.ParseQuantity(k.MetaSize)
+	if err != nil || q.Sign() <= 0 {
+		return resource.Quantity{}, fmt.Errorf("SANDBOX_K8S_META_SIZE=%q: %w: want a positive quantity such as 2Gi", k.MetaSize, ErrK8s)
 	}
 	return q, nil
 }

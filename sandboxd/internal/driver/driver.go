@@ -1,7 +1,7 @@
 // Package driver abstracts where sandboxes run. A driver only manages
 // lifecycle — create, remove, inspect, list; everything that happens inside a
 // sandbox goes through its sandbox-agent's unix socket, whose path the driver
-// reports (or, for pods, its network endpoint and secret).
+// reports.
 package driver
 
 import (
@@ -20,19 +20,55 @@ const (
 	// (make run next to make test, staging next to CI): reconciliation only
 	// ever sees, and so only ever removes, its own namespace's sandboxes.
 	LabelNamespace = "mgx.sandboxd.namespace"
-	// LabelOwner is the session owner's id (drivers that keep workspaces
-	// beside their instances label those too).
+	// LabelWorkspace is the id of the workspace an instance mounts, and of
+	// the workspace a volume belongs to (both of its volumes carry it).
+	LabelWorkspace = "mgx.sandboxd.workspace"
+	// LabelVolume is a volume's role: VolumeData or VolumeMeta.
+	LabelVolume = "mgx.sandboxd.volume"
+	// LabelOwner is the user a volume was created for ("" when it was
+	// created for the warm pool; the session it went to is in Redis and in
+	// its marker then, as a volume's labels cannot change).
 	LabelOwner = "mgx.sandboxd.owner"
+)
+
+// Volume roles. A workspace is two volumes: the user's files, mounted at
+// /workspace, and the workspace's private state beside it (its marker and
+// checkpoint history), mounted outside /workspace so nothing the user runs
+// there sees or packs it.
+const (
+	VolumeData = "workspace"
+	VolumeMeta = "meta"
 )
 
 // ErrNotFound means the sandbox does not exist (any more).
 var ErrNotFound = errors.New("sandbox instance not found")
+
+// ErrVolumeNotFound means a volume does not exist.
+var ErrVolumeNotFound = errors.New("volume not found")
+
+// ErrVolumeExists means a volume of that name exists already.
+var ErrVolumeExists = errors.New("volume exists")
 
 // Spec describes a sandbox to create.
 type Spec struct {
 	// Name is unique among the driver's sandboxes (a container name).
 	Name   string
 	Labels map[string]string
+	// Data and Meta name the workspace's volumes, mounted at the workspace
+	// and at the agent's meta directory. Both must exist: a driver never
+	// creates a volume implicitly (an empty one would silently replace a
+	// lost workspace).
+	Data, Meta string
+	// Fresh says the volumes were just created: the driver prepares them
+	// (ownership by the sandbox user) before the first start.
+	Fresh bool
+}
+
+// Volume is a named volume as the driver sees it.
+type Volume struct {
+	Name    string
+	Labels  map[string]string
+	Created time.Time
 }
 
 // Instance is a sandbox as the driver sees it.
@@ -53,6 +89,8 @@ type Instance struct {
 	PID int
 	// Workspace is the workspace path shown to users.
 	Workspace string
+	// WorkspaceID is the workspace it mounts (LabelWorkspace).
+	WorkspaceID string
 }
 
 // Pruner is implemented by drivers that keep host state beside their
@@ -68,27 +106,6 @@ type AgentSecrets interface {
 	AgentSecret(ctx context.Context, inst Instance) ([]byte, error)
 }
 
-// Pooler is implemented by drivers that keep the warm pool in the engine
-// itself (Kubernetes: pods labelled LabelPool), where any replica claims one
-// with an optimistic update instead of through sandboxd's Redis set.
-type Pooler interface {
-	// Claim hands a ready warm instance to a session, relabelling it (and
-	// its workspace) with labels; a conflict means someone else got that
-	// one first and the next is tried. ErrNotFound when none is ready.
-	Claim(ctx context.Context, labels map[string]string) (Instance, error)
-	// Warm lists the unclaimed warm instances.
-	Warm(ctx context.Context) ([]Instance, error)
-	// Unwarm removes a warm instance unless it was claimed meanwhile
-	// (false then).
-	Unwarm(ctx context.Context, id string) (bool, error)
-}
-
-// Forgetter is implemented by drivers whose session workspaces outlive their
-// instances (Remove keeps them): Forget deletes a deleted session's.
-type Forgetter interface {
-	Forget(ctx context.Context, sessionID string) error
-}
-
 // Driver runs sandboxes.
 type Driver interface {
 	// Name is "docker", "local" or "kubernetes".
@@ -102,6 +119,19 @@ type Driver interface {
 	Inspect(ctx context.Context, id string) (Instance, error)
 	// List returns every sandbox carrying LabelManaged, running or not.
 	List(ctx context.Context) ([]Instance, error)
+
+	// CreateVolume creates a named volume carrying labels (LabelManaged
+	// and this deployment's LabelNamespace added), or fails with
+	// ErrVolumeExists.
+	CreateVolume(ctx context.Context, name string, labels map[string]string) (Volume, error)
+	// InspectVolume returns one volume or ErrVolumeNotFound; it is found by
+	// name whatever its labels say.
+	InspectVolume(ctx context.Context, name string) (Volume, error)
+	// RemoveVolume removes a volume; a missing one is no error.
+	RemoveVolume(ctx context.Context, name string) error
+	// ListVolumes returns every volume of this deployment (LabelManaged and
+	// its LabelNamespace).
+	ListVolumes(ctx context.Context) ([]Volume, error)
 	// Close releases the driver's resources.
 	Close() error
 }

@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/mgx-ai/mgx/pkg/stacktest"
+	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
 )
 
 // StorageClass is the class of the provisioner stand-in.
@@ -111,7 +112,7 @@ func Start(t *testing.T) *Cluster {
 		Status: corev1.NodeStatus{
 			Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("250")},
 			Capacity:    corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("250")},
-			NodeInfo:    corev1.NodeSystemInfo{Architecture: "amd64", OperatingSystem: "linux", KubeletVersion: "fake", KubeProxyVersion: "fake"},
+			NodeInfo:    corev1.NodeSystemInfo{Architecture: "amd64", OperatingSystem: "linux", KubeletVersion: "fake"},
 		},
 	}
 	_, err = cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
@@ -332,15 +333,25 @@ func (a *Agents) sync(ctx context.Context) {
 }
 
 func (a *Agents) start(ctx context.Context, p *corev1.Pod) {
-	var secretName, claim string
+	// The container's mounts of claims, by mount path: the workspace (its files) and, beside it, its
+	// meta claim; the host directory of each claim stands for its volume.
+	var secretName string
+	claimOf := map[string]string{}
 	for _, v := range p.Spec.Volumes {
 		if v.Secret != nil {
 			secretName = v.Secret.SecretName
 		}
 		if v.PersistentVolumeClaim != nil {
-			claim = v.PersistentVolumeClaim.ClaimName
+			claimOf[v.Name] = v.PersistentVolumeClaim.ClaimName
 		}
 	}
+	mounted := map[string]string{}
+	for _, m := range p.Spec.Containers[0].VolumeMounts {
+		if c, ok := claimOf[m.Name]; ok {
+			mounted[m.MountPath] = c
+		}
+	}
+	claim := mounted[workspace.Root]
 	sec, err := a.c.Client.CoreV1().Secrets(a.namespace).Get(ctx, secretName, metav1.GetOptions{})
 	if err != nil {
 		return // the pod would not start without it either; retried on the next sync
@@ -367,9 +378,23 @@ func (a *Agents) start(ctx context.Context, p *corev1.Pod) {
 		}
 	}
 	addr := net.JoinHostPort(p.Status.PodIP, strconv.Itoa(a.c.AgentPort))
-	proc := stacktest.Start(a.t, "agent of "+p.Name, a.binary, nil,
-		"-listen-tcp", addr, "-secret-file", secretFile,
-		"-workspace", a.Workspace(claim), "-state-dir", filepath.Join(dir, "state"))
+	ws := filepath.Join(dir, "workspace") // no claim: the pod's own emptyDir
+	if claim != "" {
+		ws = a.Workspace(claim)
+	}
+	args := []string{"-listen-tcp", addr, "-secret-file", secretFile, "-workspace", ws, "-state-dir", filepath.Join(dir, "state")}
+	cmd := p.Spec.Containers[0].Command
+	if i := slices.Index(cmd, "-meta-dir"); i >= 0 && i+1 < len(cmd) {
+		meta, ok := mounted[cmd[i+1]]
+		if !ok {
+			return // the agent would find no meta volume either
+		}
+		args = append(args, "-meta-dir", a.Workspace(meta))
+		// A provisioned volume is an existing directory.
+		_ = os.MkdirAll(a.Workspace(meta), 0o700)
+	}
+	_ = os.MkdirAll(ws, 0o700)
+	proc := stacktest.Start(a.t, "agent of "+p.Name, a.binary, nil, args...)
 	a.running[p.UID] = &agentProc{pod: p.Name, ip: p.Status.PodIP, claim: claim, proc: proc}
 	a.started++
 }

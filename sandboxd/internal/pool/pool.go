@@ -1,66 +1,71 @@
 // Package pool keeps SANDBOX_POOL_SIZE started sandboxes ready, so that a
 // session's first command is a claim (one SPOP) instead of a container start.
+// It builds on package instance alone: the domain (package sandbox) takes the
+// pool as it takes any other dependency, and the pool never reaches back.
 package pool
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
-	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
-	"github.com/mgx-ai/mgx/sandboxd/internal/store"
+	"github.com/mgx-ai/mgx/sandboxd/internal/instance"
 )
+
+// Store is the pool's state (package store implements it): a set of warm
+// instances shared by every replica, and a refill lease.
+type Store interface {
+	PoolAdd(ctx context.Context, driverName string, in driver.Instance) error
+	PoolClaim(ctx context.Context, driverName string) (in driver.Instance, ok bool, err error)
+	PoolRemove(ctx context.Context, driverName string, in driver.Instance) (removed bool, err error)
+	PoolSize(ctx context.Context) (int64, error)
+	AcquirePoolRefill(ctx context.Context, holder string, lease time.Duration) (bool, error)
+}
+
+// Options configure a Pool.
+type Options struct {
+	// Size is the number of warm sandboxes kept.
+	Size int
+	// Replica identifies this process in the refill lease.
+	Replica string
+	// CreateTimeout bounds one creation; the refill lease lasts twice as long.
+	CreateTimeout time.Duration
+	Logger        *slog.Logger
+}
 
 // Pool is the warm pool.
 type Pool struct {
-	m      *sandbox.Manager
-	st     *store.Store
-	size   int
-	holder string
-	log    *slog.Logger
-	kick   chan struct{}
+	fleet *instance.Fleet
+	st    Store
+	opts  Options
+	log   *slog.Logger
+	kick  chan struct{}
 
 	mu      sync.Mutex
-	created []store.PoolEntry // entries this process added, for Drain
-	// warmed are the instances this process warmed in a driver that keeps
-	// the pool itself (driver.Pooler), for Drain.
-	warmed []driver.Instance
+	created []driver.Instance // entries this process added, for Drain
 }
 
-// New returns a pool of size warm sandboxes.
-func New(m *sandbox.Manager, st *store.Store, size int, log *slog.Logger) *Pool {
-	return &Pool{m: m, st: st, size: size, holder: m.Options().Replica, log: log, kick: make(chan struct{}, 1)}
-}
-
-// Claim implements sandbox.Pool. A driver that keeps the pool itself
-// (Kubernetes) hands the instance to the session in the engine; otherwise the
-// Redis set is the pool and SPOP the claim.
-func (p *Pool) Claim(ctx context.Context, sessionID, ownerID string) (driver.Instance, bool) {
-	if pl, ok := p.m.Driver().(driver.Pooler); ok {
-		inst, err := pl.Claim(ctx, map[string]string{driver.LabelSession: sessionID, driver.LabelOwner: ownerID})
-		p.Kick()
-		if err != nil {
-			if !errors.Is(err, driver.ErrNotFound) {
-				p.log.WarnContext(ctx, "pool claim", "err", err)
-			}
-			return driver.Instance{}, false
-		}
-		return inst, true
+// New returns a pool of opts.Size warm sandboxes on fleet.
+func New(fleet *instance.Fleet, st Store, opts Options) *Pool {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
-	e, err := p.st.PoolClaim(ctx, p.m.Driver().Name())
+	return &Pool{fleet: fleet, st: st, opts: opts, log: opts.Logger, kick: make(chan struct{}, 1)}
+}
+
+// Claim implements sandbox.Pool: a warm instance, or false when none is ready.
+func (p *Pool) Claim(ctx context.Context) (driver.Instance, bool) {
+	in, ok, err := p.st.PoolClaim(ctx, p.fleet.DriverName())
 	p.Kick()
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			p.log.WarnContext(ctx, "pool claim", "err", err)
-		}
+		p.log.WarnContext(ctx, "pool claim", "err", err)
 		return driver.Instance{}, false
 	}
-	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, PID: e.PID, Workspace: e.Workspace, Running: true}, true
+	return in, ok
 }
 
 // Drain removes the warm sandboxes this process created that are still
@@ -71,19 +76,10 @@ func (p *Pool) Drain(ctx context.Context) {
 	p.mu.Lock()
 	created := p.created
 	p.created = nil
-	warmed := p.warmed
-	p.warmed = nil
 	p.mu.Unlock()
-	if pl, ok := p.m.Driver().(driver.Pooler); ok {
-		for _, in := range warmed {
-			if _, err := pl.Unwarm(ctx, in.ID); err != nil {
-				p.log.WarnContext(ctx, "pool drain", "instance", in.Name, "err", err)
-			}
-		}
-	}
-	for _, e := range created {
-		if ok, err := p.st.PoolRemove(ctx, e); err == nil && ok {
-			p.m.RemoveInstance(ctx, driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket})
+	for _, in := range created {
+		if ok, err := p.st.PoolRemove(ctx, p.fleet.DriverName(), in); err == nil && ok {
+			p.discard(ctx, in)
 		}
 	}
 }
@@ -114,60 +110,69 @@ func (p *Pool) Run(ctx context.Context) {
 
 func (p *Pool) refill(ctx context.Context) {
 	for ctx.Err() == nil {
-		ok, err := p.st.AcquirePoolRefill(ctx, p.holder, 2*p.m.Options().CreateTimeout)
+		ok, err := p.st.AcquirePoolRefill(ctx, p.opts.Replica, 2*p.opts.CreateTimeout)
 		if err != nil || !ok {
 			return
 		}
-		pl, engine := p.m.Driver().(driver.Pooler)
-		n, err := p.size64(ctx, pl, engine)
-		if err != nil || int(n) >= p.size {
+		n, err := p.st.PoolSize(ctx)
+		if err != nil || int(n) >= p.opts.Size {
 			return
 		}
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		inst, err := p.m.CreateInstance(ctx, driver.Spec{
-			Name:   "mgx-pool-" + hex.EncodeToString(b),
-			Labels: map[string]string{driver.LabelPool: "1"},
-		})
+		in, err := p.create(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.ErrorContext(ctx, "pool refill failed", "err", err)
 			}
 			return
 		}
-		if engine {
-			p.mu.Lock()
-			p.warmed = append(p.warmed, inst)
-			p.mu.Unlock()
-			continue
-		}
-		e := store.PoolEntry{InstanceID: inst.ID, InstanceName: inst.Name, Socket: inst.Socket, PID: inst.PID, Workspace: inst.Workspace, Driver: p.m.Driver().Name()}
-		if err := p.st.PoolAdd(ctx, e); err != nil {
-			p.m.RemoveInstance(context.WithoutCancel(ctx), inst)
+		if err := p.st.PoolAdd(ctx, p.fleet.DriverName(), in); err != nil {
+			p.discard(context.WithoutCancel(ctx), in)
 			return
 		}
 		p.mu.Lock()
-		p.created = append(p.created, e)
+		p.created = append(p.created, in)
 		p.mu.Unlock()
 	}
 }
 
-// size64 counts warm sandboxes: in the engine for a driver that keeps the
-// pool itself (only running ones: a warm pod that died is reconciliation's),
-// else in the Redis set.
-func (p *Pool) size64(ctx context.Context, pl driver.Pooler, engine bool) (int64, error) {
-	if !engine {
-		return p.st.PoolSize(ctx)
+// create starts a warm sandbox on a fresh workspace of its own: the workspace becomes the claiming
+// session's (the domain binds it in Redis and marks it; volume labels cannot change, so they say
+// "pool" for good).
+func (p *Pool) create(ctx context.Context) (driver.Instance, error) {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "mgx-pool-" + hex.EncodeToString(b)
+	id := randomID()
+	if _, err := p.fleet.CreateWorkspace(ctx, id, map[string]string{driver.LabelPool: "1"}); err != nil {
+		_ = p.fleet.RemoveWorkspace(context.WithoutCancel(ctx), id)
+		return driver.Instance{}, err
 	}
-	warm, err := pl.Warm(ctx)
+	data, meta := instance.VolumeNames(id)
+	in, err := p.fleet.Create(ctx, driver.Spec{
+		Name:   name,
+		Labels: map[string]string{driver.LabelPool: "1", driver.LabelWorkspace: id},
+		Data:   data, Meta: meta, Fresh: true,
+	})
 	if err != nil {
-		return 0, err
+		_ = p.fleet.RemoveWorkspace(context.WithoutCancel(ctx), id)
+		return driver.Instance{}, err
 	}
-	n := int64(0)
-	for _, in := range warm {
-		if in.Running {
-			n++
+	in.WorkspaceID = id
+	return in, nil
+}
+
+// discard removes an unclaimed warm sandbox and its workspace, which never held anything.
+func (p *Pool) discard(ctx context.Context, in driver.Instance) {
+	p.fleet.Remove(ctx, in)
+	if in.WorkspaceID != "" {
+		if err := p.fleet.RemoveWorkspace(ctx, in.WorkspaceID); err != nil {
+			p.log.WarnContext(ctx, "remove warm sandbox's workspace", "workspace", in.WorkspaceID, "err", err)
 		}
 	}
-	return n, nil
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -136,7 +136,7 @@ func TestBuildEnsureRebuild(t *testing.T) {
 	require.Equal(t, "1000:1000", info.Config.User)
 	require.Equal(t, "/workspace", info.Config.WorkingDir)
 	require.Contains(t, info.Config.Env, "GREETING=hello")
-	require.Equal(t, []string{"/bin/sh"}, []string(info.Config.Cmd))
+	require.Equal(t, []string{"/bin/sh"}, info.Config.Cmd)
 	for _, kv := range info.Config.Env {
 		require.NotContains(t, kv, "MGX_BUILD_CACHE", "build-only settings stay out of the image")
 	}

@@ -8,17 +8,16 @@ import (
 	"time"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
-	"github.com/mgx-ai/mgx/sandboxd/internal/store"
 )
 
 // batch bounds one read of the activity index; a sweep loops until the
 // expired range is empty.
 const batch = 256
 
-// Reaper runs sweeps.
+// Reaper runs the sweeps of one replica. It decides nothing about a sandbox itself: the domain names
+// the idle candidates and decides, atomically across replicas, which of them to destroy.
 type Reaper struct {
 	m        *sandbox.Manager
-	st       *store.Store
 	idle     time.Duration
 	interval time.Duration
 	log      *slog.Logger
@@ -26,8 +25,8 @@ type Reaper struct {
 
 // New returns a reaper destroying sandboxes idle for longer than idle, every
 // interval.
-func New(m *sandbox.Manager, st *store.Store, idle, interval time.Duration, log *slog.Logger) *Reaper {
-	return &Reaper{m: m, st: st, idle: idle, interval: interval, log: log}
+func New(m *sandbox.Manager, idle, interval time.Duration, log *slog.Logger) *Reaper {
+	return &Reaper{m: m, idle: idle, interval: interval, log: log}
 }
 
 // Run reconciles and sweeps at once, then every interval, until ctx ends.
@@ -50,7 +49,7 @@ func (r *Reaper) Once(ctx context.Context) {
 	rep, err := r.m.Reconcile(ctx)
 	if err != nil && ctx.Err() == nil {
 		r.log.ErrorContext(ctx, "reconcile failed", "err", err)
-	} else if rep.OrphansRemoved+rep.RecordsCleaned+rep.PoolPruned+rep.DirsPruned > 0 {
+	} else if rep.OrphansRemoved+rep.RecordsCleaned+rep.PoolPruned+rep.DirsPruned+rep.VolumesRemoved+rep.WorkspacesFlagged > 0 {
 		r.log.InfoContext(ctx, "reconciled", "report", rep.String())
 	}
 	n, err := r.Sweep(ctx)
@@ -69,7 +68,7 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 	reaped := 0
 	seen := map[string]bool{}
 	for {
-		ids, err := r.st.IdleBefore(ctx, cutoff, batch)
+		ids, err := r.m.IdleCandidates(ctx, cutoff, batch)
 		if err != nil {
 			return reaped, err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/mgx-ai/mgx/pkg/redisclient"
 	"github.com/mgx-ai/mgx/pkg/stacktest"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/local"
+	"github.com/mgx-ai/mgx/sandboxd/internal/instance"
 	"github.com/mgx-ai/mgx/sandboxd/internal/reaper"
 	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
 	"github.com/mgx-ai/mgx/sandboxd/internal/store"
@@ -55,9 +56,12 @@ func TestConcurrentSweepsNeverDoubleDestroy(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = rdb.Close() })
 		st := store.New(rdb)
-		m := sandbox.New(drv, st, sandbox.Options{IdleTimeout: 200 * time.Millisecond, Logger: log})
+		fleet := instance.New(drv, instance.Options{CreateTimeout: 10 * time.Second, Logger: log})
+		m, err := sandbox.New(fleet, st, nil, sandbox.Options{IdleTimeout: 200 * time.Millisecond, CreateTimeout: 10 * time.Second,
+			ExecTimeout: 10 * time.Second, MaxExecTimeout: time.Minute, OutputLimit: 1 << 20, VolumeGrace: time.Hour, Logger: log})
+		require.NoError(t, err)
 		managers = append(managers, m)
-		reapers = append(reapers, reaper.New(m, st, 200*time.Millisecond, time.Hour, log))
+		reapers = append(reapers, reaper.New(m, 200*time.Millisecond, time.Hour, log))
 	}
 	const n = 6
 	for i := 0; i < n; i++ {

@@ -23,19 +23,19 @@ func cleanPath(p string) (string, error) {
 
 // Tree lists the workspace from root, depth levels deep; directories named in prune are listed but
 // not descended.
-func (m *Manager) Tree(ctx context.Context, userID, sessionID, root string, depth int, hidden bool, prune []string) (agentapi.Tree, error) {
+func (m *Manager) Tree(ctx context.Context, userID, sessionID, root string, depth int, hidden bool, prune []string) (Tree, error) {
 	rel, err := cleanPath(root)
 	if err != nil {
-		return agentapi.Tree{}, err
+		return Tree{}, err
 	}
 	if depth == 0 {
 		depth = 2
 	}
 	if depth < 1 || depth > 10 {
-		return agentapi.Tree{}, fmt.Errorf("%w: depth must be 1..10", ErrInvalidArgument)
+		return Tree{}, fmt.Errorf("%w: depth must be 1..10", ErrInvalidArgument)
 	}
-	var t agentapi.Tree
-	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+	var t Tree
+	err = m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		t, err = c.Tree(ctx, rel, depth, hidden, prune...)
 		return err
 	})
@@ -43,13 +43,13 @@ func (m *Manager) Tree(ctx context.Context, userID, sessionID, root string, dept
 }
 
 // ReadFile reads a file of the workspace.
-func (m *Manager) ReadFile(ctx context.Context, userID, sessionID, path string) (agentapi.File, error) {
+func (m *Manager) ReadFile(ctx context.Context, userID, sessionID, path string) (File, error) {
 	rel, err := cleanPath(path)
 	if err != nil {
-		return agentapi.File{}, err
+		return File{}, err
 	}
-	var f agentapi.File
-	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+	var f File
+	err = m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		f, err = c.ReadFile(ctx, rel)
 		return err
 	})
@@ -57,13 +57,13 @@ func (m *Manager) ReadFile(ctx context.Context, userID, sessionID, path string) 
 }
 
 // WriteFile writes (or appends to) a file, creating parent directories.
-func (m *Manager) WriteFile(ctx context.Context, userID, sessionID, path string, content []byte, appendTo bool) (agentapi.WriteFileResult, error) {
+func (m *Manager) WriteFile(ctx context.Context, userID, sessionID, path string, content []byte, appendTo bool) (WriteResult, error) {
 	rel, err := cleanPath(path)
 	if err != nil {
-		return agentapi.WriteFileResult{}, err
+		return WriteResult{}, err
 	}
-	var r agentapi.WriteFileResult
-	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+	var r WriteResult
+	err = m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		r, err = c.WriteFile(ctx, agentapi.WriteFileRequest{Path: rel, Content: content, Append: appendTo})
 		return err
 	})
@@ -71,13 +71,13 @@ func (m *Manager) WriteFile(ctx context.Context, userID, sessionID, path string,
 }
 
 // DeleteFile deletes a file or directory tree.
-func (m *Manager) DeleteFile(ctx context.Context, userID, sessionID, path string) (agentapi.DeleteFileResult, error) {
+func (m *Manager) DeleteFile(ctx context.Context, userID, sessionID, path string) (DeleteResult, error) {
 	rel, err := cleanPath(path)
 	if err != nil {
-		return agentapi.DeleteFileResult{}, err
+		return DeleteResult{}, err
 	}
-	var r agentapi.DeleteFileResult
-	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+	var r DeleteResult
+	err = m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		r, err = c.DeleteFile(ctx, rel)
 		return err
 	})
@@ -93,18 +93,16 @@ type ProcessSpec struct {
 }
 
 // StartProcess starts a named background process.
-func (m *Manager) StartProcess(ctx context.Context, userID, sessionID string, spec ProcessSpec) (agentapi.Process, error) {
+func (m *Manager) StartProcess(ctx context.Context, userID, sessionID string, spec ProcessSpec) (Process, error) {
 	cwd, err := workspace.Clean(spec.Cwd)
 	if err != nil {
-		return agentapi.Process{}, fmt.Errorf("%w: cwd %q: %w", ErrInvalidArgument, spec.Cwd, err)
+		return Process{}, fmt.Errorf("%w: cwd %q: %w", ErrInvalidArgument, spec.Cwd, err)
 	}
-	for k := range spec.Env {
-		if !envName.MatchString(k) {
-			return agentapi.Process{}, fmt.Errorf("%w: environment variable name %q", ErrInvalidArgument, k)
-		}
+	if err := checkEnv(spec.Env); err != nil {
+		return Process{}, err
 	}
-	var p agentapi.Process
-	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+	var p Process
+	err = m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		p, err = c.StartProcess(ctx, agentapi.StartProcessRequest{Name: spec.Name, Command: spec.Command, Cwd: cwd, Env: spec.Env})
 		return err
 	})
@@ -112,19 +110,33 @@ func (m *Manager) StartProcess(ctx context.Context, userID, sessionID string, sp
 }
 
 // ListProcesses lists the sandbox's background processes.
-func (m *Manager) ListProcesses(ctx context.Context, userID, sessionID string) ([]agentapi.Process, error) {
-	var ps []agentapi.Process
-	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+func (m *Manager) ListProcesses(ctx context.Context, userID, sessionID string) ([]Process, error) {
+	var ps []Process
+	err := m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		ps, err = c.ListProcesses(ctx)
 		return err
 	})
 	return ps, err
 }
 
+// LiveProcesses lists the background processes of the session's sandbox if it is running, without
+// creating it and without counting as activity: quota accounting must neither start sandboxes nor
+// keep them from being reaped. A sandbox that is not running has none.
+func (m *Manager) LiveProcesses(ctx context.Context, sessionID string) ([]agentapi.Process, error) {
+	r, err := m.st.Get(ctx, sessionID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && r.State != store.StateRunning) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m.agent(r).ListProcesses(ctx)
+}
+
 // SignalProcess signals a process's group.
-func (m *Manager) SignalProcess(ctx context.Context, userID, sessionID, name, signal string) (agentapi.Process, error) {
-	var p agentapi.Process
-	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+func (m *Manager) SignalProcess(ctx context.Context, userID, sessionID, name, signal string) (Process, error) {
+	var p Process
+	err := m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		p, err = c.SignalProcess(ctx, name, signal)
 		return err
 	})
@@ -138,7 +150,7 @@ func (m *Manager) ProcessLogs(ctx context.Context, userID, sessionID, name strin
 		rc    io.ReadCloser
 		start int64
 	)
-	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+	err := m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		rc, start, err = c.ProcessLogs(ctx, name, offset, tail, follow)
 		return err
 	})
@@ -146,9 +158,9 @@ func (m *Manager) ProcessLogs(ctx context.Context, userID, sessionID, name strin
 }
 
 // Ports lists the TCP ports listening inside the sandbox.
-func (m *Manager) Ports(ctx context.Context, userID, sessionID string) ([]agentapi.Port, error) {
-	var ps []agentapi.Port
-	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+func (m *Manager) Ports(ctx context.Context, userID, sessionID string) ([]Port, error) {
+	var ps []Port
+	err := m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		ps, err = c.Ports(ctx)
 		return err
 	})
@@ -157,7 +169,7 @@ func (m *Manager) Ports(ctx context.Context, userID, sessionID string) ([]agenta
 
 // RunningPorts lists the ports of a running sandbox without creating one:
 // previews of a reaped sandbox are simply unavailable.
-func (m *Manager) RunningPorts(ctx context.Context, userID, sessionID string) ([]agentapi.Port, bool, error) {
+func (m *Manager) RunningPorts(ctx context.Context, userID, sessionID string) ([]Port, bool, error) {
 	if err := m.checkOwner(ctx, userID, sessionID); err != nil {
 		return nil, false, err
 	}
@@ -171,8 +183,8 @@ func (m *Manager) RunningPorts(ctx context.Context, userID, sessionID string) ([
 	if rec.State != store.StateRunning {
 		return nil, false, nil
 	}
-	m.touch(ctx, sessionID)
-	ps, err := m.client(recordRef(rec)).Ports(ctx)
+	m.Touch(ctx, sessionID)
+	ps, err := m.agent(rec).Ports(ctx)
 	if err != nil {
 		// A sandbox whose agent does not answer (dying, being reaped) has
 		// no previews; that is an answer, not a failure.
@@ -189,8 +201,8 @@ func (m *Manager) DialPort(ctx context.Context, sessionID string, port int) (net
 	if err != nil || rec.State != store.StateRunning {
 		return nil, fmt.Errorf("%w: session %s has no running sandbox", ErrNotFound, sessionID)
 	}
-	m.touch(ctx, sessionID)
-	conn, err := m.client(recordRef(rec)).DialTunnel(ctx, port)
+	m.Touch(ctx, sessionID)
+	conn, err := m.agent(rec).DialTunnel(ctx, port)
 	if err != nil {
 		return nil, agentError(err)
 	}

@@ -27,6 +27,9 @@ var reasons = []struct {
 	{sandbox.ErrExecTimeout, errorsv1.ErrorReason_EXEC_TIMEOUT},
 	{sandbox.ErrUnavailable, errorsv1.ErrorReason_SANDBOX_UNAVAILABLE},
 	{sandbox.ErrNoPort, errorsv1.ErrorReason_SANDBOX_FAILED_PRECONDITION},
+	// 409: the owner must decide (ResetWorkspace); never answered with an empty workspace.
+	{sandbox.ErrWorkspaceLost, errorsv1.ErrorReason_WORKSPACE_LOST},
+	{sandbox.ErrCheckpointNotFound, errorsv1.ErrorReason_CHECKPOINT_NOT_FOUND},
 }
 
 // toStatus is the one funnel from domain errors to gRPC status. A domain error about the caller's
@@ -39,12 +42,21 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
+	var quota *quotaError
+	if errors.As(err, &quota) {
+		return quota.status()
+	}
 	for _, m := range reasons {
 		if errors.Is(err, m.target) {
 			if rpcerr.HTTPStatus(m.reason) >= 500 {
 				return rpcerr.Fail(ctx, log, m.reason, err)
 			}
-			return rpcerr.New(m.reason, err.Error(), nil)
+			var meta map[string]string
+			var lost *sandbox.WorkspaceLostError
+			if errors.As(err, &lost) {
+				meta = map[string]string{"state": lost.State, "session_id": lost.SessionID}
+			}
+			return rpcerr.New(m.reason, err.Error(), meta)
 		}
 	}
 	// The caller's own cancellation or deadline is not a server fault.

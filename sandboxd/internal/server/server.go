@@ -19,34 +19,35 @@ import (
 
 	"github.com/mgx-ai/mgx/pkg/authn"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
-	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
 	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
-	"github.com/mgx-ai/mgx/sandboxd/internal/store"
 )
 
 // MDUserRole carries the caller's role; the gateway sets "operator" for
 // operators.
 const MDUserRole = "x-mgx-user-role"
 
-// Previews builds preview URLs.
+// Previews hands out preview URLs ("" when previews are off) and revokes them.
 type Previews interface {
-	URL(sessionID string, port int) string
+	URL(ctx context.Context, sessionID string, port int) (string, error)
+	Rotate(ctx context.Context, sessionID string) error
 }
 
-// Server implements the three services.
+// Server implements the four services.
 type Server struct {
 	sandboxdv1.UnimplementedSandboxServiceServer
 	sandboxdv1.UnimplementedFileServiceServer
 	sandboxdv1.UnimplementedProcessServiceServer
+	sandboxdv1.UnimplementedWorkspaceServiceServer
 
 	m   *sandbox.Manager
 	pv  Previews
+	q   *Quotas
 	log *slog.Logger
 }
 
-// New returns the gRPC services over m.
-func New(m *sandbox.Manager, pv Previews, log *slog.Logger) *Server {
-	return &Server{m: m, pv: pv, log: log}
+// New returns the gRPC services over m, enforcing q (nil: no quotas).
+func New(m *sandbox.Manager, pv Previews, q *Quotas, log *slog.Logger) *Server {
+	return &Server{m: m, pv: pv, q: q, log: log}
 }
 
 // Register registers the services on s.
@@ -54,6 +55,7 @@ func (s *Server) Register(r grpc.ServiceRegistrar) {
 	sandboxdv1.RegisterSandboxServiceServer(r, s)
 	sandboxdv1.RegisterFileServiceServer(r, s)
 	sandboxdv1.RegisterProcessServiceServer(r, s)
+	sandboxdv1.RegisterWorkspaceServiceServer(r, s)
 }
 
 func user(ctx context.Context) string {
@@ -73,13 +75,10 @@ func isOperator(ctx context.Context) bool {
 
 func (s *Server) err(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
 
-func toSandbox(r store.Record) *sandboxdv1.Sandbox {
+func toSandbox(r sandbox.Sandbox) *sandboxdv1.Sandbox {
 	sb := &sandboxdv1.Sandbox{
 		SessionId: r.SessionID, OwnerId: r.OwnerID, ContainerId: r.InstanceID, ContainerName: r.InstanceName,
 		WorkspacePath: r.Workspace, Driver: r.Driver, State: r.State,
-	}
-	if r.State == store.StateReaping {
-		sb.State = "stopping" // the API's name for a sandbox being destroyed
 	}
 	if !r.Created.IsZero() {
 		sb.CreatedAt = timestamppb.New(r.Created)
@@ -126,12 +125,12 @@ func (s *Server) ListSandboxes(ctx context.Context, req *sandboxdv1.ListSandboxe
 	if req.GetAllUsers() && !isOperator(ctx) {
 		return nil, s.err(ctx, sandbox.ErrForbidden)
 	}
-	recs, err := s.m.List(ctx, user(ctx), req.GetAllUsers())
+	sbs, err := s.m.List(ctx, user(ctx), req.GetAllUsers())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	out := &sandboxdv1.ListSandboxesResponse{Sandboxes: make([]*sandboxdv1.Sandbox, 0, len(recs))}
-	for _, r := range recs {
+	out := &sandboxdv1.ListSandboxesResponse{Sandboxes: make([]*sandboxdv1.Sandbox, 0, len(sbs))}
+	for _, r := range sbs {
 		out.Sandboxes = append(out.Sandboxes, toSandbox(r))
 	}
 	return out, nil
@@ -160,6 +159,11 @@ func (s *Server) DestroyAllSandboxes(ctx context.Context, req *sandboxdv1.Destro
 
 // Exec implements SandboxService.
 func (s *Server) Exec(ctx context.Context, req *sandboxdv1.ExecRequest) (*sandboxdv1.ExecResponse, error) {
+	release, err := s.q.exec(ctx, user(ctx))
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	defer release()
 	res, err := s.m.Exec(ctx, user(ctx), req.GetSessionId(), sandbox.ExecSpec{
 		Command: req.GetCommand(), Cwd: req.GetCwd(), Env: req.GetEnv(), Timeout: seconds(req.GetTimeout()),
 	})
@@ -175,6 +179,11 @@ func (s *Server) Exec(ctx context.Context, req *sandboxdv1.ExecRequest) (*sandbo
 // ExecStream implements SandboxService.
 func (s *Server) ExecStream(req *sandboxdv1.ExecStreamRequest, stream grpc.ServerStreamingServer[sandboxdv1.ExecStreamResponse]) error {
 	ctx := stream.Context()
+	release, err := s.q.exec(ctx, user(ctx))
+	if err != nil {
+		return s.err(ctx, err)
+	}
+	defer release()
 	res, err := s.m.ExecStream(ctx, user(ctx), req.GetSessionId(), sandbox.ExecSpec{
 		Command: req.GetCommand(), Cwd: req.GetCwd(), Env: req.GetEnv(), Timeout: seconds(req.GetTimeout()),
 	}, func(stderr bool, p []byte) error {
@@ -193,23 +202,52 @@ func (s *Server) ExecStream(req *sandboxdv1.ExecStreamRequest, stream grpc.Serve
 
 // GetPreview implements SandboxService.
 func (s *Server) GetPreview(ctx context.Context, req *sandboxdv1.GetPreviewRequest) (*sandboxdv1.GetPreviewResponse, error) {
-	ports, running, err := s.m.RunningPorts(ctx, user(ctx), req.GetSessionId())
+	available, previews, err := s.previews(ctx, req.GetSessionId())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	out := &sandboxdv1.GetPreviewResponse{SessionId: req.GetSessionId(), Previews: []*sandboxdv1.PortPreview{}}
+	return &sandboxdv1.GetPreviewResponse{SessionId: req.GetSessionId(), Available: available, Previews: previews}, nil
+}
+
+// RotatePreview implements SandboxService.
+func (s *Server) RotatePreview(ctx context.Context, req *sandboxdv1.RotatePreviewRequest) (*sandboxdv1.RotatePreviewResponse, error) {
+	// The owner check first: RunningPorts answers NotFound for anyone else's session.
+	if _, _, err := s.m.RunningPorts(ctx, user(ctx), req.GetSessionId()); err != nil {
+		return nil, s.err(ctx, err)
+	}
+	if err := s.pv.Rotate(ctx, req.GetSessionId()); err != nil {
+		return nil, s.err(ctx, err)
+	}
+	available, previews, err := s.previews(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &sandboxdv1.RotatePreviewResponse{SessionId: req.GetSessionId(), Available: available, Previews: previews}, nil
+}
+
+func (s *Server) previews(ctx context.Context, sessionID string) (bool, []*sandboxdv1.PortPreview, error) {
+	ports, running, err := s.m.RunningPorts(ctx, user(ctx), sessionID)
+	if err != nil {
+		return false, nil, err
+	}
+	out := []*sandboxdv1.PortPreview{}
 	seen := map[int]bool{}
+	usable := false
 	for _, p := range ports {
 		if seen[p.Port] {
 			continue
 		}
 		seen[p.Port] = true
-		// Nothing is published on the host: host_port stays 0 and the URL
-		// goes through the preview proxy.
-		out.Previews = append(out.Previews, &sandboxdv1.PortPreview{ContainerPort: int32(p.Port), Url: s.pv.URL(req.GetSessionId(), p.Port)})
+		// Nothing is published on the host: host_port stays 0 and the URL goes through the
+		// preview proxy, on a host of its own.
+		url, err := s.pv.URL(ctx, sessionID, p.Port)
+		if err != nil {
+			return false, nil, err
+		}
+		usable = usable || url != ""
+		out = append(out, &sandboxdv1.PortPreview{ContainerPort: int32(p.Port), Url: url})
 	}
-	out.Available = running && len(out.Previews) > 0
-	return out, nil
+	return running && usable, out, nil
 }
 
 // GetFileTree implements FileService.
@@ -221,7 +259,7 @@ func (s *Server) GetFileTree(ctx context.Context, req *sandboxdv1.GetFileTreeReq
 	return &sandboxdv1.GetFileTreeResponse{Root: t.Root, Entries: toEntries(t.Entries), Truncated: t.Truncated}, nil
 }
 
-func toEntries(es []agentapi.TreeEntry) []*sandboxdv1.FileEntry {
+func toEntries(es []sandbox.TreeEntry) []*sandboxdv1.FileEntry {
 	out := make([]*sandboxdv1.FileEntry, 0, len(es))
 	for _, e := range es {
 		fe := &sandboxdv1.FileEntry{Name: e.Name, Path: e.Path, Type: e.Type, Size: float64(e.Size)}
@@ -277,7 +315,7 @@ func (s *Server) DeleteFile(ctx context.Context, req *sandboxdv1.DeleteFileReque
 	return &sandboxdv1.DeleteFileResponse{Path: r.Path, Deleted: r.Deleted}, nil
 }
 
-func toProcess(p agentapi.Process) *sandboxdv1.Process {
+func toProcess(p sandbox.Process) *sandboxdv1.Process {
 	out := &sandboxdv1.Process{
 		Name: p.Name, Command: p.Command, Cwd: p.Cwd, Pid: int32(p.PID), State: p.State,
 		ExitCode: int32(p.ExitCode), StartedAt: timestamppb.New(p.StartedAt),
@@ -293,6 +331,11 @@ func toProcess(p agentapi.Process) *sandboxdv1.Process {
 
 // StartProcess implements ProcessService.
 func (s *Server) StartProcess(ctx context.Context, req *sandboxdv1.StartProcessRequest) (*sandboxdv1.StartProcessResponse, error) {
+	admitted, err := s.q.startProcess(ctx, s.m, user(ctx))
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	defer admitted()
 	p, err := s.m.StartProcess(ctx, user(ctx), req.GetSessionId(), sandbox.ProcessSpec{
 		Name: req.GetName(), Command: req.GetCommand(), Cwd: req.GetCwd(), Env: req.GetEnv(),
 	})

@@ -39,3 +39,37 @@ const poolRefillKey = "sandboxd:pool:refill"
 // previewSigningKey holds the HMAC key of preview tokens when SANDBOXD_PREVIEW_SECRET is unset: random,
 // made by whichever replica starts first, shared by all of them.
 const previewSigningKey = "sandboxd:preview:signing-key"
+
+// previewRevokedKey holds the unix second through which every preview capability of a session is
+// revoked (an explicit rotation): a capability expiring at or before it is refused. It expires
+// itself once every capability it revokes has.
+func previewRevokedKey(sessionID string) string {
+	return "sandboxd:preview:{" + sessionID + "}:revoked"
+}
+
+// KeyUserExecs holds the commands a user runs at once, across sandboxes and replicas, as quota
+// slots (pkg/quota).
+func KeyUserExecs(userID string) string { return "sandboxd:user:{" + userID + "}:execs" }
+
+// KeyUserProcessStart serialises a user's process starts across replicas (a pkg/quota slot of one),
+// so that counting the running processes and starting one more is one step.
+func KeyUserProcessStart(userID string) string {
+	return "sandboxd:user:{" + userID + "}:process_start"
+}
+
+// workspaceKey is the hash mapping a session to its workspace (the id naming its volumes) and the
+// workspace's state. Like the owner it outlives every sandbox of the session, and goes only when the
+// session is forgotten.
+func workspaceKey(sessionID string) string { return "sandboxd:session:{" + sessionID + "}:workspace" }
+
+// workspacesKey is the set of every session id with a workspace (reconciliation walks it).
+const workspacesKey = "sandboxd:workspaces"
+
+// volumeEpochKey holds the unix-ms time this Redis first saw sandboxd's volumes reconciled. A volume
+// created before it predates this Redis's memory (the data was lost or replaced): reconciliation never
+// removes such a volume, it only reports it.
+const volumeEpochKey = "sandboxd:volumes:epoch"
+
+// keptVolumesKey is the set of volume names reconciliation must never remove: volumes found under a
+// session's workspace name that were not that session's (foreign), kept for an operator to look at.
+const keptVolumesKey = "sandboxd:volumes:kept"

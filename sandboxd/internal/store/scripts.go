@@ -135,3 +135,38 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'last_active_ms', ARGV[1])
 return 1
 `)
+
+// bindWorkspaceScript binds a workspace to a session unless it has one.
+//
+// KEYS[1] workspace binding
+// ARGV[1] workspace id, ARGV[2] state, ARGV[3] now ms
+// Returns {id, state, created_ms} of the binding in force afterwards.
+var bindWorkspaceScript = redis.NewScript(`
+local id = redis.call('HGET', KEYS[1], 'id')
+if not id then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', ARGV[2], 'created_ms', ARGV[3])
+end
+return redis.call('HMGET', KEYS[1], 'id', 'state', 'created_ms')
+`)
+
+// setWorkspaceStateScript moves a binding to a state if it still names the caller's workspace.
+//
+// KEYS[1] workspace binding
+// ARGV[1] workspace id, ARGV[2] state
+// Returns 1, or 0 when the binding names another workspace (or none).
+var setWorkspaceStateScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+return 1
+`)
+
+// replaceWorkspaceScript binds a new workspace in place of the caller's.
+//
+// KEYS[1] workspace binding
+// ARGV[1] old workspace id, ARGV[2] new id, ARGV[3] state, ARGV[4] now ms
+// Returns 1, or 0 when the binding does not name the old workspace.
+var replaceWorkspaceScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[2], 'state', ARGV[3], 'created_ms', ARGV[4])
+return 1
+`)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 )
 
 // ErrNotFound means no record exists.
@@ -364,62 +366,73 @@ func (s *Store) Reindex(ctx context.Context, r Record) error {
 	return err
 }
 
-// PoolEntry is a warm sandbox ready to be claimed.
-type PoolEntry struct {
+// poolEntry is a warm sandbox ready to be claimed, as stored. Its JSON is its identity in the set
+// (PoolRemove encodes it again), so its fields and their order never change.
+type poolEntry struct {
 	InstanceID   string `json:"id"`
 	InstanceName string `json:"name"`
 	Socket       string `json:"socket"`
+	Endpoint     string `json:"endpoint,omitempty"`
 	PID          int    `json:"pid"`
 	Workspace    string `json:"workspace"`
 	Driver       string `json:"driver"`
+	WorkspaceID  string `json:"wid,omitempty"`
 }
 
-// PoolAdd offers a warm sandbox.
-func (s *Store) PoolAdd(ctx context.Context, e PoolEntry) error {
-	b, _ := json.Marshal(e)
-	return s.rdb.SAdd(ctx, poolKey, b).Err()
+func encodePoolEntry(driverName string, in driver.Instance) []byte {
+	b, _ := json.Marshal(poolEntry{InstanceID: in.ID, InstanceName: in.Name, Socket: in.Socket, Endpoint: in.Endpoint, PID: in.PID,
+		Workspace: in.Workspace, Driver: driverName, WorkspaceID: in.WorkspaceID})
+	return b
 }
 
-// PoolClaim takes one warm sandbox, or ErrNotFound. SPOP is atomic, so two
-// replicas never claim the same one.
-func (s *Store) PoolClaim(ctx context.Context, driverName string) (PoolEntry, error) {
+func (e poolEntry) instance() driver.Instance {
+	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, Endpoint: e.Endpoint, PID: e.PID, Workspace: e.Workspace,
+		WorkspaceID: e.WorkspaceID, Running: true}
+}
+
+// PoolAdd offers a warm sandbox of driverName.
+func (s *Store) PoolAdd(ctx context.Context, driverName string, in driver.Instance) error {
+	return s.rdb.SAdd(ctx, poolKey, encodePoolEntry(driverName, in)).Err()
+}
+
+// PoolClaim takes one warm sandbox of driverName; ok is false when the pool is empty. SPOP is
+// atomic, so two replicas never claim the same one.
+func (s *Store) PoolClaim(ctx context.Context, driverName string) (in driver.Instance, ok bool, err error) {
 	for {
 		v, err := s.rdb.SPop(ctx, poolKey).Result()
 		if errors.Is(err, redis.Nil) {
-			return PoolEntry{}, ErrNotFound
+			return driver.Instance{}, false, nil
 		}
 		if err != nil {
-			return PoolEntry{}, fmt.Errorf("claim pool: %w", err)
+			return driver.Instance{}, false, fmt.Errorf("claim pool: %w", err)
 		}
-		var e PoolEntry
+		var e poolEntry
 		if json.Unmarshal([]byte(v), &e) != nil || e.Driver != driverName {
 			continue // junk or another driver's: drop it, reconciliation removes the instance
 		}
-		return e, nil
+		return e.instance(), true, nil
 	}
 }
 
-// PoolEntries lists the pool.
-func (s *Store) PoolEntries(ctx context.Context) ([]PoolEntry, error) {
+// PoolEntries lists the pool's sandboxes of driverName.
+func (s *Store) PoolEntries(ctx context.Context, driverName string) ([]driver.Instance, error) {
 	vs, err := s.rdb.SMembers(ctx, poolKey).Result()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]PoolEntry, 0, len(vs))
+	out := make([]driver.Instance, 0, len(vs))
 	for _, v := range vs {
-		var e PoolEntry
-		if json.Unmarshal([]byte(v), &e) == nil {
-			out = append(out, e)
+		var e poolEntry
+		if json.Unmarshal([]byte(v), &e) == nil && e.Driver == driverName {
+			out = append(out, e.instance())
 		}
 	}
 	return out, nil
 }
 
-// PoolRemove drops an entry; removed is false when it was not in the pool
-// (claimed meanwhile).
-func (s *Store) PoolRemove(ctx context.Context, e PoolEntry) (removed bool, err error) {
-	b, _ := json.Marshal(e)
-	n, err := s.rdb.SRem(ctx, poolKey, b).Result()
+// PoolRemove drops an entry; removed is false when it was not in the pool (claimed meanwhile).
+func (s *Store) PoolRemove(ctx context.Context, driverName string, in driver.Instance) (removed bool, err error) {
+	n, err := s.rdb.SRem(ctx, poolKey, encodePoolEntry(driverName, in)).Result()
 	return n == 1, err
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mgx-ai/mgx/pkg/redisclient"
 	"github.com/mgx-ai/mgx/pkg/stacktest"
+	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 )
 
 func TestMain(m *testing.M) { stacktest.Main(m) }
@@ -144,7 +145,7 @@ func storeSuite(t *testing.T, s *Store) {
 
 	t.Run("pool claims are exclusive", func(t *testing.T) {
 		for i := 0; i < 5; i++ {
-			require.NoError(t, s.PoolAdd(ctx, PoolEntry{InstanceID: uuid.NewString(), Driver: "docker"}))
+			require.NoError(t, s.PoolAdd(ctx, "docker", driver.Instance{ID: uuid.NewString()}))
 		}
 		seen := sync.Map{}
 		var wg sync.WaitGroup
@@ -153,9 +154,9 @@ func storeSuite(t *testing.T, s *Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				e, err := s.PoolClaim(ctx, "docker")
-				if err == nil {
-					_, dup := seen.LoadOrStore(e.InstanceID, true)
+				e, ok, err := s.PoolClaim(ctx, "docker")
+				if err == nil && ok {
+					_, dup := seen.LoadOrStore(e.ID, true)
 					require.False(t, dup)
 					got.Add(1)
 				}
@@ -163,5 +164,31 @@ func storeSuite(t *testing.T, s *Store) {
 		}
 		wg.Wait()
 		require.EqualValues(t, 5, got.Load())
+	})
+
+	t.Run("preview grants: the running incarnation and the rotation mark", func(t *testing.T) {
+		sid := uuid.NewString()
+		g, err := s.PreviewGrant(ctx, sid)
+		require.NoError(t, err)
+		require.Equal(t, PreviewGrant{}, g, "no sandbox, no grant")
+
+		running(t, ctx, s, sid, "alice")
+		g, err = s.PreviewGrant(ctx, sid)
+		require.NoError(t, err)
+		require.Regexp(t, "^i-"+sid+"@[0-9]+$", g.Incarnation)
+		require.True(t, g.RevokedThrough.IsZero())
+
+		through := time.Now().Add(time.Hour).Truncate(time.Second)
+		mark, err := s.RevokePreviews(ctx, sid, through, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, through.Unix(), mark.Unix())
+		// The same mark again moves it a second on, so that it still revokes what the first
+		// rotation's successors handed out.
+		mark, err = s.RevokePreviews(ctx, sid, through, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, through.Unix()+1, mark.Unix())
+		g, err = s.PreviewGrant(ctx, sid)
+		require.NoError(t, err)
+		require.Equal(t, through.Unix()+1, g.RevokedThrough.Unix())
 	})
 }

@@ -13,10 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+
+	"github.com/mgx-ai/mgx/pkg/procgroup"
 )
 
 // Server is a running Redis for the local stack.
@@ -28,21 +31,22 @@ type Server struct {
 	stop func(context.Context) error
 }
 
-// Stop shuts the server down; a redis-server child gets SIGTERM (it writes its AOF) and is waited for.
+// Stop shuts the server down; a redis-server child gets SIGTERM (it writes its AOF) and is waited for
+// until ctx ends (then it is killed).
 func (s *Server) Stop(ctx context.Context) error { return s.stop(ctx) }
 
 // Start runs redis-server on PATH with dataDir for persistence, or miniredis when redis-server is absent
 // (or forceEmbedded is set). It prefers port 6379 and takes a free port when that one is busy, so a
 // Redis the developer already runs is never touched.
 func Start(ctx context.Context, dataDir string, forceEmbedded bool) (*Server, error) {
-	port, err := pickPort(6379)
+	if path, lookErr := exec.LookPath("redis-server"); lookErr == nil && !forceEmbedded {
+		return startRedisServer(ctx, path, dataDir)
+	}
+	port, err := pickPort(preferredPort)
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if path, lookErr := exec.LookPath("redis-server"); lookErr == nil && !forceEmbedded {
-		return startRedisServer(ctx, path, dataDir, port, addr)
-	}
 	m := miniredis.NewMiniRedis()
 	// miniredis keeps TTLs frozen unless told to follow the clock; the services build login lockouts,
 	// rate windows, run leases and takeovers on expiry, so without this a lockout lasts until restart.
@@ -57,53 +61,79 @@ func Start(ctx context.Context, dataDir string, forceEmbedded bool) (*Server, er
 	}, nil
 }
 
-func startRedisServer(ctx context.Context, path, dataDir string, port int, addr string) (*Server, error) {
+const (
+	preferredPort = 6379
+	// startAttempts bounds the retries when another process takes the picked port between the pick
+	// and redis-server's bind (parallel launchers and tests pick ports at the same moment).
+	startAttempts = 5
+)
+
+func startRedisServer(ctx context.Context, path, dataDir string) (*Server, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("redis data dir: %w", err)
 	}
-	cmd := exec.Command(path,
-		"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--dir", dataDir, "--appendonly", "yes", "--save", "",
-		"--protected-mode", "yes", "--logfile", filepath.Join(dataDir, "redis.log"))
-	// Own process group so the terminal's Ctrl-C reaches only the launcher, which stops Redis last;
-	// Pdeathsig so Redis does not outlive a launcher killed with -9.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start redis-server: %w", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	stop := func(ctx context.Context) error {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			if err != nil {
+	logFile := filepath.Join(dataDir, "redis.log")
+	var errs []error
+	for attempt := range startAttempts {
+		preferred := preferredPort
+		if attempt > 0 {
+			preferred = 0 // the preferred port was lost to someone else: any free one will do
+		}
+		port, err := pickPort(preferred)
+		if err != nil {
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		// Its own process group so the terminal's Ctrl-C reaches only the launcher, which stops Redis
+		// last; SIGTERM on the launcher's death so Redis writes its AOF even after a kill -9.
+		g, err := procgroup.Start(path, procgroup.Options{
+			Args: []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+				"--dir", dataDir, "--appendonly", "yes", "--save", "",
+				"--protected-mode", "yes", "--logfile", logFile},
+			DeathSignal: syscall.SIGTERM,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start redis-server: %w", err)
+		}
+		stop := func(ctx context.Context) error {
+			grace := 10 * time.Second
+			if d, ok := ctx.Deadline(); ok {
+				grace = time.Until(d)
+			}
+			if err := g.Stop(grace); err != nil {
+				return fmt.Errorf("redis-server: %w", err)
+			}
+			if err := g.Err(); err != nil {
 				return fmt.Errorf("redis-server exited: %w", err)
 			}
 			return nil
-		case <-ctx.Done():
-			_ = cmd.Process.Kill()
-			return errors.Join(fmt.Errorf("redis-server did not stop in time: %w", ctx.Err()), <-done)
 		}
-	}
-	version, err := waitPing(ctx, addr, done)
-	if err != nil {
+		version, err := waitPing(ctx, addr, g)
+		if err == nil {
+			return &Server{URL: "redis://" + addr + "/0", Kind: "redis-server " + version + " (data in " + dataDir + ")", stop: stop}, nil
+		}
 		_ = stop(context.Background())
-		return nil, err
+		if !errors.Is(err, errExited) {
+			return nil, err
+		}
+		errs = append(errs, fmt.Errorf("port %d: %w (%s)", port, err, lastLine(logFile)))
 	}
-	return &Server{URL: "redis://" + addr + "/0", Kind: "redis-server " + version + " (data in " + dataDir + ")", stop: stop}, nil
+	return nil, fmt.Errorf("redis-server did not start: %w", errors.Join(errs...))
 }
 
-// waitPing polls until the server answers PING, and returns its version from INFO.
-func waitPing(ctx context.Context, addr string, exited <-chan error) (string, error) {
+var errExited = errors.New("redis-server exited at start")
+
+// waitPing polls until our redis-server answers PING, and returns its version. A Redis of someone
+// else's that won the port race answers too: the process id in its INFO tells them apart.
+func waitPing(ctx context.Context, addr string, g *procgroup.Group) (string, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if v, err := ping(addr); err == nil {
+		if v, pid, err := ping(addr); err == nil && pid == g.Pid() {
 			return v, nil
 		}
 		select {
-		case err := <-exited:
-			return "", fmt.Errorf("redis-server exited at start: %w", err)
+		case <-g.Done():
+			return "", errExited
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-time.After(50 * time.Millisecond):
@@ -114,41 +144,61 @@ func waitPing(ctx context.Context, addr string, exited <-chan error) (string, er
 	}
 }
 
-// ping speaks just enough RESP to check liveness without pulling a client library into the launcher.
-func ping(addr string) (string, error) {
+// ping speaks just enough RESP to check liveness without pulling a client library into the launcher;
+// it returns the server's version and process id from INFO.
+func ping(addr string) (version string, pid int, err error) {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := c.Write([]byte("PING\r\nINFO server\r\n")); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	r := bufio.NewReader(c)
 	line, err := r.ReadString('\n')
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if line != "+PONG\r\n" {
-		return "", fmt.Errorf("unexpected PING reply %q", line)
+		return "", 0, fmt.Errorf("unexpected PING reply %q", line)
 	}
+	version = "unknown"
 	for {
 		l, err := r.ReadString('\n')
 		if err != nil {
-			return "unknown", nil
+			return version, pid, nil
 		}
-		if len(l) > 14 && l[:14] == "redis_version:" {
-			return l[14 : len(l)-2], nil
+		l = strings.TrimRight(l, "\r\n")
+		if v, ok := strings.CutPrefix(l, "redis_version:"); ok {
+			version = v
+		}
+		if v, ok := strings.CutPrefix(l, "process_id:"); ok {
+			pid, _ = strconv.Atoi(v)
+			return version, pid, nil // process_id follows redis_version in INFO server
 		}
 	}
 }
 
-// pickPort returns preferred when nothing listens there, else a free loopback port.
-func pickPort(preferred int) (int, error) {
-	if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(preferred))); err == nil {
-		_ = l.Close()
-		return preferred, nil
+// lastLine is the last line redis-server logged (why it exited), or a note that there is none.
+func lastLine(logFile string) string {
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		return "no log"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// pickPort returns preferred when nothing listens there (and it is not 0), else a free loopback port.
+// A variable so a test can lose the race for a port on purpose.
+var pickPort = func(preferred int) (int, error) {
+	if preferred != 0 {
+		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(preferred))); err == nil {
+			_ = l.Close()
+			return preferred, nil
+		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

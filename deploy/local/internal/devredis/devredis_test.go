@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +120,85 @@ func TestKeysExpire(t *testing.T) {
 			require.True(t, ok, "an expired lease is taken over")
 		})
 	}
+}
+
+// Parallel launchers and tests pick ports at the same moment, so the picked port may be taken before
+// redis-server binds it. The launcher must then neither take the winner for its own Redis nor hang
+// stopping a server that already exited: it starts again on another port.
+func TestStartLosesThePortRace(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is required in CI")
+		}
+		t.Skip("redis-server not on PATH")
+	}
+	foreignRedis := func(t *testing.T) int {
+		s, err := Start(t.Context(), t.TempDir(), false)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Stop(context.Background()) })
+		_, port, err := net.SplitHostPort(strings.TrimSuffix(strings.TrimPrefix(s.URL, "redis://"), "/0"))
+		require.NoError(t, err)
+		p, _ := strconv.Atoi(port)
+		return p
+	}
+	silentListener := func(t *testing.T) int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				t.Cleanup(func() { _ = c.Close() }) // accepts and never answers
+			}
+		}()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	for name, taken := range map[string]func(*testing.T) int{"another redis": foreignRedis, "a silent listener": silentListener} {
+		t.Run(name, func(t *testing.T) {
+			lost := taken(t)
+			orig := pickPort
+			t.Cleanup(func() { pickPort = orig })
+			calls := 0
+			pickPort = func(preferred int) (int, error) {
+				calls++
+				if calls == 1 {
+					return lost, nil // someone bound it between our pick and redis-server's bind
+				}
+				return orig(preferred)
+			}
+
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			s, err := Start(ctx, t.TempDir(), false)
+			require.NoError(t, err)
+			require.Equal(t, 2, calls, "one retry on a new port")
+			require.NotContains(t, s.URL, ":"+strconv.Itoa(lost)+"/", "never the winner's port")
+
+			stopCtx, stopCancel := context.WithTimeout(t.Context(), 15*time.Second)
+			defer stopCancel()
+			require.NoError(t, s.Stop(stopCtx))
+		})
+	}
+}
+
+// A redis-server that cannot start at all (here: its data directory is a file) is an error naming
+// why, after a bounded number of attempts — never a launcher that waits forever.
+func TestStartReportsARedisThatCannotStart(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is required in CI")
+		}
+		t.Skip("redis-server not on PATH")
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "appendonlydir"), []byte("not a directory"), 0o600))
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	_, err := Start(ctx, dir, false)
+	require.Error(t, err)
+	require.ErrorContains(t, err, "redis-server did not start")
+	require.NoError(t, ctx.Err(), "gave up on its own, before the deadline")
 }

@@ -95,6 +95,8 @@ func TestMakeRun(t *testing.T) {
 		map[string]string{"session_id": created.ID, "content": "build me a page"}, &posted)
 	require.Equal(t, http.StatusCreated, code)
 	stacktest.Eventually(t, 60*time.Second, func() bool {
+		// Within the default rate limit (600 a minute) however long a loaded machine takes.
+		time.Sleep(200 * time.Millisecond)
 		var r struct {
 			Status string `json:"status"`
 		}
@@ -186,7 +188,9 @@ func startStack(t *testing.T, extra map[string]string) stack {
 			t.Fatalf("launcher exited early: %v", st.proc.Err())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no banner within 120s; the launcher's processes:\n%s", st.proc.Diagnose())
+			procs := st.proc.Diagnose()
+			st.proc.DumpStacks(10 * time.Second) // the launcher's goroutines, in its output below
+			t.Fatalf("no banner within 120s; the launcher's processes:\n%s", procs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -42,6 +42,8 @@ func TestStackOnRedisTopologies(t *testing.T) {
 			require.Equal(t, http.StatusCreated, doJSON(t, http.MethodPost, st.base+"/api/chat/messages", tok.AccessToken,
 				map[string]string{"session_id": s.ID, "content": "build me a page"}, nil))
 			stacktest.Eventually(t, 60*time.Second, func() bool {
+				// Within the default rate limit (600 a minute) however long a loaded machine takes.
+				time.Sleep(200 * time.Millisecond)
 				var r struct {
 					Status string `json:"status"`
 				}

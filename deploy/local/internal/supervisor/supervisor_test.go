@@ -65,7 +65,9 @@ while :; do sleep 0.05; done
 	}
 	waitFor(t, func() bool { return strings.Count(out.String(), " up ") == 3 })
 
-	require.NoError(t, sup.StopAll(5*time.Second))
+	// The grace is for a loaded machine (a shell trap and exit may wait their turn for a core); the
+	// test is about order and leftovers, not speed.
+	require.NoError(t, sup.StopAll(30*time.Second))
 	log := out.String()
 	i3, i2, i1 := strings.Index(log, "third got TERM"), strings.Index(log, "second got TERM"), strings.Index(log, "first got TERM")
 	require.True(t, i3 >= 0 && i2 > i3 && i1 > i2, "stop order must be reverse of start:\n%s", log)

@@ -20,14 +20,15 @@ describe("toApiError", () => {
 });
 
 describe("streamTarget", () => {
-  it("resumes after the last sequence, with the token as the transport says", () => {
+  it("resumes after the last sequence, with the token as a subprotocol and never in the URL", () => {
     const t = streamTarget("abc/def", 41, "tok.en", new URL("https://mgx.example.com/s/abc"));
     const u = new URL(t.url);
     expect(u.protocol).toBe("wss:");
     expect(u.pathname).toBe("/api/ws/sessions/abc%2Fdef");
     expect(u.searchParams.get("after_seq")).toBe("41");
-    expect(u.searchParams.get("token")).toBe("tok.en");
-    expect(t.protocols).toBeUndefined();
+    expect(u.searchParams.has("token")).toBe(false);
+    expect(t.url).not.toContain("tok.en");
+    expect(t.protocols).toEqual(["mgx.bearer", "tok.en"]);
     expect(new URL(streamTarget("s", 0, "t", new URL("http://localhost:8000/")).url).protocol).toBe("ws:");
   });
 });

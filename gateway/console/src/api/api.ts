@@ -3,7 +3,7 @@
 import type { Auth } from "./auth";
 import { newClient, ok, toApiError, type ApiClient } from "./http";
 import { ndjson } from "./ndjson";
-import type { FileTree, Preview, Process, Session } from "./types";
+import type { Artifact, FileTree, Plan, Preview, Process, Session } from "./types";
 
 export class Api {
   readonly client: ApiClient;
@@ -50,6 +50,32 @@ export class Api {
     return ok(this.client.POST("/api/sessions/{session_id}/cancel", { params: { path: { session_id: sessionId } }, body: {} }));
   }
 
+  /** The session's plan as the team last left it (no tasks before the first plan). */
+  plan(sessionId: string): Promise<Plan> {
+    return ok(this.client.GET("/api/sessions/{session_id}/plan", { params: { path: { session_id: sessionId } } }));
+  }
+
+  /** The files the team's tools made for the user (screenshots, charts), oldest first. */
+  async artifacts(sessionId: string): Promise<Artifact[]> {
+    const list = await ok(this.client.GET("/api/sessions/{session_id}/artifacts", { params: { path: { session_id: sessionId } } }));
+    return (list ?? []) as Artifact[];
+  }
+
+  /**
+   * An artifact's bytes. They are fetched with the bearer header and shown from a blob: URL, so the
+   * access token never goes into an <img src> (nor into history, logs or a Referer).
+   */
+  async artifactBlob(sessionId: string, artifactId: string, signal?: AbortSignal): Promise<Blob> {
+    const res = await ok(
+      this.client.GET("/api/sessions/{session_id}/artifacts/{artifact_id}", {
+        params: { path: { session_id: sessionId, artifact_id: artifactId } },
+        parseAs: "blob",
+        signal,
+      }),
+    );
+    return res as unknown as Blob;
+  }
+
   /** The session's latest run, or null when it has had none. */
   async run(sessionId: string) {
     const res = await this.client.GET("/api/sessions/{session_id}/run", { params: { path: { session_id: sessionId } } });
@@ -73,6 +99,11 @@ export class Api {
 
   preview(sessionId: string): Promise<Preview> {
     return ok(this.client.GET("/api/sandbox/preview/{session_id}", { params: { path: { session_id: sessionId } } }));
+  }
+
+  /** Revokes every preview URL of the session handed out so far and lists fresh ones. */
+  rotatePreview(sessionId: string): Promise<Preview> {
+    return ok(this.client.POST("/api/sandbox/preview/{session_id}/rotate", { params: { path: { session_id: sessionId } }, body: {} }));
   }
 
   async processes(sessionId: string): Promise<Process[]> {

@@ -1,12 +1,32 @@
 import { describe, expect, it } from "vitest";
 import { person } from "../agents";
 import type { ApiEvent } from "../api/types";
-import { addMessage, applyEvents, applyRun, emptyView, fromHistory, runQueued, type SessionView, type ToolItem } from "./session";
+import type { Plan } from "../api/types";
+import {
+  addMessage,
+  applyEvents,
+  applyRun,
+  emptyView,
+  fromHistory,
+  MAX_LIVE_OUTPUT,
+  messageSent,
+  runQueued,
+  seedPlan,
+  type ArtifactItem,
+  type SessionView,
+  type ToolItem,
+} from "./session";
 // A real run of the offline scripted provider, as today's gateway streams it (agent ids in
 // lowercase; status and tool events without a message_id).
 import buildRun from "./testdata/build-run.json";
+// A real run of the scripted provider as today's gateway streams it, recorded over the WebSocket:
+// arguments streamed as tool_call_delta, shell output as tool_output, the preview screenshot as an
+// artifact; and the plan GET /api/sessions/{id}/plan answered after it.
+import liveRun from "./testdata/live-run.json";
+import livePlan from "./testdata/live-run.plan.json";
 
 const today = buildRun as ApiEvent[];
+const live = liveRun as ApiEvent[];
 const TEAM = new Set(["mike", "emma", "bob", "alex", "david", "iris"]);
 
 /**
@@ -238,5 +258,175 @@ describe("state from the REST API", () => {
     ]);
     expect(items.map((it) => it.kind)).toEqual(["message", "message", "status"]);
     expect(items[1]).toMatchObject({ agent: "mike" });
+  });
+});
+
+describe("live events of today's wire", () => {
+  const v = replay(live);
+  const tools = v.items.filter((it): it is ToolItem => it.kind === "tool");
+  const seqOf = (type: string, tool: string) => live.find((e) => e.type === type && e.tool === tool)?.sequence ?? 0;
+  const upTo = (seq: number) => replay(live.filter((e) => (e.sequence ?? 0) <= seq));
+
+  it("settles every call, each once, in the order the model wrote them", () => {
+    expect(tools.every((t) => !t.drafting && t.output !== null && !t.interrupted)).toBe(true);
+    expect(new Set(v.items.map((it) => it.key)).size).toBe(v.items.length);
+    const shown = live.filter((e) => e.type === "tool_call" && !["reply_to_human", "ask_human"].includes(e.tool ?? ""));
+    expect(tools.map((t) => t.tool)).toEqual(shown.map((e) => e.tool));
+    expect(tools.every((t) => t.key.startsWith("t:") && !t.key.startsWith("t:d:"))).toBe(true);
+  });
+
+  it("shows a call while its arguments are being written, then the call in the same place", () => {
+    const delta = live.find((e) => e.type === "tool_call_delta" && e.tool === "file_write")!;
+    const during = upTo(delta.sequence ?? 0);
+    const draft = during.items.at(-1);
+    expect(draft).toMatchObject({ kind: "tool", tool: "file_write", drafting: true, output: null, agent: "alex" });
+    expect((draft as ToolItem).args).toBe(delta.content);
+    const at = during.items.length - 1;
+    const after = upTo(seqOf("tool_call", "file_write"));
+    expect(after.items[at]).toMatchObject({ kind: "tool", tool: "file_write", drafting: false, callId: "call_alex_1_0" });
+  });
+
+  it("keeps parallel calls drafted together in the order they were written", () => {
+    // Three file_write calls of one turn: all three drafted, then each call settles its own.
+    const drafts = live.filter((e) => e.type === "tool_call_delta" && e.tool === "file_write").slice(1);
+    expect(drafts).toHaveLength(3);
+    const during = upTo(drafts[2]!.sequence ?? 0);
+    const shown = during.items.filter((it): it is ToolItem => it.kind === "tool" && it.drafting);
+    expect(shown.map((t) => JSON.parse(t.args + "").path ?? "")).toEqual(["", "", ""].map((_, i) => JSON.parse(drafts[i]!.content ?? "").path ?? ""));
+    const paths = tools.filter((t) => t.tool === "file_write").map((t) => (JSON.parse(t.args) as { path: string }).path);
+    expect(paths).toEqual(["index.html", "server.js", "server.py", "start.sh"]);
+  });
+
+  it("never shows a call whose whole effect is a message of its own", () => {
+    const delta = live.find((e) => e.type === "tool_call_delta" && e.tool === "reply_to_human")!;
+    expect(upTo(delta.sequence ?? 0).items.some((it) => it.kind === "tool" && it.tool === "reply_to_human")).toBe(false);
+    expect(tools.some((t) => t.tool === "reply_to_human")).toBe(false);
+  });
+
+  it("streams a command's output into its running call, then the result replaces it", () => {
+    const out = live.find((e) => e.type === "tool_output")!;
+    const during = upTo(out.sequence ?? 0).items.find((it): it is ToolItem => it.kind === "tool" && it.tool === "sandbox_shell")!;
+    expect(during).toMatchObject({ output: null, live: out.content });
+    expect(during.live).toContain("Hello from the MGX team");
+    const done = tools.find((t) => t.tool === "sandbox_shell")!;
+    expect(done.output).toMatch(/^exit code: 0 /);
+  });
+
+  it("lists the screenshot as an artifact and shows it in the chat after its call", () => {
+    expect(v.artifacts).toHaveLength(1);
+    const a = v.artifacts[0]!;
+    expect(a).toMatchObject({ contentType: "image/png", tool: "preview_check", agent: "alex", width: 1280, height: 800, callId: "call_alex_8_0" });
+    expect(a.name).toMatch(/^preview-\d+\.png$/);
+    expect(a.source).toMatch(/^port \d+ \/$/);
+    const i = v.items.findIndex((it) => it.kind === "artifact");
+    expect((v.items[i] as ArtifactItem).id).toBe(a.id);
+    expect(v.items[i - 1]).toMatchObject({ kind: "tool", tool: "preview_check" });
+  });
+
+  it("gives the same view however the events are batched, live or replayed", () => {
+    const next = rng(7);
+    for (let round = 0; round < 20; round++) {
+      let u = emptyView();
+      for (let at = 0; at < live.length; ) {
+        const to = Math.min(live.length, at + 1 + Math.floor(next() * 7));
+        // A reconnect replays an overlap: nothing may change twice.
+        u = applyEvents(u, live.slice(Math.max(0, at - Math.floor(next() * 3)), to));
+        at = to;
+      }
+      expect(u).toEqual(v);
+    }
+  });
+});
+
+describe("live events, edge cases", () => {
+  const base = { session_id: "s", timestamp: "2026-01-01T00:00:00Z", run_id: "r", agent: "Alex", sender: "agent" };
+
+  it("takes back a retried turn's drafted calls", () => {
+    const v = replay([
+      { ...base, sequence: 1, type: "tool_call_delta", message_id: "m1", tool: "file_write", content: '{"path":"a', data: { partial: true } },
+      { ...base, sequence: 2, type: "tool_call_delta", message_id: "m1", tool: "file_write", content: "", final: true, data: { reset: true } },
+      { ...base, sequence: 3, type: "status", sender: "status", message_id: "st", content: "retrying" },
+      { ...base, sequence: 4, type: "tool_call_delta", message_id: "m1", tool: "file_write", content: '{"path":"b.txt"}', data: { partial: true } },
+      { ...base, sequence: 5, type: "tool_call", message_id: "m1", tool: "file_write", content: '{"path":"b.txt"}', final: true, data: { call_id: "c1" } },
+    ]);
+    expect(v.items.map((it) => it.kind)).toEqual(["status", "tool"]);
+    expect(v.items[1]).toMatchObject({ key: "t:r:c1", args: '{"path":"b.txt"}', drafting: false });
+  });
+
+  it("appends argument pieces and marks a call the run never made as interrupted", () => {
+    const v = replay([
+      { ...base, sequence: 1, type: "run", data: { status: "started" } },
+      { ...base, sequence: 2, type: "tool_call_delta", message_id: "m", tool: "sandbox_shell", content: '{"comm', data: { partial: true } },
+      { ...base, sequence: 3, type: "tool_call_delta", message_id: "m", content: 'and":"ls"}', data: { partial: true } },
+    ]);
+    expect(v.items[0]).toMatchObject({ tool: "sandbox_shell", args: '{"command":"ls"}', drafting: true });
+    const cancelled = applyEvents(v, [{ ...base, sequence: 4, type: "status", sender: "status", message_id: "x", content: "Run cancelled.", data: { status: "cancelled" } }]);
+    expect(cancelled.items[0]).toMatchObject({ drafting: false, interrupted: true, output: "" });
+  });
+
+  it("keeps the tail of a long running output, and ignores output after the result", () => {
+    const piece = "x".repeat(1000) + "\n";
+    const evs: ApiEvent[] = [{ ...base, sequence: 1, type: "tool_call", tool: "sandbox_shell", message_id: "m", content: "{}", data: { call_id: "c" } }];
+    for (let i = 0; i < 100; i++) evs.push({ ...base, sequence: 2 + i, type: "tool_output", tool: "sandbox_shell", message_id: "o", content: i === 99 ? "the end\n" : piece, data: { call_id: "c", stream: "stdout" } });
+    let v = replay(evs);
+    const t = v.items[0] as ToolItem;
+    expect(t.live.length).toBeLessThanOrEqual(MAX_LIVE_OUTPUT + 40);
+    expect(t.live.startsWith("… (earlier output not shown)\n")).toBe(true);
+    expect(t.live.endsWith("the end\n")).toBe(true);
+    v = applyEvents(v, [
+      { ...base, sequence: 200, type: "tool_result", tool: "sandbox_shell", content: "exit_code: 0", data: { call_id: "c" } },
+      { ...base, sequence: 201, type: "tool_output", tool: "sandbox_shell", content: "late", data: { call_id: "c" } },
+    ]);
+    expect(v.items[0]).toMatchObject({ output: "exit_code: 0" });
+    expect((v.items[0] as ToolItem).live).not.toContain("late");
+  });
+
+  it("announces an artifact once, however often its event is replayed", () => {
+    const ev: ApiEvent = { ...base, sequence: 1, type: "artifact", tool: "preview_check", message_id: "a", content: "shot.png (port 3000 /)",
+      data: { artifact_id: "id-1", name: "shot.png", content_type: "image/png", size: 10, url: "/api/sessions/s/artifacts/id-1", call_id: "c" } };
+    const v = applyEvents(applyEvents(emptyView(), [ev]), [ev, { ...ev, sequence: 2 }]);
+    expect(v.artifacts.map((a) => a.id)).toEqual(["id-1"]);
+    expect(v.items.filter((it) => it.kind === "artifact")).toHaveLength(1);
+  });
+});
+
+describe("seedPlan", () => {
+  const plan = livePlan as Plan;
+
+  it("shows the plan the API has before the events are replayed", () => {
+    const v = seedPlan(emptyView(), plan);
+    expect(v.plan).toEqual({ tasks: [expect.objectContaining({ id: "build", status: "done", assignee: "alex" })], finished: false, runId: plan.run_id });
+  });
+
+  it("leaves a plan the events built alone, and ignores an empty one", () => {
+    const fromEvents = replay(live);
+    expect(seedPlan(fromEvents, { ...plan, tasks: [] })).toBe(fromEvents);
+    expect(seedPlan(fromEvents, plan)).toBe(fromEvents);
+    expect(seedPlan(emptyView(), { session_id: "s", tasks: [], finished: false }).plan).toBeNull();
+  });
+
+  it("is replaced by the replayed events, which end where the API's plan is", () => {
+    const v = applyEvents(seedPlan(emptyView(), plan), live);
+    expect(v.plan).toEqual(replay(live).plan);
+  });
+});
+
+describe("messageSent", () => {
+  const user = { id: "u1", sender: "user", content: "also add a footer" };
+
+  it("queues the run a message starts", () => {
+    expect(messageSent(emptyView(), { user, run_id: "r2" }, false).run).toMatchObject({ id: "r2", status: "queued", active: true });
+  });
+
+  it("does not queue a run when the message steered the active one", () => {
+    const running = replay([{ session_id: "s", sequence: 1, type: "run", run_id: "r1", data: { status: "started" } }]);
+    const v = messageSent(running, { user, run_id: "r1", steered: true }, false);
+    expect(v.run).toEqual(running.run);
+    expect(v.items.at(-1)).toMatchObject({ kind: "message", sender: "user", content: "also add a footer" });
+  });
+
+  it("keeps a waiting run waiting for the answer it was given", () => {
+    const waiting = replay([{ session_id: "s", sequence: 1, type: "run", run_id: "r1", data: { status: "waiting", question: "Which?" } }]);
+    expect(messageSent(waiting, { user, run_id: "r1" }, true).run).toEqual(waiting.run);
   });
 });

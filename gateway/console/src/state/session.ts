@@ -2,7 +2,7 @@
 // ordered (sequence per session), so replaying it from the start rebuilds everything a person saw
 // live — chat, tool calls, plan, run state — and resuming after the last sequence continues it.
 // Everything here is pure: the same events give the same view, which is what the tests pin down.
-import type { ApiEvent, Message, Run } from "../api/types";
+import type { ApiEvent, Message, Plan as ApiPlan, Run } from "../api/types";
 
 export interface MessageItem {
   kind: "message";
@@ -27,10 +27,14 @@ export interface ToolItem {
   runId: string;
   tool: string;
   agent: string;
-  /** The call's arguments, as JSON text. */
+  /** The call's arguments, as JSON text (while drafting, what the model has written so far). */
   args: string;
+  /** The model is still writing the arguments (tool_call_delta); the call has not started. */
+  drafting: boolean;
   /** The tool's output; null while it runs. */
   output: string | null;
+  /** Output streamed while the call runs (tool_output), its tail when long; the result replaces it. */
+  live: string;
   isError: boolean;
   /**
    * The call steers the team (plan, delegation, replies) and has no output of its own: its effect
@@ -62,7 +66,28 @@ export interface FilesItem {
   at: string;
 }
 
-export type ChatItem = MessageItem | ToolItem | NoteItem | FilesItem;
+/** A file a tool made for the user to see (a preview screenshot, a chart). */
+export interface ArtifactRef {
+  id: string;
+  name: string;
+  contentType: string;
+  /** What it shows ("port 3000 /"), when known. */
+  source: string;
+  width: number;
+  height: number;
+  agent: string;
+  tool: string;
+  callId: string;
+  runId: string;
+  at: string;
+}
+
+export interface ArtifactItem extends ArtifactRef {
+  kind: "artifact";
+  key: string;
+}
+
+export type ChatItem = MessageItem | ToolItem | NoteItem | FilesItem | ArtifactItem;
 
 export interface Task {
   id: string;
@@ -108,11 +133,16 @@ export interface SessionView {
   files: { version: number; changed: string[] };
   /** Bumped by tool calls that may start or stop servers and previews. */
   workspaceVersion: number;
+  /** Artifacts announced by events, oldest first. */
+  artifacts: ArtifactRef[];
 }
 
 export function emptyView(): SessionView {
-  return { lastSeq: 0, items: [], plan: null, run: null, usage: null, files: { version: 0, changed: [] }, workspaceVersion: 0 };
+  return { lastSeq: 0, items: [], plan: null, run: null, usage: null, files: { version: 0, changed: [] }, workspaceVersion: 0, artifacts: [] };
 }
+
+/** How much of a running call's streamed output is kept: its tail, the part a person watches. */
+export const MAX_LIVE_OUTPUT = 64 * 1024;
 
 const ACTIVE = new Set(["queued", "started", "running", "waiting"]);
 
@@ -148,6 +178,21 @@ export function applyEvents(view: SessionView, events: readonly ApiEvent[]): Ses
   const get = (key: string) => {
     const at = index.get(key);
     return at === undefined ? undefined : next.items[at];
+  };
+  /** Puts item where the line under `from` was (a draft becoming its call), keeping its place. */
+  const replace = (from: string, item: ChatItem) => {
+    const at = index.get(from);
+    if (at === undefined || index.has(item.key)) return put(item);
+    index.delete(from);
+    index.set(item.key, at);
+    next.items[at] = item;
+  };
+  const remove = (key: string) => {
+    const at = index.get(key);
+    if (at === undefined) return;
+    next.items.splice(at, 1);
+    index.clear();
+    next.items.forEach((it, i) => index.set(it.key, i));
   };
 
   for (const ev of events) {
@@ -189,14 +234,49 @@ export function applyEvents(view: SessionView, events: readonly ApiEvent[]): Ses
         });
         break;
       }
+      case "tool_call_delta": {
+        // The arguments of a call the model is writing, in pieces under the call's message id; the
+        // tool_call with that id carries them whole. A retried turn takes its pieces back (reset).
+        if (!ev.message_id) break;
+        const key = draftKey(ev.message_id);
+        if (data.reset === true) {
+          remove(key);
+          break;
+        }
+        const old = get(key);
+        const tool = ev.tool || (old?.kind === "tool" ? old.tool : "");
+        if (SHOWN_AS_MESSAGE.has(tool)) break;
+        put({
+          kind: "tool",
+          key,
+          callId: "",
+          runId,
+          tool,
+          agent: agent || (old?.kind === "tool" ? old.agent : ""),
+          args: (old?.kind === "tool" ? old.args : "") + (ev.content ?? ""),
+          drafting: true,
+          output: null,
+          live: "",
+          isError: false,
+          control: CONTROL_TOOLS.has(tool),
+          interrupted: false,
+          paths: [],
+          at: old?.at || at,
+        });
+        break;
+      }
       case "tool_call": {
         const tool = ev.tool ?? "";
-        if (SHOWN_AS_MESSAGE.has(tool)) break;
+        const draft = ev.message_id ? draftKey(ev.message_id) : "";
+        if (SHOWN_AS_MESSAGE.has(tool)) {
+          if (draft) remove(draft);
+          break;
+        }
         const callId = str(data.call_id);
         const key = toolKey(runId, callId, ev.message_id, seqKey);
         const old = get(key);
         const control = CONTROL_TOOLS.has(tool);
-        put({
+        const item: ToolItem = {
           kind: "tool",
           key,
           callId,
@@ -204,24 +284,57 @@ export function applyEvents(view: SessionView, events: readonly ApiEvent[]): Ses
           tool,
           agent,
           args: ev.content || (data.arguments !== undefined ? JSON.stringify(data.arguments) : ""),
+          drafting: false,
           output: old?.kind === "tool" ? old.output : control ? "" : null,
+          live: old?.kind === "tool" ? old.live : "",
           isError: old?.kind === "tool" ? old.isError : false,
           control,
           interrupted: false,
           paths: old?.kind === "tool" ? old.paths : [],
-          at,
-        });
+          at: (draft && get(draft)?.at) || at,
+        };
+        if (draft && draft !== key) replace(draft, item);
+        else put(item);
         if (WORKSPACE_TOOLS.has(ev.tool ?? "")) next.workspaceVersion++;
+        break;
+      }
+      case "tool_output": {
+        const callId = str(data.call_id);
+        const key = toolKey(runId, callId, undefined, seqKey);
+        const old = get(key);
+        if (old?.kind === "tool" && old.output !== null) break; // the result has it all
+        const base: ToolItem =
+          old?.kind === "tool"
+            ? old
+            : { ...blankTool(key, callId, runId, ev.tool ?? "", agent, at) };
+        put({ ...base, live: tail(base.live + (ev.content ?? ""), MAX_LIVE_OUTPUT) });
+        break;
+      }
+      case "artifact": {
+        const id = str(data.artifact_id);
+        if (!id) break;
+        const ref: ArtifactRef = {
+          id,
+          name: str(data.name) || ev.content || "artifact",
+          contentType: str(data.content_type),
+          source: str(data.source),
+          width: num(data.width),
+          height: num(data.height),
+          agent,
+          tool: ev.tool ?? "",
+          callId: str(data.call_id),
+          runId,
+          at,
+        };
+        if (!next.artifacts.some((a) => a.id === id)) next.artifacts = [...next.artifacts, ref];
+        put({ kind: "artifact", key: `a:${id}`, ...ref });
         break;
       }
       case "tool_result": {
         const callId = str(data.call_id);
         const key = toolKey(runId, callId, undefined, seqKey);
         const old = get(key);
-        const base: ToolItem =
-          old?.kind === "tool"
-            ? old
-            : { kind: "tool", key, callId, runId, tool: ev.tool ?? "", agent, args: "", output: null, isError: false, control: false, interrupted: false, paths: [], at };
+        const base: ToolItem = old?.kind === "tool" ? old : blankTool(key, callId, runId, ev.tool ?? "", agent, at);
         put({ ...base, output: ev.content ?? "", isError: data.is_error === true });
         if (WORKSPACE_TOOLS.has(ev.tool ?? "")) next.workspaceVersion++;
         break;
@@ -274,6 +387,23 @@ export function applyEvents(view: SessionView, events: readonly ApiEvent[]): Ses
   return next;
 }
 
+function draftKey(messageId: string): string {
+  return `t:d:${messageId}`;
+}
+
+function blankTool(key: string, callId: string, runId: string, tool: string, agent: string, at: string): ToolItem {
+  return { kind: "tool", key, callId, runId, tool, agent, args: "", drafting: false, output: null, live: "", isError: false, control: false, interrupted: false, paths: [], at };
+}
+
+/** The last max characters of s, cut at a line start when one is near, and saying so. */
+function tail(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let cut = s.length - max;
+  const nl = s.indexOf("\n", cut);
+  if (nl >= 0 && nl - cut < 200) cut = nl + 1;
+  return `… (earlier output not shown)\n${s.slice(cut)}`;
+}
+
 function toolKey(runId: string, callId: string, messageId: string | undefined, seqKey: string): string {
   // Call ids are unique within a run only (a provider may number them per run).
   if (callId) return `t:${runId}:${callId}`;
@@ -297,7 +427,7 @@ function setRunStatus(view: SessionView, runId: string, status: string, question
 function settle(view: SessionView): void {
   view.items = view.items.map((it) => {
     if (it.kind === "message" && it.streaming) return { ...it, streaming: false };
-    if (it.kind === "tool" && it.output === null) return { ...it, output: "", interrupted: true };
+    if (it.kind === "tool" && it.output === null) return { ...it, output: "", drafting: false, interrupted: true };
     return it;
   });
 }
@@ -320,6 +450,17 @@ export function addMessage(view: SessionView, m: Message): SessionView {
   return { ...view, items: [...view.items, item] };
 }
 
+/**
+ * What a message the API accepted changes before its events arrive: the user's line at once, and a
+ * run queued for it — unless the message went to the run already active (steered: its lead reads it
+ * at its next turn) or answered a question (the waiting run goes on).
+ */
+export function messageSent(view: SessionView, res: { user?: Message; run_id?: string; steered?: boolean }, answered: boolean): SessionView {
+  let next = res.user ? addMessage(view, res.user) : view;
+  if (res.run_id && !answered && !res.steered) next = runQueued(next, res.run_id);
+  return next;
+}
+
 /** Marks a run the API just accepted (queued), before its first event arrives. */
 export function runQueued(view: SessionView, runId: string): SessionView {
   return { ...view, run: { id: runId, status: "queued", active: true, question: "" } };
@@ -340,11 +481,15 @@ export function applyRun(view: SessionView, run: Run | null): SessionView {
 }
 
 /**
- * Takes a plan fetched from the API. No endpoint serves it yet (GET /api/sessions/{id}/plan is
- * planned); until then the plan comes from plan and task events alone.
+ * Takes the plan fetched from GET /api/sessions/{id}/plan. The event log holds every plan and task
+ * event, so a plan the events already built is at least as new and wins; the fetched one fills the
+ * view until then (or when the log has none).
  */
-export function seedPlan(view: SessionView, tasks: unknown[], finished = false): SessionView {
-  return { ...view, plan: { tasks: tasks.map(toTask), finished, runId: view.plan?.runId ?? "" } };
+export function seedPlan(view: SessionView, plan: ApiPlan | null | undefined): SessionView {
+  if (!plan || view.plan) return view;
+  const tasks = plan.tasks ?? [];
+  if (tasks.length === 0 && !plan.finished) return view;
+  return { ...view, plan: { tasks: tasks.map(toTask), finished: plan.finished === true, runId: plan.run_id ?? "" } };
 }
 
 /** Chat items from the stored history, shown until the event log has been replayed. */

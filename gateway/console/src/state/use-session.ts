@@ -4,9 +4,10 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import type { Api } from "../api/api";
 import { EventStream, type StreamStatus } from "../api/events";
+import { forgetArtifactURLs } from "./artifact-urls";
 import { ApiError } from "../api/http";
 import type { Session } from "../api/types";
-import { addMessage, applyEvents, applyRun, emptyView, fromHistory, runQueued, type ChatItem, type SessionView } from "./session";
+import { applyEvents, applyRun, emptyView, fromHistory, messageSent, seedPlan, type ChatItem, type SessionView } from "./session";
 
 export interface OpenSession {
   session: Session | null;
@@ -28,6 +29,7 @@ export function forgetSession(id: string): void {
 /** On sign-out: nothing of one login stays in memory for the next. */
 export function forgetAllSessions(): void {
   views.clear();
+  forgetArtifactURLs();
 }
 
 export function useSession(api: Api, id: string) {
@@ -59,9 +61,12 @@ export function useSession(api: Api, id: string) {
       (run) => alive && update((v) => applyRun(v, run)),
       () => {},
     );
-    // When GET /api/sessions/{id}/plan lands, seed the plan here:
-    //   api.plan(id).then((p) => alive && update((v) => seedPlan(v, p.tasks ?? [], p.finished)));
-    // Later plan and task events update it as they do now.
+    // The plan as the team last left it, shown before the log has been replayed; plan and task
+    // events update it from then on.
+    api.plan(id).then(
+      (plan) => alive && update((v) => seedPlan(v, plan)),
+      () => {},
+    );
 
     const stream = new EventStream({
       sessionId: id,
@@ -92,11 +97,7 @@ export function useSession(api: Api, id: string) {
     async (content: string) => {
       const waiting = state.view.run?.status === "waiting";
       const res = waiting ? await api.answer(id, content) : await api.postMessage(id, content);
-      update((v) => {
-        let next = res.user ? addMessage(v, res.user) : v;
-        if (res.run_id && !waiting) next = runQueued(next, res.run_id);
-        return next;
-      });
+      update((v) => messageSent(v, res, waiting));
     },
     [api, id, state.view.run?.status, update],
   );

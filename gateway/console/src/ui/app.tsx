@@ -39,15 +39,19 @@ function Shell({ api }: { api: Api }) {
 
   const onDelete = useCallback(
     async (id: string) => {
+      // Leave the session first: its screen (event stream, panels polling the sandbox) ends before
+      // the session does, instead of asking for what is being deleted. A failure brings it back.
+      const open = id === currentId;
+      if (open) navigate({ page: "home" });
       try {
         await api.deleteSession(id);
       } catch (err) {
         toastError(err, "Could not delete the session");
+        if (open) navigate({ page: "session", id });
         return;
       }
       remove(id);
       forgetSession(id);
-      if (id === currentId) navigate({ page: "home" });
     },
     [api, currentId, remove],
   );

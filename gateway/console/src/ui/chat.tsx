@@ -1,26 +1,33 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { person, speaker } from "../agents";
-import type { ChatItem, FilesItem, MessageItem, NoteItem, ToolItem } from "../state/session";
+import { useArtifactURL } from "../state/artifact-urls";
+import type { ArtifactItem, ChatItem, FilesItem, MessageItem, NoteItem, ToolItem } from "../state/session";
 import { Avatar } from "./avatar";
 import { clockTime, cls } from "./format";
-import { AlertIcon, CheckIcon, FileIcon, InfoIcon, QuestionIcon, ToolIcon, XIcon } from "./icons";
+import { useApi } from "./context";
+import { AlertIcon, CheckIcon, FileIcon, ImageIcon, InfoIcon, QuestionIcon, ToolIcon, XIcon } from "./icons";
 import { Markdown } from "./markdown";
 
 interface Props {
+  sessionId: string;
   items: ChatItem[];
   /** Open a file in the workspace's file viewer. */
   onOpenFile: (path: string) => void;
+  /** Show an artifact in the workspace's artifacts panel. */
+  onOpenArtifact: (id: string) => void;
   empty?: preact.ComponentChildren;
 }
 
 /** The conversation, kept scrolled to the newest line unless the reader scrolled up. */
-export function ChatList({ items, onOpenFile, empty }: Props) {
+export function ChatList({ sessionId, items, onOpenFile, onOpenArtifact, empty }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   const pinned = useRef(true);
   const [behind, setBehind] = useState(false);
 
   const last = items[items.length - 1];
-  const tail = last ? `${items.length}:${last.key}:${last.kind === "message" ? last.content.length : last.kind === "tool" ? (last.output?.length ?? -1) : 0}` : "";
+  const tail = last
+    ? `${items.length}:${last.key}:${last.kind === "message" ? last.content.length : last.kind === "tool" ? `${last.args.length}:${last.live.length}:${last.output?.length ?? -1}` : 0}`
+    : "";
 
   useLayoutEffect(() => {
     const el = scroller.current;
@@ -48,7 +55,7 @@ export function ChatList({ items, onOpenFile, empty }: Props) {
       <div class="chat" role="log" aria-live="polite" aria-relevant="additions">
         {shown.length === 0 && empty}
         {shown.map((it, i) => (
-          <Item key={it.key} item={it} continued={continues(shown[i - 1], it)} onOpenFile={onOpenFile} />
+          <Item key={it.key} sessionId={sessionId} item={it} continued={continues(shown[i - 1], it)} onOpenFile={onOpenFile} onOpenArtifact={onOpenArtifact} />
         ))}
       </div>
       {behind && (
@@ -70,12 +77,20 @@ export function ChatList({ items, onOpenFile, empty }: Props) {
 
 /** An agent's message right after its own lines reads as one turn: no second name and avatar. */
 function continues(prev: ChatItem | undefined, it: ChatItem): boolean {
-  if (!prev || it.kind !== "message" || it.sender === "user" || prev.kind === "status" || prev.kind === "error") return false;
+  if (!prev || it.kind !== "message" || it.sender === "user" || prev.kind === "status" || prev.kind === "error" || prev.kind === "artifact") return false;
   if (prev.kind === "message" && (prev.sender === "user" || prev.question)) return false;
   return !!it.agent && prev.agent === it.agent;
 }
 
-function Item({ item, continued, onOpenFile }: { item: ChatItem; continued: boolean; onOpenFile: (p: string) => void }) {
+interface ItemProps {
+  sessionId: string;
+  item: ChatItem;
+  continued: boolean;
+  onOpenFile: (p: string) => void;
+  onOpenArtifact: (id: string) => void;
+}
+
+function Item({ sessionId, item, continued, onOpenFile, onOpenArtifact }: ItemProps) {
   switch (item.kind) {
     case "message":
       return <MessageLine m={item} continued={continued} />;
@@ -83,6 +98,8 @@ function Item({ item, continued, onOpenFile }: { item: ChatItem; continued: bool
       return <ToolLine t={item} onOpenFile={onOpenFile} />;
     case "files":
       return <FilesLine f={item} onOpenFile={onOpenFile} />;
+    case "artifact":
+      return <ArtifactLine sessionId={sessionId} a={item} onOpen={onOpenArtifact} />;
     default:
       return <NoteLine n={item} />;
   }
@@ -154,22 +171,32 @@ function pretty(args: string): string {
   }
 }
 
+/** The last non-empty line of a running call's output, for its one-line summary. */
+function lastLine(s: string): string {
+  const lines = s.trimEnd().split("\n");
+  const l = (lines[lines.length - 1] ?? "").replace(/\s+/g, " ").trim();
+  return l.length > 120 ? `${l.slice(0, 120)}…` : l;
+}
+
 function ToolLine({ t, onOpenFile }: { t: ToolItem; onOpenFile: (p: string) => void }) {
   const who = person(t.agent);
-  const state = t.output === null ? "running" : t.isError ? "failed" : t.interrupted ? "interrupted" : "done";
+  const state = t.drafting ? "drafting" : t.output === null ? "running" : t.isError ? "failed" : t.interrupted ? "interrupted" : "done";
+  const sum = state === "running" && t.live ? lastLine(t.live) : summary(t.tool, t.args);
   return (
     <div class={cls("tool-wrap", state)} data-key={t.key} data-tool={t.tool}>
     <details class="tool">
       <summary>
         <span class="tool-state" title={state}>
-          {state === "running" ? <span class="spinner" /> : state === "failed" || state === "interrupted" ? <XIcon size={13} /> : <CheckIcon size={13} />}
+          {state === "running" || state === "drafting" ? <span class="spinner" /> : state === "failed" || state === "interrupted" ? <XIcon size={13} /> : <CheckIcon size={13} />}
         </span>
         <ToolIcon size={13} class="tool-icon" />
         <span class="tool-who" style={{ "--who": who.color }}>
           {who.name}
         </span>
         <span class="tool-name">{t.tool || "tool"}</span>
-        <span class="tool-sum">{summary(t.tool, t.args)}</span>
+        <span class={cls("tool-sum", state === "running" && t.live && "live")} data-testid={state === "running" ? "tool-live" : undefined}>
+          {state === "drafting" ? `writing… ${sum}` : sum}
+        </span>
         <time class="msg-time">{clockTime(t.at)}</time>
       </summary>
       <div class="tool-body">
@@ -179,12 +206,20 @@ function ToolLine({ t, onOpenFile }: { t: ToolItem; onOpenFile: (p: string) => v
             <pre class="code">{pretty(t.args)}</pre>
           </>
         )}
-        {t.interrupted ? (
+        {t.drafting ? (
+          <div class="muted small">{person(t.agent).name} is writing this call…</div>
+        ) : t.interrupted ? (
           <div class="muted small">No result: the run ended before this call returned.</div>
         ) : t.control ? null : (
           <>
-            <div class="tool-label">{t.isError ? "Error" : "Output"}</div>
-            {t.output === null ? <div class="muted small">Running…</div> : <pre class={cls("code", t.isError && "err")}>{t.output || "(no output)"}</pre>}
+            <div class="tool-label">{t.isError ? "Error" : t.output === null ? "Output so far" : "Output"}</div>
+            {t.output !== null ? (
+              <pre class={cls("code", t.isError && "err")}>{t.output || "(no output)"}</pre>
+            ) : t.live ? (
+              <pre class="code live">{t.live}</pre>
+            ) : (
+              <div class="muted small">Running…</div>
+            )}
           </>
         )}
       </div>
@@ -204,6 +239,38 @@ function Paths({ paths, onOpenFile }: { paths: string[]; onOpenFile: (p: string)
         </button>
       ))}
     </div>
+  );
+}
+
+function ArtifactLine({ sessionId, a, onOpen }: { sessionId: string; a: ArtifactItem; onOpen: (id: string) => void }) {
+  const who = person(a.agent);
+  const image = a.contentType.startsWith("image/");
+  return (
+    <div class="note artifact" data-key={a.key} data-artifact={a.id}>
+      <ImageIcon size={13} />
+      <div class="artifact-line">
+        <span>
+          {a.agent ? `${who.name} made ` : "Made "}
+          <button type="button" class="link-btn" onClick={() => onOpen(a.id)} title="Show it in the Artifacts panel">
+            {a.name}
+          </button>
+          {a.source && <span class="muted"> · {a.source}</span>}
+        </span>
+        {image && <ArtifactThumb sessionId={sessionId} id={a.id} name={a.name} onOpen={() => onOpen(a.id)} />}
+      </div>
+      <time class="msg-time">{clockTime(a.at)}</time>
+    </div>
+  );
+}
+
+function ArtifactThumb({ sessionId, id, name, onOpen }: { sessionId: string; id: string; name: string; onOpen: () => void }) {
+  const { url, error } = useArtifactURL(useApi(), sessionId, id);
+  if (error) return <span class="error-text small">{error}</span>;
+  if (!url) return <span class="thumb placeholder" aria-busy="true" />;
+  return (
+    <button type="button" class="thumb" onClick={onOpen} title={`Open ${name}`}>
+      <img src={url} alt={name} loading="lazy" />
+    </button>
   );
 }
 

@@ -19,7 +19,7 @@ export function SessionScreen({ id, onGone }: { id: string; onGone: (id: string)
   const api = useApi();
   const s = useSession(api, id);
   const [tab, setTabState] = useState(() => tabs.get(id) ?? "preview");
-  const [focus, setFocus] = useState<{ path: string; nonce: number } | null>(null);
+  const [focus, setFocus] = useState<{ panel: string; path: string; nonce: number } | null>(null);
   const [cancelling, setCancelling] = useState(false);
 
   useEffect(() => setTabState(tabs.get(id) ?? "preview"), [id]);
@@ -84,10 +84,15 @@ export function SessionScreen({ id, onGone }: { id: string; onGone: (id: string)
         </header>
         {s.error && <div class="banner error">{s.error}</div>}
         <ChatList
+          sessionId={id}
           items={items}
           onOpenFile={(path) => {
             setTab("files");
-            setFocus({ path, nonce: Date.now() });
+            setFocus({ panel: "files", path, nonce: Date.now() });
+          }}
+          onOpenArtifact={(artifact) => {
+            setTab("artifacts");
+            setFocus({ panel: "artifacts", path: artifact, nonce: Date.now() });
           }}
           empty={<div class="chat-empty muted">No messages yet. Ask the team for something below.</div>}
         />
@@ -97,9 +102,8 @@ export function SessionScreen({ id, onGone }: { id: string; onGone: (id: string)
             autofocus
             label={waiting ? `Answer ${asker}` : "Message the team"}
             placeholder={
-              waiting ? `Answer ${asker}'s question…` : run?.active ? "The team is working… you can cancel the run." : "Ask the team for something…"
+              waiting ? `Answer ${asker}'s question…` : run?.active ? "Add to what the team is working on…" : "Ask the team for something…"
             }
-            disabled={!!run?.active && !waiting}
             onSubmit={async (text) => {
               try {
                 await s.send(text);
@@ -109,7 +113,15 @@ export function SessionScreen({ id, onGone }: { id: string; onGone: (id: string)
                 return false;
               }
             }}
-            hint={waiting ? <span class="ask-hint">{asker} is waiting for your answer</span> : "Enter to send · Shift+Enter for a new line"}
+            hint={
+              waiting ? (
+                <span class="ask-hint">{asker} is waiting for your answer</span>
+              ) : run?.active ? (
+                "Mike reads it at the team's next step · Enter to send"
+              ) : (
+                "Enter to send · Shift+Enter for a new line"
+              )
+            }
           />
         </div>
       </section>

@@ -2,7 +2,8 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import type { SessionView } from "../state/session";
 import { cls } from "./format";
 import { filesPanel } from "./panels/files";
-import { artifactsPanel, checkpointsPanel } from "./panels/future";
+import { artifactsPanel } from "./panels/artifacts";
+import { checkpointsPanel } from "./panels/future";
 import type { WorkspacePanel } from "./panels/panel";
 import { planPanel } from "./panels/plan";
 import { previewPanel } from "./panels/preview";
@@ -16,7 +17,8 @@ interface Props {
   view: SessionView;
   tab: string;
   onTab: (id: string) => void;
-  focus: { path: string; nonce: number } | null;
+  /** Something to show, asked for from the chat: a file (panel "files") or an artifact. */
+  focus: { panel: string; path: string; nonce: number } | null;
 }
 
 /** Tabs over the panels. Every panel stays mounted, so switching keeps a preview and its state. */
@@ -63,7 +65,7 @@ export function Workspace({ sessionId, view, tab, onTab, focus }: Props) {
       {PANELS.map((p) =>
         mounted.has(p.id) ? (
           <div key={p.id} id={`panel-${p.id}`} role="tabpanel" aria-labelledby={`tab-${p.id}`} class="panel" hidden={p.id !== tab}>
-            <p.Component sessionId={sessionId} view={view} active={p.id === tab} focus={p.id === "files" ? focus : null} />
+            <p.Component sessionId={sessionId} view={view} active={p.id === tab} focus={focus?.panel === p.id ? focus : null} />
           </div>
         ) : null,
       )}

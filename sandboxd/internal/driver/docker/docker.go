@@ -21,6 +21,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
@@ -33,6 +34,8 @@ const (
 	agentPath   = "/.mgx/bin/sandbox-agent"
 	runPath     = "/.mgx/run"
 	agentSocket = "agent.sock"
+	// MetaPath is where the workspace's meta volume is mounted: beside /workspace, never inside it.
+	MetaPath = "/.mgx/meta"
 )
 
 // Options configure the driver.
@@ -63,6 +66,11 @@ type Options struct {
 	// cannot reach another's dev server; any other value ("bridge", "none",
 	// a network of your own) is used as is. Nothing is ever published.
 	Network string
+	// VolumeDriver creates the workspaces' volumes ("" or "local": the
+	// engine's own, a directory under its data root); VolumeOpts are passed
+	// to it as driver options (a size for drivers that enforce one).
+	VolumeDriver string
+	VolumeOpts   map[string]string
 }
 
 // DefaultNetwork is the isolated bridge sandboxd creates for sandboxes.
@@ -219,6 +227,28 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
+	entry := []string{agentPath, "-listen", runPath + "/" + agentSocket, "-workspace", workspace.Root, "-state-dir", "/tmp/.mgx-agent"}
+	var mounts []mount.Mount
+	if spec.Data != "" || spec.Meta != "" {
+		if spec.Data == "" || spec.Meta == "" {
+			return driver.Instance{}, errors.New("a workspace needs both its volumes")
+		}
+		// The engine would create a missing named volume on the fly, empty: a lost workspace must
+		// never come back that way, so both must exist now (a removal racing this call is caught
+		// afterwards by the caller's marker check).
+		for _, v := range []string{spec.Data, spec.Meta} {
+			if _, err := d.InspectVolume(ctx, v); err != nil {
+				return driver.Instance{}, err
+			}
+		}
+		mounts = []mount.Mount{
+			// A fresh workspace volume takes the image's /workspace (its owner, any files); a
+			// used one is never refilled from the image, even when the user emptied it.
+			{Type: mount.TypeVolume, Source: spec.Data, Target: workspace.Root, VolumeOptions: &mount.VolumeOptions{NoCopy: !spec.Fresh}},
+			{Type: mount.TypeVolume, Source: spec.Meta, Target: MetaPath, VolumeOptions: &mount.VolumeOptions{NoCopy: true}},
+		}
+		entry = append(entry, "-meta-dir", MetaPath)
+	}
 	cfg := &container.Config{
 		Image:      d.opts.Image,
 		User:       d.opts.User,
@@ -226,7 +256,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 		WorkingDir: workspace.Root,
 		// The agent is PID 1: it reaps every orphan in the sandbox and
 		// keeps the container resident.
-		Entrypoint: []string{agentPath, "-listen", runPath + "/" + agentSocket, "-workspace", workspace.Root, "-state-dir", "/tmp/.mgx-agent"},
+		Entrypoint: entry,
 		Cmd:        []string{},
 		Env:        []string{"MGX_SANDBOX=1"},
 	}
@@ -235,6 +265,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 			d.opts.AgentBinary + ":" + agentPath + ":ro",
 			dir + ":" + runPath,
 		},
+		Mounts:      mounts,
 		NetworkMode: container.NetworkMode(d.opts.Network),
 		// Hardening: no capabilities, no privilege gain through setuid
 		// binaries, the engine's default seccomp profile (never
@@ -253,6 +284,12 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 	created, err := d.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
 	if err != nil {
 		return driver.Instance{}, fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	if spec.Fresh && spec.Meta != "" {
+		if err := d.prepareMeta(ctx, created.ID); err != nil {
+			_ = d.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
+			return driver.Instance{}, err
+		}
 	}
 	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		_ = d.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
@@ -278,9 +315,10 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	// Force removal SIGKILLs at once: a sandbox has nothing to flush, and a
-	// graceful stop would cost the full stop timeout for shells that ignore
-	// SIGTERM.
+	// Force removal SIGKILLs at once: the caller had the agent flush the
+	// workspace first, and a graceful stop would cost the full stop timeout
+	// for shells that ignore SIGTERM. Named volumes (the workspace) are never
+	// removed with a container; anonymous ones an image declares are.
 	err = d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !cerrdefs.IsNotFound(err) && !strings.Contains(err.Error(), "already in progress") {
 		return fmt.Errorf("remove container %s: %w", inst.Name, err)
@@ -306,6 +344,7 @@ func (d *Driver) Inspect(ctx context.Context, id string) (driver.Instance, error
 	}
 	if c.Config != nil {
 		inst.Labels = c.Config.Labels
+		inst.WorkspaceID = c.Config.Labels[driver.LabelWorkspace]
 	}
 	if c.State != nil {
 		inst.Running = c.State.Running
@@ -339,7 +378,7 @@ func (d *Driver) List(ctx context.Context) ([]driver.Instance, error) {
 		out = append(out, driver.Instance{
 			ID: c.ID, Name: name, Labels: c.Labels, Running: c.State == "running",
 			Created: time.Unix(c.Created, 0), Socket: filepath.Join(d.runDir(name), agentSocket),
-			Workspace: workspace.Root,
+			Workspace: workspace.Root, WorkspaceID: c.Labels[driver.LabelWorkspace],
 		})
 	}
 	return out, nil

@@ -1,14 +1,20 @@
 // Package kubernetes runs sandboxes as pods of a Kubernetes cluster, through client-go: one pod per
 // sandbox (the sandbox image, the sandbox-agent as its entrypoint, the Docker driver's hardening as the
-// pod's security context) and one PersistentVolumeClaim per session for /workspace, which outlives the
-// pod: removing a sandbox (idle reaping) deletes the pod and keeps the claim, so the session resumes on
-// its files; forgetting the session deletes the claim too.
+// pod's security context). A driver volume is a PersistentVolumeClaim: a workspace is two claims, its
+// files mounted at /workspace and its meta state (marker, checkpoint history) mounted beside it, both
+// made, checked and removed by the domain through the driver's volume calls, so they outlive every pod
+// of the session exactly as Docker volumes outlive containers.
+//
+// Two claims rather than two subPaths of one: the domain checks, lists and removes each volume by name
+// (a lost meta volume is as much a lost workspace as lost files), and a claim is the only Kubernetes
+// object a volume's labels and existence can live on without a pod to look inside. It also keeps the
+// checkpoint history from filling the user's /workspace quota (each claim has its own size).
 //
 // The agent listens on TCP in the pod and sandboxd reaches it over the cluster network at the pod's IP,
 // proving a per-sandbox secret on every connection (agentapi.ServerHandshake). The secret is generated
 // here and given to the pod as a Secret mounted as a file; every sandboxd replica reads it from the API
-// server, so any replica serves any session. The warm pool lives in the cluster too: pods labelled
-// LabelPool, claimed with an optimistic update (resourceVersion), so two replicas never get the same one.
+// server, so any replica serves any session. The warm pool is sandboxd's own (package pool, a Redis set
+// claimed atomically by any replica), as with every driver.
 package kubernetes
 
 import (
@@ -20,7 +26,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	mrand "math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -38,7 +43,6 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
@@ -62,15 +66,18 @@ const (
 
 // Paths and names inside the pod.
 const (
-	agentDir       = "/.mgx/bin"
-	agentPath      = agentDir + "/sandbox-agent"
-	secretDir      = "/.mgx/secret"
+	agentDir  = "/.mgx/bin"
+	agentPath = agentDir + "/sandbox-agent"
+	secretDir = "/.mgx/secret"
+	// MetaPath is where the workspace's meta claim is mounted: beside /workspace, never inside it.
+	MetaPath       = "/.mgx/meta"
 	secretKey      = "token"
 	containerName  = "sandbox"
 	initName       = "install-agent"
 	volAgent       = "agent"
 	volSecret      = "agent-secret"
 	volWorkspace   = "workspace"
+	volMeta        = "meta"
 	secretBytes    = 32
 	defaultPort    = 7070
 	nameSuffixLen  = 5
@@ -104,8 +111,10 @@ type Options struct {
 	RuntimeClass string
 	// StorageClass of workspace claims; "" means the cluster's default class.
 	StorageClass string
-	// WorkspaceSize is the size each workspace claim requests.
+	// WorkspaceSize is the size each workspace's files claim requests; MetaSize that of its meta claim
+	// (the marker and the checkpoint history, which leaves heavy folders out).
 	WorkspaceSize resource.Quantity
+	MetaSize      resource.Quantity
 	// ServiceAccount the pods run as ("" the namespace's default); its token is never mounted.
 	ServiceAccount string
 	// AgentPort is the port the agent serves on in every pod.
@@ -122,8 +131,6 @@ type Driver struct {
 	log  *slog.Logger
 	uid  int64
 	gid  int64
-	// order is the order claims try warm pods in (random; a test fixes it).
-	order func(n int) []int
 }
 
 // New connects to the cluster and checks that the API server answers and the namespace exists.
@@ -148,6 +155,9 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	if opts.WorkspaceSize.IsZero() {
 		opts.WorkspaceSize = resource.MustParse("10Gi")
+	}
+	if opts.MetaSize.IsZero() {
+		opts.MetaSize = resource.MustParse("2Gi")
 	}
 	uid, gid, err := numericUser(opts.User)
 	if err != nil {
@@ -175,7 +185,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if _, err := cs.CoreV1().Pods(opts.Namespace).List(pctx, metav1.ListOptions{Limit: 1}); err != nil {
 		return nil, fmt.Errorf("kubernetes API server: listing pods in namespace %s: %w", opts.Namespace, err)
 	}
-	return &Driver{opts: opts, cs: cs, log: opts.Logger, uid: uid, gid: gid, order: mrand.Perm}, nil
+	return &Driver{opts: opts, cs: cs, log: opts.Logger, uid: uid, gid: gid}, nil
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
@@ -202,15 +212,23 @@ func (d *Driver) Name() string { return "kubernetes" }
 // Close implements driver.Driver.
 func (d *Driver) Close() error { return nil }
 
-// Create implements driver.Driver: the session's workspace claim (found by its labels, or made), a
-// secret for the agent, the pod; it returns once the pod runs and has an IP (the caller then waits for
-// the agent to answer).
+// Create implements driver.Driver: a secret for the agent and the pod mounting the workspace's two
+// claims; it returns once the pod runs and has an IP (the caller then waits for the agent to answer).
+// Both claims must exist: a pod naming a missing claim would wait for it, and a claim made now would be
+// an empty replacement of a lost workspace.
 func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance, error) {
 	name := podName(spec.Name)
 	lbl := d.labels(spec.Labels)
-	claim, err := d.workspaceClaim(ctx, name, spec.Labels)
-	if err != nil {
-		return driver.Instance{}, err
+	if (spec.Data == "") != (spec.Meta == "") {
+		return driver.Instance{}, errors.New("a workspace needs both its volumes")
+	}
+	for _, v := range []string{spec.Data, spec.Meta} {
+		if v == "" {
+			continue
+		}
+		if _, err := d.InspectVolume(ctx, v); err != nil {
+			return driver.Instance{}, err
+		}
 	}
 	secret, err := randomHex(secretBytes)
 	if err != nil {
@@ -226,7 +244,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 	if sec, err = secrets.Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 		return driver.Instance{}, fmt.Errorf("create secret of %s: %w", name, err)
 	}
-	pod, err := d.cs.CoreV1().Pods(d.opts.Namespace).Create(ctx, d.podSpec(name, lbl, d.annotations(spec.Labels), claim), metav1.CreateOptions{})
+	pod, err := d.cs.CoreV1().Pods(d.opts.Namespace).Create(ctx, d.podSpec(name, lbl, d.annotations(spec.Labels), spec.Data, spec.Meta), metav1.CreateOptions{})
 	if err != nil {
 		_ = secrets.Delete(context.WithoutCancel(ctx), sec.Name, metav1.DeleteOptions{})
 		return driver.Instance{}, fmt.Errorf("create pod %s: %w", name, err)
@@ -234,74 +252,15 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 	// The secret belongs to the pod: the garbage collector deletes it with the pod, whoever deletes that.
 	sec.OwnerReferences = []metav1.OwnerReference{podOwner(pod)}
 	if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
-		d.removePod(context.WithoutCancel(ctx), pod.Name, pod.UID)
+		d.cleanUp(ctx, pod.Name, pod.UID)
 		return driver.Instance{}, fmt.Errorf("own secret of %s: %w", name, err)
 	}
 	pod, err = d.waitRunning(ctx, pod)
 	if err != nil {
-		d.removePod(context.WithoutCancel(ctx), name, pod.UID)
+		d.cleanUp(ctx, name, pod.UID)
 		return driver.Instance{}, err
 	}
 	return d.instance(pod), nil
-}
-
-// workspaceClaim returns the name of the claim the pod mounts: a session's existing one (resume after
-// reaping), or a new one. Warm pool pods get a fresh claim that becomes the session's on claim.
-func (d *Driver) workspaceClaim(ctx context.Context, pod string, specLabels map[string]string) (string, error) {
-	pvcs := d.cs.CoreV1().PersistentVolumeClaims(d.opts.Namespace)
-	claimName := "mgx-ws-" + strings.TrimPrefix(strings.TrimPrefix(pod, "mgx-sbx-"), "mgx-pool-")
-	if session := specLabels[driver.LabelSession]; session != "" {
-		existing, err := d.sessionClaims(ctx, session)
-		if err != nil {
-			return "", err
-		}
-		for _, c := range existing {
-			if c.DeletionTimestamp == nil {
-				return c.Name, nil
-			}
-		}
-		// Derived from the session, so two replicas creating the same session's claim at once meet in
-		// one AlreadyExists instead of making two.
-		claimName = "mgx-ws-" + strings.ToLower(session)
-	}
-	lbl := withRole(d.labels(specLabels), RoleWorkspace)
-	pvc := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: dnsName(claimName), Labels: lbl, Annotations: d.annotations(specLabels)},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources: corev1.VolumeResourceRequirements{
-				Requests: corev1.ResourceList{corev1.ResourceStorage: d.opts.WorkspaceSize},
-			},
-		},
-	}
-	if d.opts.StorageClass != "" {
-		pvc.Spec.StorageClassName = &d.opts.StorageClass
-	}
-	created, err := pvcs.Create(ctx, pvc, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		existing, gerr := pvcs.Get(ctx, pvc.Name, metav1.GetOptions{})
-		if gerr == nil && existing.DeletionTimestamp == nil && existing.Labels[driver.LabelSession] == specLabels[driver.LabelSession] {
-			return existing.Name, nil
-		}
-		return "", fmt.Errorf("workspace claim %s exists and is not this session's, or is being deleted", pvc.Name)
-	}
-	if err != nil {
-		return "", fmt.Errorf("create workspace claim: %w", err)
-	}
-	return created.Name, nil
-}
-
-// sessionClaims lists the workspace claims labelled with the session (one, normally).
-func (d *Driver) sessionClaims(ctx context.Context, session string) ([]corev1.PersistentVolumeClaim, error) {
-	sel := labels.SelectorFromSet(map[string]string{
-		driver.LabelManaged: "1", driver.LabelNamespace: labelValue(d.opts.DeploymentNamespace),
-		LabelRole: RoleWorkspace, driver.LabelSession: labelValue(session),
-	})
-	l, err := d.cs.CoreV1().PersistentVolumeClaims(d.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return nil, fmt.Errorf("list workspace claims: %w", err)
-	}
-	return l.Items, nil
 }
 
 // podSpec is a sandbox pod: the Docker driver's hardening (non-root, every capability dropped, no
@@ -310,7 +269,7 @@ func (d *Driver) sessionClaims(ctx context.Context, session string) ([]corev1.Pe
 // container. The root filesystem stays writable, as with Docker: package managers write outside
 // /workspace. The process limit (SANDBOX_PIDS_LIMIT) has no per-pod field in Kubernetes; the kubelet's
 // podPidsLimit enforces one per node (see the README).
-func (d *Driver) podSpec(name string, lbl, ann map[string]string, claim string) *corev1.Pod {
+func (d *Driver) podSpec(name string, lbl, ann map[string]string, data, meta string) *corev1.Pod {
 	res := corev1.ResourceList{}
 	if d.opts.MilliCPU > 0 {
 		res[corev1.ResourceCPU] = *resource.NewMilliQuantity(d.opts.MilliCPU, resource.DecimalSI)
@@ -330,6 +289,31 @@ func (d *Driver) podSpec(name string, lbl, ann map[string]string, claim string) 
 	initSC := restricted.DeepCopy()
 	// The init container only copies one file; nothing of it needs to write elsewhere.
 	initSC.ReadOnlyRootFilesystem = new(true)
+	args := []string{agentPath,
+		"-listen-tcp", ":" + strconv.Itoa(d.opts.AgentPort),
+		"-secret-file", secretDir + "/" + secretKey,
+		"-workspace", workspace.Root, "-state-dir", "/tmp/.mgx-agent"}
+	mounts := []corev1.VolumeMount{
+		{Name: volAgent, MountPath: agentDir, ReadOnly: true},
+		{Name: volSecret, MountPath: secretDir, ReadOnly: true},
+		{Name: volWorkspace, MountPath: workspace.Root},
+	}
+	// Without volumes (a driver test's bare pod) the workspace is the pod's own and goes with it.
+	wsSource := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(d.opts.WorkspaceSize)}}
+	volumes := []corev1.Volume{
+		{Name: volAgent, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(resource.MustParse("64Mi"))}}},
+		{Name: volSecret, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: name + "-agent", DefaultMode: new(int32(0o400)),
+		}}},
+	}
+	if data != "" {
+		wsSource = corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: data}}
+		mounts = append(mounts, corev1.VolumeMount{Name: volMeta, MountPath: MetaPath})
+		volumes = append(volumes, corev1.Volume{Name: volMeta, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: meta}}})
+		args = append(args, "-meta-dir", MetaPath)
+	}
+	volumes = append(volumes, corev1.Volume{Name: volWorkspace, VolumeSource: wsSource})
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: withRole(lbl, RoleSandbox), Annotations: ann},
 		Spec: corev1.PodSpec{
@@ -342,7 +326,8 @@ func (d *Driver) podSpec(name string, lbl, ann map[string]string, claim string) 
 				RunAsNonRoot: new(true),
 				RunAsUser:    &d.uid,
 				RunAsGroup:   &d.gid,
-				// The workspace volume is made writable for the sandbox's group.
+				// The workspace's claims (files and meta) are made writable for the sandbox's group: a
+				// fresh claim is the provisioner's, not the sandbox user's (Docker's Fresh preparation).
 				FSGroup:        &d.gid,
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
@@ -362,28 +347,15 @@ func (d *Driver) podSpec(name string, lbl, ann map[string]string, claim string) 
 				Name:            containerName,
 				Image:           d.opts.Image,
 				ImagePullPolicy: d.opts.PullPolicy,
-				Command: []string{agentPath,
-					"-listen-tcp", ":" + strconv.Itoa(d.opts.AgentPort),
-					"-secret-file", secretDir + "/" + secretKey,
-					"-workspace", workspace.Root, "-state-dir", "/tmp/.mgx-agent"},
+				Command:         args,
 				WorkingDir:      workspace.Root,
 				Env:             []corev1.EnvVar{{Name: "MGX_SANDBOX", Value: "1"}},
 				Ports:           []corev1.ContainerPort{{Name: "agent", ContainerPort: int32(d.opts.AgentPort), Protocol: corev1.ProtocolTCP}},
 				SecurityContext: restricted,
 				Resources:       corev1.ResourceRequirements{Limits: res, Requests: res},
-				VolumeMounts: []corev1.VolumeMount{
-					{Name: volAgent, MountPath: agentDir, ReadOnly: true},
-					{Name: volSecret, MountPath: secretDir, ReadOnly: true},
-					{Name: volWorkspace, MountPath: workspace.Root},
-				},
+				VolumeMounts:    mounts,
 			}},
-			Volumes: []corev1.Volume{
-				{Name: volAgent, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(resource.MustParse("64Mi"))}}},
-				{Name: volSecret, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-					SecretName: name + "-agent", DefaultMode: new(int32(0o400)),
-				}}},
-				{Name: volWorkspace, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}},
-			},
+			Volumes: volumes,
 		},
 	}
 	if d.opts.RuntimeClass != "" {
@@ -466,8 +438,8 @@ func pending(p *corev1.Pod) string {
 	return strings.Join(why, "; ")
 }
 
-// Remove implements driver.Driver: the pod goes (its secret with it), the workspace claim stays. It
-// waits, within bounds, until the pod is gone, so the session's next pod never shares the claim with a
+// Remove implements driver.Driver: the pod goes (its secret with it), the workspace's claims stay. It
+// waits, within bounds, until the pod is gone, so the session's next pod never shares the claims with a
 // terminating one.
 func (d *Driver) Remove(ctx context.Context, id string) error {
 	name, uid := splitID(id)
@@ -475,6 +447,14 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 		return nil
 	}
 	return d.removePod(ctx, name, uid)
+}
+
+// cleanUp removes the pod of a failed creation; one left behind is an orphan that reconciliation
+// removes later.
+func (d *Driver) cleanUp(ctx context.Context, name string, uid types.UID) {
+	if err := d.removePod(context.WithoutCancel(ctx), name, uid); err != nil {
+		d.log.WarnContext(ctx, "remove pod of a failed creation", "pod", name, "err", err)
+	}
 }
 
 func (d *Driver) removePod(ctx context.Context, name string, uid types.UID) error {
@@ -575,156 +555,13 @@ func (d *Driver) AgentSecret(ctx context.Context, inst driver.Instance) ([]byte,
 	return s.Data[secretKey], nil
 }
 
-// Forget implements driver.Forgetter: a deleted session's workspace claims go (the API server keeps a
-// claim until no pod mounts it).
-func (d *Driver) Forget(ctx context.Context, sessionID string) error {
-	claims, err := d.sessionClaims(ctx, sessionID)
-	if err != nil {
-		return err
-	}
-	for _, c := range claims {
-		err := d.cs.CoreV1().PersistentVolumeClaims(d.opts.Namespace).Delete(ctx, c.Name, metav1.DeleteOptions{
-			Preconditions: &metav1.Preconditions{UID: &c.UID},
-		})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete workspace claim %s: %w", c.Name, err)
-		}
-	}
-	return nil
-}
-
-// Claim implements driver.Pooler: it takes a running warm pod with one update conditional on the
-// resourceVersion it listed (the API server refuses it with a conflict when another replica claimed
-// that pod first; the next candidate is tried), then hands the pod's workspace claim to the session.
-func (d *Driver) Claim(ctx context.Context, lbl map[string]string) (driver.Instance, error) {
-	l, err := d.cs.CoreV1().Pods(d.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: d.poolSelector()})
-	if err != nil {
-		return driver.Instance{}, fmt.Errorf("list warm pods: %w", err)
-	}
-	inst, _, err := d.claimFrom(ctx, l.Items, lbl)
-	return inst, err
-}
-
-// claimFrom tries candidates in random order (replicas claiming at once then rarely collide) and reports
-// how many updates lost to a conflict.
-func (d *Driver) claimFrom(ctx context.Context, candidates []corev1.Pod, lbl map[string]string) (driver.Instance, int, error) {
-	order := d.order(len(candidates))
-	conflicts := 0
-	for _, i := range order {
-		p := candidates[i].DeepCopy()
-		if ok, _ := running(p); !ok || p.Labels[driver.LabelPool] != "1" {
-			continue
-		}
-		delete(p.Labels, driver.LabelPool)
-		for k, v := range lbl {
-			p.Labels[k] = labelValue(v)
-		}
-		if p.Annotations == nil {
-			p.Annotations = map[string]string{}
-		}
-		for k, v := range d.annotations(lbl) {
-			p.Annotations[k] = v
-		}
-		updated, err := d.cs.CoreV1().Pods(d.opts.Namespace).Update(ctx, p, metav1.UpdateOptions{})
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			conflicts++
-			continue
-		}
-		if err != nil {
-			return driver.Instance{}, conflicts, fmt.Errorf("claim warm pod %s: %w", p.Name, err)
-		}
-		if err := d.adoptClaim(ctx, updated, lbl); err != nil {
-			// The pod is the session's now but its workspace is not: it must not serve the session.
-			d.removePod(context.WithoutCancel(ctx), updated.Name, updated.UID)
-			return driver.Instance{}, conflicts, err
-		}
-		return d.instance(updated), conflicts, nil
-	}
-	return driver.Instance{}, conflicts, driver.ErrNotFound
-}
-
-// adoptClaim relabels the claimed pod's workspace claim as the session's, so the session's next pod
-// (after reaping) mounts it again.
-func (d *Driver) adoptClaim(ctx context.Context, pod *corev1.Pod, lbl map[string]string) error {
-	claim := ""
-	for _, v := range pod.Spec.Volumes {
-		if v.Name == volWorkspace && v.PersistentVolumeClaim != nil {
-			claim = v.PersistentVolumeClaim.ClaimName
-		}
-	}
-	if claim == "" {
-		return fmt.Errorf("warm pod %s has no workspace claim", pod.Name)
-	}
-	pvcs := d.cs.CoreV1().PersistentVolumeClaims(d.opts.Namespace)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		c, err := pvcs.Get(ctx, claim, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		delete(c.Labels, driver.LabelPool)
-		for k, v := range lbl {
-			c.Labels[k] = labelValue(v)
-		}
-		if c.Annotations == nil {
-			c.Annotations = map[string]string{}
-		}
-		for k, v := range d.annotations(lbl) {
-			c.Annotations[k] = v
-		}
-		_, err = pvcs.Update(ctx, c, metav1.UpdateOptions{})
-		return err
-	})
-}
-
-// Warm implements driver.Pooler.
-func (d *Driver) Warm(ctx context.Context) ([]driver.Instance, error) {
-	return d.list(ctx, map[string]string{driver.LabelPool: "1"})
-}
-
-// Unwarm implements driver.Pooler: the delete is conditional on the resourceVersion of a pod still
-// labelled warm, so a pod claimed in between is never deleted.
-func (d *Driver) Unwarm(ctx context.Context, id string) (bool, error) {
-	name, uid := splitID(id)
-	pods := d.cs.CoreV1().Pods(d.opts.Namespace)
-	p, err := pods.Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if (uid != "" && p.UID != uid) || p.Labels[driver.LabelPool] != "1" {
-		return false, nil
-	}
-	err = pods.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID, ResourceVersion: &p.ResourceVersion}})
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	// Its fresh claim was never anyone's.
-	for _, v := range p.Spec.Volumes {
-		if v.Name == volWorkspace && v.PersistentVolumeClaim != nil {
-			_ = d.cs.CoreV1().PersistentVolumeClaims(d.opts.Namespace).Delete(ctx, v.PersistentVolumeClaim.ClaimName, metav1.DeleteOptions{})
-		}
-	}
-	return true, nil
-}
-
-func (d *Driver) poolSelector() string {
-	return labels.SelectorFromSet(map[string]string{
-		driver.LabelManaged: "1", driver.LabelNamespace: labelValue(d.opts.DeploymentNamespace),
-		LabelRole: RoleSandbox, driver.LabelPool: "1",
-	}).String()
-}
-
 // instance describes a pod.
 func (d *Driver) instance(p *corev1.Pod) driver.Instance {
 	in := driver.Instance{
 		ID: p.Name + "/" + string(p.UID), Name: p.Name, Labels: d.rawLabels(p.Labels, p.Annotations),
 		Created: p.CreationTimestamp.Time, Workspace: workspace.Root,
 	}
+	in.WorkspaceID = in.Labels[driver.LabelWorkspace]
 	in.Running, _ = running(p)
 	if p.Status.PodIP != "" {
 		in.Endpoint = net.JoinHostPort(p.Status.PodIP, strconv.Itoa(d.opts.AgentPort))
@@ -808,7 +645,7 @@ func dnsName(s string) string {
 	s = strings.ToLower(s)
 	b := []byte(s)
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
 			b[i] = '-'
 		}
 	}

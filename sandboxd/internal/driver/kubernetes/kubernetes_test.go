@@ -20,9 +20,12 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentclient"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
+	"github.com/mgx-ai/mgx/sandboxd/internal/instance"
 	"github.com/mgx-ai/mgx/sandboxd/internal/kubetest"
+	"github.com/mgx-ai/mgx/sandboxd/internal/pool"
 	"github.com/mgx-ai/mgx/sandboxd/internal/sandbox"
 	"github.com/mgx-ai/mgx/sandboxd/internal/store"
+	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
 )
 
 func TestMain(m *testing.M) { stacktest.Main(m, stacktest.Binaries("sandbox-agent")) }
@@ -33,24 +36,52 @@ func TestDriver(t *testing.T) {
 	c := kubetest.Start(t)
 	agent := stacktest.Bin(t, "sandbox-agent")
 
-	t.Run("lifecycle: reap keeps the workspace, resume mounts it, forget deletes it", func(t *testing.T) {
+	t.Run("lifecycle: a workspace is two claims that outlive every pod", func(t *testing.T) {
 		ns := c.Namespace(t, "lifecycle")
 		agents := c.RunAgents(t, ns, agent)
 		defer agents.Stop()
 		d := newDriver(t, c, ns)
 		ctx := t.Context()
-		// An owner id a label value cannot carry: the label holds a hash, the instance the raw value.
-		lbl := map[string]string{driver.LabelSession: "Sess-1", driver.LabelOwner: "alice@example.com"}
+		// An owner id a label value cannot carry: the label holds a hash, the volume the raw value.
+		const ws = "0123abcd"
+		data, meta := instance.VolumeNames(ws)
+		for _, v := range []struct{ name, role string }{{data, driver.VolumeData}, {meta, driver.VolumeMeta}} {
+			vol, err := d.CreateVolume(ctx, v.name, map[string]string{driver.LabelWorkspace: ws, driver.LabelVolume: v.role, driver.LabelOwner: "alice@example.com"})
+			require.NoError(t, err)
+			require.Equal(t, "alice@example.com", vol.Labels[driver.LabelOwner])
+			_, err = d.CreateVolume(ctx, v.name, nil)
+			require.ErrorIs(t, err, driver.ErrVolumeExists, "a second claim of one name is the API server's refusal")
+		}
+		got, err := d.InspectVolume(ctx, meta)
+		require.NoError(t, err)
+		require.Equal(t, driver.VolumeMeta, got.Labels[driver.LabelVolume])
+		require.Equal(t, ws, got.Labels[driver.LabelWorkspace])
+		pvc, err := c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, meta, metav1.GetOptions{})
+		require.NoError(t, err)
+		require.Equal(t, "512Mi", pvc.Spec.Resources.Requests.Storage().String(), "the meta claim has its own size")
+		vols, err := d.ListVolumes(ctx)
+		require.NoError(t, err)
+		require.Len(t, vols, 2)
 
-		inst, err := d.Create(ctx, driver.Spec{Name: "mgx-sbx-Sess-1", Labels: lbl})
+		// A missing claim is refused before anything is made: an empty one would replace a lost workspace.
+		_, err = d.Create(ctx, driver.Spec{Name: "mgx-sbx-lost", Data: "mgx-ws-nothing", Meta: "mgx-ws-nothing-meta"})
+		require.ErrorIs(t, err, driver.ErrVolumeNotFound)
+		pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		require.Empty(t, pods.Items)
+
+		lbl := map[string]string{driver.LabelSession: "Sess-1", driver.LabelWorkspace: ws}
+		spec := driver.Spec{Name: "mgx-sbx-Sess-1", Labels: lbl, Data: data, Meta: meta, Fresh: true}
+		inst, err := d.Create(ctx, spec)
 		require.NoError(t, err)
 		require.True(t, inst.Running)
-		require.Equal(t, "alice@example.com", inst.Labels[driver.LabelOwner])
+		require.Equal(t, ws, inst.WorkspaceID)
 		require.Equal(t, "Sess-1", inst.Labels[driver.LabelSession])
 		pod, err := c.Client.CoreV1().Pods(ns).Get(ctx, inst.Name, metav1.GetOptions{})
 		require.NoError(t, err)
 		require.Equal(t, pod.Status.PodIP+":"+strconv.Itoa(c.AgentPort), inst.Endpoint)
 		requireHardened(t, pod)
+		require.Equal(t, map[string]string{workspace.Root: data, MetaPath: meta}, claimMounts(pod))
 
 		// The agent is reached at the pod endpoint with the secret only the pod's Secret holds.
 		cli := agentclient.NewNetwork(inst.Endpoint, func(ctx context.Context) ([]byte, error) { return d.AgentSecret(ctx, inst) })
@@ -61,17 +92,16 @@ func TestDriver(t *testing.T) {
 		require.ErrorIs(t, err, agentapi.ErrDenied)
 		wrong.Close()
 
-		claims, err := d.sessionClaims(ctx, "Sess-1")
-		require.NoError(t, err)
-		require.Len(t, claims, 1)
-		claim := claims[0].Name
-
 		list, err := d.List(ctx)
 		require.NoError(t, err)
 		require.Len(t, list, 1)
 		require.Equal(t, inst.ID, list[0].ID)
 
-		// Reaping: the pod and its secret go, the claim stays.
+		// A mounted claim cannot go (the contract of every driver; the API server alone would only
+		// defer its deletion).
+		require.ErrorContains(t, d.RemoveVolume(ctx, data), "in use")
+
+		// Reaping: the pod and its secret go, the claims stay.
 		require.NoError(t, d.Remove(ctx, inst.ID))
 		_, err = d.Inspect(ctx, inst.ID)
 		require.ErrorIs(t, err, driver.ErrNotFound)
@@ -79,16 +109,19 @@ func TestDriver(t *testing.T) {
 			_, err := c.Client.CoreV1().Secrets(ns).Get(ctx, inst.Name+"-agent", metav1.GetOptions{})
 			return apierrors.IsNotFound(err)
 		}, "the agent secret of %s is deleted with its pod", inst.Name)
-		_, err = c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{})
-		require.NoError(t, err, "reaping keeps the workspace claim")
+		for _, v := range []string{data, meta} {
+			_, err = d.InspectVolume(ctx, v)
+			require.NoError(t, err, "reaping keeps the claim %s", v)
+		}
 
-		// Resume: a new pod (a new name, so it never waits for the old one's) on the same claim.
-		again, err := d.Create(ctx, driver.Spec{Name: "mgx-sbx-Sess-1", Labels: lbl})
+		// Resume: a new pod (a new name, so it never waits for the old one's) on the same claims.
+		spec.Fresh = false
+		again, err := d.Create(ctx, spec)
 		require.NoError(t, err)
 		require.NotEqual(t, inst.Name, again.Name)
 		pod, err = c.Client.CoreV1().Pods(ns).Get(ctx, again.Name, metav1.GetOptions{})
 		require.NoError(t, err)
-		require.Equal(t, claim, claimOf(pod))
+		require.Equal(t, map[string]string{workspace.Root: data, MetaPath: meta}, claimMounts(pod))
 		cli2 := agentclient.NewNetwork(again.Endpoint, func(ctx context.Context) ([]byte, error) { return d.AgentSecret(ctx, again) })
 		defer cli2.Close()
 		out := eventuallyExec(t, cli2, "cat notes.txt", agents)
@@ -97,13 +130,18 @@ func TestDriver(t *testing.T) {
 		_, err = d.AgentSecret(ctx, driver.Instance{ID: again.Name + "/" + "not-its-uid", Name: again.Name})
 		require.Error(t, err)
 
-		// Deleting the session: the pod, then its claim.
+		// Deleting the session: the pod, then its claims.
 		require.NoError(t, d.Remove(ctx, again.ID))
-		require.NoError(t, d.Forget(ctx, "Sess-1"))
+		for _, v := range []string{data, meta} {
+			require.NoError(t, d.RemoveVolume(ctx, v))
+			require.NoError(t, d.RemoveVolume(ctx, v), "a missing claim is no error")
+		}
 		stacktest.Eventually(t, time.Minute, func() bool {
-			_, err := c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{})
-			return apierrors.IsNotFound(err)
-		}, "the workspace claim %s is deleted", claim)
+			l, err := c.Client.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+			return err == nil && len(l.Items) == 0
+		}, "the workspace claims are deleted")
+		_, err = d.InspectVolume(ctx, data)
+		require.ErrorIs(t, err, driver.ErrVolumeNotFound)
 		list, err = d.List(ctx)
 		require.NoError(t, err)
 		require.Empty(t, list)
@@ -123,161 +161,130 @@ func TestDriver(t *testing.T) {
 		require.Empty(t, secrets.Items)
 	})
 
-	t.Run("a stale pool claim loses to a conflict and takes the next pod", func(t *testing.T) {
-		ns := c.Namespace(t, "pool")
-		d := newDriver(t, c, ns)
-		other := newDriver(t, c, ns) // a second replica
-		ctx := t.Context()
-		var warm []driver.Instance
-		for _, name := range []string{"mgx-pool-a", "mgx-pool-b"} {
-			in, err := d.Create(ctx, driver.Spec{Name: name, Labels: map[string]string{driver.LabelPool: "1"}})
-			require.NoError(t, err)
-			warm = append(warm, in)
-		}
-		listed, err := d.Warm(ctx)
-		require.NoError(t, err)
-		require.Len(t, listed, 2)
-		snapshot, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: d.poolSelector()})
-		require.NoError(t, err)
-		require.Len(t, snapshot.Items, 2)
-
-		// The other replica claims the pod this one is about to try first.
-		first := snapshot.Items[0].Name
-		other.order = identity
-		won, err := other.Claim(ctx, map[string]string{driver.LabelSession: "s-other", driver.LabelOwner: "bob"})
-		require.NoError(t, err)
-		require.Equal(t, first, won.Name)
-
-		d.order = identity
-		start := time.Now()
-		got, conflicts, err := d.claimFrom(ctx, snapshot.Items, map[string]string{driver.LabelSession: "s-mine", driver.LabelOwner: "carol"})
-		require.NoError(t, err)
-		t.Logf("claim with one conflict took %s", time.Since(start).Round(time.Millisecond))
-		require.Equal(t, 1, conflicts)
-		require.Equal(t, snapshot.Items[1].Name, got.Name)
-		require.Equal(t, "s-mine", got.Labels[driver.LabelSession])
-		require.Empty(t, got.Labels[driver.LabelPool])
-
-		// Each session owns its pod's claim now, and the winner's labels were not overwritten.
-		p, err := c.Client.CoreV1().Pods(ns).Get(ctx, first, metav1.GetOptions{})
-		require.NoError(t, err)
-		require.Equal(t, "s-other", p.Labels[driver.LabelSession])
-		for session, pod := range map[string]string{"s-other": first, "s-mine": got.Name} {
-			claims, err := d.sessionClaims(ctx, session)
-			require.NoError(t, err)
-			require.Len(t, claims, 1, session)
-			p, err := c.Client.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
-			require.NoError(t, err)
-			require.Equal(t, claims[0].Name, claimOf(p), session)
-		}
-
-		// The pool is empty: a claim finds nothing, and a claimed pod is never unwarmed.
-		_, err = d.Claim(ctx, map[string]string{driver.LabelSession: "s-late"})
-		require.ErrorIs(t, err, driver.ErrNotFound)
-		for _, in := range warm {
-			removed, err := d.Unwarm(ctx, in.ID)
-			require.NoError(t, err)
-			require.False(t, removed, in.Name)
-		}
-		left, err := d.Warm(ctx)
-		require.NoError(t, err)
-		require.Empty(t, left)
-	})
-
-	t.Run("unwarm removes an unclaimed pod and its fresh claim", func(t *testing.T) {
-		ns := c.Namespace(t, "unwarm")
-		d := newDriver(t, c, ns)
-		ctx := t.Context()
-		in, err := d.Create(ctx, driver.Spec{Name: "mgx-pool-c", Labels: map[string]string{driver.LabelPool: "1"}})
-		require.NoError(t, err)
-		pod, err := c.Client.CoreV1().Pods(ns).Get(ctx, in.Name, metav1.GetOptions{})
-		require.NoError(t, err)
-		claim := claimOf(pod)
-		removed, err := d.Unwarm(ctx, in.ID)
-		require.NoError(t, err)
-		require.True(t, removed)
-		stacktest.Eventually(t, time.Minute, func() bool {
-			_, perr := c.Client.CoreV1().Pods(ns).Get(ctx, in.Name, metav1.GetOptions{})
-			_, cerr := c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{})
-			return apierrors.IsNotFound(perr) && apierrors.IsNotFound(cerr)
-		}, "pod %s and claim %s deleted", in.Name, claim)
-	})
-
-	t.Run("two sandboxd replicas serve one session; reconciliation works both ways", func(t *testing.T) {
+	t.Run("two sandboxd replicas and a warm pool serve one session; reconciliation works both ways", func(t *testing.T) {
 		ns := c.Namespace(t, "replicas")
 		agents := c.RunAgents(t, ns, agent)
 		defer agents.Stop()
 		url := stacktest.SharedRedis(t)
 		ctx := t.Context()
-		manager := func(name string, createTimeout time.Duration) *sandbox.Manager {
+		type replica struct {
+			m     *sandbox.Manager
+			fleet *instance.Fleet
+			st    *store.Store
+		}
+		// Each replica has a driver of its own: nothing but the API server and Redis is shared.
+		newReplica := func(name string, createTimeout time.Duration, warm sandbox.Pool) replica {
 			rdb, err := redisclient.New(ctx, url)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = rdb.Close() })
-			// Each replica has a driver of its own: nothing but the API server and Redis is shared.
-			return sandbox.New(newDriver(t, c, ns), store.New(rdb), sandbox.Options{CreateTimeout: createTimeout, Replica: name})
+			fleet := instance.New(newDriver(t, c, ns), instance.Options{CreateTimeout: createTimeout})
+			st := store.New(rdb)
+			m, err := sandbox.New(fleet, st, warm, sandbox.Options{
+				IdleTimeout: time.Hour, CreateTimeout: createTimeout, ExecTimeout: 20 * time.Second, MaxExecTimeout: time.Minute,
+				OutputLimit: 1 << 16, VolumeGrace: createTimeout, Namespace: "test-" + ns, Replica: name,
+			})
+			require.NoError(t, err)
+			return replica{m: m, fleet: fleet, st: st}
 		}
-		replicas := []*sandbox.Manager{manager("replica-a", 2*time.Minute), manager("replica-b", 2*time.Minute)}
-		session := uuid.NewString()
+		a := newReplica("replica-a", 2*time.Minute, nil)
+		// Replica b keeps a warm pool of one: a pod on a fresh pair of claims, waiting in Redis.
+		rdb, err := redisclient.New(ctx, url)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = rdb.Close() })
+		poolFleet := instance.New(newDriver(t, c, ns), instance.Options{CreateTimeout: 2 * time.Minute})
+		warm := pool.New(poolFleet, store.New(rdb), pool.Options{Size: 1, Replica: "replica-b", CreateTimeout: 2 * time.Minute})
+		pctx, stopPool := context.WithCancel(ctx)
+		poolDone := make(chan struct{})
+		go func() { defer close(poolDone); warm.Run(pctx) }()
+		defer func() { stopPool(); <-poolDone }()
+		b := newReplica("replica-b", 2*time.Minute, warm)
+		stacktest.Eventually(t, 2*time.Minute, func() bool {
+			n, err := b.st.PoolSize(ctx)
+			return err == nil && n == 1
+		}, "the warm pool fills\n%s", agents)
+		vols, err := b.fleet.ListVolumes(ctx)
+		require.NoError(t, err)
+		require.Len(t, vols, 2, "the warm pod's workspace is two claims")
 
-		rec, _, err := replicas[0].Launch(ctx, "alice", session)
+		session := uuid.NewString()
+		sb, logs, err := b.m.Launch(ctx, "alice", session)
 		require.NoError(t, err, "%s", agents)
-		require.NotEmpty(t, rec.Endpoint, "the record carries the pod endpoint")
-		require.Empty(t, rec.Socket)
+		require.Contains(t, strings.Join(logs, "\n"), "claimed warm sandbox")
+		stopPool() // the rest is about the session: no refill beside it
+		<-poolDone
+		inst, err := a.fleet.Inspect(ctx, sb.InstanceID)
+		require.NoError(t, err)
+		require.NotEmpty(t, inst.Endpoint, "the agent is reached at the pod")
+		replicas := []*sandbox.Manager{a.m, b.m}
 		for i := range 4 {
 			res, err := replicas[i%2].Exec(ctx, "alice", session, sandbox.ExecSpec{Command: "echo turn >> turns && wc -l < turns"})
 			require.NoError(t, err, "exec %d on replica %d", i, i%2)
 			require.Equal(t, strconv.Itoa(i+1), strings.TrimSpace(string(res.Stdout)), "exec %d on replica %d", i, i%2)
 		}
+		wsInfo, err := a.m.GetWorkspace(ctx, "alice", session)
+		require.NoError(t, err)
+		require.Equal(t, inst.WorkspaceID, wsInfo.ID, "the session's workspace is the warm pod's")
+		require.Equal(t, sandbox.WorkspaceOK, wsInfo.State)
 
 		// The pod vanishes behind sandboxd's back: reconciliation flags the record and cleans it; the
-		// next launch resumes on the session's workspace.
-		require.NoError(t, c.Client.CoreV1().Pods(ns).Delete(ctx, strings.Split(rec.InstanceID, "/")[0], metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
+		// next launch resumes on the session's claims.
+		require.NoError(t, c.Client.CoreV1().Pods(ns).Delete(ctx, strings.Split(sb.InstanceID, "/")[0], metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
 		stacktest.Eventually(t, time.Minute, func() bool {
-			_, err := replicas[1].Driver().Inspect(ctx, rec.InstanceID)
+			_, err := b.fleet.Inspect(ctx, sb.InstanceID)
 			return errors.Is(err, driver.ErrNotFound)
-		}, "pod of %s gone", rec.InstanceName)
-		reconciler := manager("reconciler", time.Second)
-		rep, err := reconciler.Reconcile(ctx)
+		}, "pod of %s gone", sb.InstanceName)
+		reconciler := newReplica("reconciler", time.Second, nil)
+		rep, err := reconciler.m.Reconcile(ctx)
 		require.NoError(t, err)
-		require.Equal(t, 1, rep.RecordsCleaned, "%s", rep)
-		_, err = replicas[1].Get(ctx, "alice", session)
-		require.Error(t, err, "the record went with its pod")
-		again, _, err := replicas[1].Launch(ctx, "alice", session)
+		require.Equal(t, 1, rep.RecordsCleaned, "%+v", rep)
+		again, _, err := b.m.Launch(ctx, "alice", session)
 		require.NoError(t, err, "%s", agents)
-		require.NotEqual(t, rec.InstanceID, again.InstanceID)
-		res, err := replicas[0].Exec(ctx, "alice", session, sandbox.ExecSpec{Command: "wc -l < turns"})
+		require.NotEqual(t, sb.InstanceID, again.InstanceID)
+		res, err := a.m.Exec(ctx, "alice", session, sandbox.ExecSpec{Command: "wc -l < turns"})
 		require.NoError(t, err)
-		require.Equal(t, "4", strings.TrimSpace(string(res.Stdout)), "resumed on the same workspace claim")
+		require.Equal(t, "4", strings.TrimSpace(string(res.Stdout)), "resumed on the same workspace claims")
 
 		// A pod no record references (a replica died between creating it and recording it) is removed
 		// once it is older than the creation grace.
-		orphan, err := replicas[0].Driver().Create(ctx, driver.Spec{Name: "mgx-sbx-ghost", Labels: map[string]string{driver.LabelSession: "ghost", driver.LabelOwner: "nobody"}})
+		orphan, err := a.fleet.Create(ctx, driver.Spec{Name: "mgx-sbx-ghost", Labels: map[string]string{driver.LabelSession: "ghost"}})
 		require.NoError(t, err)
 		stacktest.Eventually(t, time.Minute, func() bool {
-			rep, err := reconciler.Reconcile(ctx)
+			rep, err := reconciler.m.Reconcile(ctx)
 			return err == nil && rep.OrphansRemoved == 1
 		}, "the orphan pod %s is removed", orphan.Name)
-		_, err = replicas[0].Driver().Inspect(ctx, orphan.ID)
+		_, err = a.fleet.Inspect(ctx, orphan.ID)
 		require.ErrorIs(t, err, driver.ErrNotFound)
-		_, err = replicas[0].Driver().Inspect(ctx, again.InstanceID)
+		_, err = a.fleet.Inspect(ctx, again.InstanceID)
 		require.NoError(t, err, "the recorded pod stays")
 
-		// Deleting the session removes its pod and its workspace claim.
-		ok, err := replicas[1].Destroy(ctx, "alice", session, true)
+		// A claim lost while the session slept answers WORKSPACE_LOST, never an empty replacement.
+		_, err = a.m.Destroy(ctx, "alice", session, false)
 		require.NoError(t, err)
-		require.True(t, ok)
+		data, _ := instance.VolumeNames(wsInfo.ID)
+		require.NoError(t, c.Client.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, data, metav1.DeleteOptions{}))
+		_, _, err = b.m.Launch(ctx, "alice", session)
+		require.ErrorIs(t, err, sandbox.ErrWorkspaceLost)
+		pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		require.Empty(t, pods.Items, "no pod on a lost workspace")
+
+		// Deleting the session removes what is left of its workspace.
+		_, err = a.m.Destroy(ctx, "alice", session, true)
+		require.NoError(t, err)
 		stacktest.Eventually(t, time.Minute, func() bool {
-			l, err := c.Client.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: driver.LabelSession + "=" + session})
+			l, err := c.Client.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: driver.LabelWorkspace + "=" + wsInfo.ID})
 			return err == nil && len(l.Items) == 0
-		}, "the workspace claim of %s is deleted", session)
+		}, "the workspace claims of %s are deleted", session)
 	})
 
-	t.Run("deployments sharing a namespace see only their own pods", func(t *testing.T) {
+	t.Run("deployments sharing a namespace see only their own pods and claims", func(t *testing.T) {
 		ns := c.Namespace(t, "shared")
 		a := newDriver(t, c, ns, func(o *Options) { o.DeploymentNamespace = "staging" })
 		b := newDriver(t, c, ns, func(o *Options) { o.DeploymentNamespace = "ci" })
 		ctx := t.Context()
 		in, err := a.Create(ctx, driver.Spec{Name: "mgx-sbx-x", Labels: map[string]string{driver.LabelSession: "x"}})
+		require.NoError(t, err)
+		_, err = a.CreateVolume(ctx, "mgx-ws-x", map[string]string{driver.LabelVolume: driver.VolumeData})
 		require.NoError(t, err)
 		la, err := a.List(ctx)
 		require.NoError(t, err)
@@ -285,9 +292,16 @@ func TestDriver(t *testing.T) {
 		lb, err := b.List(ctx)
 		require.NoError(t, err)
 		require.Empty(t, lb)
+		va, err := a.ListVolumes(ctx)
+		require.NoError(t, err)
+		require.Len(t, va, 1)
+		vb, err := b.ListVolumes(ctx)
+		require.NoError(t, err)
+		require.Empty(t, vb)
 		_, err = b.Inspect(ctx, in.ID)
 		require.NoError(t, err, "Inspect is by id: any deployment may look")
 		require.NoError(t, a.Remove(ctx, in.ID))
+		require.NoError(t, a.RemoveVolume(ctx, "mgx-ws-x"))
 	})
 }
 
@@ -297,7 +311,7 @@ func newDriver(t *testing.T, c *kubetest.Cluster, ns string, mods ...func(*Optio
 		Namespace: ns, RESTConfig: c.Config,
 		Image: "mgx-sandbox:test", AgentImage: "mgx/sandboxd:test", AgentImagePath: "/usr/local/bin/sandbox-agent",
 		PullPolicy: corev1.PullNever, User: "1000:1000", MilliCPU: 500, Memory: 256 << 20,
-		StorageClass: kubetest.StorageClass, WorkspaceSize: resource.MustParse("1Gi"),
+		StorageClass: kubetest.StorageClass, WorkspaceSize: resource.MustParse("1Gi"), MetaSize: resource.MustParse("512Mi"),
 		AgentPort: c.AgentPort, DeploymentNamespace: "test-" + ns,
 	}
 	for _, m := range mods {
@@ -341,25 +355,26 @@ func eventuallyExec(t *testing.T, cli *agentclient.Client, command string, agent
 		return lastErr == nil || errors.Is(lastErr, agentapi.ErrDenied)
 	}, "agent answers: %v\n%s", lastErr, agents)
 	require.NoError(t, lastErr, "agent answers\n%s", agents)
-	res, err := cli.Exec(t.Context(), agentapi.ExecRequest{Command: command, Timeout: 10 * time.Second, OutputLimit: 1 << 10})
+	out := agentclient.Output{Limit: 1 << 10}
+	res, err := cli.Exec(t.Context(), agentapi.ExecRequest{Command: command, Timeout: 10 * time.Second}, out.Write)
 	require.NoError(t, err)
-	require.Equal(t, 0, res.ExitCode, string(res.Stderr))
-	return string(res.Stdout)
+	require.Equal(t, 0, res.ExitCode, string(out.Stderr))
+	return string(out.Stdout)
 }
 
-func claimOf(p *corev1.Pod) string {
+// claimMounts maps the sandbox container's mount paths to the claims mounted there.
+func claimMounts(p *corev1.Pod) map[string]string {
+	claims := map[string]string{}
 	for _, v := range p.Spec.Volumes {
-		if v.Name == volWorkspace && v.PersistentVolumeClaim != nil {
-			return v.PersistentVolumeClaim.ClaimName
+		if v.PersistentVolumeClaim != nil {
+			claims[v.Name] = v.PersistentVolumeClaim.ClaimName
 		}
 	}
-	return ""
-}
-
-func identity(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
+	out := map[string]string{}
+	for _, m := range p.Spec.Containers[0].VolumeMounts {
+		if c, ok := claims[m.Name]; ok {
+			out[m.MountPath] = c
+		}
 	}
 	return out
 }

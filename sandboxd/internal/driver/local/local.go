@@ -43,6 +43,9 @@ type meta struct {
 	Labels  map[string]string `json:"labels"`
 	Created time.Time         `json:"created"`
 	PID     int               `json:"pid"`
+	// Data names the volume holding the workspace ("" for an instance without volumes, whose
+	// workspace is its own directory's).
+	Data string `json:"data,omitempty"`
 }
 
 // New returns a local driver.
@@ -71,9 +74,14 @@ func (d *Driver) dir(name string) string { return filepath.Join(d.opts.RunDir, n
 
 func (d *Driver) instance(m meta) driver.Instance {
 	dir := d.dir(m.Name)
+	ws := filepath.Join(dir, "workspace")
+	if m.Data != "" {
+		ws = d.volumeData(m.Data)
+	}
 	return driver.Instance{
 		ID: m.Name, Name: m.Name, Labels: m.Labels, Created: m.Created,
-		Running: d.alive(m), Socket: filepath.Join(dir, "agent.sock"), Workspace: filepath.Join(dir, "workspace"), PID: m.PID,
+		Running: d.alive(m), Socket: filepath.Join(dir, "agent.sock"), Workspace: ws, PID: m.PID,
+		WorkspaceID: m.Labels[driver.LabelWorkspace],
 	}
 }
 
@@ -96,11 +104,30 @@ func (d *Driver) alive(m meta) bool {
 
 // Create implements driver.Driver.
 func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance, error) {
+	if spec.Name == volumesDir {
+		return driver.Instance{}, fmt.Errorf("local sandbox name %q is reserved", spec.Name)
+	}
 	dir := d.dir(spec.Name)
 	if _, err := os.Stat(dir); err == nil {
 		return driver.Instance{}, fmt.Errorf("local sandbox %s already exists", spec.Name)
 	}
 	ws := filepath.Join(dir, "workspace")
+	var metaArgs []string
+	if spec.Data != "" || spec.Meta != "" {
+		if spec.Data == "" || spec.Meta == "" {
+			return driver.Instance{}, errors.New("a workspace needs both its volumes")
+		}
+		for _, v := range []string{spec.Data, spec.Meta} {
+			if _, err := d.InspectVolume(ctx, v); err != nil {
+				return driver.Instance{}, err
+			}
+		}
+		ws = d.volumeData(spec.Data)
+		metaArgs = []string{"-meta-dir", d.volumeData(spec.Meta)}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return driver.Instance{}, err
+	}
 	if err := os.MkdirAll(ws, 0o755); err != nil {
 		return driver.Instance{}, err
 	}
@@ -123,6 +150,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 		// The sandbox's own files: the files API serves a hard-linked file only when all its links lie
 		// here — pnpm's store sits in the home, a host file anywhere else.
 		"-link-scope", strings.Join([]string{ws, home, tmp}, string(filepath.ListSeparator)))
+	cmd.Args = append(cmd.Args, metaArgs...)
 	cmd.Dir = ws
 	for _, d := range []string{home, tmp} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -139,7 +167,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 		return driver.Instance{}, fmt.Errorf("start agent: %w", err)
 	}
 	go func() { _ = cmd.Wait() }() // reap it when it exits while we run
-	m := meta{Name: spec.Name, Labels: labels, Created: time.Now().UTC(), PID: cmd.Process.Pid}
+	m := meta{Name: spec.Name, Labels: labels, Created: time.Now().UTC(), PID: cmd.Process.Pid, Data: spec.Data}
 	b, _ := json.Marshal(m)
 	if err := os.WriteFile(filepath.Join(dir, "meta.json"), b, 0o600); err != nil {
 		_ = cmd.Process.Kill()
@@ -149,7 +177,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance,
 }
 
 func (d *Driver) load(name string) (meta, error) {
-	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." || name == volumesDir {
 		return meta{}, driver.ErrNotFound
 	}
 	b, err := os.ReadFile(filepath.Join(d.dir(name), "meta.json"))

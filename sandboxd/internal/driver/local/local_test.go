@@ -41,12 +41,13 @@ func startDaemons(t *testing.T, inst driver.Instance) []int {
 	defer c.Close()
 	ctx := t.Context()
 	require.Eventually(t, func() bool { _, err := c.Health(ctx); return err == nil }, 10*time.Second, 20*time.Millisecond)
+	var out agentclient.Output
 	res, err := c.Exec(ctx, agentapi.ExecRequest{Timeout: 10 * time.Second, Command: `
 		setsid sleep 5001 > /dev/null 2>&1 & echo $! >> pids.txt
 		(setsid sh -c 'sleep 5002 & echo $! >> pids.txt; exec sleep 5003' > /dev/null 2>&1 & echo $! >> pids.txt) &
-		sleep 0.2`})
+		sleep 0.2`}, out.Write)
 	require.NoError(t, err)
-	require.Zero(t, res.ExitCode, string(res.Stderr))
+	require.Zero(t, res.ExitCode, string(out.Stderr))
 	_, err = c.StartProcess(ctx, agentapi.StartProcessRequest{Name: "dev", Command: `setsid sleep 5004 & echo $! >> pids.txt; exec sleep 5005`})
 	require.NoError(t, err)
 	var pids []int

@@ -8,7 +8,7 @@ export interface PanelProps {
   view: SessionView;
   /** The panel is the one on screen (hidden panels stay mounted, so a preview keeps its state). */
   active: boolean;
-  /** A file to show, asked for from the chat; nonce changes on every ask. */
+  /** What to show, asked for from the chat (a file's path, an artifact's id); nonce changes on every ask. */
   focus: { path: string; nonce: number } | null;
 }
 

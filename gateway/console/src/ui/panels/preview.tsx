@@ -1,10 +1,14 @@
 // The live preview of the sandbox's dev server, in a frame. Preview URLs are capability URLs on
-// their own origins (p<port>-<session>.preview.<host>), which the console's CSP allows to frame.
+// their own origins (p<port>-<capability>.preview.<host>), which the console's CSP allows to frame:
+// the capability in the host name is the whole credential, so the frame needs no cookie and works
+// in any embedding page. A URL stays the same for hours; it changes when the sandbox is a new one
+// or the link is rotated ("New link"), and the frame follows.
 import { useCallback, useEffect, useState } from "preact/hooks";
 import type { PortPreview } from "../../api/types";
 import { useApi } from "../context";
 import { cls } from "../format";
-import { ExternalIcon, GlobeIcon, RefreshIcon } from "../icons";
+import { ExternalIcon, GlobeIcon, KeyIcon, RefreshIcon } from "../icons";
+import { toast, toastError } from "../toast";
 import { Empty } from "./empty";
 import type { PanelProps, WorkspacePanel } from "./panel";
 
@@ -31,9 +35,9 @@ function PreviewPanel({ sessionId, view, active }: PanelProps) {
   const api = useApi();
   const [previews, setPreviews] = useState<PortPreview[] | null>(null);
   const [error, setError] = useState("");
-  // What the frame shows. Every listing mints fresh capability URLs; the frame keeps the one it
-  // loaded (a new src would reload the app under the user) until the port goes or "reload" asks.
-  // chosen: the user picked the port; an announcement no longer moves the frame.
+  // What the frame shows. The frame keeps the URL it loaded (a new src would reload the app under
+  // the user) until the port goes, its URL changes (a new sandbox, a rotation: the old one is dead)
+  // or "reload" asks. chosen: the user picked the port; an announcement no longer moves the frame.
   const [frame, setFrame] = useState<{ port: number; url: string; n: number; chosen: boolean } | null>(null);
   const [loading, setLoading] = useState(false);
   const announced = announcedPort(view);
@@ -51,7 +55,7 @@ function PreviewPanel({ sessionId, view, active }: PanelProps) {
           const want = reloadPort ?? (announced !== undefined && announced !== cur?.port && !cur?.chosen ? announced : cur?.port);
           const pick = list.find((x) => x.container_port === want) ?? byPort.find((x) => x.container_port === announced) ?? byPort[0];
           if (!pick) return null;
-          if (cur && cur.port === pick.container_port && reloadPort === undefined) return cur;
+          if (cur && cur.port === pick.container_port && cur.url === pick.url && reloadPort === undefined) return cur;
           const chosen = reloadPort !== undefined ? true : (cur?.chosen ?? false);
           return { port: pick.container_port ?? 0, url: pick.url ?? "", n: (cur?.n ?? 0) + 1, chosen };
         });
@@ -77,6 +81,19 @@ function PreviewPanel({ sessionId, view, active }: PanelProps) {
     const t = setInterval(() => void load(), 4000);
     return () => clearInterval(t);
   }, [waiting, load]);
+
+  const rotate = async () => {
+    setLoading(true);
+    try {
+      await api.rotatePreview(sessionId);
+      toast("New preview link: the previous one no longer opens the app.");
+    } catch (err) {
+      toastError(err, "Could not make a new link");
+    } finally {
+      setLoading(false);
+    }
+    await load(frame?.port);
+  };
 
   if (!frame) {
     return (
@@ -120,6 +137,15 @@ function PreviewPanel({ sessionId, view, active }: PanelProps) {
         <a class="icon-btn" href={frame.url} target="_blank" rel="noopener noreferrer" title="Open in a new tab" aria-label="Open in a new tab">
           <ExternalIcon size={15} />
         </a>
+        <button
+          class="icon-btn"
+          title="New link: the link is a key to the preview; make a new one if it was shared by mistake (the old one stops working)"
+          aria-label="Make a new preview link"
+          disabled={loading}
+          onClick={() => void rotate()}
+        >
+          <KeyIcon size={15} />
+        </button>
       </div>
       <iframe
         key={frame.n}

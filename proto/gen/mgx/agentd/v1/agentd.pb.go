@@ -2220,9 +2220,11 @@ const file_mgx_agentd_v1_agentd_proto_rawDesc = "" +
 	"\tCancelRun\x12\x1f.mgx.agentd.v1.CancelRunRequest\x1a .mgx.agentd.v1.CancelRunResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/sessions/{session_id}/cancel\x12\x8b\x01\n" +
 	"\x0eAnswerQuestion\x12$.mgx.agentd.v1.AnswerQuestionRequest\x1a%.mgx.agentd.v1.AnswerQuestionResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/api/sessions/{session_id}/answer\x12r\n" +
 	"\x06GetRun\x12\x1c.mgx.agentd.v1.GetRunRequest\x1a\x1d.mgx.agentd.v1.GetRunResponse\"+\x82\xd3\xe4\x93\x02%b\x03run\x12\x1e/api/sessions/{session_id}/run\x12w\n" +
-	"\aGetPlan\x12\x1d.mgx.agentd.v1.GetPlanRequest\x1a\x1e.mgx.agentd.v1.GetPlanResponse\"-\x82\xd3\xe4\x93\x02'b\x04plan\x12\x1f/api/sessions/{session_id}/plan2\xaa\b\n" +
-	"\fEventService\x12\x99\b\n" +
-	"\fStreamEvents\x12\".mgx.agentd.v1.StreamEventsRequest\x1a#.mgx.agentd.v1.StreamEventsResponse\"\xbd\a\x92A\xef\x06\x12WFollow a session's events: replays every event after after_seq, then follows live ones.\x1a\x9c\x03Two transports, one per path. GET /api/sessions/{session_id}/events is Server-Sent Events: `id: <sequence>` and `data: <Event JSON>` per event, resuming after Last-Event-ID (or after_seq). GET /api/ws/sessions/{session_id} is a WebSocket: one Event JSON per text message. Browsers, which cannot set headers on either, pass the access token as `?token=` (or, for the WebSocket, as a Sec-WebSocket-Protocol value).:\x11text/event-stream:\x10application/jsonJk\n" +
+	"\aGetPlan\x12\x1d.mgx.agentd.v1.GetPlanRequest\x1a\x1e.mgx.agentd.v1.GetPlanResponse\"-\x82\xd3\xe4\x93\x02'b\x04plan\x12\x1f/api/sessions/{session_id}/plan2\xc8\n" +
+	"\n" +
+	"\fEventService\x12\xb7\n" +
+	"\n" +
+	"\fStreamEvents\x12\".mgx.agentd.v1.StreamEventsRequest\x1a#.mgx.agentd.v1.StreamEventsResponse\"\xdb\t\x92A\x8d\t\x12WFollow a session's events: replays every event after after_seq, then follows live ones.\x1a\xba\x05Two transports, one per path. GET /api/sessions/{session_id}/events is Server-Sent Events: `id: <sequence>` and `data: <Event JSON>` per event, resuming after Last-Event-ID (or after_seq). GET /api/ws/sessions/{session_id} is a WebSocket: one Event JSON per text message. Browsers, which cannot set headers on either, pass the access token as `?token=`; a WebSocket may instead offer it as a subprotocol after the marker `mgx.bearer` (`new WebSocket(url, [\"mgx.bearer\", token])`, i.e. `Sec-WebSocket-Protocol: mgx.bearer, <token>`), which keeps it out of URLs and logs: the server then selects `mgx.bearer`, never the token. A stream with no valid credential is refused with 401 before any upgrade.:\x11text/event-stream:\x10application/jsonJk\n" +
 	"\x03101\x12d\n" +
 	"HSwitching Protocols (the WebSocket path): each text message is an Event.\x12\x18\n" +
 	"\x16\x1a\x14.mgx.agentd.v1.EventJa\n" +

@@ -60,6 +60,11 @@ const (
 	ErrorReason_UNIMPLEMENTED ErrorReason = 14
 	// 413: the request body is over the gateway's limit.
 	ErrorReason_REQUEST_TOO_LARGE ErrorReason = 15
+	// 408: the request's body did not arrive within the gateway's deadline; the connection is closed.
+	ErrorReason_REQUEST_TIMEOUT ErrorReason = 16
+	// 429: a per-user quota is used up (sessions, concurrent commands, background processes); retry
+	// after Retry-After, or end one of them first. The error names the quota and its limit.
+	ErrorReason_QUOTA_EXCEEDED ErrorReason = 17
 	// 401: wrong email or password.
 	ErrorReason_INVALID_CREDENTIALS ErrorReason = 20
 	// 401: the access token, refresh token or API key is not valid.
@@ -74,7 +79,7 @@ const (
 	ErrorReason_API_KEY_NOT_FOUND ErrorReason = 25
 	// 429: the caller's request rate is over the limit; retry after Retry-After.
 	ErrorReason_RATE_LIMITED ErrorReason = 26
-	// 429: the caller has too many event streams open.
+	// 429: the caller has too many streams open (event streams, log follows, streamed commands).
 	ErrorReason_TOO_MANY_STREAMS ErrorReason = 27
 	// 401: an internal call without the service credential.
 	ErrorReason_INTERNAL_TOKEN_MISSING ErrorReason = 30
@@ -111,6 +116,11 @@ const (
 	// 403: the file may not be read or written through the API (a hard link shared with a file outside
 	// the sandbox).
 	ErrorReason_SANDBOX_PATH_DENIED ErrorReason = 57
+	// 409: the session's workspace is missing, or the storage under its name is not the session's; it
+	// was not replaced. The owner decides (ResetWorkspace).
+	ErrorReason_WORKSPACE_LOST ErrorReason = 58
+	// 404: no such checkpoint in the session's workspace.
+	ErrorReason_CHECKPOINT_NOT_FOUND ErrorReason = 59
 )
 
 // Enum value maps for ErrorReason.
@@ -132,6 +142,8 @@ var (
 		13: "UNAVAILABLE",
 		14: "UNIMPLEMENTED",
 		15: "REQUEST_TOO_LARGE",
+		16: "REQUEST_TIMEOUT",
+		17: "QUOTA_EXCEEDED",
 		20: "INVALID_CREDENTIALS",
 		21: "TOKEN_INVALID",
 		22: "TOKEN_EXPIRED",
@@ -157,6 +169,8 @@ var (
 		55: "SANDBOX_FAILED_PRECONDITION",
 		56: "EXEC_TIMEOUT",
 		57: "SANDBOX_PATH_DENIED",
+		58: "WORKSPACE_LOST",
+		59: "CHECKPOINT_NOT_FOUND",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":    0,
@@ -175,6 +189,8 @@ var (
 		"UNAVAILABLE":                 13,
 		"UNIMPLEMENTED":               14,
 		"REQUEST_TOO_LARGE":           15,
+		"REQUEST_TIMEOUT":             16,
+		"QUOTA_EXCEEDED":              17,
 		"INVALID_CREDENTIALS":         20,
 		"TOKEN_INVALID":               21,
 		"TOKEN_EXPIRED":               22,
@@ -200,6 +216,8 @@ var (
 		"SANDBOX_FAILED_PRECONDITION": 55,
 		"EXEC_TIMEOUT":                56,
 		"SANDBOX_PATH_DENIED":         57,
+		"WORKSPACE_LOST":              58,
+		"CHECKPOINT_NOT_FOUND":        59,
 	}
 )
 
@@ -314,7 +332,7 @@ const file_mgx_errors_v1_errors_proto_rawDesc = "" +
 	"\x06detail\x18\x01 \x01(\tR\x06detail\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x122\n" +
-	"\x06reason\x18\x04 \x01(\x0e2\x1a.mgx.errors.v1.ErrorReasonR\x06reason*\x95\a\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x1a.mgx.errors.v1.ErrorReasonR\x06reason*\xec\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bINTERNAL\x10\x01\x12\x14\n" +
@@ -332,7 +350,9 @@ const file_mgx_errors_v1_errors_proto_rawDesc = "" +
 	"\x11DEADLINE_EXCEEDED\x10\f\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\r\x12\x11\n" +
 	"\rUNIMPLEMENTED\x10\x0e\x12\x15\n" +
-	"\x11REQUEST_TOO_LARGE\x10\x0f\x12\x17\n" +
+	"\x11REQUEST_TOO_LARGE\x10\x0f\x12\x13\n" +
+	"\x0fREQUEST_TIMEOUT\x10\x10\x12\x12\n" +
+	"\x0eQUOTA_EXCEEDED\x10\x11\x12\x17\n" +
 	"\x13INVALID_CREDENTIALS\x10\x14\x12\x11\n" +
 	"\rTOKEN_INVALID\x10\x15\x12\x11\n" +
 	"\rTOKEN_EXPIRED\x10\x16\x12\x0f\n" +
@@ -359,7 +379,9 @@ const file_mgx_errors_v1_errors_proto_rawDesc = "" +
 	"\x16SANDBOX_PROCESS_EXISTS\x106\x12\x1f\n" +
 	"\x1bSANDBOX_FAILED_PRECONDITION\x107\x12\x10\n" +
 	"\fEXEC_TIMEOUT\x108\x12\x17\n" +
-	"\x13SANDBOX_PATH_DENIED\x109B8Z6github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1;errorsv1b\x06proto3"
+	"\x13SANDBOX_PATH_DENIED\x109\x12\x12\n" +
+	"\x0eWORKSPACE_LOST\x10:\x12\x18\n" +
+	"\x14CHECKPOINT_NOT_FOUND\x10;B8Z6github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1;errorsv1b\x06proto3"
 
 var (
 	file_mgx_errors_v1_errors_proto_rawDescOnce sync.Once

@@ -1146,17 +1146,17 @@ const file_mgx_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x03503\x12[\n" +
 	"6A service is not serving (or the gateway is draining).\x12!\n" +
 	"\x1f\x1a\x1d.mgx.gateway.v1.CheckResponseb\x00\x82\xd3\xe4\x93\x02\n" +
-	"\x12\b/healthzB\x99\x06\x92A\xdb\x05\x12\xa4\x02\n" +
+	"\x12\b/healthzB\xf5\x06\x92A\xb7\x06\x12\xa4\x02\n" +
 	"\aMGX API\x12\x93\x02The public REST API of the MGX backend: accounts, sessions, chat, events, sandboxes, files and previews. Every path except register, login, refresh and /healthz needs a Bearer token (or an API key). Every error answers with the status its `reason` calls for and an ErrorBody.2\x031.02\x10application/json:\x10application/jsonRp\n" +
 	"\adefault\x12e\n" +
 	"EAn error: the HTTP status its `reason` calls for, and the error body.\x12\x1c\n" +
-	"\x1a\x1a\x18.mgx.errors.v1.ErrorBodyZ\xff\x01\n" +
+	"\x1a\x1a\x18.mgx.errors.v1.ErrorBodyZ\xdb\x02\n" +
 	"&\n" +
 	"\x06apiKey\x12\x1c\b\x02\x12\vAn API key.\x1a\tX-Api-Key \x02\n" +
 	"L\n" +
 	"\x06bearer\x12B\b\x02\x12-`Bearer <access token>` or `Bearer <API key>`\x1a\rAuthorization \x02\n" +
-	"\x86\x01\n" +
-	"\x05token\x12}\b\x02\x12pThe access token in the query, where a browser cannot send a header: the event streams (WebSocket, EventSource).\x1a\x05token \x01b\f\n" +
+	"\xe2\x01\n" +
+	"\x05token\x12\xd8\x01\b\x02\x12\xca\x01The access token in the query, where a browser cannot send a header: the event streams (WebSocket, EventSource). A WebSocket may offer the token as `Sec-WebSocket-Protocol: mgx.bearer, <token>` instead.\x1a\x05token \x01b\f\n" +
 	"\n" +
 	"\n" +
 	"\x06bearer\x12\x00b\f\n" +

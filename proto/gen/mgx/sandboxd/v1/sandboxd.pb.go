@@ -611,7 +611,8 @@ type ExecRequest struct {
 	// Working directory relative to /workspace.
 	Cwd string            `protobuf:"bytes,3,opt,name=cwd,proto3" json:"cwd,omitempty"`
 	Env map[string]string `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Timeout in seconds; 0 means the default (300 s). Bounded by the server's configured maximum.
+	// Timeout in seconds; 0 means sandboxd's default (SANDBOX_EXEC_TIMEOUT). Bounded by its configured
+	// maximum (SANDBOX_EXEC_MAX_TIMEOUT).
 	Timeout       float64 `protobuf:"fixed64,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1105,6 +1106,111 @@ func (x *GetPreviewRequest) GetSessionId() string {
 	return ""
 }
 
+type RotatePreviewRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotatePreviewRequest) Reset() {
+	*x = RotatePreviewRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotatePreviewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotatePreviewRequest) ProtoMessage() {}
+
+func (x *RotatePreviewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotatePreviewRequest.ProtoReflect.Descriptor instead.
+func (*RotatePreviewRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RotatePreviewRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+// RotatePreviewResponse is GetPreviewResponse's shape, with the fresh URLs.
+type RotatePreviewResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Available     bool                   `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	Previews      []*PortPreview         `protobuf:"bytes,3,rep,name=previews,proto3" json:"previews,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotatePreviewResponse) Reset() {
+	*x = RotatePreviewResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotatePreviewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotatePreviewResponse) ProtoMessage() {}
+
+func (x *RotatePreviewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotatePreviewResponse.ProtoReflect.Descriptor instead.
+func (*RotatePreviewResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RotatePreviewResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RotatePreviewResponse) GetAvailable() bool {
+	if x != nil {
+		return x.Available
+	}
+	return false
+}
+
+func (x *RotatePreviewResponse) GetPreviews() []*PortPreview {
+	if x != nil {
+		return x.Previews
+	}
+	return nil
+}
+
 type GetPreviewResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1116,7 +1222,7 @@ type GetPreviewResponse struct {
 
 func (x *GetPreviewResponse) Reset() {
 	*x = GetPreviewResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[18]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1234,7 @@ func (x *GetPreviewResponse) String() string {
 func (*GetPreviewResponse) ProtoMessage() {}
 
 func (x *GetPreviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[18]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1247,7 @@ func (x *GetPreviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPreviewResponse.ProtoReflect.Descriptor instead.
 func (*GetPreviewResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{18}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetPreviewResponse) GetSessionId() string {
@@ -1182,7 +1288,7 @@ type FileEntry struct {
 
 func (x *FileEntry) Reset() {
 	*x = FileEntry{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[19]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1300,7 @@ func (x *FileEntry) String() string {
 func (*FileEntry) ProtoMessage() {}
 
 func (x *FileEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[19]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1313,7 @@ func (x *FileEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileEntry.ProtoReflect.Descriptor instead.
 func (*FileEntry) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{19}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FileEntry) GetName() string {
@@ -1261,7 +1367,7 @@ type GetFileTreeRequest struct {
 
 func (x *GetFileTreeRequest) Reset() {
 	*x = GetFileTreeRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[20]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1379,7 @@ func (x *GetFileTreeRequest) String() string {
 func (*GetFileTreeRequest) ProtoMessage() {}
 
 func (x *GetFileTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[20]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1392,7 @@ func (x *GetFileTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileTreeRequest.ProtoReflect.Descriptor instead.
 func (*GetFileTreeRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{20}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetFileTreeRequest) GetSessionId() string {
@@ -1336,7 +1442,7 @@ type GetFileTreeResponse struct {
 
 func (x *GetFileTreeResponse) Reset() {
 	*x = GetFileTreeResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[21]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1454,7 @@ func (x *GetFileTreeResponse) String() string {
 func (*GetFileTreeResponse) ProtoMessage() {}
 
 func (x *GetFileTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[21]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1467,7 @@ func (x *GetFileTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileTreeResponse.ProtoReflect.Descriptor instead.
 func (*GetFileTreeResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{21}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetFileTreeResponse) GetRoot() string {
@@ -1395,7 +1501,7 @@ type ReadFileRequest struct {
 
 func (x *ReadFileRequest) Reset() {
 	*x = ReadFileRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[22]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1513,7 @@ func (x *ReadFileRequest) String() string {
 func (*ReadFileRequest) ProtoMessage() {}
 
 func (x *ReadFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[22]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1526,7 @@ func (x *ReadFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadFileRequest.ProtoReflect.Descriptor instead.
 func (*ReadFileRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{22}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReadFileRequest) GetSessionId() string {
@@ -1454,7 +1560,7 @@ type ReadFileResponse struct {
 
 func (x *ReadFileResponse) Reset() {
 	*x = ReadFileResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[23]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1572,7 @@ func (x *ReadFileResponse) String() string {
 func (*ReadFileResponse) ProtoMessage() {}
 
 func (x *ReadFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[23]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1585,7 @@ func (x *ReadFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadFileResponse.ProtoReflect.Descriptor instead.
 func (*ReadFileResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{23}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReadFileResponse) GetName() string {
@@ -1538,7 +1644,7 @@ type WriteFileRequest struct {
 
 func (x *WriteFileRequest) Reset() {
 	*x = WriteFileRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[24]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1656,7 @@ func (x *WriteFileRequest) String() string {
 func (*WriteFileRequest) ProtoMessage() {}
 
 func (x *WriteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[24]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1669,7 @@ func (x *WriteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteFileRequest.ProtoReflect.Descriptor instead.
 func (*WriteFileRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{24}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WriteFileRequest) GetSessionId() string {
@@ -1611,7 +1717,7 @@ type WriteFileResponse struct {
 
 func (x *WriteFileResponse) Reset() {
 	*x = WriteFileResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[25]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1729,7 @@ func (x *WriteFileResponse) String() string {
 func (*WriteFileResponse) ProtoMessage() {}
 
 func (x *WriteFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[25]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1742,7 @@ func (x *WriteFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteFileResponse.ProtoReflect.Descriptor instead.
 func (*WriteFileResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{25}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WriteFileResponse) GetPath() string {
@@ -1663,7 +1769,7 @@ type DeleteFileRequest struct {
 
 func (x *DeleteFileRequest) Reset() {
 	*x = DeleteFileRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[26]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1781,7 @@ func (x *DeleteFileRequest) String() string {
 func (*DeleteFileRequest) ProtoMessage() {}
 
 func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[26]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1794,7 @@ func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFileRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{26}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteFileRequest) GetSessionId() string {
@@ -1715,7 +1821,7 @@ type DeleteFileResponse struct {
 
 func (x *DeleteFileResponse) Reset() {
 	*x = DeleteFileResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[27]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1833,7 @@ func (x *DeleteFileResponse) String() string {
 func (*DeleteFileResponse) ProtoMessage() {}
 
 func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[27]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1846,7 @@ func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFileResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{27}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteFileResponse) GetPath() string {
@@ -1776,7 +1882,7 @@ type Process struct {
 
 func (x *Process) Reset() {
 	*x = Process{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[28]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +1894,7 @@ func (x *Process) String() string {
 func (*Process) ProtoMessage() {}
 
 func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[28]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +1907,7 @@ func (x *Process) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Process.ProtoReflect.Descriptor instead.
 func (*Process) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{28}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Process) GetName() string {
@@ -1880,7 +1986,7 @@ type StartProcessRequest struct {
 
 func (x *StartProcessRequest) Reset() {
 	*x = StartProcessRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[29]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +1998,7 @@ func (x *StartProcessRequest) String() string {
 func (*StartProcessRequest) ProtoMessage() {}
 
 func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[29]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +2011,7 @@ func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
 func (*StartProcessRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{29}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StartProcessRequest) GetSessionId() string {
@@ -1952,7 +2058,7 @@ type StartProcessResponse struct {
 
 func (x *StartProcessResponse) Reset() {
 	*x = StartProcessResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[30]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2070,7 @@ func (x *StartProcessResponse) String() string {
 func (*StartProcessResponse) ProtoMessage() {}
 
 func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[30]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2083,7 @@ func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessResponse.ProtoReflect.Descriptor instead.
 func (*StartProcessResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{30}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StartProcessResponse) GetProcess() *Process {
@@ -1996,7 +2102,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[31]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2114,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[31]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2127,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{31}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListProcessesRequest) GetSessionId() string {
@@ -2040,7 +2146,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[32]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2158,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[32]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2171,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{32}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListProcessesResponse) GetProcesses() []*Process {
@@ -2091,7 +2197,7 @@ type GetProcessLogsRequest struct {
 
 func (x *GetProcessLogsRequest) Reset() {
 	*x = GetProcessLogsRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[33]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2209,7 @@ func (x *GetProcessLogsRequest) String() string {
 func (*GetProcessLogsRequest) ProtoMessage() {}
 
 func (x *GetProcessLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[33]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2222,7 @@ func (x *GetProcessLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProcessLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetProcessLogsRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{33}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetProcessLogsRequest) GetSessionId() string {
@@ -2167,7 +2273,7 @@ type GetProcessLogsResponse struct {
 
 func (x *GetProcessLogsResponse) Reset() {
 	*x = GetProcessLogsResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[34]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2285,7 @@ func (x *GetProcessLogsResponse) String() string {
 func (*GetProcessLogsResponse) ProtoMessage() {}
 
 func (x *GetProcessLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[34]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2298,7 @@ func (x *GetProcessLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProcessLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetProcessLogsResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{34}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetProcessLogsResponse) GetData() []byte {
@@ -2228,7 +2334,7 @@ type SignalProcessRequest struct {
 
 func (x *SignalProcessRequest) Reset() {
 	*x = SignalProcessRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[35]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2346,7 @@ func (x *SignalProcessRequest) String() string {
 func (*SignalProcessRequest) ProtoMessage() {}
 
 func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[35]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2359,7 @@ func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
 func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{35}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SignalProcessRequest) GetSessionId() string {
@@ -2286,7 +2392,7 @@ type SignalProcessResponse struct {
 
 func (x *SignalProcessResponse) Reset() {
 	*x = SignalProcessResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[36]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2404,7 @@ func (x *SignalProcessResponse) String() string {
 func (*SignalProcessResponse) ProtoMessage() {}
 
 func (x *SignalProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[36]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2417,7 @@ func (x *SignalProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessResponse.ProtoReflect.Descriptor instead.
 func (*SignalProcessResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{36}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SignalProcessResponse) GetProcess() *Process {
@@ -2343,7 +2449,7 @@ type SearchFilesRequest struct {
 
 func (x *SearchFilesRequest) Reset() {
 	*x = SearchFilesRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2461,7 @@ func (x *SearchFilesRequest) String() string {
 func (*SearchFilesRequest) ProtoMessage() {}
 
 func (x *SearchFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[37]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2474,7 @@ func (x *SearchFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchFilesRequest.ProtoReflect.Descriptor instead.
 func (*SearchFilesRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{37}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SearchFilesRequest) GetSessionId() string {
@@ -2441,7 +2547,7 @@ type SearchMatch struct {
 
 func (x *SearchMatch) Reset() {
 	*x = SearchMatch{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2559,7 @@ func (x *SearchMatch) String() string {
 func (*SearchMatch) ProtoMessage() {}
 
 func (x *SearchMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[38]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2572,7 @@ func (x *SearchMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchMatch.ProtoReflect.Descriptor instead.
 func (*SearchMatch) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{38}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SearchMatch) GetPath() string {
@@ -2511,7 +2617,7 @@ type SearchFilesResponse struct {
 
 func (x *SearchFilesResponse) Reset() {
 	*x = SearchFilesResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2523,7 +2629,7 @@ func (x *SearchFilesResponse) String() string {
 func (*SearchFilesResponse) ProtoMessage() {}
 
 func (x *SearchFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[39]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2536,7 +2642,7 @@ func (x *SearchFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchFilesResponse.ProtoReflect.Descriptor instead.
 func (*SearchFilesResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{39}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SearchFilesResponse) GetMatches() []*SearchMatch {
@@ -2582,7 +2688,7 @@ type ListChangesRequest struct {
 
 func (x *ListChangesRequest) Reset() {
 	*x = ListChangesRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2700,7 @@ func (x *ListChangesRequest) String() string {
 func (*ListChangesRequest) ProtoMessage() {}
 
 func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[40]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2713,7 @@ func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangesRequest.ProtoReflect.Descriptor instead.
 func (*ListChangesRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{40}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListChangesRequest) GetSessionId() string {
@@ -2651,7 +2757,7 @@ type FileChange struct {
 
 func (x *FileChange) Reset() {
 	*x = FileChange{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +2769,7 @@ func (x *FileChange) String() string {
 func (*FileChange) ProtoMessage() {}
 
 func (x *FileChange) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[41]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +2782,7 @@ func (x *FileChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChange.ProtoReflect.Descriptor instead.
 func (*FileChange) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{41}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FileChange) GetPath() string {
@@ -2718,7 +2824,7 @@ type ListChangesResponse struct {
 
 func (x *ListChangesResponse) Reset() {
 	*x = ListChangesResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +2836,7 @@ func (x *ListChangesResponse) String() string {
 func (*ListChangesResponse) ProtoMessage() {}
 
 func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[42]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +2849,7 @@ func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangesResponse.ProtoReflect.Descriptor instead.
 func (*ListChangesResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{42}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListChangesResponse) GetCursor() string {
@@ -2792,7 +2898,7 @@ type ListeningPort struct {
 
 func (x *ListeningPort) Reset() {
 	*x = ListeningPort{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2910,7 @@ func (x *ListeningPort) String() string {
 func (*ListeningPort) ProtoMessage() {}
 
 func (x *ListeningPort) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[43]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2923,7 @@ func (x *ListeningPort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListeningPort.ProtoReflect.Descriptor instead.
 func (*ListeningPort) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{43}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListeningPort) GetPort() int32 {
@@ -2843,7 +2949,7 @@ type ListPortsRequest struct {
 
 func (x *ListPortsRequest) Reset() {
 	*x = ListPortsRequest{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +2961,7 @@ func (x *ListPortsRequest) String() string {
 func (*ListPortsRequest) ProtoMessage() {}
 
 func (x *ListPortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[44]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +2974,7 @@ func (x *ListPortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortsRequest.ProtoReflect.Descriptor instead.
 func (*ListPortsRequest) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{44}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListPortsRequest) GetSessionId() string {
@@ -2887,7 +2993,7 @@ type ListPortsResponse struct {
 
 func (x *ListPortsResponse) Reset() {
 	*x = ListPortsResponse{}
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2899,7 +3005,7 @@ func (x *ListPortsResponse) String() string {
 func (*ListPortsResponse) ProtoMessage() {}
 
 func (x *ListPortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[45]
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2912,7 +3018,7 @@ func (x *ListPortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortsResponse.ProtoReflect.Descriptor instead.
 func (*ListPortsResponse) Descriptor() ([]byte, []int) {
-	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{45}
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListPortsResponse) GetPorts() []*ListeningPort {
@@ -2920,6 +3026,1019 @@ func (x *ListPortsResponse) GetPorts() []*ListeningPort {
 		return x.Ports
 	}
 	return nil
+}
+
+type Workspace struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// "ok"; "missing" (its storage was removed outside the product) or "foreign" (the storage under its
+	// name is not this session's): both are reported, never replaced, until ResetWorkspace; "none" (no
+	// sandbox has run yet).
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// The Docker volume (or local directory name) holding the files.
+	Volume string `protobuf:"bytes,3,opt,name=volume,proto3" json:"volume,omitempty"`
+	// Bytes the workspace's files take on disk (allocated blocks, as du counts) and how many entries
+	// it holds; only when measured.
+	SizeBytes int64 `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Files     int64 `protobuf:"varint,5,opt,name=files,proto3" json:"files,omitempty"`
+	// Bytes the checkpoint history and the workspace's marker take.
+	HistoryBytes int64 `protobuf:"varint,6,opt,name=history_bytes,json=historyBytes,proto3" json:"history_bytes,omitempty"`
+	// The walk stopped at its time budget: the sizes are lower bounds.
+	Partial bool `protobuf:"varint,7,opt,name=partial,proto3" json:"partial,omitempty"`
+	// Whether the sizes were measured (not for a lost workspace).
+	Measured bool `protobuf:"varint,8,opt,name=measured,proto3" json:"measured,omitempty"`
+	// The configured size limit in bytes (0: none), and whether the volume driver enforces it (Docker's
+	// local volume driver cannot: there it is only reported).
+	LimitBytes    int64 `protobuf:"varint,9,opt,name=limit_bytes,json=limitBytes,proto3" json:"limit_bytes,omitempty"`
+	LimitEnforced bool  `protobuf:"varint,10,opt,name=limit_enforced,json=limitEnforced,proto3" json:"limit_enforced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Workspace) Reset() {
+	*x = Workspace{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Workspace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Workspace) ProtoMessage() {}
+
+func (x *Workspace) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Workspace.ProtoReflect.Descriptor instead.
+func (*Workspace) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *Workspace) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Workspace) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Workspace) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *Workspace) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *Workspace) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *Workspace) GetHistoryBytes() int64 {
+	if x != nil {
+		return x.HistoryBytes
+	}
+	return 0
+}
+
+func (x *Workspace) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
+func (x *Workspace) GetMeasured() bool {
+	if x != nil {
+		return x.Measured
+	}
+	return false
+}
+
+func (x *Workspace) GetLimitBytes() int64 {
+	if x != nil {
+		return x.LimitBytes
+	}
+	return 0
+}
+
+func (x *Workspace) GetLimitEnforced() bool {
+	if x != nil {
+		return x.LimitEnforced
+	}
+	return false
+}
+
+type GetWorkspaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWorkspaceRequest) Reset() {
+	*x = GetWorkspaceRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWorkspaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWorkspaceRequest) ProtoMessage() {}
+
+func (x *GetWorkspaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWorkspaceRequest.ProtoReflect.Descriptor instead.
+func (*GetWorkspaceRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *GetWorkspaceRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type GetWorkspaceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workspace     *Workspace             `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWorkspaceResponse) Reset() {
+	*x = GetWorkspaceResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWorkspaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWorkspaceResponse) ProtoMessage() {}
+
+func (x *GetWorkspaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWorkspaceResponse.ProtoReflect.Descriptor instead.
+func (*GetWorkspaceResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *GetWorkspaceResponse) GetWorkspace() *Workspace {
+	if x != nil {
+		return x.Workspace
+	}
+	return nil
+}
+
+type ResetWorkspaceRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Accept the workspace found as the session's (only when its marker is missing, never when it names
+	// another session).
+	Adopt         bool `protobuf:"varint,2,opt,name=adopt,proto3" json:"adopt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetWorkspaceRequest) Reset() {
+	*x = ResetWorkspaceRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetWorkspaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetWorkspaceRequest) ProtoMessage() {}
+
+func (x *ResetWorkspaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetWorkspaceRequest.ProtoReflect.Descriptor instead.
+func (*ResetWorkspaceRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ResetWorkspaceRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ResetWorkspaceRequest) GetAdopt() bool {
+	if x != nil {
+		return x.Adopt
+	}
+	return false
+}
+
+type ResetWorkspaceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       *Sandbox               `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Logs          []string               `protobuf:"bytes,2,rep,name=logs,proto3" json:"logs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetWorkspaceResponse) Reset() {
+	*x = ResetWorkspaceResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetWorkspaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetWorkspaceResponse) ProtoMessage() {}
+
+func (x *ResetWorkspaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetWorkspaceResponse.ProtoReflect.Descriptor instead.
+func (*ResetWorkspaceResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ResetWorkspaceResponse) GetSandbox() *Sandbox {
+	if x != nil {
+		return x.Sandbox
+	}
+	return nil
+}
+
+func (x *ResetWorkspaceResponse) GetLogs() []string {
+	if x != nil {
+		return x.Logs
+	}
+	return nil
+}
+
+type Checkpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable id (a content hash).
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Who made it: an agent's display name for a step's checkpoint, empty for one asked for through the
+	// API.
+	Agent string `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	RunId string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The step of the run (a tool call id) whose changes it follows.
+	Step    string `protobuf:"bytes,5,opt,name=step,proto3" json:"step,omitempty"`
+	Message string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// "step" (after an agent step that changed files), "manual", or "before_restore".
+	Kind string `protobuf:"bytes,7,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Files that differ from the previous checkpoint.
+	FilesChanged int32 `protobuf:"varint,8,opt,name=files_changed,json=filesChanged,proto3" json:"files_changed,omitempty"`
+	// The previous checkpoint's id ("" for the first).
+	ParentId      string `protobuf:"bytes,9,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *Checkpoint) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetFilesChanged() int32 {
+	if x != nil {
+		return x.FilesChanged
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetParentId() string {
+	if x != nil {
+		return x.ParentId
+	}
+	return ""
+}
+
+type CreateCheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Agent         string                 `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	RunId         string                 `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Step          string                 `protobuf:"bytes,5,opt,name=step,proto3" json:"step,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCheckpointRequest) Reset() {
+	*x = CreateCheckpointRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCheckpointRequest) ProtoMessage() {}
+
+func (x *CreateCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*CreateCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *CreateCheckpointRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CreateCheckpointRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CreateCheckpointRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *CreateCheckpointRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *CreateCheckpointRequest) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+type CreateCheckpointResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoint *Checkpoint            `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// False when nothing changed since the latest checkpoint, which is returned.
+	Created       bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCheckpointResponse) Reset() {
+	*x = CreateCheckpointResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCheckpointResponse) ProtoMessage() {}
+
+func (x *CreateCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*CreateCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CreateCheckpointResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *CreateCheckpointResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+type ListCheckpointsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// At most this many (default 50, at most 500).
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Only checkpoints older than this one (paging).
+	Before        string `protobuf:"bytes,3,opt,name=before,proto3" json:"before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListCheckpointsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ListCheckpointsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListCheckpointsRequest) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+type ListCheckpointsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoints []*Checkpoint          `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// More checkpoints follow (ask again with before = the last id).
+	More          bool `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*Checkpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *ListCheckpointsResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+type FileDiff struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// "added", "modified" or "deleted" (from the checkpoint to the other side).
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// Unified diff of the file; empty for a binary file.
+	Diff   string `protobuf:"bytes,3,opt,name=diff,proto3" json:"diff,omitempty"`
+	Binary bool   `protobuf:"varint,4,opt,name=binary,proto3" json:"binary,omitempty"`
+	// The diff was cut at its size limit.
+	Truncated     bool `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileDiff) Reset() {
+	*x = FileDiff{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileDiff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileDiff) ProtoMessage() {}
+
+func (x *FileDiff) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileDiff.ProtoReflect.Descriptor instead.
+func (*FileDiff) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *FileDiff) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileDiff) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *FileDiff) GetDiff() string {
+	if x != nil {
+		return x.Diff
+	}
+	return ""
+}
+
+func (x *FileDiff) GetBinary() bool {
+	if x != nil {
+		return x.Binary
+	}
+	return false
+}
+
+func (x *FileDiff) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type DiffCheckpointRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SessionId    string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	CheckpointId string                 `protobuf:"bytes,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	// The other side: a checkpoint id, or empty for the workspace now.
+	Against string `protobuf:"bytes,3,opt,name=against,proto3" json:"against,omitempty"`
+	// Only this path (a file or a directory), relative to /workspace.
+	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffCheckpointRequest) Reset() {
+	*x = DiffCheckpointRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffCheckpointRequest) ProtoMessage() {}
+
+func (x *DiffCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*DiffCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *DiffCheckpointRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *DiffCheckpointRequest) GetCheckpointId() string {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return ""
+}
+
+func (x *DiffCheckpointRequest) GetAgainst() string {
+	if x != nil {
+		return x.Against
+	}
+	return ""
+}
+
+func (x *DiffCheckpointRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type DiffCheckpointResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	CheckpointId string                 `protobuf:"bytes,1,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	Against      string                 `protobuf:"bytes,2,opt,name=against,proto3" json:"against,omitempty"`
+	Files        []*FileDiff            `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty"`
+	// More files differ than were returned.
+	Truncated     bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffCheckpointResponse) Reset() {
+	*x = DiffCheckpointResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffCheckpointResponse) ProtoMessage() {}
+
+func (x *DiffCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*DiffCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *DiffCheckpointResponse) GetCheckpointId() string {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return ""
+}
+
+func (x *DiffCheckpointResponse) GetAgainst() string {
+	if x != nil {
+		return x.Against
+	}
+	return ""
+}
+
+func (x *DiffCheckpointResponse) GetFiles() []*FileDiff {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *DiffCheckpointResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type RestoreCheckpointRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SessionId    string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	CheckpointId string                 `protobuf:"bytes,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
+	// Only this path (a file or a directory); empty restores the whole workspace.
+	Path          string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreCheckpointRequest) Reset() {
+	*x = RestoreCheckpointRequest{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreCheckpointRequest) ProtoMessage() {}
+
+func (x *RestoreCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*RestoreCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RestoreCheckpointRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RestoreCheckpointRequest) GetCheckpointId() string {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return ""
+}
+
+func (x *RestoreCheckpointRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type RestoreCheckpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint of the state before the restore (restore it to undo this one).
+	Before *Checkpoint `protobuf:"bytes,1,opt,name=before,proto3" json:"before,omitempty"`
+	// Paths written or deleted.
+	FilesChanged  int32 `protobuf:"varint,2,opt,name=files_changed,json=filesChanged,proto3" json:"files_changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreCheckpointResponse) Reset() {
+	*x = RestoreCheckpointResponse{}
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreCheckpointResponse) ProtoMessage() {}
+
+func (x *RestoreCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgx_sandboxd_v1_sandboxd_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*RestoreCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RestoreCheckpointResponse) GetBefore() *Checkpoint {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+func (x *RestoreCheckpointResponse) GetFilesChanged() int32 {
+	if x != nil {
+		return x.FilesChanged
+	}
+	return 0
 }
 
 var File_mgx_sandboxd_v1_sandboxd_proto protoreflect.FileDescriptor
@@ -3010,7 +4129,15 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\x03url\x18\x03 \x01(\tR\x03url\"<\n" +
 	"\x11GetPreviewRequest\x12'\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"\x8b\x01\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"?\n" +
+	"\x14RotatePreviewRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"\x8e\x01\n" +
+	"\x15RotatePreviewResponse\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n" +
+	"\tavailable\x18\x02 \x01(\bR\tavailable\x128\n" +
+	"\bpreviews\x18\x03 \x03(\v2\x1c.mgx.sandboxd.v1.PortPreviewR\bpreviews\"\x8b\x01\n" +
 	"\x12GetPreviewResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n" +
@@ -3165,7 +4292,92 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"I\n" +
 	"\x11ListPortsResponse\x124\n" +
-	"\x05ports\x18\x01 \x03(\v2\x1e.mgx.sandboxd.v1.ListeningPortR\x05ports2\x89\t\n" +
+	"\x05ports\x18\x01 \x03(\v2\x1e.mgx.sandboxd.v1.ListeningPortR\x05ports\"\xb0\x02\n" +
+	"\tWorkspace\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06volume\x18\x03 \x01(\tR\x06volume\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x14\n" +
+	"\x05files\x18\x05 \x01(\x03R\x05files\x12#\n" +
+	"\rhistory_bytes\x18\x06 \x01(\x03R\fhistoryBytes\x12\x18\n" +
+	"\apartial\x18\a \x01(\bR\apartial\x12\x1a\n" +
+	"\bmeasured\x18\b \x01(\bR\bmeasured\x12\x1f\n" +
+	"\vlimit_bytes\x18\t \x01(\x03R\n" +
+	"limitBytes\x12%\n" +
+	"\x0elimit_enforced\x18\n" +
+	" \x01(\bR\rlimitEnforced\">\n" +
+	"\x13GetWorkspaceRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\"P\n" +
+	"\x14GetWorkspaceResponse\x128\n" +
+	"\tworkspace\x18\x01 \x01(\v2\x1a.mgx.sandboxd.v1.WorkspaceR\tworkspace\"V\n" +
+	"\x15ResetWorkspaceRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12\x14\n" +
+	"\x05adopt\x18\x02 \x01(\bR\x05adopt\"`\n" +
+	"\x16ResetWorkspaceResponse\x122\n" +
+	"\asandbox\x18\x01 \x01(\v2\x18.mgx.sandboxd.v1.SandboxR\asandbox\x12\x12\n" +
+	"\x04logs\x18\x02 \x03(\tR\x04logs\"\x88\x02\n" +
+	"\n" +
+	"Checkpoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05agent\x18\x03 \x01(\tR\x05agent\x12\x15\n" +
+	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x12\n" +
+	"\x04step\x18\x05 \x01(\tR\x04step\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12\x12\n" +
+	"\x04kind\x18\a \x01(\tR\x04kind\x12#\n" +
+	"\rfiles_changed\x18\b \x01(\x05R\ffilesChanged\x12\x1b\n" +
+	"\tparent_id\x18\t \x01(\tR\bparentId\"\xc3\x01\n" +
+	"\x17CreateCheckpointRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12\"\n" +
+	"\amessage\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\amessage\x12\x1d\n" +
+	"\x05agent\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05agent\x12\x1e\n" +
+	"\x06run_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05runId\x12\x1c\n" +
+	"\x04step\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04step\"q\n" +
+	"\x18CreateCheckpointResponse\x12;\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1b.mgx.sandboxd.v1.CheckpointR\n" +
+	"checkpoint\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"\x84\x01\n" +
+	"\x16ListCheckpointsRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12 \n" +
+	"\x05limit\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\x05limit\x12\x1f\n" +
+	"\x06before\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06before\"l\n" +
+	"\x17ListCheckpointsResponse\x12=\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2\x1b.mgx.sandboxd.v1.CheckpointR\vcheckpoints\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\x80\x01\n" +
+	"\bFileDiff\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
+	"\x04diff\x18\x03 \x01(\tR\x04diff\x12\x16\n" +
+	"\x06binary\x18\x04 \x01(\bR\x06binary\x12\x1c\n" +
+	"\ttruncated\x18\x05 \x01(\bR\ttruncated\"\xb1\x01\n" +
+	"\x15DiffCheckpointRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12.\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\fcheckpointId\x12!\n" +
+	"\aagainst\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\aagainst\x12\x1c\n" +
+	"\x04path\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x04path\"\xa6\x01\n" +
+	"\x16DiffCheckpointResponse\x12#\n" +
+	"\rcheckpoint_id\x18\x01 \x01(\tR\fcheckpointId\x12\x18\n" +
+	"\aagainst\x18\x02 \x01(\tR\aagainst\x12/\n" +
+	"\x05files\x18\x03 \x03(\v2\x19.mgx.sandboxd.v1.FileDiffR\x05files\x12\x1c\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\"\x91\x01\n" +
+	"\x18RestoreCheckpointRequest\x12'\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tsessionId\x12.\n" +
+	"\rcheckpoint_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\fcheckpointId\x12\x1c\n" +
+	"\x04path\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x04path\"u\n" +
+	"\x19RestoreCheckpointResponse\x123\n" +
+	"\x06before\x18\x01 \x01(\v2\x1b.mgx.sandboxd.v1.CheckpointR\x06before\x12#\n" +
+	"\rfiles_changed\x18\x02 \x01(\x05R\ffilesChanged2\xfd\x0e\n" +
 	"\x0eSandboxService\x12^\n" +
 	"\rLaunchSandbox\x12%.mgx.sandboxd.v1.LaunchSandboxRequest\x1a&.mgx.sandboxd.v1.LaunchSandboxResponse\x12U\n" +
 	"\n" +
@@ -3177,9 +4389,10 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"ExecStream\x12\".mgx.sandboxd.v1.ExecStreamRequest\x1a#.mgx.sandboxd.v1.ExecStreamResponse\"\x82\x02\x92A\xdb\x01J\xd8\x01\n" +
 	"\x03200\x12\xd0\x01\n" +
-	"\xcd\x01Newline-delimited JSON, one `{\"result\": ...}` per message as it is produced. A failure before the first message is an ordinary error answer; one after it ends the stream with a line `{\"error\": ErrorBody}`.\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/sandbox/exec/stream0\x01\x12\x80\x01\n" +
+	"\xcd\x01Newline-delimited JSON, one `{\"result\": ...}` per message as it is produced. A failure before the first message is an ordinary error answer; one after it ends the stream with a line `{\"error\": ErrorBody}`.\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/api/sandbox/exec/stream0\x01\x12\xde\x05\n" +
 	"\n" +
-	"GetPreview\x12\".mgx.sandboxd.v1.GetPreviewRequest\x1a#.mgx.sandboxd.v1.GetPreviewResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/sandbox/preview/{session_id}2\xa3\x05\n" +
+	"GetPreview\x12\".mgx.sandboxd.v1.GetPreviewRequest\x1a#.mgx.sandboxd.v1.GetPreviewResponse\"\x86\x05\x92A\xd9\x04\x1a\xd6\x04Each `url` is a capability URL that works as it is, in a tab or in an iframe of a page of any origin, with no cookie and no header: `http(s)://p<port>-<capability>.preview.<public host>/`. The capability in the host name opens that one port of this sandbox, for every request the page makes (document, assets, WebSockets), until it expires (SANDBOXD_PREVIEW_TOKEN_TTL; the same URL is listed for half of that), the sandbox is destroyed, or the previews are rotated. Treat it as a secret. `url` is empty when the public URL has no host name to put previews under (an IP address other than loopback).\x82\xd3\xe4\x93\x02#\x12!/api/sandbox/preview/{session_id}\x12\x93\x01\n" +
+	"\rRotatePreview\x12%.mgx.sandboxd.v1.RotatePreviewRequest\x1a&.mgx.sandboxd.v1.RotatePreviewResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/api/sandbox/preview/{session_id}/rotate2\xa3\x05\n" +
 	"\vFileService\x12~\n" +
 	"\vGetFileTree\x12#.mgx.sandboxd.v1.GetFileTreeRequest\x1a$.mgx.sandboxd.v1.GetFileTreeResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/files/{session_id}/tree\x12p\n" +
 	"\bReadFile\x12 .mgx.sandboxd.v1.ReadFileRequest\x1a!.mgx.sandboxd.v1.ReadFileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/files/{session_id}\x12v\n" +
@@ -3187,7 +4400,16 @@ const file_mgx_sandboxd_v1_sandboxd_proto_rawDesc = "" +
 	"\n" +
 	"DeleteFile\x12\".mgx.sandboxd.v1.DeleteFileRequest\x1a#.mgx.sandboxd.v1.DeleteFileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/api/files/{session_id}\x12X\n" +
 	"\vSearchFiles\x12#.mgx.sandboxd.v1.SearchFilesRequest\x1a$.mgx.sandboxd.v1.SearchFilesResponse\x12X\n" +
-	"\vListChanges\x12#.mgx.sandboxd.v1.ListChangesRequest\x1a$.mgx.sandboxd.v1.ListChangesResponse2\xc7\a\n" +
+	"\vListChanges\x12#.mgx.sandboxd.v1.ListChangesRequest\x1a$.mgx.sandboxd.v1.ListChangesResponse2\xad\b\n" +
+	"\x10WorkspaceService\x12\x88\x01\n" +
+	"\fGetWorkspace\x12$.mgx.sandboxd.v1.GetWorkspaceRequest\x1a%.mgx.sandboxd.v1.GetWorkspaceResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/sandbox/{session_id}/workspace\x12\x97\x01\n" +
+	"\x0eResetWorkspace\x12&.mgx.sandboxd.v1.ResetWorkspaceRequest\x1a'.mgx.sandboxd.v1.ResetWorkspaceResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/api/sandbox/{session_id}/workspace/reset\x12\xfe\x01\n" +
+	"\x10CreateCheckpoint\x12(.mgx.sandboxd.v1.CreateCheckpointRequest\x1a).mgx.sandboxd.v1.CreateCheckpointResponse\"\x94\x01\x92AaJ_\n" +
+	"\x03201\x12X\n" +
+	"VThe checkpoint (a new one, or the latest when nothing changed: created is false then).\x82\xd3\xe4\x93\x02*:\x01*\"%/api/sandbox/{session_id}/checkpoints\x12\x93\x01\n" +
+	"\x0fListCheckpoints\x12'.mgx.sandboxd.v1.ListCheckpointsRequest\x1a(.mgx.sandboxd.v1.ListCheckpointsResponse\"-\x82\xd3\xe4\x93\x02'\x12%/api/sandbox/{session_id}/checkpoints\x12\xa5\x01\n" +
+	"\x0eDiffCheckpoint\x12&.mgx.sandboxd.v1.DiffCheckpointRequest\x1a'.mgx.sandboxd.v1.DiffCheckpointResponse\"B\x82\xd3\xe4\x93\x02<\x12:/api/sandbox/{session_id}/checkpoints/{checkpoint_id}/diff\x12\xb4\x01\n" +
+	"\x11RestoreCheckpoint\x12).mgx.sandboxd.v1.RestoreCheckpointRequest\x1a*.mgx.sandboxd.v1.RestoreCheckpointResponse\"H\x82\xd3\xe4\x93\x02B:\x01*\"=/api/sandbox/{session_id}/checkpoints/{checkpoint_id}/restore2\xc7\a\n" +
 	"\x0eProcessService\x12\x8b\x01\n" +
 	"\fStartProcess\x12$.mgx.sandboxd.v1.StartProcessRequest\x1a%.mgx.sandboxd.v1.StartProcessResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/api/sandbox/{session_id}/processes\x12\x8b\x01\n" +
 	"\rListProcesses\x12%.mgx.sandboxd.v1.ListProcessesRequest\x1a&.mgx.sandboxd.v1.ListProcessesResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/sandbox/{session_id}/processes\x12\xfc\x02\n" +
@@ -3209,7 +4431,7 @@ func file_mgx_sandboxd_v1_sandboxd_proto_rawDescGZIP() []byte {
 	return file_mgx_sandboxd_v1_sandboxd_proto_rawDescData
 }
 
-var file_mgx_sandboxd_v1_sandboxd_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_mgx_sandboxd_v1_sandboxd_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_mgx_sandboxd_v1_sandboxd_proto_goTypes = []any{
 	(*Sandbox)(nil),                     // 0: mgx.sandboxd.v1.Sandbox
 	(*LaunchSandboxRequest)(nil),        // 1: mgx.sandboxd.v1.LaunchSandboxRequest
@@ -3229,103 +4451,142 @@ var file_mgx_sandboxd_v1_sandboxd_proto_goTypes = []any{
 	(*ExecExit)(nil),                    // 15: mgx.sandboxd.v1.ExecExit
 	(*PortPreview)(nil),                 // 16: mgx.sandboxd.v1.PortPreview
 	(*GetPreviewRequest)(nil),           // 17: mgx.sandboxd.v1.GetPreviewRequest
-	(*GetPreviewResponse)(nil),          // 18: mgx.sandboxd.v1.GetPreviewResponse
-	(*FileEntry)(nil),                   // 19: mgx.sandboxd.v1.FileEntry
-	(*GetFileTreeRequest)(nil),          // 20: mgx.sandboxd.v1.GetFileTreeRequest
-	(*GetFileTreeResponse)(nil),         // 21: mgx.sandboxd.v1.GetFileTreeResponse
-	(*ReadFileRequest)(nil),             // 22: mgx.sandboxd.v1.ReadFileRequest
-	(*ReadFileResponse)(nil),            // 23: mgx.sandboxd.v1.ReadFileResponse
-	(*WriteFileRequest)(nil),            // 24: mgx.sandboxd.v1.WriteFileRequest
-	(*WriteFileResponse)(nil),           // 25: mgx.sandboxd.v1.WriteFileResponse
-	(*DeleteFileRequest)(nil),           // 26: mgx.sandboxd.v1.DeleteFileRequest
-	(*DeleteFileResponse)(nil),          // 27: mgx.sandboxd.v1.DeleteFileResponse
-	(*Process)(nil),                     // 28: mgx.sandboxd.v1.Process
-	(*StartProcessRequest)(nil),         // 29: mgx.sandboxd.v1.StartProcessRequest
-	(*StartProcessResponse)(nil),        // 30: mgx.sandboxd.v1.StartProcessResponse
-	(*ListProcessesRequest)(nil),        // 31: mgx.sandboxd.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),       // 32: mgx.sandboxd.v1.ListProcessesResponse
-	(*GetProcessLogsRequest)(nil),       // 33: mgx.sandboxd.v1.GetProcessLogsRequest
-	(*GetProcessLogsResponse)(nil),      // 34: mgx.sandboxd.v1.GetProcessLogsResponse
-	(*SignalProcessRequest)(nil),        // 35: mgx.sandboxd.v1.SignalProcessRequest
-	(*SignalProcessResponse)(nil),       // 36: mgx.sandboxd.v1.SignalProcessResponse
-	(*SearchFilesRequest)(nil),          // 37: mgx.sandboxd.v1.SearchFilesRequest
-	(*SearchMatch)(nil),                 // 38: mgx.sandboxd.v1.SearchMatch
-	(*SearchFilesResponse)(nil),         // 39: mgx.sandboxd.v1.SearchFilesResponse
-	(*ListChangesRequest)(nil),          // 40: mgx.sandboxd.v1.ListChangesRequest
-	(*FileChange)(nil),                  // 41: mgx.sandboxd.v1.FileChange
-	(*ListChangesResponse)(nil),         // 42: mgx.sandboxd.v1.ListChangesResponse
-	(*ListeningPort)(nil),               // 43: mgx.sandboxd.v1.ListeningPort
-	(*ListPortsRequest)(nil),            // 44: mgx.sandboxd.v1.ListPortsRequest
-	(*ListPortsResponse)(nil),           // 45: mgx.sandboxd.v1.ListPortsResponse
-	nil,                                 // 46: mgx.sandboxd.v1.ExecRequest.EnvEntry
-	nil,                                 // 47: mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
-	nil,                                 // 48: mgx.sandboxd.v1.StartProcessRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),       // 49: google.protobuf.Timestamp
+	(*RotatePreviewRequest)(nil),        // 18: mgx.sandboxd.v1.RotatePreviewRequest
+	(*RotatePreviewResponse)(nil),       // 19: mgx.sandboxd.v1.RotatePreviewResponse
+	(*GetPreviewResponse)(nil),          // 20: mgx.sandboxd.v1.GetPreviewResponse
+	(*FileEntry)(nil),                   // 21: mgx.sandboxd.v1.FileEntry
+	(*GetFileTreeRequest)(nil),          // 22: mgx.sandboxd.v1.GetFileTreeRequest
+	(*GetFileTreeResponse)(nil),         // 23: mgx.sandboxd.v1.GetFileTreeResponse
+	(*ReadFileRequest)(nil),             // 24: mgx.sandboxd.v1.ReadFileRequest
+	(*ReadFileResponse)(nil),            // 25: mgx.sandboxd.v1.ReadFileResponse
+	(*WriteFileRequest)(nil),            // 26: mgx.sandboxd.v1.WriteFileRequest
+	(*WriteFileResponse)(nil),           // 27: mgx.sandboxd.v1.WriteFileResponse
+	(*DeleteFileRequest)(nil),           // 28: mgx.sandboxd.v1.DeleteFileRequest
+	(*DeleteFileResponse)(nil),          // 29: mgx.sandboxd.v1.DeleteFileResponse
+	(*Process)(nil),                     // 30: mgx.sandboxd.v1.Process
+	(*StartProcessRequest)(nil),         // 31: mgx.sandboxd.v1.StartProcessRequest
+	(*StartProcessResponse)(nil),        // 32: mgx.sandboxd.v1.StartProcessResponse
+	(*ListProcessesRequest)(nil),        // 33: mgx.sandboxd.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),       // 34: mgx.sandboxd.v1.ListProcessesResponse
+	(*GetProcessLogsRequest)(nil),       // 35: mgx.sandboxd.v1.GetProcessLogsRequest
+	(*GetProcessLogsResponse)(nil),      // 36: mgx.sandboxd.v1.GetProcessLogsResponse
+	(*SignalProcessRequest)(nil),        // 37: mgx.sandboxd.v1.SignalProcessRequest
+	(*SignalProcessResponse)(nil),       // 38: mgx.sandboxd.v1.SignalProcessResponse
+	(*SearchFilesRequest)(nil),          // 39: mgx.sandboxd.v1.SearchFilesRequest
+	(*SearchMatch)(nil),                 // 40: mgx.sandboxd.v1.SearchMatch
+	(*SearchFilesResponse)(nil),         // 41: mgx.sandboxd.v1.SearchFilesResponse
+	(*ListChangesRequest)(nil),          // 42: mgx.sandboxd.v1.ListChangesRequest
+	(*FileChange)(nil),                  // 43: mgx.sandboxd.v1.FileChange
+	(*ListChangesResponse)(nil),         // 44: mgx.sandboxd.v1.ListChangesResponse
+	(*ListeningPort)(nil),               // 45: mgx.sandboxd.v1.ListeningPort
+	(*ListPortsRequest)(nil),            // 46: mgx.sandboxd.v1.ListPortsRequest
+	(*ListPortsResponse)(nil),           // 47: mgx.sandboxd.v1.ListPortsResponse
+	(*Workspace)(nil),                   // 48: mgx.sandboxd.v1.Workspace
+	(*GetWorkspaceRequest)(nil),         // 49: mgx.sandboxd.v1.GetWorkspaceRequest
+	(*GetWorkspaceResponse)(nil),        // 50: mgx.sandboxd.v1.GetWorkspaceResponse
+	(*ResetWorkspaceRequest)(nil),       // 51: mgx.sandboxd.v1.ResetWorkspaceRequest
+	(*ResetWorkspaceResponse)(nil),      // 52: mgx.sandboxd.v1.ResetWorkspaceResponse
+	(*Checkpoint)(nil),                  // 53: mgx.sandboxd.v1.Checkpoint
+	(*CreateCheckpointRequest)(nil),     // 54: mgx.sandboxd.v1.CreateCheckpointRequest
+	(*CreateCheckpointResponse)(nil),    // 55: mgx.sandboxd.v1.CreateCheckpointResponse
+	(*ListCheckpointsRequest)(nil),      // 56: mgx.sandboxd.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),     // 57: mgx.sandboxd.v1.ListCheckpointsResponse
+	(*FileDiff)(nil),                    // 58: mgx.sandboxd.v1.FileDiff
+	(*DiffCheckpointRequest)(nil),       // 59: mgx.sandboxd.v1.DiffCheckpointRequest
+	(*DiffCheckpointResponse)(nil),      // 60: mgx.sandboxd.v1.DiffCheckpointResponse
+	(*RestoreCheckpointRequest)(nil),    // 61: mgx.sandboxd.v1.RestoreCheckpointRequest
+	(*RestoreCheckpointResponse)(nil),   // 62: mgx.sandboxd.v1.RestoreCheckpointResponse
+	nil,                                 // 63: mgx.sandboxd.v1.ExecRequest.EnvEntry
+	nil,                                 // 64: mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
+	nil,                                 // 65: mgx.sandboxd.v1.StartProcessRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),       // 66: google.protobuf.Timestamp
 }
 var file_mgx_sandboxd_v1_sandboxd_proto_depIdxs = []int32{
-	49, // 0: mgx.sandboxd.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	49, // 1: mgx.sandboxd.v1.Sandbox.last_active_at:type_name -> google.protobuf.Timestamp
+	66, // 0: mgx.sandboxd.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	66, // 1: mgx.sandboxd.v1.Sandbox.last_active_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: mgx.sandboxd.v1.LaunchSandboxResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
 	0,  // 3: mgx.sandboxd.v1.GetSandboxResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
 	0,  // 4: mgx.sandboxd.v1.ListSandboxesResponse.sandboxes:type_name -> mgx.sandboxd.v1.Sandbox
-	46, // 5: mgx.sandboxd.v1.ExecRequest.env:type_name -> mgx.sandboxd.v1.ExecRequest.EnvEntry
-	47, // 6: mgx.sandboxd.v1.ExecStreamRequest.env:type_name -> mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
+	63, // 5: mgx.sandboxd.v1.ExecRequest.env:type_name -> mgx.sandboxd.v1.ExecRequest.EnvEntry
+	64, // 6: mgx.sandboxd.v1.ExecStreamRequest.env:type_name -> mgx.sandboxd.v1.ExecStreamRequest.EnvEntry
 	15, // 7: mgx.sandboxd.v1.ExecStreamResponse.exit:type_name -> mgx.sandboxd.v1.ExecExit
-	16, // 8: mgx.sandboxd.v1.GetPreviewResponse.previews:type_name -> mgx.sandboxd.v1.PortPreview
-	19, // 9: mgx.sandboxd.v1.FileEntry.children:type_name -> mgx.sandboxd.v1.FileEntry
-	19, // 10: mgx.sandboxd.v1.GetFileTreeResponse.entries:type_name -> mgx.sandboxd.v1.FileEntry
-	49, // 11: mgx.sandboxd.v1.Process.started_at:type_name -> google.protobuf.Timestamp
-	49, // 12: mgx.sandboxd.v1.Process.exited_at:type_name -> google.protobuf.Timestamp
-	48, // 13: mgx.sandboxd.v1.StartProcessRequest.env:type_name -> mgx.sandboxd.v1.StartProcessRequest.EnvEntry
-	28, // 14: mgx.sandboxd.v1.StartProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
-	28, // 15: mgx.sandboxd.v1.ListProcessesResponse.processes:type_name -> mgx.sandboxd.v1.Process
-	28, // 16: mgx.sandboxd.v1.SignalProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
-	38, // 17: mgx.sandboxd.v1.SearchFilesResponse.matches:type_name -> mgx.sandboxd.v1.SearchMatch
-	41, // 18: mgx.sandboxd.v1.ListChangesResponse.changes:type_name -> mgx.sandboxd.v1.FileChange
-	43, // 19: mgx.sandboxd.v1.ListPortsResponse.ports:type_name -> mgx.sandboxd.v1.ListeningPort
-	1,  // 20: mgx.sandboxd.v1.SandboxService.LaunchSandbox:input_type -> mgx.sandboxd.v1.LaunchSandboxRequest
-	3,  // 21: mgx.sandboxd.v1.SandboxService.GetSandbox:input_type -> mgx.sandboxd.v1.GetSandboxRequest
-	5,  // 22: mgx.sandboxd.v1.SandboxService.ListSandboxes:input_type -> mgx.sandboxd.v1.ListSandboxesRequest
-	7,  // 23: mgx.sandboxd.v1.SandboxService.DestroySandbox:input_type -> mgx.sandboxd.v1.DestroySandboxRequest
-	9,  // 24: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:input_type -> mgx.sandboxd.v1.DestroyAllSandboxesRequest
-	11, // 25: mgx.sandboxd.v1.SandboxService.Exec:input_type -> mgx.sandboxd.v1.ExecRequest
-	13, // 26: mgx.sandboxd.v1.SandboxService.ExecStream:input_type -> mgx.sandboxd.v1.ExecStreamRequest
-	17, // 27: mgx.sandboxd.v1.SandboxService.GetPreview:input_type -> mgx.sandboxd.v1.GetPreviewRequest
-	20, // 28: mgx.sandboxd.v1.FileService.GetFileTree:input_type -> mgx.sandboxd.v1.GetFileTreeRequest
-	22, // 29: mgx.sandboxd.v1.FileService.ReadFile:input_type -> mgx.sandboxd.v1.ReadFileRequest
-	24, // 30: mgx.sandboxd.v1.FileService.WriteFile:input_type -> mgx.sandboxd.v1.WriteFileRequest
-	26, // 31: mgx.sandboxd.v1.FileService.DeleteFile:input_type -> mgx.sandboxd.v1.DeleteFileRequest
-	37, // 32: mgx.sandboxd.v1.FileService.SearchFiles:input_type -> mgx.sandboxd.v1.SearchFilesRequest
-	40, // 33: mgx.sandboxd.v1.FileService.ListChanges:input_type -> mgx.sandboxd.v1.ListChangesRequest
-	29, // 34: mgx.sandboxd.v1.ProcessService.StartProcess:input_type -> mgx.sandboxd.v1.StartProcessRequest
-	31, // 35: mgx.sandboxd.v1.ProcessService.ListProcesses:input_type -> mgx.sandboxd.v1.ListProcessesRequest
-	33, // 36: mgx.sandboxd.v1.ProcessService.GetProcessLogs:input_type -> mgx.sandboxd.v1.GetProcessLogsRequest
-	35, // 37: mgx.sandboxd.v1.ProcessService.SignalProcess:input_type -> mgx.sandboxd.v1.SignalProcessRequest
-	44, // 38: mgx.sandboxd.v1.ProcessService.ListPorts:input_type -> mgx.sandboxd.v1.ListPortsRequest
-	2,  // 39: mgx.sandboxd.v1.SandboxService.LaunchSandbox:output_type -> mgx.sandboxd.v1.LaunchSandboxResponse
-	4,  // 40: mgx.sandboxd.v1.SandboxService.GetSandbox:output_type -> mgx.sandboxd.v1.GetSandboxResponse
-	6,  // 41: mgx.sandboxd.v1.SandboxService.ListSandboxes:output_type -> mgx.sandboxd.v1.ListSandboxesResponse
-	8,  // 42: mgx.sandboxd.v1.SandboxService.DestroySandbox:output_type -> mgx.sandboxd.v1.DestroySandboxResponse
-	10, // 43: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:output_type -> mgx.sandboxd.v1.DestroyAllSandboxesResponse
-	12, // 44: mgx.sandboxd.v1.SandboxService.Exec:output_type -> mgx.sandboxd.v1.ExecResponse
-	14, // 45: mgx.sandboxd.v1.SandboxService.ExecStream:output_type -> mgx.sandboxd.v1.ExecStreamResponse
-	18, // 46: mgx.sandboxd.v1.SandboxService.GetPreview:output_type -> mgx.sandboxd.v1.GetPreviewResponse
-	21, // 47: mgx.sandboxd.v1.FileService.GetFileTree:output_type -> mgx.sandboxd.v1.GetFileTreeResponse
-	23, // 48: mgx.sandboxd.v1.FileService.ReadFile:output_type -> mgx.sandboxd.v1.ReadFileResponse
-	25, // 49: mgx.sandboxd.v1.FileService.WriteFile:output_type -> mgx.sandboxd.v1.WriteFileResponse
-	27, // 50: mgx.sandboxd.v1.FileService.DeleteFile:output_type -> mgx.sandboxd.v1.DeleteFileResponse
-	39, // 51: mgx.sandboxd.v1.FileService.SearchFiles:output_type -> mgx.sandboxd.v1.SearchFilesResponse
-	42, // 52: mgx.sandboxd.v1.FileService.ListChanges:output_type -> mgx.sandboxd.v1.ListChangesResponse
-	30, // 53: mgx.sandboxd.v1.ProcessService.StartProcess:output_type -> mgx.sandboxd.v1.StartProcessResponse
-	32, // 54: mgx.sandboxd.v1.ProcessService.ListProcesses:output_type -> mgx.sandboxd.v1.ListProcessesResponse
-	34, // 55: mgx.sandboxd.v1.ProcessService.GetProcessLogs:output_type -> mgx.sandboxd.v1.GetProcessLogsResponse
-	36, // 56: mgx.sandboxd.v1.ProcessService.SignalProcess:output_type -> mgx.sandboxd.v1.SignalProcessResponse
-	45, // 57: mgx.sandboxd.v1.ProcessService.ListPorts:output_type -> mgx.sandboxd.v1.ListPortsResponse
-	39, // [39:58] is the sub-list for method output_type
-	20, // [20:39] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	16, // 8: mgx.sandboxd.v1.RotatePreviewResponse.previews:type_name -> mgx.sandboxd.v1.PortPreview
+	16, // 9: mgx.sandboxd.v1.GetPreviewResponse.previews:type_name -> mgx.sandboxd.v1.PortPreview
+	21, // 10: mgx.sandboxd.v1.FileEntry.children:type_name -> mgx.sandboxd.v1.FileEntry
+	21, // 11: mgx.sandboxd.v1.GetFileTreeResponse.entries:type_name -> mgx.sandboxd.v1.FileEntry
+	66, // 12: mgx.sandboxd.v1.Process.started_at:type_name -> google.protobuf.Timestamp
+	66, // 13: mgx.sandboxd.v1.Process.exited_at:type_name -> google.protobuf.Timestamp
+	65, // 14: mgx.sandboxd.v1.StartProcessRequest.env:type_name -> mgx.sandboxd.v1.StartProcessRequest.EnvEntry
+	30, // 15: mgx.sandboxd.v1.StartProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
+	30, // 16: mgx.sandboxd.v1.ListProcessesResponse.processes:type_name -> mgx.sandboxd.v1.Process
+	30, // 17: mgx.sandboxd.v1.SignalProcessResponse.process:type_name -> mgx.sandboxd.v1.Process
+	40, // 18: mgx.sandboxd.v1.SearchFilesResponse.matches:type_name -> mgx.sandboxd.v1.SearchMatch
+	43, // 19: mgx.sandboxd.v1.ListChangesResponse.changes:type_name -> mgx.sandboxd.v1.FileChange
+	45, // 20: mgx.sandboxd.v1.ListPortsResponse.ports:type_name -> mgx.sandboxd.v1.ListeningPort
+	48, // 21: mgx.sandboxd.v1.GetWorkspaceResponse.workspace:type_name -> mgx.sandboxd.v1.Workspace
+	0,  // 22: mgx.sandboxd.v1.ResetWorkspaceResponse.sandbox:type_name -> mgx.sandboxd.v1.Sandbox
+	66, // 23: mgx.sandboxd.v1.Checkpoint.created_at:type_name -> google.protobuf.Timestamp
+	53, // 24: mgx.sandboxd.v1.CreateCheckpointResponse.checkpoint:type_name -> mgx.sandboxd.v1.Checkpoint
+	53, // 25: mgx.sandboxd.v1.ListCheckpointsResponse.checkpoints:type_name -> mgx.sandboxd.v1.Checkpoint
+	58, // 26: mgx.sandboxd.v1.DiffCheckpointResponse.files:type_name -> mgx.sandboxd.v1.FileDiff
+	53, // 27: mgx.sandboxd.v1.RestoreCheckpointResponse.before:type_name -> mgx.sandboxd.v1.Checkpoint
+	1,  // 28: mgx.sandboxd.v1.SandboxService.LaunchSandbox:input_type -> mgx.sandboxd.v1.LaunchSandboxRequest
+	3,  // 29: mgx.sandboxd.v1.SandboxService.GetSandbox:input_type -> mgx.sandboxd.v1.GetSandboxRequest
+	5,  // 30: mgx.sandboxd.v1.SandboxService.ListSandboxes:input_type -> mgx.sandboxd.v1.ListSandboxesRequest
+	7,  // 31: mgx.sandboxd.v1.SandboxService.DestroySandbox:input_type -> mgx.sandboxd.v1.DestroySandboxRequest
+	9,  // 32: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:input_type -> mgx.sandboxd.v1.DestroyAllSandboxesRequest
+	11, // 33: mgx.sandboxd.v1.SandboxService.Exec:input_type -> mgx.sandboxd.v1.ExecRequest
+	13, // 34: mgx.sandboxd.v1.SandboxService.ExecStream:input_type -> mgx.sandboxd.v1.ExecStreamRequest
+	17, // 35: mgx.sandboxd.v1.SandboxService.GetPreview:input_type -> mgx.sandboxd.v1.GetPreviewRequest
+	18, // 36: mgx.sandboxd.v1.SandboxService.RotatePreview:input_type -> mgx.sandboxd.v1.RotatePreviewRequest
+	22, // 37: mgx.sandboxd.v1.FileService.GetFileTree:input_type -> mgx.sandboxd.v1.GetFileTreeRequest
+	24, // 38: mgx.sandboxd.v1.FileService.ReadFile:input_type -> mgx.sandboxd.v1.ReadFileRequest
+	26, // 39: mgx.sandboxd.v1.FileService.WriteFile:input_type -> mgx.sandboxd.v1.WriteFileRequest
+	28, // 40: mgx.sandboxd.v1.FileService.DeleteFile:input_type -> mgx.sandboxd.v1.DeleteFileRequest
+	39, // 41: mgx.sandboxd.v1.FileService.SearchFiles:input_type -> mgx.sandboxd.v1.SearchFilesRequest
+	42, // 42: mgx.sandboxd.v1.FileService.ListChanges:input_type -> mgx.sandboxd.v1.ListChangesRequest
+	49, // 43: mgx.sandboxd.v1.WorkspaceService.GetWorkspace:input_type -> mgx.sandboxd.v1.GetWorkspaceRequest
+	51, // 44: mgx.sandboxd.v1.WorkspaceService.ResetWorkspace:input_type -> mgx.sandboxd.v1.ResetWorkspaceRequest
+	54, // 45: mgx.sandboxd.v1.WorkspaceService.CreateCheckpoint:input_type -> mgx.sandboxd.v1.CreateCheckpointRequest
+	56, // 46: mgx.sandboxd.v1.WorkspaceService.ListCheckpoints:input_type -> mgx.sandboxd.v1.ListCheckpointsRequest
+	59, // 47: mgx.sandboxd.v1.WorkspaceService.DiffCheckpoint:input_type -> mgx.sandboxd.v1.DiffCheckpointRequest
+	61, // 48: mgx.sandboxd.v1.WorkspaceService.RestoreCheckpoint:input_type -> mgx.sandboxd.v1.RestoreCheckpointRequest
+	31, // 49: mgx.sandboxd.v1.ProcessService.StartProcess:input_type -> mgx.sandboxd.v1.StartProcessRequest
+	33, // 50: mgx.sandboxd.v1.ProcessService.ListProcesses:input_type -> mgx.sandboxd.v1.ListProcessesRequest
+	35, // 51: mgx.sandboxd.v1.ProcessService.GetProcessLogs:input_type -> mgx.sandboxd.v1.GetProcessLogsRequest
+	37, // 52: mgx.sandboxd.v1.ProcessService.SignalProcess:input_type -> mgx.sandboxd.v1.SignalProcessRequest
+	46, // 53: mgx.sandboxd.v1.ProcessService.ListPorts:input_type -> mgx.sandboxd.v1.ListPortsRequest
+	2,  // 54: mgx.sandboxd.v1.SandboxService.LaunchSandbox:output_type -> mgx.sandboxd.v1.LaunchSandboxResponse
+	4,  // 55: mgx.sandboxd.v1.SandboxService.GetSandbox:output_type -> mgx.sandboxd.v1.GetSandboxResponse
+	6,  // 56: mgx.sandboxd.v1.SandboxService.ListSandboxes:output_type -> mgx.sandboxd.v1.ListSandboxesResponse
+	8,  // 57: mgx.sandboxd.v1.SandboxService.DestroySandbox:output_type -> mgx.sandboxd.v1.DestroySandboxResponse
+	10, // 58: mgx.sandboxd.v1.SandboxService.DestroyAllSandboxes:output_type -> mgx.sandboxd.v1.DestroyAllSandboxesResponse
+	12, // 59: mgx.sandboxd.v1.SandboxService.Exec:output_type -> mgx.sandboxd.v1.ExecResponse
+	14, // 60: mgx.sandboxd.v1.SandboxService.ExecStream:output_type -> mgx.sandboxd.v1.ExecStreamResponse
+	20, // 61: mgx.sandboxd.v1.SandboxService.GetPreview:output_type -> mgx.sandboxd.v1.GetPreviewResponse
+	19, // 62: mgx.sandboxd.v1.SandboxService.RotatePreview:output_type -> mgx.sandboxd.v1.RotatePreviewResponse
+	23, // 63: mgx.sandboxd.v1.FileService.GetFileTree:output_type -> mgx.sandboxd.v1.GetFileTreeResponse
+	25, // 64: mgx.sandboxd.v1.FileService.ReadFile:output_type -> mgx.sandboxd.v1.ReadFileResponse
+	27, // 65: mgx.sandboxd.v1.FileService.WriteFile:output_type -> mgx.sandboxd.v1.WriteFileResponse
+	29, // 66: mgx.sandboxd.v1.FileService.DeleteFile:output_type -> mgx.sandboxd.v1.DeleteFileResponse
+	41, // 67: mgx.sandboxd.v1.FileService.SearchFiles:output_type -> mgx.sandboxd.v1.SearchFilesResponse
+	44, // 68: mgx.sandboxd.v1.FileService.ListChanges:output_type -> mgx.sandboxd.v1.ListChangesResponse
+	50, // 69: mgx.sandboxd.v1.WorkspaceService.GetWorkspace:output_type -> mgx.sandboxd.v1.GetWorkspaceResponse
+	52, // 70: mgx.sandboxd.v1.WorkspaceService.ResetWorkspace:output_type -> mgx.sandboxd.v1.ResetWorkspaceResponse
+	55, // 71: mgx.sandboxd.v1.WorkspaceService.CreateCheckpoint:output_type -> mgx.sandboxd.v1.CreateCheckpointResponse
+	57, // 72: mgx.sandboxd.v1.WorkspaceService.ListCheckpoints:output_type -> mgx.sandboxd.v1.ListCheckpointsResponse
+	60, // 73: mgx.sandboxd.v1.WorkspaceService.DiffCheckpoint:output_type -> mgx.sandboxd.v1.DiffCheckpointResponse
+	62, // 74: mgx.sandboxd.v1.WorkspaceService.RestoreCheckpoint:output_type -> mgx.sandboxd.v1.RestoreCheckpointResponse
+	32, // 75: mgx.sandboxd.v1.ProcessService.StartProcess:output_type -> mgx.sandboxd.v1.StartProcessResponse
+	34, // 76: mgx.sandboxd.v1.ProcessService.ListProcesses:output_type -> mgx.sandboxd.v1.ListProcessesResponse
+	36, // 77: mgx.sandboxd.v1.ProcessService.GetProcessLogs:output_type -> mgx.sandboxd.v1.GetProcessLogsResponse
+	38, // 78: mgx.sandboxd.v1.ProcessService.SignalProcess:output_type -> mgx.sandboxd.v1.SignalProcessResponse
+	47, // 79: mgx.sandboxd.v1.ProcessService.ListPorts:output_type -> mgx.sandboxd.v1.ListPortsResponse
+	54, // [54:80] is the sub-list for method output_type
+	28, // [28:54] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_mgx_sandboxd_v1_sandboxd_proto_init() }
@@ -3344,9 +4605,9 @@ func file_mgx_sandboxd_v1_sandboxd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgx_sandboxd_v1_sandboxd_proto_rawDesc), len(file_mgx_sandboxd_v1_sandboxd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   49,
+			NumMessages:   66,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_mgx_sandboxd_v1_sandboxd_proto_goTypes,
 		DependencyIndexes: file_mgx_sandboxd_v1_sandboxd_proto_depIdxs,

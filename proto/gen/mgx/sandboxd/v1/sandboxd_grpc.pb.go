@@ -27,6 +27,7 @@ const (
 	SandboxService_Exec_FullMethodName                = "/mgx.sandboxd.v1.SandboxService/Exec"
 	SandboxService_ExecStream_FullMethodName          = "/mgx.sandboxd.v1.SandboxService/ExecStream"
 	SandboxService_GetPreview_FullMethodName          = "/mgx.sandboxd.v1.SandboxService/GetPreview"
+	SandboxService_RotatePreview_FullMethodName       = "/mgx.sandboxd.v1.SandboxService/RotatePreview"
 )
 
 // SandboxServiceClient is the client API for SandboxService service.
@@ -55,6 +56,9 @@ type SandboxServiceClient interface {
 	ExecStream(ctx context.Context, in *ExecStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExecStreamResponse], error)
 	// GetPreview lists the preview URLs of the ports listening inside the sandbox.
 	GetPreview(ctx context.Context, in *GetPreviewRequest, opts ...grpc.CallOption) (*GetPreviewResponse, error)
+	// RotatePreview revokes every preview URL of the session's sandbox handed out so far (a link that
+	// leaked) and lists fresh ones. Pages open on the old URLs stop working at their next request.
+	RotatePreview(ctx context.Context, in *RotatePreviewRequest, opts ...grpc.CallOption) (*RotatePreviewResponse, error)
 }
 
 type sandboxServiceClient struct {
@@ -154,6 +158,16 @@ func (c *sandboxServiceClient) GetPreview(ctx context.Context, in *GetPreviewReq
 	return out, nil
 }
 
+func (c *sandboxServiceClient) RotatePreview(ctx context.Context, in *RotatePreviewRequest, opts ...grpc.CallOption) (*RotatePreviewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotatePreviewResponse)
+	err := c.cc.Invoke(ctx, SandboxService_RotatePreview_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SandboxServiceServer is the server API for SandboxService service.
 // All implementations must embed UnimplementedSandboxServiceServer
 // for forward compatibility.
@@ -180,6 +194,9 @@ type SandboxServiceServer interface {
 	ExecStream(*ExecStreamRequest, grpc.ServerStreamingServer[ExecStreamResponse]) error
 	// GetPreview lists the preview URLs of the ports listening inside the sandbox.
 	GetPreview(context.Context, *GetPreviewRequest) (*GetPreviewResponse, error)
+	// RotatePreview revokes every preview URL of the session's sandbox handed out so far (a link that
+	// leaked) and lists fresh ones. Pages open on the old URLs stop working at their next request.
+	RotatePreview(context.Context, *RotatePreviewRequest) (*RotatePreviewResponse, error)
 	mustEmbedUnimplementedSandboxServiceServer()
 }
 
@@ -213,6 +230,9 @@ func (UnimplementedSandboxServiceServer) ExecStream(*ExecStreamRequest, grpc.Ser
 }
 func (UnimplementedSandboxServiceServer) GetPreview(context.Context, *GetPreviewRequest) (*GetPreviewResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPreview not implemented")
+}
+func (UnimplementedSandboxServiceServer) RotatePreview(context.Context, *RotatePreviewRequest) (*RotatePreviewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotatePreview not implemented")
 }
 func (UnimplementedSandboxServiceServer) mustEmbedUnimplementedSandboxServiceServer() {}
 func (UnimplementedSandboxServiceServer) testEmbeddedByValue()                        {}
@@ -372,6 +392,24 @@ func _SandboxService_GetPreview_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SandboxService_RotatePreview_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotatePreviewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).RotatePreview(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_RotatePreview_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).RotatePreview(ctx, req.(*RotatePreviewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SandboxService_ServiceDesc is the grpc.ServiceDesc for SandboxService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -406,6 +444,10 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPreview",
 			Handler:    _SandboxService_GetPreview_Handler,
+		},
+		{
+			MethodName: "RotatePreview",
+			Handler:    _SandboxService_RotatePreview_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -730,6 +772,334 @@ var FileService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListChanges",
 			Handler:    _FileService_ListChanges_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "mgx/sandboxd/v1/sandboxd.proto",
+}
+
+const (
+	WorkspaceService_GetWorkspace_FullMethodName      = "/mgx.sandboxd.v1.WorkspaceService/GetWorkspace"
+	WorkspaceService_ResetWorkspace_FullMethodName    = "/mgx.sandboxd.v1.WorkspaceService/ResetWorkspace"
+	WorkspaceService_CreateCheckpoint_FullMethodName  = "/mgx.sandboxd.v1.WorkspaceService/CreateCheckpoint"
+	WorkspaceService_ListCheckpoints_FullMethodName   = "/mgx.sandboxd.v1.WorkspaceService/ListCheckpoints"
+	WorkspaceService_DiffCheckpoint_FullMethodName    = "/mgx.sandboxd.v1.WorkspaceService/DiffCheckpoint"
+	WorkspaceService_RestoreCheckpoint_FullMethodName = "/mgx.sandboxd.v1.WorkspaceService/RestoreCheckpoint"
+)
+
+// WorkspaceServiceClient is the client API for WorkspaceService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// WorkspaceService is about a session's workspace as a whole: the volume that keeps it across every
+// sandbox of the session, its size, and its checkpoints — snapshots of the whole tree kept beside it
+// (never inside /workspace, never touching the user's own .git), which can be listed, diffed and
+// restored. Owner only: another user gets NotFound on every call.
+type WorkspaceServiceClient interface {
+	// GetWorkspace reports the session's workspace: its state ("ok", "missing", "foreign", "none"), its
+	// size, and the size limit. Measuring starts the sandbox if it was reaped.
+	GetWorkspace(ctx context.Context, in *GetWorkspaceRequest, opts ...grpc.CallOption) (*GetWorkspaceResponse, error)
+	// ResetWorkspace is the owner's way on from a lost workspace (reason WORKSPACE_LOST): a fresh
+	// workspace (a missing volume is made again empty; the checkpoint history is kept when it
+	// survived), or with adopt, the workspace found is accepted as the session's when nothing says it
+	// is another session's. It then launches the sandbox.
+	ResetWorkspace(ctx context.Context, in *ResetWorkspaceRequest, opts ...grpc.CallOption) (*ResetWorkspaceResponse, error)
+	// CreateCheckpoint snapshots the whole workspace (heavy folders such as node_modules excepted).
+	// When nothing changed since the latest checkpoint, that one is returned with created false.
+	CreateCheckpoint(ctx context.Context, in *CreateCheckpointRequest, opts ...grpc.CallOption) (*CreateCheckpointResponse, error)
+	// ListCheckpoints lists the workspace's checkpoints, newest first.
+	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error)
+	// DiffCheckpoint compares a checkpoint with another (against) or with the workspace now (against
+	// empty): what changed from the checkpoint to the other side, as a unified diff per file.
+	DiffCheckpoint(ctx context.Context, in *DiffCheckpointRequest, opts ...grpc.CallOption) (*DiffCheckpointResponse, error)
+	// RestoreCheckpoint puts the workspace (or one path) back as it was in a checkpoint. The current
+	// state is checkpointed first (before_restore), so a restore can itself be undone.
+	RestoreCheckpoint(ctx context.Context, in *RestoreCheckpointRequest, opts ...grpc.CallOption) (*RestoreCheckpointResponse, error)
+}
+
+type workspaceServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewWorkspaceServiceClient(cc grpc.ClientConnInterface) WorkspaceServiceClient {
+	return &workspaceServiceClient{cc}
+}
+
+func (c *workspaceServiceClient) GetWorkspace(ctx context.Context, in *GetWorkspaceRequest, opts ...grpc.CallOption) (*GetWorkspaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetWorkspaceResponse)
+	err := c.cc.Invoke(ctx, WorkspaceService_GetWorkspace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workspaceServiceClient) ResetWorkspace(ctx context.Context, in *ResetWorkspaceRequest, opts ...grpc.CallOption) (*ResetWorkspaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetWorkspaceResponse)
+	err := c.cc.Invoke(ctx, WorkspaceService_ResetWorkspace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workspaceServiceClient) CreateCheckpoint(ctx context.Context, in *CreateCheckpointRequest, opts ...grpc.CallOption) (*CreateCheckpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateCheckpointResponse)
+	err := c.cc.Invoke(ctx, WorkspaceService_CreateCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workspaceServiceClient) ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCheckpointsResponse)
+	err := c.cc.Invoke(ctx, WorkspaceService_ListCheckpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workspaceServiceClient) DiffCheckpoint(ctx context.Context, in *DiffCheckpointRequest, opts ...grpc.CallOption) (*DiffCheckpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiffCheckpointResponse)
+	err := c.cc.Invoke(ctx, WorkspaceService_DiffCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workspaceServiceClient) RestoreCheckpoint(ctx context.Context, in *RestoreCheckpointRequest, opts ...grpc.CallOption) (*RestoreCheckpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreCheckpointResponse)
+	err := c.cc.Invoke(ctx, WorkspaceService_RestoreCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WorkspaceServiceServer is the server API for WorkspaceService service.
+// All implementations must embed UnimplementedWorkspaceServiceServer
+// for forward compatibility.
+//
+// WorkspaceService is about a session's workspace as a whole: the volume that keeps it across every
+// sandbox of the session, its size, and its checkpoints — snapshots of the whole tree kept beside it
+// (never inside /workspace, never touching the user's own .git), which can be listed, diffed and
+// restored. Owner only: another user gets NotFound on every call.
+type WorkspaceServiceServer interface {
+	// GetWorkspace reports the session's workspace: its state ("ok", "missing", "foreign", "none"), its
+	// size, and the size limit. Measuring starts the sandbox if it was reaped.
+	GetWorkspace(context.Context, *GetWorkspaceRequest) (*GetWorkspaceResponse, error)
+	// ResetWorkspace is the owner's way on from a lost workspace (reason WORKSPACE_LOST): a fresh
+	// workspace (a missing volume is made again empty; the checkpoint history is kept when it
+	// survived), or with adopt, the workspace found is accepted as the session's when nothing says it
+	// is another session's. It then launches the sandbox.
+	ResetWorkspace(context.Context, *ResetWorkspaceRequest) (*ResetWorkspaceResponse, error)
+	// CreateCheckpoint snapshots the whole workspace (heavy folders such as node_modules excepted).
+	// When nothing changed since the latest checkpoint, that one is returned with created false.
+	CreateCheckpoint(context.Context, *CreateCheckpointRequest) (*CreateCheckpointResponse, error)
+	// ListCheckpoints lists the workspace's checkpoints, newest first.
+	ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error)
+	// DiffCheckpoint compares a checkpoint with another (against) or with the workspace now (against
+	// empty): what changed from the checkpoint to the other side, as a unified diff per file.
+	DiffCheckpoint(context.Context, *DiffCheckpointRequest) (*DiffCheckpointResponse, error)
+	// RestoreCheckpoint puts the workspace (or one path) back as it was in a checkpoint. The current
+	// state is checkpointed first (before_restore), so a restore can itself be undone.
+	RestoreCheckpoint(context.Context, *RestoreCheckpointRequest) (*RestoreCheckpointResponse, error)
+	mustEmbedUnimplementedWorkspaceServiceServer()
+}
+
+// UnimplementedWorkspaceServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedWorkspaceServiceServer struct{}
+
+func (UnimplementedWorkspaceServiceServer) GetWorkspace(context.Context, *GetWorkspaceRequest) (*GetWorkspaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWorkspace not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) ResetWorkspace(context.Context, *ResetWorkspaceRequest) (*ResetWorkspaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetWorkspace not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) CreateCheckpoint(context.Context, *CreateCheckpointRequest) (*CreateCheckpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCheckpoint not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCheckpoints not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) DiffCheckpoint(context.Context, *DiffCheckpointRequest) (*DiffCheckpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiffCheckpoint not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) RestoreCheckpoint(context.Context, *RestoreCheckpointRequest) (*RestoreCheckpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreCheckpoint not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) mustEmbedUnimplementedWorkspaceServiceServer() {}
+func (UnimplementedWorkspaceServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeWorkspaceServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to WorkspaceServiceServer will
+// result in compilation errors.
+type UnsafeWorkspaceServiceServer interface {
+	mustEmbedUnimplementedWorkspaceServiceServer()
+}
+
+func RegisterWorkspaceServiceServer(s grpc.ServiceRegistrar, srv WorkspaceServiceServer) {
+	// If the following call panics, it indicates UnimplementedWorkspaceServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&WorkspaceService_ServiceDesc, srv)
+}
+
+func _WorkspaceService_GetWorkspace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWorkspaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).GetWorkspace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_GetWorkspace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).GetWorkspace(ctx, req.(*GetWorkspaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkspaceService_ResetWorkspace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetWorkspaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).ResetWorkspace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_ResetWorkspace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).ResetWorkspace(ctx, req.(*ResetWorkspaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkspaceService_CreateCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).CreateCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_CreateCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).CreateCheckpoint(ctx, req.(*CreateCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkspaceService_ListCheckpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCheckpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).ListCheckpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_ListCheckpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).ListCheckpoints(ctx, req.(*ListCheckpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkspaceService_DiffCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiffCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).DiffCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_DiffCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).DiffCheckpoint(ctx, req.(*DiffCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkspaceService_RestoreCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).RestoreCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_RestoreCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).RestoreCheckpoint(ctx, req.(*RestoreCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// WorkspaceService_ServiceDesc is the grpc.ServiceDesc for WorkspaceService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var WorkspaceService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "mgx.sandboxd.v1.WorkspaceService",
+	HandlerType: (*WorkspaceServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetWorkspace",
+			Handler:    _WorkspaceService_GetWorkspace_Handler,
+		},
+		{
+			MethodName: "ResetWorkspace",
+			Handler:    _WorkspaceService_ResetWorkspace_Handler,
+		},
+		{
+			MethodName: "CreateCheckpoint",
+			Handler:    _WorkspaceService_CreateCheckpoint_Handler,
+		},
+		{
+			MethodName: "ListCheckpoints",
+			Handler:    _WorkspaceService_ListCheckpoints_Handler,
+		},
+		{
+			MethodName: "DiffCheckpoint",
+			Handler:    _WorkspaceService_DiffCheckpoint_Handler,
+		},
+		{
+			MethodName: "RestoreCheckpoint",
+			Handler:    _WorkspaceService_RestoreCheckpoint_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -6,13 +6,14 @@ import (
 
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentapi"
 	"github.com/mgx-ai/mgx/sandboxd/internal/agentclient"
+	"github.com/mgx-ai/mgx/sandboxd/internal/store"
 )
 
 // Changes returns what changed in the workspace after cursor ("" for the current position), waiting
 // up to waitMS for a change.
-func (m *Manager) Changes(ctx context.Context, userID, sessionID, cursor string, waitMS, limit int) (agentapi.Changes, error) {
-	var out agentapi.Changes
-	err := m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+func (m *Manager) Changes(ctx context.Context, userID, sessionID, cursor string, waitMS, limit int) (Changes, error) {
+	var out Changes
+	err := m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		out, err = c.Changes(ctx, cursor, waitMS, limit)
 		return err
 	})
@@ -31,16 +32,16 @@ type SearchSpec struct {
 }
 
 // Search searches file contents of the workspace.
-func (m *Manager) Search(ctx context.Context, userID, sessionID string, spec SearchSpec) (agentapi.SearchResult, error) {
+func (m *Manager) Search(ctx context.Context, userID, sessionID string, spec SearchSpec) (SearchResult, error) {
 	rel, err := cleanPath(spec.Root)
 	if err != nil {
-		return agentapi.SearchResult{}, err
+		return SearchResult{}, err
 	}
 	if spec.Pattern == "" {
-		return agentapi.SearchResult{}, fmt.Errorf("%w: empty pattern", ErrInvalidArgument)
+		return SearchResult{}, fmt.Errorf("%w: empty pattern", ErrInvalidArgument)
 	}
-	var out agentapi.SearchResult
-	err = m.withAgent(ctx, userID, sessionID, func(c *agentclient.Client) (err error) {
+	var out SearchResult
+	err = m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) (err error) {
 		out, err = c.Search(ctx, agentapi.SearchRequest{Root: rel, Pattern: spec.Pattern, IgnoreCase: spec.IgnoreCase,
 			Glob: spec.Glob, Prune: spec.Prune, IncludeHidden: spec.IncludeHidden, MaxMatches: spec.MaxMatches})
 		return err
