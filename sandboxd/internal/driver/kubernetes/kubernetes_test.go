@@ -221,6 +221,10 @@ func TestDriver(t *testing.T) {
 			require.NoError(t, err, "exec %d on replica %d", i, i%2)
 			require.Equal(t, strconv.Itoa(i+1), strings.TrimSpace(string(res.Stdout)), "exec %d on replica %d", i, i%2)
 		}
+		// The checkpoint history lives in the meta claim, beside the files.
+		cp, created, err := a.m.CreateCheckpoint(ctx, "alice", session, sandbox.CheckpointInfo{Kind: sandbox.CheckpointManual, Message: "four turns"})
+		require.NoError(t, err)
+		require.True(t, created)
 		wsInfo, err := a.m.GetWorkspace(ctx, "alice", session)
 		require.NoError(t, err)
 		require.Equal(t, inst.WorkspaceID, wsInfo.ID, "the session's workspace is the warm pod's")
@@ -243,6 +247,10 @@ func TestDriver(t *testing.T) {
 		res, err := a.m.Exec(ctx, "alice", session, sandbox.ExecSpec{Command: "wc -l < turns"})
 		require.NoError(t, err)
 		require.Equal(t, "4", strings.TrimSpace(string(res.Stdout)), "resumed on the same workspace claims")
+		cps, _, err := b.m.ListCheckpoints(ctx, "alice", session, 10, "")
+		require.NoError(t, err)
+		require.Len(t, cps, 1, "the new pod mounts the same meta claim")
+		require.Equal(t, cp.ID, cps[0].ID)
 
 		// A pod no record references (a replica died between creating it and recording it) is removed
 		// once it is older than the creation grace.
