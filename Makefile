@@ -84,7 +84,7 @@ run: build ## start the whole product locally (Ctrl-C stops everything); SANDBOX
 DURATIONS := $(CURDIR)/.cache/test-durations
 # Screenshots of the browser tests (gateway/e2e), kept after the run; a run starts with none.
 ARTIFACTS := $(CURDIR)/.cache/test-artifacts
-test: check-tracked check-generated fmt-check check-modules console-test build-test ## all tests: unit and integration (real Redis, real Docker when an engine answers)
+test: check-tracked check-generated fmt-check check-modules console-test build-test k8s-test-bin ## all tests: unit and integration (real Redis, real Docker when an engine answers, a Kubernetes control plane)
 	@mkdir -p $(dir $(DURATIONS)) && : > $(DURATIONS); rm -rf $(ARTIFACTS); rc=0; \
 	for m in $(MODULES); do \
 	  echo "== go test $$m"; start=$$(date +%s); \
@@ -119,6 +119,13 @@ bench-gateway: build-test ## REST through the gateway vs direct gRPC (latency, t
 .PHONY: bench-sandbox
 bench-sandbox: build-test ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm (claim with volumes), streamed output, resume of a reaped session, checkpoint of 2,000 files
 	cd sandboxd && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 10m ./internal/app
+
+# The Kubernetes driver's tests run a real control plane (etcd, kube-apiserver, controller manager,
+# scheduler) and kwok's simulated nodes, built from the Go module proxy at the versions tools/k8s pins,
+# into $(XDG_CACHE_HOME)/mgx/k8s/<hash of those pins>/bin: minutes cold, a no-op in seconds once cached.
+.PHONY: k8s-test-bin
+k8s-test-bin: ## build the Kubernetes test binaries into ~/.cache/mgx/k8s (cold: about 15 minutes on 2 cores)
+	go run ./deploy/cmd/k8s-test-bin
 
 .PHONY: sandbox-image
 sandbox-image: ## build the product sandbox image mgx-sandbox:latest without a registry (root + debootstrap; a no-op when current)

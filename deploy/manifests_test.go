@@ -14,7 +14,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -29,13 +31,22 @@ type rendered struct {
 	pdbs        map[string]*policyv1.PodDisruptionBudget
 	configMaps  map[string]*corev1.ConfigMap
 	secrets     map[string]*corev1.Secret
+	// Those of the Kubernetes driver's overlay (deploy/k8s-kubernetes-driver).
+	namespaces      map[string]*corev1.Namespace
+	serviceAccounts map[string]*corev1.ServiceAccount
+	roles           map[string]*rbacv1.Role
+	roleBindings    map[string]*rbacv1.RoleBinding
+	networkPolicies map[string]*networkingv1.NetworkPolicy
 }
 
-func render(t *testing.T) rendered {
+func render(t *testing.T) rendered { return renderDir(t, "k8s", "mgx") }
+
+// renderDir builds the kustomization in dir; every namespaced resource must be in one of namespaces.
+func renderDir(t *testing.T, dir string, namespaces ...string) rendered {
 	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), "k8s")
-	require.NoError(t, err, "kustomize build deploy/k8s")
+	resMap, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	require.NoError(t, err, "kustomize build deploy/%s", dir)
 	out, err := resMap.AsYaml()
 	require.NoError(t, err)
 
@@ -43,6 +54,9 @@ func render(t *testing.T) rendered {
 		deployments: map[string]*appsv1.Deployment{}, services: map[string]*corev1.Service{},
 		hpas: map[string]*autoscalingv2.HorizontalPodAutoscaler{}, pdbs: map[string]*policyv1.PodDisruptionBudget{},
 		configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{},
+		namespaces: map[string]*corev1.Namespace{}, serviceAccounts: map[string]*corev1.ServiceAccount{},
+		roles: map[string]*rbacv1.Role{}, roleBindings: map[string]*rbacv1.RoleBinding{},
+		networkPolicies: map[string]*networkingv1.NetworkPolicy{},
 	}
 	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
 		var meta struct {
@@ -54,7 +68,7 @@ func render(t *testing.T) rendered {
 		}
 		require.NoError(t, yaml.Unmarshal(doc, &meta))
 		if meta.Kind != "Namespace" {
-			require.Equal(t, "mgx", meta.Metadata.Namespace, "%s/%s", meta.Kind, meta.Metadata.Name)
+			require.Contains(t, namespaces, meta.Metadata.Namespace, "%s/%s", meta.Kind, meta.Metadata.Name)
 		}
 		strict := func(into any) {
 			require.NoError(t, yaml.UnmarshalStrict(doc, into), "%s/%s", meta.Kind, meta.Metadata.Name)
@@ -85,7 +99,25 @@ func render(t *testing.T) rendered {
 			strict(s)
 			r.secrets[s.Name] = s
 		case "Namespace":
-			strict(&corev1.Namespace{})
+			n := &corev1.Namespace{}
+			strict(n)
+			r.namespaces[n.Name] = n
+		case "ServiceAccount":
+			s := &corev1.ServiceAccount{}
+			strict(s)
+			r.serviceAccounts[s.Name] = s
+		case "Role":
+			x := &rbacv1.Role{}
+			strict(x)
+			r.roles[x.Name] = x
+		case "RoleBinding":
+			x := &rbacv1.RoleBinding{}
+			strict(x)
+			r.roleBindings[x.Name] = x
+		case "NetworkPolicy":
+			x := &networkingv1.NetworkPolicy{}
+			strict(x)
+			r.networkPolicies[x.Name] = x
 		default:
 			t.Fatalf("unexpected kind %q in the rendered manifests", meta.Kind)
 		}
@@ -94,7 +126,11 @@ func render(t *testing.T) rendered {
 }
 
 func TestKubernetesManifests(t *testing.T) {
-	r := render(t)
+	checkManifests(t, render(t))
+}
+
+func checkManifests(t *testing.T, r rendered) {
+	t.Helper()
 	require.ElementsMatch(t, []string{"gateway", "agentd", "sandboxd"}, keys(r.deployments))
 
 	for name, d := range r.deployments {
@@ -168,17 +204,18 @@ func TestConfigIsDocumented(t *testing.T) {
 	for _, m := range regexp.MustCompile("(?m)^\\| `([A-Z0-9_]+)`").FindAllStringSubmatch(string(readme), -1) {
 		documented[m[1]] = true
 	}
-	r := render(t)
 	var vars []string
-	for _, cm := range r.configMaps {
-		vars = append(vars, keys(cm.Data)...)
-	}
-	for _, s := range r.secrets {
-		vars = append(vars, keys(s.StringData)...)
-	}
-	for _, d := range r.deployments {
-		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
-			vars = append(vars, e.Name)
+	for _, r := range []rendered{render(t), renderKubernetesDriver(t)} {
+		for _, cm := range r.configMaps {
+			vars = append(vars, keys(cm.Data)...)
+		}
+		for _, s := range r.secrets {
+			vars = append(vars, keys(s.StringData)...)
+		}
+		for _, d := range r.deployments {
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				vars = append(vars, e.Name)
+			}
 		}
 	}
 	for _, v := range vars {

@@ -26,11 +26,21 @@ func run() int {
 	flag.StringVar(&opts.MetaDir, "meta-dir", "", "the workspace's own state beside it (marker, checkpoint history): its meta volume")
 	flag.StringVar(&opts.User, "user", "", "run commands as this user when the agent runs as root")
 	flag.BoolVar(&opts.OwnedPortsOnly, "owned-ports", false, "report only ports of the agent's own descendants (host mode)")
-	var linkScope string
+	var linkScope, listenTCP, secretFile, install string
+	flag.StringVar(&listenTCP, "listen-tcp", "", "serve on this TCP address instead of the unix socket (a Kubernetes pod); needs -secret-file")
+	flag.StringVar(&secretFile, "secret-file", "", "file holding the per-sandbox secret every TCP connection must prove (agentapi.ServerHandshake)")
+	flag.StringVar(&install, "install", "", "copy this binary to the given path and exit (a pod's init container stages the agent this way)")
 	flag.StringVar(&linkScope, "link-scope", "", "directories (list separated like PATH) holding the sandbox's own files: the files API serves a hard-linked file only when all its links lie in them (host mode; default the workspace)")
 	flag.Parse()
 	opts.LinkScope = filepath.SplitList(linkScope)
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if install != "" {
+		if err := installSelf(install); err != nil {
+			fmt.Fprintln(os.Stderr, "sandbox-agent:", err)
+			return 1
+		}
+		return 0
+	}
 
 	ctx := context.Background()
 	if os.Getpid() == 1 {
@@ -64,7 +74,12 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "sandbox-agent:", err)
 		return 1
 	}
-	if err := srv.Serve(ctx); err != nil {
+	if listenTCP != "" {
+		err = serveTCP(ctx, srv, listenTCP, secretFile)
+	} else {
+		err = srv.Serve(ctx)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-agent:", err)
 		return 1
 	}

@@ -40,6 +40,8 @@ type Client struct {
 	socket string
 	pid    int
 	http   *http.Client
+	// connect replaces the unix socket for an agent on the network (network.go).
+	connect func(ctx context.Context) (net.Conn, error)
 }
 
 // maxResponse bounds a JSON response read from an agent.
@@ -55,7 +57,10 @@ var ErrWrongPeer = errors.New("agent socket is served by another process")
 // (the Docker daemon's, say); the peer check makes sandboxd refuse to talk
 // to anything but the agent it started.
 func New(socket string, pid int) *Client {
-	c := &Client{socket: socket, pid: pid}
+	return newClient(&Client{socket: socket, pid: pid})
+}
+
+func newClient(c *Client) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return c.dial(ctx)
@@ -69,6 +74,9 @@ func New(socket string, pid int) *Client {
 }
 
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	if c.connect != nil {
+		return c.connect(ctx)
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.socket)
 	if err != nil {

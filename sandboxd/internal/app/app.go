@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/mgx-ai/mgx/pkg/grpcserver"
 	"github.com/mgx-ai/mgx/pkg/redisclient"
 	"github.com/mgx-ai/mgx/pkg/service"
@@ -20,6 +22,7 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/devimage"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/docker"
+	"github.com/mgx-ai/mgx/sandboxd/internal/driver/kubernetes"
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver/local"
 	"github.com/mgx-ai/mgx/sandboxd/internal/instance"
 	"github.com/mgx-ai/mgx/sandboxd/internal/pool"
@@ -84,6 +87,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	limit, _ := cfg.WorkspaceLimitBytes()
 	_, enforced, _ := cfg.VolumeDriverOpts()
+	enforced = enforced && drv.Name() == "docker"
+	if drv.Name() == "kubernetes" {
+		// A workspace is a claim of SANDBOX_K8S_WORKSPACE_SIZE: the storage class bounds it.
+		size, _ := cfg.K8s.Size()
+		limit, enforced = size.Value(), true
+	}
 	if limit > 0 && !enforced {
 		log.Warn("SANDBOX_WORKSPACE_LIMIT is reported but not enforced: the volume driver has no per-volume quota "+
 			"(Docker's local driver keeps a volume as a directory on the engine's file system; ext4, and xfs without "+
@@ -94,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		IdleTimeout: cfg.IdleTimeout.D(), CreateTimeout: cfg.CreateTimeout.D(),
 		ExecTimeout: cfg.ExecTimeout.D(), MaxExecTimeout: cfg.MaxExecTimeout.D(),
 		OutputLimit: cfg.OutputLimit, VolumeGrace: cfg.VolumeGrace.D(),
-		WorkspaceLimit: limit, WorkspaceLimitEnforced: enforced && drv.Name() == "docker",
+		WorkspaceLimit: limit, WorkspaceLimitEnforced: enforced,
 		Namespace: cfg.Namespace, CheckpointExclude: cfg.CheckpointExcludes(), Replica: replica, Logger: log,
 	})
 	if err != nil {
@@ -164,6 +173,9 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Driver == "kubernetes" {
+		return openKubernetes(ctx, cfg, mem, log)
+	}
 	if cfg.Driver == "docker" || cfg.Driver == "auto" {
 		volOpts, _, err := cfg.VolumeDriverOpts()
 		if err != nil {
@@ -192,6 +204,32 @@ func openDriver(ctx context.Context, cfg config.Config, log *slog.Logger) (drive
 	log.Warn("SANDBOX DRIVER IS LOCAL: commands run as host processes with sandboxd's own privileges. " +
 		"This is NOT isolation; use it only on a development machine.")
 	return local.New(local.Options{AgentBinary: cfg.AgentBinary, RunDir: cfg.RunDir})
+}
+
+func openKubernetes(ctx context.Context, cfg config.Config, mem int64, log *slog.Logger) (driver.Driver, error) {
+	size, err := cfg.K8s.Size()
+	if err != nil {
+		return nil, err
+	}
+	metaSize, err := cfg.K8s.MetaQuantity()
+	if err != nil {
+		return nil, err
+	}
+	d, err := kubernetes.New(ctx, kubernetes.Options{
+		Namespace: cfg.K8s.Namespace, Kubeconfig: cfg.K8s.Kubeconfig,
+		Image: cfg.Image, AgentImage: cfg.K8s.AgentImage, AgentImagePath: cfg.K8s.AgentPath,
+		PullPolicy: corev1.PullPolicy(cfg.K8s.PullPolicy), User: cfg.User,
+		MilliCPU: int64(cfg.CPU * 1000), Memory: mem, RuntimeClass: cfg.Runtime,
+		StorageClass: cfg.K8s.StorageClass, WorkspaceSize: size, MetaSize: metaSize, ServiceAccount: cfg.K8s.ServiceAccount,
+		AgentPort: cfg.K8s.AgentPort, DeploymentNamespace: cfg.Namespace, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("sandbox driver: kubernetes", "namespace", cfg.K8s.Namespace, "image", cfg.Image,
+		"cpu", cfg.CPU, "memory", cfg.Memory, "runtime_class", cfg.Runtime, "storage_class", cfg.K8s.StorageClass,
+		"workspace_size", cfg.K8s.WorkspaceSize, "meta_size", cfg.K8s.MetaSize)
+	return d, nil
 }
 
 // ensureImage checks that the sandbox image exists, falling back to the dev

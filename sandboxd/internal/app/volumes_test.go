@@ -237,8 +237,11 @@ func TestWorkspaceOutlivesItsSandboxes(t *testing.T) {
 			})
 
 			t.Run("orphan volume is reconciled after its grace", func(t *testing.T) {
-				const orphan = "mgx-ws-orphan0000000"
-				_, err := e.app.Driver.CreateVolume(t.Context(), orphan, map[string]string{driver.LabelWorkspace: "orphan0000000", driver.LabelVolume: driver.VolumeData})
+				// Volume names are the engine's, not a namespace's: a fixed one collides with the same
+				// test running at once from another checkout on this engine.
+				id := "orphan" + strconv.FormatInt(time.Now().UnixNano(), 36)
+				orphan, _ := instance.VolumeNames(id)
+				_, err := e.app.Driver.CreateVolume(t.Context(), orphan, map[string]string{driver.LabelWorkspace: id, driver.LabelVolume: driver.VolumeData})
 				require.NoError(t, err)
 				rep, err := e.app.Manager.Reconcile(t.Context())
 				require.NoError(t, err)

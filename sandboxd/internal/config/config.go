@@ -22,7 +22,8 @@ import (
 
 // Validation errors.
 var (
-	ErrDriver        = errors.New("invalid driver (want auto, docker or local)")
+	ErrDriver        = errors.New("invalid driver (want auto, docker, local or kubernetes)")
+	ErrK8s           = errors.New("invalid Kubernetes driver setting")
 	ErrNegative      = errors.New("must not be negative")
 	ErrPositive      = errors.New("must be positive")
 	ErrMemory        = errors.New("invalid memory size (e.g. 1g, 512m)")
@@ -67,7 +68,8 @@ type Config struct {
 	PreviewListen string `env:"SANDBOXD_PREVIEW_LISTEN" envDefault:"127.0.0.1:8202"`
 	RedisURL      string `env:"SANDBOXD_REDIS_URL" envDefault:"redis://127.0.0.1:6379/0" secret:"true"`
 	PublicURL     string `env:"MGX_PUBLIC_URL" envDefault:"http://localhost:8000"`
-	// Driver: auto (Docker when an engine answers, else local), docker, local.
+	// Driver: auto (Docker when an engine answers, else local), docker, local,
+	// kubernetes (pods in a cluster; see K8s).
 	Driver string `env:"SANDBOXD_DRIVER" envDefault:"auto"`
 	// Namespace labels this deployment's containers; reconciliation only
 	// sees (and removes) its own namespace's. Empty means derived from
@@ -120,6 +122,8 @@ type Config struct {
 	// Ctrl-C leaves no sandbox process behind.
 	DestroyOnExit bool `env:"SANDBOXD_DESTROY_ON_EXIT" envDefault:"false"`
 
+	K8s K8s
+
 	// Per-user quotas over every sandbox and replica: commands running at once (exec, streamed
 	// exec) and running background processes. 0 means no limit.
 	MaxExecsPerUser     int `env:"SANDBOXD_MAX_EXECS_PER_USER" envDefault:"16"`
@@ -141,6 +145,10 @@ func (c *Config) Validate() error {
 	}
 	switch c.Driver {
 	case "auto", "docker", "local":
+	case "kubernetes":
+		if err := c.K8s.validate(); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("SANDBOXD_DRIVER=%q: %w", c.Driver, ErrDriver)
 	}
@@ -191,7 +199,8 @@ func (c *Config) Validate() error {
 	if c.AgentBinary == "" {
 		c.AgentBinary = defaultAgentBinary()
 	}
-	if _, err := os.Stat(c.AgentBinary); err != nil {
+	// Pods get the agent from SANDBOX_K8S_AGENT_IMAGE, never from this host.
+	if _, err := os.Stat(c.AgentBinary); err != nil && c.Driver != "kubernetes" {
 		return fmt.Errorf("SANDBOX_AGENT_BINARY=%q: %w", c.AgentBinary, ErrAgent)
 	}
 	return nil

@@ -48,6 +48,12 @@ func TestLoad(t *testing.T) {
 		{"zero cpu", map[string]string{"SANDBOX_CPU": "0"}, config.ErrPositive},
 		{"negative pool", map[string]string{"SANDBOX_POOL_SIZE": "-1"}, config.ErrNegative},
 		{"missing agent", map[string]string{"SANDBOX_AGENT_BINARY": "/nonexistent/agent"}, config.ErrAgent},
+		// The Kubernetes driver's agent comes from its image: no local binary is needed.
+		{"kubernetes", map[string]string{"SANDBOXD_DRIVER": "kubernetes", "SANDBOX_AGENT_BINARY": "/nonexistent/agent", "SANDBOX_K8S_META_SIZE": "500Mi"}, nil},
+		{"kubernetes bad namespace", map[string]string{"SANDBOXD_DRIVER": "kubernetes", "SANDBOX_K8S_NAMESPACE": "Not_A_Name"}, config.ErrK8s},
+		{"kubernetes bad workspace size", map[string]string{"SANDBOXD_DRIVER": "kubernetes", "SANDBOX_K8S_WORKSPACE_SIZE": "lots"}, config.ErrK8s},
+		{"kubernetes zero meta size", map[string]string{"SANDBOXD_DRIVER": "kubernetes", "SANDBOX_K8S_META_SIZE": "0"}, config.ErrK8s},
+		{"kubernetes bad pull policy", map[string]string{"SANDBOXD_DRIVER": "kubernetes", "SANDBOX_K8S_PULL_POLICY": "Sometimes"}, config.ErrK8s},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := base()

@@ -80,6 +80,10 @@ type Instance struct {
 	Created time.Time
 	// Socket is the host path of the agent's unix socket.
 	Socket string
+	// Endpoint is host:port of an agent on the network (a Kubernetes pod)
+	// instead of Socket; connections to it prove the sandbox's secret,
+	// which the driver gives through AgentSecrets.
+	Endpoint string
 	// PID is the agent's process id as the host sees it (0 when unknown);
 	// sandboxd checks it on every connection to the socket.
 	PID int
@@ -96,9 +100,15 @@ type Pruner interface {
 	Prune(live []Instance, grace time.Duration) int
 }
 
+// AgentSecrets is implemented by drivers whose agents are reached over the
+// network (Instance.Endpoint): it returns the instance's per-sandbox secret.
+type AgentSecrets interface {
+	AgentSecret(ctx context.Context, inst Instance) ([]byte, error)
+}
+
 // Driver runs sandboxes.
 type Driver interface {
-	// Name is "docker" or "local".
+	// Name is "docker", "local" or "kubernetes".
 	Name() string
 	// Create creates and starts a sandbox whose agent will serve on the
 	// returned Instance's Socket (the caller waits for it to answer).

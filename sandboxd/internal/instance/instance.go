@@ -35,7 +35,7 @@ type Fleet struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	clients map[string]cachedClient // by socket path
+	clients map[string]cachedClient // by agentKey
 }
 
 type cachedClient struct {
@@ -51,7 +51,7 @@ func New(drv driver.Driver, opts Options) *Fleet {
 	return &Fleet{drv: drv, opts: opts, log: opts.Logger, clients: map[string]cachedClient{}}
 }
 
-// DriverName is "docker" or "local".
+// DriverName is "docker", "local" or "kubernetes".
 func (f *Fleet) DriverName() string { return f.drv.Name() }
 
 // Create creates an instance and waits until its agent answers. What it created is removed again
@@ -111,7 +111,7 @@ func (f *Fleet) Ping(ctx context.Context, inst driver.Instance) error {
 // Remove removes an instance and forgets its client. A failure is logged: the instance is then an
 // orphan that reconciliation removes later.
 func (f *Fleet) Remove(ctx context.Context, inst driver.Instance) {
-	f.dropClient(inst.Socket)
+	f.dropClient(agentKey(inst))
 	id := inst.ID
 	if id == "" {
 		id = inst.Name
@@ -138,28 +138,56 @@ func (f *Fleet) Prune(live []driver.Instance, grace time.Duration) int {
 	return 0
 }
 
-// Client returns the cached agent client of an instance. The cache is keyed by socket path but
-// remembers the instance: a sandbox re-created under the same name (by another replica, say) reuses
-// the path, and the old client's kept-alive connections lead to the dead agent.
+// Client returns the cached agent client of an instance. The cache is keyed by the agent's address (a
+// socket path, or a network endpoint) but remembers the instance: a sandbox re-created under the same
+// name (by another replica, say) reuses the address, and the old client's kept-alive connections lead
+// to the dead agent.
 func (f *Fleet) Client(inst driver.Instance) *agentclient.Client {
+	key := agentKey(inst)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, ok := f.clients[inst.Socket]
+	c, ok := f.clients[key]
 	if ok && c.instance == inst.ID {
 		return c.Client
 	}
 	if ok {
 		c.Close()
 	}
-	c = cachedClient{Client: agentclient.New(inst.Socket, inst.PID), instance: inst.ID}
-	f.clients[inst.Socket] = c
+	c = cachedClient{Client: f.newClient(inst), instance: inst.ID}
+	f.clients[key] = c
 	return c.Client
 }
 
-func (f *Fleet) dropClient(socket string) {
+// agentKey is where an instance's agent answers: its unix socket on this host (Docker, local), or its
+// network endpoint (Kubernetes pods).
+func agentKey(inst driver.Instance) string {
+	if inst.Endpoint != "" {
+		return "tcp://" + inst.Endpoint
+	}
+	return inst.Socket
+}
+
+// errNoAgentSecrets means a driver reported a network endpoint without a way to prove its secret.
+var errNoAgentSecrets = errors.New("the driver reports a network endpoint but keeps no agent secrets")
+
+func (f *Fleet) newClient(inst driver.Instance) *agentclient.Client {
+	if inst.Endpoint == "" {
+		return agentclient.New(inst.Socket, inst.PID)
+	}
+	ref := driver.Instance{ID: inst.ID, Name: inst.Name}
+	return agentclient.NewNetwork(inst.Endpoint, func(ctx context.Context) ([]byte, error) {
+		s, ok := f.drv.(driver.AgentSecrets)
+		if !ok {
+			return nil, errNoAgentSecrets
+		}
+		return s.AgentSecret(ctx, ref)
+	})
+}
+
+func (f *Fleet) dropClient(key string) {
 	f.mu.Lock()
-	c, ok := f.clients[socket]
-	delete(f.clients, socket)
+	c, ok := f.clients[key]
+	delete(f.clients, key)
 	f.mu.Unlock()
 	if ok {
 		c.Close()

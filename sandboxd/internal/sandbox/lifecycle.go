@@ -60,7 +60,7 @@ func (m *Manager) create(ctx context.Context, userID, sessionID, holder string) 
 	}
 	rec := store.Record{
 		SessionID: sessionID, OwnerID: userID, InstanceID: inst.ID, InstanceName: inst.Name,
-		Driver: m.fleet.DriverName(), State: store.StateRunning, Socket: inst.Socket, AgentPID: inst.PID, Workspace: inst.Workspace,
+		Driver: m.fleet.DriverName(), State: store.StateRunning, Socket: inst.Socket, Endpoint: inst.Endpoint, AgentPID: inst.PID, Workspace: inst.Workspace,
 		Created: begin, LastActive: time.Now(),
 	}
 	if err := m.st.FinishCreate(ctx, holder, rec); err != nil {
@@ -193,7 +193,7 @@ func (m *Manager) destroy(ctx context.Context, sessionID string, cutoff time.Tim
 		}
 		cancel()
 	}
-	m.fleet.Remove(context.WithoutCancel(ctx), driver.Instance{ID: rec.InstanceID, Name: name, Socket: rec.Socket})
+	m.fleet.Remove(context.WithoutCancel(ctx), driver.Instance{ID: rec.InstanceID, Name: name, Socket: rec.Socket, Endpoint: rec.Endpoint})
 	if err := m.st.Delete(context.WithoutCancel(ctx), rec, holder); err != nil {
 		return false, err
 	}

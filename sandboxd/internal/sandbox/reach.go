@@ -30,7 +30,7 @@ func (m *Manager) Touch(ctx context.Context, sessionID string) {
 
 // agent returns the client of a record's agent.
 func (m *Manager) agent(r store.Record) *agentclient.Client {
-	return m.fleet.Client(driver.Instance{ID: r.InstanceID, Socket: r.Socket, PID: r.AgentPID})
+	return m.fleet.Client(driver.Instance{ID: r.InstanceID, Name: r.InstanceName, Socket: r.Socket, Endpoint: r.Endpoint, PID: r.AgentPID})
 }
 
 // activity says whether a call through withAgent records activity itself (touch) or leaves it to

@@ -11,6 +11,7 @@ const (
 	fDriver      = "driver"
 	fState       = "state"
 	fSocket      = "socket"
+	fEndpoint    = "endpoint"
 	fWorkspace   = "workspace"
 	fPID         = "agent_pid"
 	fCreated     = "created_ms"

@@ -39,6 +39,7 @@ type Record struct {
 	Driver       string
 	State        string
 	Socket       string
+	Endpoint     string // host:port of an agent on the network (Kubernetes), instead of Socket
 	AgentPID     int
 	Workspace    string
 	Created      time.Time
@@ -79,7 +80,7 @@ func parseRecord(m map[string]string) (Record, bool) {
 	}
 	return Record{
 		SessionID: m[fSession], OwnerID: m[fOwner], InstanceID: m[fInstanceID], InstanceName: m[fName],
-		Driver: m[fDriver], State: m[fState], Socket: m[fSocket], Workspace: m[fWorkspace], AgentPID: atoi(m[fPID]),
+		Driver: m[fDriver], State: m[fState], Socket: m[fSocket], Endpoint: m[fEndpoint], Workspace: m[fWorkspace], AgentPID: atoi(m[fPID]),
 		Created: fromMS(m[fCreated]), LastActive: fromMS(m[fLastActive]),
 		Holder: m[fHolder], HolderUntil: fromMS(m[fHolderUntil]),
 	}, true
@@ -151,7 +152,7 @@ func (s *Store) FinishCreate(ctx context.Context, holder string, r Record) error
 	now := s.now()
 	n, err := finishCreateScript.Run(ctx, s.rdb, []string{sandboxKey(r.SessionID)}, holder, ms(now),
 		fInstanceID, r.InstanceID, fName, r.InstanceName, fDriver, r.Driver,
-		fSocket, r.Socket, fWorkspace, r.Workspace, fPID, r.AgentPID).Int()
+		fSocket, r.Socket, fEndpoint, r.Endpoint, fWorkspace, r.Workspace, fPID, r.AgentPID).Int()
 	if err != nil {
 		return fmt.Errorf("finish create: %w", err)
 	}
@@ -371,6 +372,7 @@ type poolEntry struct {
 	InstanceID   string `json:"id"`
 	InstanceName string `json:"name"`
 	Socket       string `json:"socket"`
+	Endpoint     string `json:"endpoint,omitempty"`
 	PID          int    `json:"pid"`
 	Workspace    string `json:"workspace"`
 	Driver       string `json:"driver"`
@@ -378,13 +380,13 @@ type poolEntry struct {
 }
 
 func encodePoolEntry(driverName string, in driver.Instance) []byte {
-	b, _ := json.Marshal(poolEntry{InstanceID: in.ID, InstanceName: in.Name, Socket: in.Socket, PID: in.PID,
+	b, _ := json.Marshal(poolEntry{InstanceID: in.ID, InstanceName: in.Name, Socket: in.Socket, Endpoint: in.Endpoint, PID: in.PID,
 		Workspace: in.Workspace, Driver: driverName, WorkspaceID: in.WorkspaceID})
 	return b
 }
 
 func (e poolEntry) instance() driver.Instance {
-	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, PID: e.PID, Workspace: e.Workspace,
+	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, Endpoint: e.Endpoint, PID: e.PID, Workspace: e.Workspace,
 		WorkspaceID: e.WorkspaceID, Running: true}
 }
 
