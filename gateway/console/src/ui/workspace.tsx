@@ -54,6 +54,8 @@ export function Workspace({ sessionId, view, tab, onTab, focus, onFilesChanged }
               tabIndex={p.id === tab ? 0 : -1}
               class={cls("tab", p.id === tab && "on")}
               title={p.title}
+              // Narrow layouts hide the inactive tabs' titles; the name must not become the badge alone.
+              aria-label={badge !== undefined ? `${p.title} (${badge})` : p.title}
               onClick={() => onTab(p.id)}
             >
               <p.Icon size={15} />

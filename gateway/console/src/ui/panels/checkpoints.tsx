@@ -140,6 +140,7 @@ function CheckpointsPanel({ sessionId, view, onFilesChanged }: PanelProps) {
                 type="button"
                 class={cls("proc-row", "cp-row", cp.id === selected && "selected")}
                 data-checkpoint={cp.id}
+                data-parent={cp.parent_id ?? ""}
                 aria-pressed={cp.id === selected}
                 onClick={() => setSelected(cp.id ?? null)}
               >
@@ -225,7 +226,7 @@ function CheckpointView({ sessionId, cp, restores, onRestore }: ViewProps) {
           Changed since (vs now)
         </button>
       </div>
-      <div class="cp-diff" data-testid="checkpoint-diff" aria-busy={sides !== null && diff === null && !error}>
+      <div class="cp-diff" data-testid="checkpoint-diff" data-checkpoint={ref.id} data-mode={mode} aria-busy={sides !== null && diff === null && !error}>
         {!sides && <div class="list-note">The first checkpoint: nothing came before it to compare with.</div>}
         {error && <div class="list-note error">{error}</div>}
         {sides && !diff && !error && <div class="list-note">Loading the diff…</div>}
