@@ -347,6 +347,21 @@ test("cancel a run", async () => {
   await snap("cancelled");
 });
 
+test("restore the first checkpoint: the workspace is as it left it", async () => {
+  await page.getByRole("tab", { name: /Checkpoints/ }).click();
+  const oldest = page.locator(".cp-row").last();
+  await oldest.waitFor({ timeout: LONG });
+  const id = await oldest.getAttribute("data-checkpoint");
+  await oldest.click();
+  await page.getByTestId("checkpoint-restore").click();
+  await page.getByTestId("checkpoint-restore-confirm").click();
+  await page.locator(".toast", { hasText: /^Restored/ }).waitFor({ timeout: LONG });
+  await page.getByRole("radio", { name: /vs now/ }).click();
+  const diff = page.locator(`[data-testid="checkpoint-diff"][data-checkpoint="${id}"][data-mode="now"][aria-busy="false"]`);
+  await diff.locator(".list-note", { hasText: "The workspace is as this checkpoint left it." }).waitFor({ timeout: LONG });
+  await snap("checkpoint-restored");
+});
+
 test("delete a session", async () => {
   await page.getByRole("link", { name: "New session" }).click();
   const box = page.getByLabel("Describe what to build");

@@ -123,8 +123,15 @@ function CheckpointsPanel({ sessionId, view, onFilesChanged }: PanelProps) {
         <div class="pane-head">
           <span>Checkpoints</span>
           <span class="row-actions">
-            <button class="btn subtle tiny" data-testid="checkpoint-now" disabled={creating} onClick={() => void createNow()}>
-              <PlusIcon size={12} /> Checkpoint now
+            <button
+              class="icon-btn"
+              data-testid="checkpoint-now"
+              title="Checkpoint now: save the workspace as it is"
+              aria-label="Checkpoint now"
+              disabled={creating}
+              onClick={() => void createNow()}
+            >
+              <PlusIcon size={14} />
             </button>
             <button class="icon-btn" title="Refresh" aria-label="Refresh the checkpoints" onClick={() => void load()}>
               <RefreshIcon size={14} />
@@ -141,6 +148,7 @@ function CheckpointsPanel({ sessionId, view, onFilesChanged }: PanelProps) {
                 class={cls("proc-row", "cp-row", cp.id === selected && "selected")}
                 data-checkpoint={cp.id}
                 data-parent={cp.parent_id ?? ""}
+                data-kind={cp.kind}
                 aria-pressed={cp.id === selected}
                 onClick={() => setSelected(cp.id ?? null)}
               >
