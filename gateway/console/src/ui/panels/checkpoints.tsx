@@ -256,7 +256,8 @@ function CheckpointView({ sessionId, cp, restores, onRestore }: ViewProps) {
   );
 }
 
-function FileDiffView({ f, restorable, onRestore }: { f: FileDiff; restorable: boolean; onRestore: () => Promise<void> }) {
+/** One file of a diff: its status, counts and numbered lines; exported for the rendering tests. */
+export function FileDiffView({ f, restorable, onRestore }: { f: FileDiff; restorable: boolean; onRestore: () => Promise<void> }) {
   const parsed = useMemo(() => parseUnifiedDiff(f.diff ?? ""), [f.diff]);
   return (
     <section class="cp-file" data-path={f.path}>
