@@ -243,6 +243,27 @@ test("the screenshot the team took is an artifact", async () => {
   await snap("artifact");
 });
 
+test("each step that changed files is a checkpoint, with its diff", async () => {
+  await page.getByRole("tab", { name: /Checkpoints/ }).click();
+  const rows = page.locator(".cp-row");
+  await rows.first().waitFor({ timeout: LONG });
+  // The team wrote its files over more than one step: a checkpoint with a predecessor has a diff
+  // of its own. Events may still be landing on a loaded machine, so wait for it rather than count.
+  const stepped = page.locator('.cp-row:not([data-parent=""])').first();
+  await stepped.waitFor({ timeout: LONG });
+  const id = await stepped.getAttribute("data-checkpoint");
+  await stepped.click();
+  // This checkpoint's own diff (not the one shown before the click), once it has loaded.
+  const diff = page.locator(`[data-testid="checkpoint-diff"][data-checkpoint="${id}"][data-mode="step"]`);
+  await diff.locator(".cp-file, .list-note.error").first().waitFor({ timeout: LONG });
+  assert.equal(await diff.locator(".list-note.error").count(), 0, await diff.innerText());
+  const file = diff.locator(".cp-file").first();
+  await file.waitFor({ timeout: LONG });
+  assert.ok((await file.getAttribute("data-path"))?.length, "a changed file's path");
+  await file.locator("tr.diff-add, tr.diff-del").first().waitFor({ timeout: LONG });
+  await snap("checkpoint-diff");
+});
+
 test("reload finds everything again", async () => {
   const before = await chatKeys();
   assertUnique(before, "before reload");
@@ -324,6 +345,21 @@ test("cancel a run", async () => {
   await page.locator(".note.status", { hasText: "Run cancelled." }).waitFor({ timeout: LONG });
   assert.equal(await cancel.count(), 0, "no cancel button once the run ended");
   await snap("cancelled");
+});
+
+test("restore the first checkpoint: the workspace is as it left it", async () => {
+  await page.getByRole("tab", { name: /Checkpoints/ }).click();
+  const oldest = page.locator(".cp-row").last();
+  await oldest.waitFor({ timeout: LONG });
+  const id = await oldest.getAttribute("data-checkpoint");
+  await oldest.click();
+  await page.getByTestId("checkpoint-restore").click();
+  await page.getByTestId("checkpoint-restore-confirm").click();
+  await page.locator(".toast", { hasText: /^Restored/ }).waitFor({ timeout: LONG });
+  await page.getByRole("radio", { name: /vs now/ }).click();
+  const diff = page.locator(`[data-testid="checkpoint-diff"][data-checkpoint="${id}"][data-mode="now"][aria-busy="false"]`);
+  await diff.locator(".list-note", { hasText: "The workspace is as this checkpoint left it." }).waitFor({ timeout: LONG });
+  await snap("checkpoint-restored");
 });
 
 test("delete a session", async () => {

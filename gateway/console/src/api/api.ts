@@ -3,7 +3,7 @@
 import type { Auth } from "./auth";
 import { newClient, ok, toApiError, type ApiClient } from "./http";
 import { ndjson } from "./ndjson";
-import type { Artifact, FileTree, Plan, Preview, Process, Session } from "./types";
+import type { Artifact, CheckpointDiff, CheckpointPage, CreatedCheckpoint, FileTree, Plan, Preview, Process, Restored, Session } from "./types";
 
 export class Api {
   readonly client: ApiClient;
@@ -116,6 +116,46 @@ export class Api {
       this.client.POST("/api/sandbox/{session_id}/processes/{name}/signal", {
         params: { path: { session_id: sessionId, name } },
         body: { signal: "TERM" },
+      }),
+    );
+  }
+
+  /** The workspace's checkpoints, newest first; `before` pages to older ones (more says whether any remain). */
+  checkpoints(sessionId: string, before = "", limit = 50): Promise<CheckpointPage> {
+    return ok(
+      this.client.GET("/api/sandbox/{session_id}/checkpoints", {
+        params: { path: { session_id: sessionId }, query: { limit, ...(before ? { before } : {}) } },
+      }),
+    );
+  }
+
+  /** Snapshots the workspace now; when nothing changed, the latest checkpoint comes back with created false. */
+  createCheckpoint(sessionId: string, message = ""): Promise<CreatedCheckpoint> {
+    return ok(this.client.POST("/api/sandbox/{session_id}/checkpoints", { params: { path: { session_id: sessionId } }, body: { message } }));
+  }
+
+  /**
+   * What changed from checkpoint `from` to `against` (another checkpoint, or the workspace now when
+   * empty), as a unified diff per file; `path` narrows it to one file or directory.
+   */
+  diffCheckpoint(sessionId: string, from: string, against = "", path = "", signal?: AbortSignal): Promise<CheckpointDiff> {
+    const query: { against?: string; path?: string } = {};
+    if (against) query.against = against;
+    if (path) query.path = path;
+    return ok(
+      this.client.GET("/api/sandbox/{session_id}/checkpoints/{checkpoint_id}/diff", {
+        params: { path: { session_id: sessionId, checkpoint_id: from }, query },
+        signal,
+      }),
+    );
+  }
+
+  /** Puts the workspace (or one path) back as it was in the checkpoint; `before` undoes it. */
+  restoreCheckpoint(sessionId: string, checkpointId: string, path = ""): Promise<Restored> {
+    return ok(
+      this.client.POST("/api/sandbox/{session_id}/checkpoints/{checkpoint_id}/restore", {
+        params: { path: { session_id: sessionId, checkpoint_id: checkpointId } },
+        body: { path },
       }),
     );
   }

@@ -16,6 +16,12 @@ export type Run = Schemas["v1Run"];
 export type Plan = Schemas["v1Plan"];
 export type Artifact = Schemas["v1Artifact"];
 export type Agent = Schemas["v1Agent"];
+export type Checkpoint = Schemas["v1Checkpoint"];
+export type CheckpointPage = Schemas["v1ListCheckpointsResponse"];
+export type CheckpointDiff = Schemas["v1DiffCheckpointResponse"];
+export type FileDiff = Schemas["v1FileDiff"];
+export type CreatedCheckpoint = Schemas["v1CreateCheckpointResponse"];
+export type Restored = Schemas["v1RestoreCheckpointResponse"];
 export type User = Schemas["v1GetMeResponse"];
 export type TokenPair = Schemas["v1LoginResponse"];
 

@@ -7,6 +7,7 @@ import {
   applyEvents,
   applyRun,
   emptyView,
+  filesTouched,
   fromHistory,
   MAX_LIVE_OUTPUT,
   messageSent,
@@ -428,5 +429,56 @@ describe("messageSent", () => {
   it("keeps a waiting run waiting for the answer it was given", () => {
     const waiting = replay([{ session_id: "s", sequence: 1, type: "run", run_id: "r1", data: { status: "waiting", question: "Which?" } }]);
     expect(messageSent(waiting, { user, run_id: "r1" }, true).run).toEqual(waiting.run);
+  });
+});
+
+describe("checkpoint events", () => {
+  // As agentd's checkpointEvent writes it after file_write changed index.html (see live-run.json,
+  // sequence 26): the snapshot's id, its parent's, the count and the call it follows.
+  const fileChange = (live as ApiEvent[]).find((e) => e.type === "file_change")!;
+  const checkpoint = (seq: number, id: string, parent: string, files: number): ApiEvent => ({
+    type: "checkpoint",
+    sender: "agent",
+    agent: "Alex",
+    invoker: "Alex",
+    tool: "file_write",
+    content: `checkpoint ${id}: ${files} files changed`,
+    session_id: fileChange.session_id,
+    run_id: fileChange.run_id,
+    timestamp: "2026-11-30T04:52:07.801Z",
+    sequence: seq,
+    data: { call_id: "call_alex_1_0", checkpoint_id: id, parent_id: parent, files_changed: files, kind: "step" },
+  });
+
+  it("lists each announced checkpoint once, oldest first, without a chat line", () => {
+    const before = applyEvents(emptyView(), [fileChange]);
+    const a = checkpoint(27, "cp-a", "", 1);
+    const b = checkpoint(40, "cp-b", "cp-a", 3);
+    let v = applyEvents(before, [a]);
+    // A reconnect replays what it already has, and a second delivery of the same id changes nothing.
+    v = applyEvents(v, [a, b, { ...b, sequence: 41 }]);
+    expect(v.checkpoints).toEqual([
+      { id: "cp-a", parentId: "", filesChanged: 1, kind: "step", agent: "alex", tool: "file_write", callId: "call_alex_1_0", runId: fileChange.run_id, at: "2026-11-30T04:52:07.801Z" },
+      { id: "cp-b", parentId: "cp-a", filesChanged: 3, kind: "step", agent: "alex", tool: "file_write", callId: "call_alex_1_0", runId: fileChange.run_id, at: "2026-11-30T04:52:07.801Z" },
+    ]);
+    expect(v.items).toEqual(before.items);
+    expect(v.files).toEqual(before.files);
+    expect(v.run).toEqual(before.run);
+  });
+
+  it("ignores a checkpoint event without an id", () => {
+    const ev = checkpoint(5, "", "", 0);
+    expect(applyEvents(emptyView(), [ev]).checkpoints).toEqual([]);
+  });
+
+  it("counts files_changed sent as a string (int64 JSON)", () => {
+    const ev = checkpoint(5, "cp", "", 0);
+    ev.data = { ...ev.data, files_changed: "12" };
+    expect(applyEvents(emptyView(), [ev]).checkpoints[0]?.filesChanged).toBe(12);
+  });
+
+  it("a restore marks the restored files changed, as a file_change would", () => {
+    const v = filesTouched(applyEvents(emptyView(), [fileChange]), ["src/app.js", "index.html"]);
+    expect(v.files).toEqual({ version: 2, changed: ["src/app.js", "index.html"] });
   });
 });

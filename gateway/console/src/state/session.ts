@@ -87,6 +87,20 @@ export interface ArtifactItem extends ArtifactRef {
   key: string;
 }
 
+/** A workspace checkpoint announced by a `checkpoint` event (after a step that changed files). */
+export interface CheckpointRef {
+  id: string;
+  parentId: string;
+  filesChanged: number;
+  /** "step", "manual" or "before_restore". */
+  kind: string;
+  agent: string;
+  tool: string;
+  callId: string;
+  runId: string;
+  at: string;
+}
+
 export type ChatItem = MessageItem | ToolItem | NoteItem | FilesItem | ArtifactItem;
 
 export interface Task {
@@ -135,10 +149,12 @@ export interface SessionView {
   workspaceVersion: number;
   /** Artifacts announced by events, oldest first. */
   artifacts: ArtifactRef[];
+  /** Checkpoints announced by events, oldest first (the REST list has them all, with their messages). */
+  checkpoints: CheckpointRef[];
 }
 
 export function emptyView(): SessionView {
-  return { lastSeq: 0, items: [], plan: null, run: null, usage: null, files: { version: 0, changed: [] }, workspaceVersion: 0, artifacts: [] };
+  return { lastSeq: 0, items: [], plan: null, run: null, usage: null, files: { version: 0, changed: [] }, workspaceVersion: 0, artifacts: [], checkpoints: [] };
 }
 
 /** How much of a running call's streamed output is kept: its tail, the part a person watches. */
@@ -330,6 +346,26 @@ export function applyEvents(view: SessionView, events: readonly ApiEvent[]): Ses
         put({ kind: "artifact", key: `a:${id}`, ...ref });
         break;
       }
+      case "checkpoint": {
+        // No chat line: the file_change before it already says what the step changed.
+        const id = str(data.checkpoint_id);
+        if (!id || next.checkpoints.some((c) => c.id === id)) break;
+        next.checkpoints = [
+          ...next.checkpoints,
+          {
+            id,
+            parentId: str(data.parent_id),
+            filesChanged: num(data.files_changed),
+            kind: str(data.kind) || "step",
+            agent,
+            tool: ev.tool ?? "",
+            callId: str(data.call_id),
+            runId,
+            at,
+          },
+        ];
+        break;
+      }
       case "tool_result": {
         const callId = str(data.call_id);
         const key = toolKey(runId, callId, undefined, seqKey);
@@ -459,6 +495,14 @@ export function messageSent(view: SessionView, res: { user?: Message; run_id?: s
   let next = res.user ? addMessage(view, res.user) : view;
   if (res.run_id && !answered && !res.steered) next = runQueued(next, res.run_id);
   return next;
+}
+
+/**
+ * Files the console itself changed (a checkpoint restored): the files panel re-lists and re-reads
+ * them as it does for a file_change event, which a restore through the API does not emit.
+ */
+export function filesTouched(view: SessionView, paths: readonly string[]): SessionView {
+  return { ...view, files: { version: view.files.version + 1, changed: [...paths] } };
 }
 
 /** Marks a run the API just accepted (queued), before its first event arrives. */

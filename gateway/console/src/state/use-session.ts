@@ -7,7 +7,7 @@ import { EventStream, type StreamStatus } from "../api/events";
 import { forgetArtifactURLs } from "./artifact-urls";
 import { ApiError } from "../api/http";
 import type { Session } from "../api/types";
-import { applyEvents, applyRun, emptyView, fromHistory, messageSent, seedPlan, type ChatItem, type SessionView } from "./session";
+import { applyEvents, applyRun, emptyView, filesTouched, fromHistory, messageSent, seedPlan, type ChatItem, type SessionView } from "./session";
 
 export interface OpenSession {
   session: Session | null;
@@ -104,7 +104,10 @@ export function useSession(api: Api, id: string) {
 
   const cancel = useCallback(() => api.cancel(id), [api, id]);
 
-  return { ...state, send, cancel };
+  /** The console changed files itself (a restore): panels showing them reload. */
+  const touchFiles = useCallback((paths: readonly string[]) => update((v) => filesTouched(v, paths)), [update]);
+
+  return { ...state, send, cancel, touchFiles };
 }
 
 function fresh(id: string): OpenSession {

@@ -125,7 +125,7 @@ export function SessionScreen({ id, onGone }: { id: string; onGone: (id: string)
           />
         </div>
       </section>
-      <Workspace sessionId={id} view={s.view} tab={tab} onTab={setTab} focus={focus} />
+      <Workspace sessionId={id} view={s.view} tab={tab} onTab={setTab} focus={focus} onFilesChanged={s.touchFiles} />
     </Split>
   );
 }

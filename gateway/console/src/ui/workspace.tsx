@@ -3,7 +3,7 @@ import type { SessionView } from "../state/session";
 import { cls } from "./format";
 import { filesPanel } from "./panels/files";
 import { artifactsPanel } from "./panels/artifacts";
-import { checkpointsPanel } from "./panels/future";
+import { checkpointsPanel } from "./panels/checkpoints";
 import type { WorkspacePanel } from "./panels/panel";
 import { planPanel } from "./panels/plan";
 import { previewPanel } from "./panels/preview";
@@ -19,10 +19,11 @@ interface Props {
   onTab: (id: string) => void;
   /** Something to show, asked for from the chat: a file (panel "files") or an artifact. */
   focus: { panel: string; path: string; nonce: number } | null;
+  onFilesChanged: (paths: readonly string[]) => void;
 }
 
 /** Tabs over the panels. Every panel stays mounted, so switching keeps a preview and its state. */
-export function Workspace({ sessionId, view, tab, onTab, focus }: Props) {
+export function Workspace({ sessionId, view, tab, onTab, focus, onFilesChanged }: Props) {
   const tabs = useRef<HTMLDivElement>(null);
   const [mounted, setMounted] = useState<Set<string>>(() => new Set([tab]));
   useEffect(() => setMounted((m) => (m.has(tab) ? m : new Set([...m, tab]))), [tab]);
@@ -53,6 +54,8 @@ export function Workspace({ sessionId, view, tab, onTab, focus }: Props) {
               tabIndex={p.id === tab ? 0 : -1}
               class={cls("tab", p.id === tab && "on")}
               title={p.title}
+              // Narrow layouts hide the inactive tabs' titles; the name must not become the badge alone.
+              aria-label={badge !== undefined ? `${p.title} (${badge})` : p.title}
               onClick={() => onTab(p.id)}
             >
               <p.Icon size={15} />
@@ -65,7 +68,7 @@ export function Workspace({ sessionId, view, tab, onTab, focus }: Props) {
       {PANELS.map((p) =>
         mounted.has(p.id) ? (
           <div key={p.id} id={`panel-${p.id}`} role="tabpanel" aria-labelledby={`tab-${p.id}`} class="panel" hidden={p.id !== tab}>
-            <p.Component sessionId={sessionId} view={view} active={p.id === tab} focus={focus?.panel === p.id ? focus : null} />
+            <p.Component sessionId={sessionId} view={view} active={p.id === tab} focus={focus?.panel === p.id ? focus : null} onFilesChanged={onFilesChanged} />
           </div>
         ) : null,
       )}

@@ -10,6 +10,8 @@ export interface PanelProps {
   active: boolean;
   /** What to show, asked for from the chat (a file's path, an artifact's id); nonce changes on every ask. */
   focus: { path: string; nonce: number } | null;
+  /** The panel changed files itself (a restore): the files panel re-lists and re-reads these paths. */
+  onFilesChanged: (paths: readonly string[]) => void;
 }
 
 export interface WorkspacePanel {
