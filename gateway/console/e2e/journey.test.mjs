@@ -281,15 +281,17 @@ test("reload finds everything again", async () => {
 });
 
 test("a dropped stream resumes after the last sequence: nothing missed, nothing twice", async () => {
-  // Drop the event stream a little while into the next run, once.
+  // Drop the event stream a little while into the next run, once: counting starts when the message
+  // is sent, so the drop falls in the run and not in the replay that follows the reload.
   let dropped = false;
+  let armed = false;
   await page.routeWebSocket(/\/api\/ws\/sessions\//, (ws) => {
     const server = ws.connectToServer();
     if (dropped) return;
     let seen = 0;
     server.onMessage((m) => {
       ws.send(m);
-      if (!dropped && ++seen === 8) {
+      if (armed && !dropped && ++seen === 8) {
         dropped = true;
         ws.close({ code: 1011, reason: "journey drops the stream" });
       }
@@ -302,6 +304,7 @@ test("a dropped stream resumes after the last sequence: nothing missed, nothing 
 
   const box = page.getByLabel("Message the team");
   await box.fill("Now make the heading say hello again");
+  armed = true;
   await box.press("Enter");
   await page.locator('.chat-head [data-run-status="running"], .chat-head [data-run-status="queued"]').first().waitFor({ timeout: LONG });
   await waitRun("completed");
