@@ -49,6 +49,9 @@ var ErrVolumeNotFound = errors.New("volume not found")
 // ErrVolumeExists means a volume of that name exists already.
 var ErrVolumeExists = errors.New("volume exists")
 
+// ErrClaimed means a warm sandbox went to another session's claim first.
+var ErrClaimed = errors.New("warm sandbox claimed by another session")
+
 // Spec describes a sandbox to create.
 type Spec struct {
 	// Name is unique among the driver's sandboxes (a container name).
@@ -91,6 +94,9 @@ type Instance struct {
 	Workspace string
 	// WorkspaceID is the workspace it mounts (LabelWorkspace).
 	WorkspaceID string
+	// Version is the engine's version of the instance as described (a Kubernetes resourceVersion;
+	// "" where the engine has none): a Claimer's claim is conditional on it.
+	Version string
 }
 
 // Pruner is implemented by drivers that keep host state beside their
@@ -104,6 +110,18 @@ type Pruner interface {
 // network (Instance.Endpoint): it returns the instance's per-sandbox secret.
 type AgentSecrets interface {
 	AgentSecret(ctx context.Context, inst Instance) ([]byte, error)
+}
+
+// Claimer is implemented by drivers whose engine can make the claim of a warm sandbox exclusive by
+// itself. The pool's SPOP in Redis is atomic, but Redis replicates asynchronously: a failover can lose
+// a pop, and the promoted replica hands the same warm sandbox to a second session. Where the engine
+// keeps a version per object (Kubernetes), the claim is an update conditional on the version the pool
+// recorded; a conflict is resolved by looking again, and another session's label means ErrClaimed.
+// Docker cannot change a container's labels, so its claims rest on Redis alone.
+type Claimer interface {
+	// Claim marks inst as sessionID's and returns it as it is now; ErrClaimed when another session's
+	// claim got it first, ErrNotFound when it is gone. Claiming one's own instance again succeeds.
+	Claim(ctx context.Context, inst Instance, sessionID string) (Instance, error)
 }
 
 // Driver runs sandboxes.

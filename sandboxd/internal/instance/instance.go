@@ -121,6 +121,23 @@ func (f *Fleet) Remove(ctx context.Context, inst driver.Instance) {
 	}
 }
 
+// Claim makes a warm instance sessionID's where the driver can make that exclusive (driver.Claimer);
+// elsewhere the pool's atomic pop in Redis is the claim, and inst is returned as it is.
+func (f *Fleet) Claim(ctx context.Context, inst driver.Instance, sessionID string) (driver.Instance, error) {
+	c, ok := f.drv.(driver.Claimer)
+	if !ok {
+		return inst, nil
+	}
+	claimed, err := c.Claim(ctx, inst, sessionID)
+	if err != nil {
+		return driver.Instance{}, err
+	}
+	if claimed.WorkspaceID == "" {
+		claimed.WorkspaceID = inst.WorkspaceID
+	}
+	return claimed, nil
+}
+
 // Inspect returns one instance by id or name, or driver.ErrNotFound.
 func (f *Fleet) Inspect(ctx context.Context, id string) (driver.Instance, error) {
 	return f.drv.Inspect(ctx, id)

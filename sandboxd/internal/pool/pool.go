@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -15,6 +16,9 @@ import (
 	"github.com/mgx-ai/mgx/sandboxd/internal/driver"
 	"github.com/mgx-ai/mgx/sandboxd/internal/instance"
 )
+
+// maxClaimTries bounds the warm entries one claim looks at before the caller creates a sandbox.
+const maxClaimTries = 3
 
 // Store is the pool's state (package store implements it): a set of warm
 // instances shared by every replica, and a refill lease.
@@ -57,15 +61,35 @@ func New(fleet *instance.Fleet, st Store, opts Options) *Pool {
 	return &Pool{fleet: fleet, st: st, opts: opts, log: opts.Logger, kick: make(chan struct{}, 1)}
 }
 
-// Claim implements sandbox.Pool: a warm instance, or false when none is ready.
-func (p *Pool) Claim(ctx context.Context) (driver.Instance, bool) {
-	in, ok, err := p.st.PoolClaim(ctx, p.fleet.DriverName())
-	p.Kick()
-	if err != nil {
-		p.log.WarnContext(ctx, "pool claim", "err", err)
-		return driver.Instance{}, false
+// Claim implements sandbox.Pool: a warm instance made sessionID's, or false when none is ready.
+// Where the driver makes claims exclusive (driver.Claimer), an entry another session's claim got first
+// (a pop Redis lost in a failover and handed out twice) is left to that session and the next one tried.
+func (p *Pool) Claim(ctx context.Context, sessionID string) (driver.Instance, bool) {
+	defer p.Kick()
+	for range maxClaimTries {
+		in, ok, err := p.st.PoolClaim(ctx, p.fleet.DriverName())
+		if err != nil {
+			p.log.WarnContext(ctx, "pool claim", "err", err)
+			return driver.Instance{}, false
+		}
+		if !ok {
+			return driver.Instance{}, false
+		}
+		claimed, err := p.fleet.Claim(ctx, in, sessionID)
+		switch {
+		case err == nil:
+			return claimed, true
+		case errors.Is(err, driver.ErrClaimed), errors.Is(err, driver.ErrNotFound):
+			// Never discarded here: it is another session's sandbox, or nothing.
+			p.log.WarnContext(ctx, "warm sandbox went to another claim; trying the next", "instance", in.Name, "err", err)
+		default:
+			// Unknown whether the claim went through: the entry is not put back, and the pod, if it
+			// stays unclaimed and unrecorded, is an orphan that reconciliation removes.
+			p.log.WarnContext(ctx, "pool claim", "instance", in.Name, "err", err)
+			return driver.Instance{}, false
+		}
 	}
-	return in, ok
+	return driver.Instance{}, false
 }
 
 // Drain removes the warm sandboxes this process created that are still

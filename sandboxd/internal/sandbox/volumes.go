@@ -65,7 +65,7 @@ func (m *Manager) provision(ctx context.Context, userID, sessionID string) (driv
 // when no warm sandbox could be used; the session may then have a pending binding to build on.
 func (m *Manager) claimWarm(ctx context.Context, userID, sessionID string) (driver.Instance, bool, error) {
 	for i := 0; m.pool != nil && i < 3; i++ {
-		inst, ok := m.pool.Claim(ctx)
+		inst, ok := m.pool.Claim(ctx, sessionID)
 		if !ok {
 			return driver.Instance{}, false, nil
 		}

@@ -377,17 +377,18 @@ type poolEntry struct {
 	Workspace    string `json:"workspace"`
 	Driver       string `json:"driver"`
 	WorkspaceID  string `json:"wid,omitempty"`
+	Version      string `json:"v,omitempty"`
 }
 
 func encodePoolEntry(driverName string, in driver.Instance) []byte {
 	b, _ := json.Marshal(poolEntry{InstanceID: in.ID, InstanceName: in.Name, Socket: in.Socket, Endpoint: in.Endpoint, PID: in.PID,
-		Workspace: in.Workspace, Driver: driverName, WorkspaceID: in.WorkspaceID})
+		Workspace: in.Workspace, Driver: driverName, WorkspaceID: in.WorkspaceID, Version: in.Version})
 	return b
 }
 
 func (e poolEntry) instance() driver.Instance {
 	return driver.Instance{ID: e.InstanceID, Name: e.InstanceName, Socket: e.Socket, Endpoint: e.Endpoint, PID: e.PID, Workspace: e.Workspace,
-		WorkspaceID: e.WorkspaceID, Running: true}
+		WorkspaceID: e.WorkspaceID, Version: e.Version, Running: true}
 }
 
 // PoolAdd offers a warm sandbox of driverName.

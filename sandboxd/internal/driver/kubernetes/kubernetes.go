@@ -22,6 +22,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,8 +51,8 @@ import (
 
 // Labels beyond the driver's common ones.
 const (
-	// LabelRole tells the sandbox's pods from its workspace claims and secrets, and is what the
-	// NetworkPolicy of deploy/k8s selects.
+	// LabelRole tells the sandbox's pods from its workspace claims and secrets (the NetworkPolicies of
+	// deploy/k8s need none: they fence every pod of the sandbox namespace).
 	LabelRole = "mgx.sandboxd.role"
 	// AnnotationPrefix holds the raw value of a label whose value Kubernetes cannot carry (see labelValue).
 	AnnotationPrefix = "mgx.sandboxd/"
@@ -83,6 +84,9 @@ const (
 	nameSuffixLen  = 5
 	removeWaitMax  = 30 * time.Second
 	terminateGrace = 2
+	// claimAttempts bounds a claim's conflicts: each means the pod changed under it (its status, by the
+	// kubelet) but no session has it yet.
+	claimAttempts = 5
 )
 
 // Options configure the driver.
@@ -529,6 +533,68 @@ func (d *Driver) list(ctx context.Context, extra map[string]string) ([]driver.In
 	return out, nil
 }
 
+// Claim implements driver.Claimer: the warm pod gets the session's label by a merge patch conditional
+// on inst.Version, the resourceVersion at which inst was described unclaimed (as the pool recorded
+// it): one round trip when nothing changed the pod since. A conflict means the pod changed: it is
+// looked at again, and it is the session's unless another session's label is on it already
+// (driver.ErrClaimed) or it is gone or going (driver.ErrNotFound).
+func (d *Driver) Claim(ctx context.Context, inst driver.Instance, sessionID string) (driver.Instance, error) {
+	name, uid := splitID(inst.ID)
+	if name == "" || sessionID == "" {
+		return driver.Instance{}, errors.New("claim: no pod or no session")
+	}
+	pods := d.cs.CoreV1().Pods(d.opts.Namespace)
+	mine := labelValue(sessionID)
+	if owner := inst.Labels[driver.LabelSession]; owner != "" && owner != sessionID {
+		// Described as another session's at that version: a patch on it would take it away.
+		return driver.Instance{}, driver.ErrClaimed
+	}
+	meta := map[string]any{"labels": map[string]string{driver.LabelSession: mine}}
+	if mine != sessionID {
+		meta["annotations"] = map[string]string{AnnotationPrefix + driver.LabelSession: sessionID}
+	}
+	if uid != "" {
+		// Never a namesake: the API server refuses a patch that would change the uid.
+		meta["uid"] = string(uid)
+	}
+	version := inst.Version
+	for range claimAttempts {
+		if version != "" {
+			meta["resourceVersion"] = version
+			patch, err := json.Marshal(map[string]any{"metadata": meta})
+			if err != nil {
+				return driver.Instance{}, err
+			}
+			p, err := pods.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+			switch {
+			case err == nil:
+				return d.instance(p), nil
+			case apierrors.IsNotFound(err):
+				return driver.Instance{}, driver.ErrNotFound
+			case !apierrors.IsConflict(err) && !apierrors.IsInvalid(err):
+				return driver.Instance{}, fmt.Errorf("claim pod %s: %w", name, err)
+			}
+		}
+		p, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return driver.Instance{}, driver.ErrNotFound
+		}
+		if err != nil {
+			return driver.Instance{}, fmt.Errorf("claim pod %s: %w", name, err)
+		}
+		switch owner, claimed := p.Labels[driver.LabelSession]; {
+		case uid != "" && p.UID != uid, p.DeletionTimestamp != nil:
+			return driver.Instance{}, driver.ErrNotFound
+		case claimed && owner == mine:
+			return d.instance(p), nil // an earlier attempt of this claim went through
+		case claimed:
+			return driver.Instance{}, driver.ErrClaimed
+		}
+		version = p.ResourceVersion
+	}
+	return driver.Instance{}, fmt.Errorf("claim pod %s: still changing after %d attempts", name, claimAttempts)
+}
+
 // AgentSecret implements driver.AgentSecrets: the secret of the pod's own Secret, checked to belong to
 // that very pod.
 func (d *Driver) AgentSecret(ctx context.Context, inst driver.Instance) ([]byte, error) {
@@ -559,7 +625,7 @@ func (d *Driver) AgentSecret(ctx context.Context, inst driver.Instance) ([]byte,
 func (d *Driver) instance(p *corev1.Pod) driver.Instance {
 	in := driver.Instance{
 		ID: p.Name + "/" + string(p.UID), Name: p.Name, Labels: d.rawLabels(p.Labels, p.Annotations),
-		Created: p.CreationTimestamp.Time, Workspace: workspace.Root,
+		Created: p.CreationTimestamp.Time, Workspace: workspace.Root, Version: p.ResourceVersion,
 	}
 	in.WorkspaceID = in.Labels[driver.LabelWorkspace]
 	in.Running, _ = running(p)

@@ -3,8 +3,10 @@ package kubernetes
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 
 	"github.com/mgx-ai/mgx/pkg/redisclient"
 	"github.com/mgx-ai/mgx/pkg/stacktest"
@@ -215,6 +219,7 @@ func TestDriver(t *testing.T) {
 		inst, err := a.fleet.Inspect(ctx, sb.InstanceID)
 		require.NoError(t, err)
 		require.NotEmpty(t, inst.Endpoint, "the agent is reached at the pod")
+		require.Equal(t, session, inst.Labels[driver.LabelSession], "the API server holds the warm pod's claim too")
 		replicas := []*sandbox.Manager{a.m, b.m}
 		for i := range 4 {
 			res, err := replicas[i%2].Exec(ctx, "alice", session, sandbox.ExecSpec{Command: "echo turn >> turns && wc -l < turns"})
@@ -283,6 +288,131 @@ func TestDriver(t *testing.T) {
 			l, err := c.Client.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: driver.LabelWorkspace + "=" + wsInfo.ID})
 			return err == nil && len(l.Items) == 0
 		}, "the workspace claims of %s are deleted", session)
+	})
+
+	t.Run("a warm pod goes to one claim: a stale claim meets a conflict and looks again", func(t *testing.T) {
+		ns := c.Namespace(t, "claims")
+		ctx := t.Context()
+		// Each replica's requests as the API server answered them.
+		type call struct {
+			method string
+			status int
+		}
+		newReplica := func() (*Driver, func() []call) {
+			var mu sync.Mutex
+			var calls []call
+			d := newDriver(t, c, ns, func(o *Options) {
+				cfg := rest.CopyConfig(c.Config)
+				cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+					return roundTripper(func(r *http.Request) (*http.Response, error) {
+						res, err := rt.RoundTrip(r)
+						if err == nil && strings.Contains(r.URL.Path, "/pods/") {
+							mu.Lock()
+							calls = append(calls, call{r.Method, res.StatusCode})
+							mu.Unlock()
+						}
+						return res, err
+					})
+				}
+				o.RESTConfig = cfg
+			})
+			return d, func() []call {
+				mu.Lock()
+				defer mu.Unlock()
+				out := calls
+				calls = nil
+				return out
+			}
+		}
+		a, callsA := newReplica()
+		b, _ := newReplica()
+		warm := func(name string) driver.Instance {
+			in, err := a.Create(ctx, driver.Spec{Name: name, Labels: map[string]string{driver.LabelPool: "1", driver.LabelWorkspace: name}})
+			require.NoError(t, err)
+			require.NotEmpty(t, in.Version)
+			_, had := in.Labels[driver.LabelSession]
+			require.False(t, had, "a warm pod is no session's")
+			return in
+		}
+
+		// The pod changes after the pool recorded it: the recorded version is stale.
+		in := warm("mgx-pool-stale")
+		pod, err := c.Client.CoreV1().Pods(ns).Patch(ctx, in.Name, types.MergePatchType, []byte(`{"metadata":{"annotations":{"touched":"1"}}}`), metav1.PatchOptions{})
+		require.NoError(t, err)
+		require.NotEqual(t, in.Version, pod.ResourceVersion)
+		callsA()
+		got, err := a.Claim(ctx, in, "session-a")
+		require.NoError(t, err)
+		require.Equal(t, "session-a", got.Labels[driver.LabelSession])
+		require.Equal(t, in.ID, got.ID)
+		require.Equal(t, []call{{http.MethodPatch, http.StatusConflict}, {http.MethodGet, http.StatusOK}, {http.MethodPatch, http.StatusOK}}, callsA(),
+			"the stale claim is refused by the API server, looked at again and retried")
+
+		// A second claim of the same entry (a pop Redis handed out twice): the conflict, then the other
+		// session's label, and the pod stays session-a's.
+		_, err = b.Claim(ctx, in, "session-b")
+		require.ErrorIs(t, err, driver.ErrClaimed)
+		_, err = b.Claim(ctx, got, "session-b")
+		require.ErrorIs(t, err, driver.ErrClaimed, "with the current version too")
+		again, err := a.Claim(ctx, in, "session-a")
+		require.NoError(t, err, "claiming one's own pod again is no conflict")
+		require.Equal(t, got.ID, again.ID)
+		p, err := c.Client.CoreV1().Pods(ns).Get(ctx, in.Name, metav1.GetOptions{})
+		require.NoError(t, err)
+		require.Equal(t, "session-a", p.Labels[driver.LabelSession])
+		// A session id no label value can carry: hashed in the label, raw in the annotation.
+		long := warm("mgx-pool-long")
+		longID := "user@example.com/" + strings.Repeat("x", 80)
+		gotLong, err := a.Claim(ctx, long, longID)
+		require.NoError(t, err)
+		require.Equal(t, longID, gotLong.Labels[driver.LabelSession])
+		_, err = a.Claim(ctx, driver.Instance{ID: in.Name + "/not-its-uid", Name: in.Name, Version: p.ResourceVersion}, "session-c")
+		require.ErrorIs(t, err, driver.ErrNotFound, "a namesake is never claimed")
+
+		// Replicas racing for one fresh pod with the same recorded version: exactly one wins.
+		race := warm("mgx-pool-race")
+		drivers := []*Driver{a, b, newDriver(t, c, ns), newDriver(t, c, ns)}
+		var wg sync.WaitGroup
+		errs := make([]error, len(drivers))
+		for i, d := range drivers {
+			wg.Go(func() { _, errs[i] = d.Claim(ctx, race, "racer-"+strconv.Itoa(i)) })
+		}
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			if err == nil {
+				won++
+				continue
+			}
+			require.ErrorIs(t, err, driver.ErrClaimed, "racer %d", i)
+		}
+		require.Equal(t, 1, won, "%v", errs)
+
+		// Through the pool: an entry handed out twice is left to its session and the next one taken.
+		url := stacktest.SharedRedis(t)
+		rdb, err := redisclient.New(ctx, url)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = rdb.Close() })
+		st := store.New(rdb)
+		fleet := instance.New(b, instance.Options{CreateTimeout: time.Minute})
+		fresh := warm("mgx-pool-fresh")
+		require.NoError(t, st.PoolAdd(ctx, fleet.DriverName(), in))
+		require.NoError(t, st.PoolAdd(ctx, fleet.DriverName(), fresh))
+		warmPool := pool.New(fleet, st, pool.Options{Size: 0, Replica: "b", CreateTimeout: time.Minute})
+		claimed, ok := warmPool.Claim(ctx, "session-d")
+		require.True(t, ok)
+		require.Equal(t, fresh.ID, claimed.ID)
+		require.Equal(t, "mgx-pool-fresh", claimed.WorkspaceID)
+		require.Equal(t, "session-d", claimed.Labels[driver.LabelSession])
+		p, err = c.Client.CoreV1().Pods(ns).Get(ctx, in.Name, metav1.GetOptions{})
+		require.NoError(t, err, "another session's pod is never discarded by a losing claim")
+		require.Equal(t, "session-a", p.Labels[driver.LabelSession])
+		// Whichever entry the pop took first, the stale one is passed over by this claim or the next.
+		_, ok = warmPool.Claim(ctx, "session-e")
+		require.False(t, ok, "nothing claimable is left")
+		n, err := st.PoolSize(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
 	})
 
 	t.Run("deployments sharing a namespace see only their own pods and claims", func(t *testing.T) {
@@ -386,3 +516,7 @@ func claimMounts(p *corev1.Pod) map[string]string {
 	}
 	return out
 }
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
