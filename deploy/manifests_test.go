@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,7 +32,7 @@ type rendered struct {
 	pdbs        map[string]*policyv1.PodDisruptionBudget
 	configMaps  map[string]*corev1.ConfigMap
 	secrets     map[string]*corev1.Secret
-	// Those of the Kubernetes driver's overlay (deploy/k8s-kubernetes-driver).
+	// Those of the Kubernetes driver's setup (deploy/k8s) only.
 	namespaces      map[string]*corev1.Namespace
 	serviceAccounts map[string]*corev1.ServiceAccount
 	roles           map[string]*rbacv1.Role
@@ -39,7 +40,8 @@ type rendered struct {
 	networkPolicies map[string]*networkingv1.NetworkPolicy
 }
 
-func render(t *testing.T) rendered { return renderDir(t, "k8s", "mgx") }
+// renderDockerHost renders the alternative setup, every sandbox on one Docker host.
+func renderDockerHost(t *testing.T) rendered { return renderDir(t, "k8s-docker-host", "mgx") }
 
 // renderDir builds the kustomization in dir; every namespaced resource must be in one of namespaces.
 func renderDir(t *testing.T, dir string, namespaces ...string) rendered {
@@ -125,8 +127,68 @@ func renderDir(t *testing.T, dir string, namespaces ...string) rendered {
 	return r
 }
 
-func TestKubernetesManifests(t *testing.T) {
-	checkManifests(t, render(t))
+// TestDockerHostManifests checks the alternative to the Kubernetes driver: everything both setups
+// promise, and sandboxd as the single manager of one labelled Docker host, with no access to the API
+// server (it has nothing to do there).
+func TestDockerHostManifests(t *testing.T) {
+	r := renderDockerHost(t)
+	checkManifests(t, r)
+
+	require.Empty(t, r.serviceAccounts)
+	require.Empty(t, r.roles)
+	require.Empty(t, r.roleBindings)
+	require.Empty(t, r.networkPolicies, "no sandbox pods to fence")
+	require.Equal(t, []string{"mgx"}, keys(r.namespaces))
+
+	d := r.deployments["sandboxd"]
+	pod := d.Spec.Template.Spec
+	require.Equal(t, int32(1), *d.Spec.Replicas, "one manager per engine")
+	require.Equal(t, appsv1.RecreateDeploymentStrategyType, d.Spec.Strategy.Type,
+		"never two managers reconciling one engine during a rollout")
+	require.Equal(t, map[string]string{"mgx.dev/sandbox-host": "true"}, pod.NodeSelector)
+	require.False(t, *pod.AutomountServiceAccountToken)
+	require.Empty(t, pod.ServiceAccountName)
+	require.Equal(t, int32(0), r.pdbs["sandboxd"].Spec.MaxUnavailable.IntVal, "evictions wait for an operator")
+
+	c := pod.Containers[0]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	require.Equal(t, "docker", env["SANDBOXD_DRIVER"])
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+	}
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m.Name
+	}
+	engine := volumes[mounts["/var/run/docker.sock"]].HostPath
+	require.NotNil(t, engine, "sandboxd drives the host's engine")
+	require.Equal(t, "/var/run/docker.sock", engine.Path)
+	require.Equal(t, corev1.HostPathSocket, *engine.Type)
+	runDir := env["SANDBOXD_RUN_DIR"]
+	require.NotEmpty(t, runDir)
+	run := volumes[mounts[runDir]].HostPath
+	require.NotNil(t, run, "the run directory is on the host")
+	require.Equal(t, runDir, run.Path, "run dir must have the same path on the node and in the pod")
+}
+
+// TestKubernetesBaseIsNoSetup keeps what both setups share from being a deployable setup by itself: its
+// sandboxd names no driver (so it would fall back to running sandboxes unisolated in its own pod), and
+// it stays safe only because its run directory has no volume, which the API server refuses.
+func TestKubernetesBaseIsNoSetup(t *testing.T) {
+	r := renderDir(t, "k8s/base", "mgx")
+	pod := r.deployments["sandboxd"].Spec.Template.Spec
+	for _, e := range pod.Containers[0].Env {
+		require.NotEqual(t, "SANDBOXD_DRIVER", e.Name, "the driver is the setup's choice")
+	}
+	require.NotEmpty(t, pod.Containers[0].VolumeMounts)
+	for _, m := range pod.Containers[0].VolumeMounts {
+		require.False(t, slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }),
+			"mount %s has a volume in the base: `kubectl apply -k deploy/k8s/base` would start an unisolated sandboxd", m.Name)
+	}
 }
 
 func checkManifests(t *testing.T, r rendered) {
@@ -148,6 +210,10 @@ func checkManifests(t *testing.T, r rendered) {
 			require.False(t, *c.SecurityContext.AllowPrivilegeEscalation)
 			require.Equal(t, []corev1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)
 			require.Equal(t, "mgx/"+name+":latest", c.Image)
+			for _, m := range c.VolumeMounts {
+				require.True(t, slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }),
+					"mount %s has a volume", m.Name)
+			}
 
 			// Probes point at a declared container port, by name or number.
 			for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
@@ -205,7 +271,7 @@ func TestConfigIsDocumented(t *testing.T) {
 		documented[m[1]] = true
 	}
 	var vars []string
-	for _, r := range []rendered{render(t), renderKubernetesDriver(t)} {
+	for _, r := range []rendered{renderKubernetesDriver(t), renderDockerHost(t)} {
 		for _, cm := range r.configMaps {
 			vars = append(vars, keys(cm.Data)...)
 		}
@@ -219,7 +285,7 @@ func TestConfigIsDocumented(t *testing.T) {
 		}
 	}
 	for _, v := range vars {
-		require.True(t, documented[v], "%s is set by deploy/k8s but not documented in README.md", v)
+		require.True(t, documented[v], "%s is set by the Kubernetes manifests but not documented in README.md", v)
 	}
 }
 
