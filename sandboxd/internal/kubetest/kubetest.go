@@ -37,6 +37,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/mgx-ai/mgx/pkg/stacktest"
@@ -58,13 +59,24 @@ type Cluster struct {
 	AgentPort int
 	// PodCIDR is where kwok takes pod IPs from: a loopback /24 of this cluster's own.
 	PodCIDR string
-	dir     string
+	// What the driver under test is given: the images of sandbox pods, their pull policy and the
+	// StorageClass of workspace claims ("" the cluster's default).
+	SandboxImage, AgentImage string
+	PullPolicy               corev1.PullPolicy
+	StorageClass             string
+	// Real is true for a cluster of real nodes (the real-cluster suite): kubelets run the pods' agents.
+	Real bool
+	dir  string
 }
 
 // Start runs a cluster for t; everything stops when t ends. Without the binaries it skips t (fails it
-// under CI=true) saying how to build them.
+// under CI=true) saying how to build them. With $KUBECONFIG set, the cluster is that one instead (see
+// startReal).
 func Start(t *testing.T) *Cluster {
 	t.Helper()
+	if kc := os.Getenv("KUBECONFIG"); kc != "" {
+		return startReal(t, kc)
+	}
 	assets := stacktest.KubeAssets(t)
 	dir := t.TempDir()
 	env := &envtest.Environment{
@@ -89,7 +101,8 @@ func Start(t *testing.T) *Cluster {
 	require.NoError(t, err)
 
 	c := &Cluster{Config: cfg, Client: cs, Kubeconfig: kubeconfig, AgentPort: stacktest.Port(t), dir: dir,
-		PodCIDR: fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(150), 1+rand.IntN(250))}
+		PodCIDR:      fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(150), 1+rand.IntN(250)),
+		SandboxImage: "mgx-sandbox:test", AgentImage: "mgx/sandboxd:test", PullPolicy: corev1.PullNever, StorageClass: StorageClass}
 	common := []string{"--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig,
 		"--authorization-kubeconfig", kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1"}
 	stacktest.Start(t, "kube-controller-manager", filepath.Join(assets, "kube-controller-manager"), nil, append(common,
@@ -142,6 +155,39 @@ func Start(t *testing.T) *Cluster {
 	go func() { defer close(done); c.provision(pctx) }()
 	t.Cleanup(func() { stop(); <-done })
 	t.Logf("kubetest: control plane ready in %s (pods on %s, agents on port %d)", time.Since(start).Round(100*time.Millisecond), c.PodCIDR, c.AgentPort)
+	return c
+}
+
+// startReal is the real-cluster suite: the cluster of kubeconfig, whose nodes pull the images and run
+// the pods, whose provisioner makes the claims' volumes and whose kubelets start the real agents. The
+// suite creates namespaces of its own only (each case's, deleted when it ends) and nothing
+// cluster-wide. The test process must reach pod IPs (run it on a node or in a pod of the cluster), as
+// sandboxd does. Settings:
+//
+//	MGX_K8S_TEST_SANDBOX_IMAGE  sandbox image the nodes can pull (default mgx-sandbox:latest)
+//	MGX_K8S_TEST_AGENT_IMAGE    image carrying /usr/local/bin/sandbox-agent (default mgx/sandboxd:latest)
+//	MGX_K8S_TEST_PULL_POLICY    pull policy of both (default IfNotPresent)
+//	MGX_K8S_TEST_STORAGE_CLASS  StorageClass of workspace claims (default: the cluster's default class)
+func startReal(t *testing.T, kubeconfig string) *Cluster {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	require.NoError(t, err, "real-cluster suite: KUBECONFIG=%s", kubeconfig)
+	cs, err := k8s.NewForConfig(cfg)
+	require.NoError(t, err)
+	v, err := cs.Discovery().ServerVersion()
+	require.NoError(t, err, "real-cluster suite: the API server of %s", cfg.Host)
+	env := func(name, def string) string {
+		if v := os.Getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &Cluster{Config: cfg, Client: cs, Kubeconfig: kubeconfig, AgentPort: 7070, Real: true, dir: t.TempDir(),
+		SandboxImage: env("MGX_K8S_TEST_SANDBOX_IMAGE", "mgx-sandbox:latest"),
+		AgentImage:   env("MGX_K8S_TEST_AGENT_IMAGE", "mgx/sandboxd:latest"),
+		PullPolicy:   corev1.PullPolicy(env("MGX_K8S_TEST_PULL_POLICY", string(corev1.PullIfNotPresent))),
+		StorageClass: os.Getenv("MGX_K8S_TEST_STORAGE_CLASS")}
+	t.Logf("kubetest: the real cluster at %s (Kubernetes %s), sandbox image %s", cfg.Host, v.GitVersion, c.SandboxImage)
 	return c
 }
 
@@ -261,6 +307,10 @@ type agentProc struct {
 // starts are t's processes, and none may start while t's cleanups run.
 func (c *Cluster) RunAgents(t *testing.T, namespace, agentBinary string) *Agents {
 	a := &Agents{c: c, t: t, namespace: namespace, binary: agentBinary, running: map[types.UID]*agentProc{}}
+	if c.Real {
+		a.stop = func() {} // the kubelets run the agents
+		return a
+	}
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	done := make(chan struct{})
 	go func() { defer close(done); a.loop(ctx) }()
@@ -399,13 +449,39 @@ func (a *Agents) start(ctx context.Context, p *corev1.Pod) {
 	a.started++
 }
 
-// Logs of the agents still running, for a failing test.
+// Logs of the agents still running, for a failing test (on a real cluster: the pods' states, and the
+// agents' logs are kubectl's).
 func (a *Agents) String() string {
+	if a.c.Real {
+		return a.podStates()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var b strings.Builder
 	for _, ap := range a.running {
 		fmt.Fprintf(&b, "%s (%s, claim %s): %s\n", ap.pod, ap.ip, ap.claim, ap.proc.Output())
 	}
+	return b.String()
+}
+
+func (a *Agents) podStates() string {
+	l, err := a.c.Client.CoreV1().Pods(a.namespace).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, p := range l.Items {
+		fmt.Fprintf(&b, "%s: %s %s", p.Name, p.Status.Phase, p.Status.PodIP)
+		for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			if w := cs.State.Waiting; w != nil {
+				fmt.Fprintf(&b, "; %s waiting: %s %s", cs.Name, w.Reason, w.Message)
+			}
+			if x := cs.State.Terminated; x != nil {
+				fmt.Fprintf(&b, "; %s ended: %s %s", cs.Name, x.Reason, x.Message)
+			}
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "(logs: kubectl -n %s logs <pod> -c sandbox)\n", a.namespace)
 	return b.String()
 }

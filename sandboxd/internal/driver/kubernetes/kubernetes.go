@@ -14,7 +14,9 @@
 // proving a per-sandbox secret on every connection (agentapi.ServerHandshake). The secret is generated
 // here and given to the pod as a Secret mounted as a file; every sandboxd replica reads it from the API
 // server, so any replica serves any session. The warm pool is sandboxd's own (package pool, a Redis set
-// claimed atomically by any replica), as with every driver.
+// claimed atomically by any replica), as with every driver; the API server makes each claim exclusive
+// on top of it (Claim: an update conditional on the pod's resourceVersion), since a Redis failover can
+// hand one pop out twice.
 package kubernetes
 
 import (

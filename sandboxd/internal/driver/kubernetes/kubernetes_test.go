@@ -447,9 +447,9 @@ func newDriver(t *testing.T, c *kubetest.Cluster, ns string, mods ...func(*Optio
 	t.Helper()
 	o := Options{
 		Namespace: ns, RESTConfig: c.Config,
-		Image: "mgx-sandbox:test", AgentImage: "mgx/sandboxd:test", AgentImagePath: "/usr/local/bin/sandbox-agent",
-		PullPolicy: corev1.PullNever, User: "1000:1000", MilliCPU: 500, Memory: 256 << 20,
-		StorageClass: kubetest.StorageClass, WorkspaceSize: resource.MustParse("1Gi"), MetaSize: resource.MustParse("512Mi"),
+		Image: c.SandboxImage, AgentImage: c.AgentImage, AgentImagePath: "/usr/local/bin/sandbox-agent",
+		PullPolicy: c.PullPolicy, User: "1000:1000", MilliCPU: 500, Memory: 256 << 20,
+		StorageClass: c.StorageClass, WorkspaceSize: resource.MustParse("1Gi"), MetaSize: resource.MustParse("512Mi"),
 		AgentPort: c.AgentPort, DeploymentNamespace: "test-" + ns,
 	}
 	for _, m := range mods {
