@@ -104,7 +104,7 @@ console-test:
 endif
 
 .PHONY: bench
-bench: bench-sandbox bench-gateway bench-agentd ## every benchmark; each prints the product next to its baseline from the same run
+bench: bench-sandbox bench-gateway bench-agentd bench-k8s ## every benchmark; each prints the product next to its baseline from the same run
 
 .PHONY: bench-agentd
 bench-agentd: ## agentd's Redis bytes per step at 10/50/150 steps: incremental checkpoints vs the whole state rewritten
@@ -119,6 +119,10 @@ bench-gateway: build-test ## REST through the gateway vs direct gRPC (latency, t
 .PHONY: bench-sandbox
 bench-sandbox: build-test ## sandboxd vs raw Docker: exec latency, create-to-first-exec cold/warm (claim with volumes), streamed output, resume of a reaped session, checkpoint of 2,000 files
 	cd sandboxd && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 10m ./internal/app
+
+.PHONY: bench-k8s
+bench-k8s: build-test k8s-test-bin ## Kubernetes warm pool: a claim (Redis pop + conditional patch) vs a cold pod start, on the simulated cluster
+	cd sandboxd && MGX_BIN_DIR=$(BIN) go test -tags bench -run '^TestBenchPool$$' -count=1 -v -timeout 25m ./internal/driver/kubernetes -args -n 10
 
 # The Kubernetes driver's tests run a real control plane (etcd, kube-apiserver, controller manager,
 # scheduler) and kwok's simulated nodes, built from the Go module proxy at the versions tools/k8s pins,

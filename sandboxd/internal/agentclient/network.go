@@ -13,10 +13,19 @@ import (
 // Secret). It is called when the first connection opens and its answer kept.
 type SecretFunc func(ctx context.Context) ([]byte, error)
 
-// NewNetwork returns a client for an agent serving on a TCP address (a pod's IP and port): every
-// connection it opens passes the secret handshake (agentapi.ClientHandshake) before its first request.
-// A refused handshake is an error wrapping agentapi.ErrDenied.
-func NewNetwork(addr string, secret SecretFunc) *Client {
+// DialFunc opens a connection to an agent (nil: a TCP connection to its address).
+type DialFunc func(ctx context.Context) (net.Conn, error)
+
+// NewNetwork returns a client for an agent serving on a TCP address (a pod's IP and port), reached by
+// dial: every connection it opens passes the secret handshake (agentapi.ClientHandshake) before its
+// first request. A refused handshake is an error wrapping agentapi.ErrDenied.
+func NewNetwork(addr string, dial DialFunc, secret SecretFunc) *Client {
+	if dial == nil {
+		dial = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
 	var (
 		mu     sync.Mutex
 		cached []byte
@@ -38,8 +47,7 @@ func NewNetwork(addr string, secret SecretFunc) *Client {
 		if err != nil {
 			return nil, fmt.Errorf("agent secret: %w", err)
 		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		conn, err := dial(ctx)
 		if err != nil {
 			return nil, err
 		}

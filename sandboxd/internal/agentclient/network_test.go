@@ -49,7 +49,7 @@ func TestNetworkAgentDemandsItsSecret(t *testing.T) {
 	addr, _ := startNetworkAgent(t, secret)
 
 	t.Run("the right secret is served", func(t *testing.T) {
-		c := agentclient.NewNetwork(addr, secretOf(secret))
+		c := agentclient.NewNetwork(addr, nil, secretOf(secret))
 		defer c.Close()
 		h, err := c.Health(t.Context())
 		require.NoError(t, err)
@@ -63,7 +63,7 @@ func TestNetworkAgentDemandsItsSecret(t *testing.T) {
 
 	t.Run("a wrong secret is refused", func(t *testing.T) {
 		for _, wrong := range []string{strings.Replace(secret, "0", "1", 1), secret + "x", "short"} {
-			c := agentclient.NewNetwork(addr, secretOf(wrong))
+			c := agentclient.NewNetwork(addr, nil, secretOf(wrong))
 			_, err := c.Health(t.Context())
 			require.ErrorIs(t, err, agentapi.ErrDenied, "secret %q", wrong)
 			c.Close()

@@ -221,7 +221,7 @@ func openKubernetes(ctx context.Context, cfg config.Config, mem int64, log *slog
 		PullPolicy: corev1.PullPolicy(cfg.K8s.PullPolicy), User: cfg.User,
 		MilliCPU: int64(cfg.CPU * 1000), Memory: mem, RuntimeClass: cfg.Runtime,
 		StorageClass: cfg.K8s.StorageClass, WorkspaceSize: size, MetaSize: metaSize, ServiceAccount: cfg.K8s.ServiceAccount,
-		AgentPort: cfg.K8s.AgentPort, DeploymentNamespace: cfg.Namespace, Logger: log,
+		AgentPort: cfg.K8s.AgentPort, AgentRoute: cfg.K8s.AgentRoute, DeploymentNamespace: cfg.Namespace, Logger: log,
 	})
 	if err != nil {
 		return nil, err

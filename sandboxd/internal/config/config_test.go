@@ -54,6 +54,7 @@ func TestLoad(t *testing.T) {
 		{"kubernetes bad workspace size", map[string]string{"SANDBOXD_DRIVER": "kubernetes", "SANDBOX_K8S_WORKSPACE_SIZE": "lots"}, config.ErrK8s},
 		{"kubernetes zero meta size", map[string]string{"SANDBOXD_DRIVER": "kubernetes", "SANDBOX_K8S_META_SIZE": "0"}, config.ErrK8s},
 		{"kubernetes bad pull policy", map[string]string{"SANDBOXD_DRIVER": "kubernetes", "SANDBOX_K8S_PULL_POLICY": "Sometimes"}, config.ErrK8s},
+		{"kubernetes bad agent route", map[string]string{"SANDBOXD_DRIVER": "kubernetes", "SANDBOX_K8S_AGENT_ROUTE": "carrier-pigeon"}, config.ErrK8s},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := base()

@@ -19,6 +19,9 @@ type K8s struct {
 	AgentImage string `env:"SANDBOX_K8S_AGENT_IMAGE" envDefault:"mgx/sandboxd:latest"`
 	AgentPath  string `env:"SANDBOX_K8S_AGENT_PATH" envDefault:"/usr/local/bin/sandbox-agent"`
 	AgentPort  int    `env:"SANDBOX_K8S_AGENT_PORT" envDefault:"7070"`
+	// AgentRoute is how sandboxd reaches agents: pod-ip (sandboxd on the cluster's pod network) or
+	// port-forward (through the API server, for a sandboxd outside the cluster).
+	AgentRoute string `env:"SANDBOX_K8S_AGENT_ROUTE" envDefault:"pod-ip"`
 	// PullPolicy of the sandbox and agent images: Always, IfNotPresent or Never.
 	PullPolicy string `env:"SANDBOX_K8S_PULL_POLICY" envDefault:"IfNotPresent"`
 	// StorageClass of workspace claims; empty means the cluster's default class.
@@ -42,6 +45,9 @@ func (k K8s) validate() error {
 	}
 	if k.AgentPort < 1 || k.AgentPort > 65535 {
 		return fmt.Errorf("SANDBOX_K8S_AGENT_PORT=%d: %w: not a port", k.AgentPort, ErrK8s)
+	}
+	if k.AgentRoute != "pod-ip" && k.AgentRoute != "port-forward" {
+		return fmt.Errorf("SANDBOX_K8S_AGENT_ROUTE=%q: %w: want pod-ip or port-forward", k.AgentRoute, ErrK8s)
 	}
 	switch k.PullPolicy {
 	case "Always", "IfNotPresent", "Never":

@@ -7,6 +7,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 )
 
@@ -110,6 +111,13 @@ type Pruner interface {
 // network (Instance.Endpoint): it returns the instance's per-sandbox secret.
 type AgentSecrets interface {
 	AgentSecret(ctx context.Context, inst Instance) ([]byte, error)
+}
+
+// AgentDialer is implemented by drivers whose agents are reached over the network by a route of
+// their own (a Kubernetes port-forward through the API server); without it an Instance.Endpoint is
+// dialed directly.
+type AgentDialer interface {
+	DialAgent(ctx context.Context, inst Instance) (net.Conn, error)
 }
 
 // Claimer is implemented by drivers whose engine can make the claim of a warm sandbox exclusive by

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -191,8 +192,12 @@ func (f *Fleet) newClient(inst driver.Instance) *agentclient.Client {
 	if inst.Endpoint == "" {
 		return agentclient.New(inst.Socket, inst.PID)
 	}
-	ref := driver.Instance{ID: inst.ID, Name: inst.Name}
-	return agentclient.NewNetwork(inst.Endpoint, func(ctx context.Context) ([]byte, error) {
+	ref := driver.Instance{ID: inst.ID, Name: inst.Name, Endpoint: inst.Endpoint}
+	var dial agentclient.DialFunc
+	if d, ok := f.drv.(driver.AgentDialer); ok {
+		dial = func(ctx context.Context) (net.Conn, error) { return d.DialAgent(ctx, ref) }
+	}
+	return agentclient.NewNetwork(inst.Endpoint, dial, func(ctx context.Context) ([]byte, error) {
 		s, ok := f.drv.(driver.AgentSecrets)
 		if !ok {
 			return nil, errNoAgentSecrets

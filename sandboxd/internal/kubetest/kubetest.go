@@ -34,7 +34,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -79,14 +82,20 @@ func Start(t *testing.T) *Cluster {
 	}
 	assets := stacktest.KubeAssets(t)
 	dir := t.TempDir()
+	kwokMod := kwokModule(t)
 	env := &envtest.Environment{
 		BinaryAssetsDirectory:    assets,
 		ControlPlaneStartTimeout: 3 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
+		// kwok's PortForward kind: the agents' stand-in declares per pod where its port-forwards go.
+		CRDInstallOptions: envtest.CRDInstallOptions{Paths: []string{filepath.Join(kwokMod, "kustomize", "crd", "bases", "kwok.x-k8s.io_portforwards.yaml")}},
 	}
+	apiserver := env.ControlPlane.GetAPIServer().Configure()
 	// envtest turns the ServiceAccount admission plugin off because it runs no controller manager; this
 	// cluster runs one, so pods are admitted as in production (their service account must exist).
-	env.ControlPlane.GetAPIServer().Configure().Disable("disable-admission-plugins")
+	apiserver.Disable("disable-admission-plugins")
+	// pods/portforward reaches the node's "kubelet" (kwok's server) at its loopback InternalIP.
+	apiserver.Set("kubelet-preferred-address-types", "InternalIP")
 	start := time.Now()
 	cfg, err := env.Start()
 	require.NoError(t, err, "envtest: etcd and kube-apiserver from %s", assets)
@@ -110,9 +119,15 @@ func Start(t *testing.T) *Cluster {
 		"--use-service-account-credentials=false", "--controllers=*")...)
 	stacktest.Start(t, "kube-scheduler", filepath.Join(assets, "kube-scheduler"), nil, append(common,
 		"--secure-port", strconv.Itoa(stacktest.Port(t)), "--cert-dir", filepath.Join(dir, "scheduler"))...)
+	// kwok's server plays the kubelet's API (port-forward) on the node's port, over TLS with a
+	// certificate of its own, which the API server does not verify without a kubelet CA, as in any
+	// cluster set up so.
+	nodePort := stacktest.Port(t)
 	stacktest.Start(t, "kwok", filepath.Join(assets, "kwok"), nil,
-		"--kubeconfig", kubeconfig, "--config", kwokStages(t, dir), "--manage-all-nodes=false",
+		"--kubeconfig", kubeconfig, "--config", kwokStages(t, kwokMod, dir), "--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+		"--server-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(nodePort)), "--node-port", strconv.Itoa(nodePort),
+		"--enable-crds", "PortForward",
 		"--cidr", c.PodCIDR, "--node-ip", "127.0.0.1")
 
 	ctx := t.Context()
@@ -191,11 +206,8 @@ func startReal(t *testing.T, kubeconfig string) *Cluster {
 	return c
 }
 
-// kwokStages writes kwok's own stage definitions (a node that turns Ready and heartbeats, the general
-// pod lifecycle: scheduled, init containers, running, deleted) into a config file: kwok v0.8 simulates
-// nothing without one. They come from the kwok module k8s-test-bin built the binary from, so the two
-// never disagree.
-func kwokStages(t *testing.T, dir string) string {
+// kwokModule is the directory of the kwok module k8s-test-bin built the binary from.
+func kwokModule(t *testing.T) string {
 	t.Helper()
 	root, err := stacktest.RepoRoot()
 	require.NoError(t, err)
@@ -204,7 +216,15 @@ func kwokStages(t *testing.T, dir string) string {
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.Output()
 	require.NoError(t, err, "locating the kwok module (run `make k8s-test-bin`)")
-	mod := strings.TrimSpace(string(out))
+	return strings.TrimSpace(string(out))
+}
+
+// kwokStages writes kwok's own stage definitions (a node that turns Ready and heartbeats, the general
+// pod lifecycle: scheduled, init containers, running, deleted) into a config file: kwok v0.8 simulates
+// nothing without one. They come from the kwok module k8s-test-bin built the binary from, so the two
+// never disagree.
+func kwokStages(t *testing.T, mod, dir string) string {
+	t.Helper()
 	var docs []string
 	for _, sub := range []string{"node/fast", "node/heartbeat", "pod/general"} {
 		files, err := filepath.Glob(filepath.Join(mod, "kustomize", "stage", sub, "*.yaml"))
@@ -444,6 +464,10 @@ func (a *Agents) start(ctx context.Context, p *corev1.Pod) {
 		_ = os.MkdirAll(a.Workspace(meta), 0o700)
 	}
 	_ = os.MkdirAll(ws, 0o700)
+	if err := a.declareForward(ctx, p); err != nil {
+		a.t.Logf("kubetest: port-forward of %s: %v", p.Name, err)
+		return
+	}
 	proc := stacktest.Start(a.t, "agent of "+p.Name, a.binary, nil, args...)
 	a.running[p.UID] = &agentProc{pod: p.Name, ip: p.Status.PodIP, claim: claim, proc: proc}
 	a.started++
@@ -484,4 +508,28 @@ func (a *Agents) podStates() string {
 	}
 	fmt.Fprintf(&b, "(logs: kubectl -n %s logs <pod> -c sandbox)\n", a.namespace)
 	return b.String()
+}
+
+var portForwards = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "portforwards"}
+
+// declareForward tells kwok's "kubelet" where the pod's agent port is, so pods/portforward reaches the
+// agent as a kubelet's would. It is the pod's namesake and goes with the namespace.
+func (a *Agents) declareForward(ctx context.Context, p *corev1.Pod) error {
+	dyn, err := dynamic.NewForConfig(a.c.Config)
+	if err != nil {
+		return err
+	}
+	pf := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
+		"metadata": map[string]any{"name": p.Name, "namespace": p.Namespace},
+		"spec": map[string]any{"forwards": []any{map[string]any{
+			"ports":  []any{int64(a.c.AgentPort)},
+			"target": map[string]any{"port": int64(a.c.AgentPort), "address": p.Status.PodIP},
+		}}},
+	}}
+	_, err = dyn.Resource(portForwards).Namespace(p.Namespace).Create(ctx, pf, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
 }

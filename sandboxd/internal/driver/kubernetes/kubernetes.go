@@ -125,6 +125,8 @@ type Options struct {
 	ServiceAccount string
 	// AgentPort is the port the agent serves on in every pod.
 	AgentPort int
+	// AgentRoute is how sandboxd reaches a pod's agent: RoutePodIP (default) or RoutePortForward.
+	AgentRoute string
 	// DeploymentNamespace is this deployment's driver.LabelNamespace value.
 	DeploymentNamespace string
 	Logger              *slog.Logger
@@ -133,6 +135,7 @@ type Options struct {
 // Driver is the Kubernetes driver.
 type Driver struct {
 	opts Options
+	cfg  *rest.Config
 	cs   k8s.Interface
 	log  *slog.Logger
 	uid  int64
@@ -152,6 +155,13 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	if opts.AgentPort == 0 {
 		opts.AgentPort = defaultPort
+	}
+	switch opts.AgentRoute {
+	case "":
+		opts.AgentRoute = RoutePodIP
+	case RoutePodIP, RoutePortForward:
+	default:
+		return nil, fmt.Errorf("kubernetes driver: %w %q (want %s or %s)", ErrRoute, opts.AgentRoute, RoutePodIP, RoutePortForward)
 	}
 	if opts.DeploymentNamespace == "" {
 		opts.DeploymentNamespace = "mgx"
@@ -191,7 +201,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if _, err := cs.CoreV1().Pods(opts.Namespace).List(pctx, metav1.ListOptions{Limit: 1}); err != nil {
 		return nil, fmt.Errorf("kubernetes API server: listing pods in namespace %s: %w", opts.Namespace, err)
 	}
-	return &Driver{opts: opts, cs: cs, log: opts.Logger, uid: uid, gid: gid}, nil
+	return &Driver{opts: opts, cfg: cfg, cs: cs, log: opts.Logger, uid: uid, gid: gid}, nil
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -88,10 +89,10 @@ func TestDriver(t *testing.T) {
 		require.Equal(t, map[string]string{workspace.Root: data, MetaPath: meta}, claimMounts(pod))
 
 		// The agent is reached at the pod endpoint with the secret only the pod's Secret holds.
-		cli := agentclient.NewNetwork(inst.Endpoint, func(ctx context.Context) ([]byte, error) { return d.AgentSecret(ctx, inst) })
+		cli := agentclient.NewNetwork(inst.Endpoint, dialer(d, inst), func(ctx context.Context) ([]byte, error) { return d.AgentSecret(ctx, inst) })
 		defer cli.Close()
 		eventuallyExec(t, cli, "echo kept > notes.txt && pwd", agents)
-		wrong := agentclient.NewNetwork(inst.Endpoint, func(context.Context) ([]byte, error) { return []byte(strings.Repeat("0", 64)), nil })
+		wrong := agentclient.NewNetwork(inst.Endpoint, dialer(d, inst), func(context.Context) ([]byte, error) { return []byte(strings.Repeat("0", 64)), nil })
 		_, err = wrong.Health(ctx)
 		require.ErrorIs(t, err, agentapi.ErrDenied)
 		wrong.Close()
@@ -126,7 +127,7 @@ func TestDriver(t *testing.T) {
 		pod, err = c.Client.CoreV1().Pods(ns).Get(ctx, again.Name, metav1.GetOptions{})
 		require.NoError(t, err)
 		require.Equal(t, map[string]string{workspace.Root: data, MetaPath: meta}, claimMounts(pod))
-		cli2 := agentclient.NewNetwork(again.Endpoint, func(ctx context.Context) ([]byte, error) { return d.AgentSecret(ctx, again) })
+		cli2 := agentclient.NewNetwork(again.Endpoint, dialer(d, again), func(ctx context.Context) ([]byte, error) { return d.AgentSecret(ctx, again) })
 		defer cli2.Close()
 		out := eventuallyExec(t, cli2, "cat notes.txt", agents)
 		require.Equal(t, "kept\n", out)
@@ -149,6 +150,59 @@ func TestDriver(t *testing.T) {
 		list, err = d.List(ctx)
 		require.NoError(t, err)
 		require.Empty(t, list)
+	})
+
+	t.Run("a sandboxd outside the cluster reaches agents by port-forward through the API server", func(t *testing.T) {
+		if c.Real {
+			t.Skip("the real-cluster suite reaches pods by their IPs; port-forward is covered by the simulated cluster")
+		}
+		ns := c.Namespace(t, "forward")
+		agents := c.RunAgents(t, ns, agent)
+		defer agents.Stop()
+		// Pod IPs unreachable from this sandboxd: only the API server's port-forward leads to the agents.
+		d := newDriver(t, c, ns, func(o *Options) { o.AgentRoute = RoutePortForward })
+		ctx := t.Context()
+		fleet := instance.New(d, instance.Options{CreateTimeout: 2 * time.Minute})
+		inst, err := fleet.Create(ctx, driver.Spec{Name: "mgx-sbx-forward", Labels: map[string]string{driver.LabelSession: "forward"}})
+		require.NoError(t, err, "%s", agents)
+		cli := fleet.Client(inst)
+		out := agentclient.Output{Limit: 1 << 20}
+		res, err := cli.Exec(ctx, agentapi.ExecRequest{Command: "head -c 300000 /dev/zero | tr '\\0' x; echo; echo through the tunnel >&2", Timeout: 20 * time.Second}, out.Write)
+		require.NoError(t, err)
+		require.Equal(t, 0, res.ExitCode)
+		require.Len(t, strings.TrimSpace(string(out.Stdout)), 300000, "a large output crosses the tunnel whole")
+		require.Equal(t, "through the tunnel\n", string(out.Stderr))
+		// Several connections at once, each its own tunnel; the pod's address plays no part (one where
+		// nothing listens stands for a pod network this process cannot reach).
+		unreachable := inst
+		unreachable.Endpoint = net.JoinHostPort("127.0.0.1", strconv.Itoa(stacktest.Port(t)))
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Go(func() {
+				hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				c := agentclient.NewNetwork(unreachable.Endpoint, dialer(d, unreachable), func(ctx context.Context) ([]byte, error) { return d.AgentSecret(ctx, inst) })
+				defer c.Close()
+				_, errs[i] = c.Health(hctx)
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		// The handshake runs inside the tunnel: a wrong secret is refused there too.
+		wrong := agentclient.NewNetwork(inst.Endpoint, dialer(d, inst), func(context.Context) ([]byte, error) { return []byte(strings.Repeat("0", 64)), nil })
+		_, err = wrong.Health(ctx)
+		require.ErrorIs(t, err, agentapi.ErrDenied)
+		wrong.Close()
+		// A pod that is gone: an error, not a hang.
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err = d.DialAgent(dctx, driver.Instance{ID: "mgx-sbx-nothing-xxxxx/uid", Name: "mgx-sbx-nothing-xxxxx"})
+		require.Error(t, err)
+		require.NoError(t, dctx.Err())
+		fleet.Remove(ctx, inst)
 	})
 
 	t.Run("the API server's refusal reaches the caller and leaves nothing behind", func(t *testing.T) {
@@ -520,3 +574,8 @@ func claimMounts(p *corev1.Pod) map[string]string {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// dialer reaches inst's agent by the driver's route, as sandboxd does.
+func dialer(d *Driver, inst driver.Instance) agentclient.DialFunc {
+	return func(ctx context.Context) (net.Conn, error) { return d.DialAgent(ctx, inst) }
+}
