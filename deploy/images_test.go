@@ -118,6 +118,13 @@ func TestServiceImages(t *testing.T) {
 	left, err := exec.Command("docker", "ps", "-aq", "--filter", "label=mgx.sandboxd.namespace="+namespace).Output()
 	require.NoError(t, err)
 	require.Empty(t, strings.TrimSpace(string(left)), "sandboxes left behind")
+	// The session's workspace outlives its sandbox (two volumes: its files and its meta state); this
+	// test's namespace owns them, and they go with it.
+	vols, err := exec.Command("docker", "volume", "ls", "-q", "--filter", "label=mgx.sandboxd.namespace="+namespace).Output()
+	require.NoError(t, err)
+	require.Len(t, strings.Fields(string(vols)), 2, "the workspace's volumes outlive the sandbox")
+	out, err = exec.Command("docker", append([]string{"volume", "rm"}, strings.Fields(string(vols))...)...).CombinedOutput()
+	require.NoError(t, err, "%s", out)
 }
 
 func call(t *testing.T, method, url, token string, body any) (int, string) {
