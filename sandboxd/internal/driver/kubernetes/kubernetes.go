@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"strconv"
@@ -234,18 +235,33 @@ func (d *Driver) Close() error { return nil }
 // an empty replacement of a lost workspace.
 func (d *Driver) Create(ctx context.Context, spec driver.Spec) (driver.Instance, error) {
 	name := podName(spec.Name)
-	lbl := d.labels(spec.Labels)
 	if (spec.Data == "") != (spec.Meta == "") {
 		return driver.Instance{}, errors.New("a workspace needs both its volumes")
 	}
+	spec.Labels = maps.Clone(spec.Labels)
 	for _, v := range []string{spec.Data, spec.Meta} {
 		if v == "" {
 			continue
 		}
-		if _, err := d.InspectVolume(ctx, v); err != nil {
+		vol, err := d.InspectVolume(ctx, v)
+		if err != nil {
 			return driver.Instance{}, err
 		}
+		// The pod carries the workspace of the claims it mounts, so RemoveVolume finds the pods that
+		// hold a claim by that label alone, never by reading every pod of the namespace.
+		ws := vol.Labels[driver.LabelWorkspace]
+		switch had := spec.Labels[driver.LabelWorkspace]; {
+		case ws == "":
+		case had != "" && had != ws:
+			return driver.Instance{}, fmt.Errorf("pod of workspace %s cannot mount claim %s of workspace %s", had, v, ws)
+		default:
+			if spec.Labels == nil {
+				spec.Labels = map[string]string{}
+			}
+			spec.Labels[driver.LabelWorkspace] = ws
+		}
 	}
+	lbl := d.labels(spec.Labels)
 	secret, err := randomHex(secretBytes)
 	if err != nil {
 		return driver.Instance{}, err

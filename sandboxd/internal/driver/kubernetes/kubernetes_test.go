@@ -75,7 +75,12 @@ func TestDriver(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, pods.Items)
 
-		lbl := map[string]string{driver.LabelSession: "Sess-1", driver.LabelWorkspace: ws}
+		// Nor are claims of another workspace than the pod's.
+		_, err = d.Create(ctx, driver.Spec{Name: "mgx-sbx-mixed", Labels: map[string]string{driver.LabelWorkspace: "another"}, Data: data, Meta: meta})
+		require.ErrorContains(t, err, "cannot mount")
+
+		// The pod's workspace label comes from its claims (RemoveVolume finds their pods by it).
+		lbl := map[string]string{driver.LabelSession: "Sess-1"}
 		spec := driver.Spec{Name: "mgx-sbx-Sess-1", Labels: lbl, Data: data, Meta: meta, Fresh: true}
 		inst, err := d.Create(ctx, spec)
 		require.NoError(t, err)

@@ -59,10 +59,20 @@ func (d *Driver) InspectVolume(ctx context.Context, name string) (driver.Volume,
 // still mounts and carry it out only once the pod is gone (the claim's protection finalizer); the
 // driver contract says such a volume cannot go, so the caller keeps it and retries after the pod.
 func (d *Driver) RemoveVolume(ctx context.Context, name string) error {
-	sel := labels.SelectorFromSet(map[string]string{
-		driver.LabelManaged: "1", driver.LabelNamespace: labelValue(d.opts.DeploymentNamespace), LabelRole: RoleSandbox,
-	})
-	pods, err := d.cs.CoreV1().Pods(d.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	set := map[string]string{driver.LabelManaged: "1", driver.LabelNamespace: labelValue(d.opts.DeploymentNamespace), LabelRole: RoleSandbox}
+	// Pods carry the workspace of the claims they mount (Create): a claim of a workspace is held by
+	// that workspace's pods only. A claim without one (made by hand) is checked against every pod.
+	pvc, err := d.cs.CoreV1().PersistentVolumeClaims(d.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove workspace claim %s: %w", name, err)
+	}
+	if ws := pvc.Labels[driver.LabelWorkspace]; ws != "" {
+		set[driver.LabelWorkspace] = ws
+	}
+	pods, err := d.cs.CoreV1().Pods(d.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(set).String()})
 	if err != nil {
 		return fmt.Errorf("remove workspace claim %s: list pods: %w", name, err)
 	}
@@ -75,7 +85,11 @@ func (d *Driver) RemoveVolume(ctx context.Context, name string) error {
 			}
 		}
 	}
-	err = d.cs.CoreV1().PersistentVolumeClaims(d.opts.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	// Conditional on the claim that was checked: a namesake made since is not this removal's.
+	err = d.cs.CoreV1().PersistentVolumeClaims(d.opts.Namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pvc.UID}})
+	if apierrors.IsConflict(err) {
+		err = nil
+	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("remove workspace claim %s: %w", name, err)
 	}
