@@ -2,11 +2,9 @@ package app_test
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
@@ -14,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
-	"github.com/mgx-ai/mgx/pkg/stacktest"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
@@ -27,13 +24,8 @@ func TestOpenPreviewWebSocketKeepsSandboxAlive(t *testing.T) {
 	sid := newSession()
 	_, err := e.sb.LaunchSandbox(ctx, &sandboxdv1.LaunchSandboxRequest{SessionId: sid})
 	require.NoError(t, err)
-	echo, err := os.ReadFile(stacktest.Bin(t, "wsecho"))
-	require.NoError(t, err)
-	_, err = e.files.WriteFile(ctx, &sandboxdv1.WriteFileRequest{SessionId: sid, Path: "wsecho", Content: base64.StdEncoding.EncodeToString(echo), Encoding: "base64"})
-	require.NoError(t, err)
+	installWsecho(ctx, t, e, sid)
 	port := 20000 + rand.IntN(2000)
-	_, err = e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "chmod +x wsecho"})
-	require.NoError(t, err)
 	_, err = e.procs.StartProcess(ctx, &sandboxdv1.StartProcessRequest{SessionId: sid, Name: "web", Command: fmt.Sprintf("./wsecho -addr 127.0.0.1:%d", port)})
 	require.NoError(t, err)
 	var purl string

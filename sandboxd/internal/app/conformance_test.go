@@ -20,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
-	"github.com/mgx-ai/mgx/pkg/stacktest"
 	sandboxdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/sandboxd/v1"
 )
 
@@ -216,12 +215,7 @@ func conformance(t *testing.T, e *env, drv string) {
 	})
 
 	t.Run("processes, ports and preview over HTTP and WebSocket", func(t *testing.T) {
-		echo, err := os.ReadFile(stacktest.Bin(t, "wsecho"))
-		require.NoError(t, err)
-		_, err = e.files.WriteFile(ctx, &sandboxdv1.WriteFileRequest{SessionId: sid, Path: "wsecho", Content: base64.StdEncoding.EncodeToString(echo), Encoding: "base64"})
-		require.NoError(t, err)
-		_, err = exec(t, "chmod +x wsecho")
-		require.NoError(t, err)
+		installWsecho(ctx, t, e, sid)
 		port := 18000 + rand.IntN(2000)
 		p, err := e.procs.StartProcess(ctx, &sandboxdv1.StartProcessRequest{SessionId: sid, Name: "web", Command: fmt.Sprintf("echo booting; exec ./wsecho -addr 127.0.0.1:%d", port)})
 		require.NoError(t, err)

@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
+	"os"
 	"testing"
 	"time"
 
@@ -123,6 +125,18 @@ func startWith(t *testing.T, vars map[string]string) *env {
 }
 
 func as(ctx context.Context, user string) context.Context { return authn.WithUser(ctx, user) }
+
+// installWsecho puts the wsecho test server (a page, assets and a WebSocket echo) into the session's
+// workspace as ./wsecho, executable, through the files API as a user would.
+func installWsecho(ctx context.Context, t *testing.T, e *env, sid string) {
+	t.Helper()
+	echo, err := os.ReadFile(stacktest.Bin(t, "wsecho"))
+	require.NoError(t, err)
+	_, err = e.files.WriteFile(ctx, &sandboxdv1.WriteFileRequest{SessionId: sid, Path: "wsecho", Content: base64.StdEncoding.EncodeToString(echo), Encoding: "base64"})
+	require.NoError(t, err)
+	_, err = e.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "chmod +x wsecho"})
+	require.NoError(t, err)
+}
 
 func newSession() string { return uuid.NewString() }
 

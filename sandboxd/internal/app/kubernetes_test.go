@@ -1,11 +1,9 @@
 package app_test
 
 import (
-	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,12 +59,7 @@ func TestKubernetes(t *testing.T) {
 			require.NoError(t, err, "exec %d on replica %d", i, i%2)
 			require.Equal(t, strconv.Itoa(i+1), strings.TrimSpace(res.GetStdout()), "exec %d on replica %d", i, i%2)
 		}
-		echo, err := os.ReadFile(stacktest.Bin(t, "wsecho"))
-		require.NoError(t, err)
-		_, err = a.files.WriteFile(ctx, &sandboxdv1.WriteFileRequest{SessionId: sid, Path: "wsecho", Content: base64.StdEncoding.EncodeToString(echo), Encoding: "base64"})
-		require.NoError(t, err)
-		_, err = b.sb.Exec(ctx, &sandboxdv1.ExecRequest{SessionId: sid, Command: "chmod +x wsecho"})
-		require.NoError(t, err)
+		installWsecho(ctx, t, a, sid)
 		port := 20000 + rand.IntN(2000)
 		_, err = b.procs.StartProcess(ctx, &sandboxdv1.StartProcessRequest{SessionId: sid, Name: "web", Command: fmt.Sprintf("exec ./wsecho -addr 127.0.0.1:%d", port)})
 		require.NoError(t, err)
