@@ -282,7 +282,9 @@ test("reload finds everything again", async () => {
 
 test("a dropped stream resumes after the last sequence: nothing missed, nothing twice", async () => {
   // Drop the event stream a little while into the next run, once: counting starts when the message
-  // is sent, so the drop falls in the run and not in the replay that follows the reload.
+  // is sent, and the message waits for the replay that follows the reload to be complete, so the
+  // drop falls in the run (the next test drops it in the replay).
+  const replayed = await chatKeys();
   let dropped = false;
   let armed = false;
   await page.routeWebSocket(/\/api\/ws\/sessions\//, (ws) => {
@@ -300,6 +302,9 @@ test("a dropped stream resumes after the last sequence: nothing missed, nothing 
   await page.reload();
   await page.locator('.chat-head [data-stream="live"]').waitFor({ timeout: LONG });
   await page.locator('.chat-head [data-run-status="completed"]').waitFor({ timeout: LONG });
+  // The run's status comes from GET /run too, possibly before the replay is through: the last line
+  // says it is.
+  await page.locator(`.chat [data-key="${replayed[replayed.length - 1]}"]`).waitFor({ timeout: LONG });
   const beforeRun = (await chatKeys()).length;
 
   const box = page.getByLabel("Message the team");
