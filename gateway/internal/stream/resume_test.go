@@ -204,7 +204,7 @@ func (c *client) follow(ctx context.Context, stop func(seq uint32) bool) error {
 			id = 0
 		}
 	}
-	return fmt.Errorf("SSE ended: %v", sc.Err())
+	return errors.Join(errors.New("SSE ended"), sc.Err())
 }
 
 // until follows, reconnecting as the console does after any end that was not its own cut
