@@ -282,7 +282,9 @@ test("reload finds everything again", async () => {
 
 test("a dropped stream resumes after the last sequence: nothing missed, nothing twice", async () => {
   // Drop the event stream a little while into the next run, once: counting starts when the message
-  // is sent, so the drop falls in the run and not in the replay that follows the reload.
+  // is sent, and the message waits for the replay that follows the reload to be complete, so the
+  // drop falls in the run (the next test drops it in the replay).
+  const replayed = await chatKeys();
   let dropped = false;
   let armed = false;
   await page.routeWebSocket(/\/api\/ws\/sessions\//, (ws) => {
@@ -300,6 +302,9 @@ test("a dropped stream resumes after the last sequence: nothing missed, nothing 
   await page.reload();
   await page.locator('.chat-head [data-stream="live"]').waitFor({ timeout: LONG });
   await page.locator('.chat-head [data-run-status="completed"]').waitFor({ timeout: LONG });
+  // The run's status comes from GET /run too, possibly before the replay is through: the last line
+  // says it is.
+  await page.locator(`.chat [data-key="${replayed[replayed.length - 1]}"]`).waitFor({ timeout: LONG });
   const beforeRun = (await chatKeys()).length;
 
   const box = page.getByLabel("Message the team");
@@ -317,6 +322,51 @@ test("a dropped stream resumes after the last sequence: nothing missed, nothing 
   await page.reload();
   await page.locator(`.chat [data-key="${live[live.length - 1]}"]`).waitFor({ timeout: LONG });
   assert.deepEqual(await chatKeys(), live, "what arrived live across the drop equals a full replay");
+});
+
+test("a message sent while a reload's replay is under way, and the stream dropped in that replay: the same as a full replay", async () => {
+  // The replay after the reload is forwarded slowly, so the message goes out while it is under way;
+  // once it has, the stream is dropped in the middle of the replay, and the reconnect resumes the
+  // rest at full speed.
+  const before = await chatKeys();
+  let sent = false;
+  let dropped = false;
+  await page.routeWebSocket(/\/api\/ws\/sessions\//, (ws) => {
+    const server = ws.connectToServer();
+    if (dropped) return;
+    const queue = [];
+    let seen = 0;
+    const timer = setInterval(() => {
+      const m = queue.shift();
+      if (m === undefined) return;
+      ws.send(m);
+      if (++seen >= 40 && sent) {
+        dropped = true;
+        clearInterval(timer);
+        ws.close({ code: 1011, reason: "journey drops the stream mid-replay" });
+      }
+    }, 25);
+    server.onMessage((m) => queue.push(m));
+  });
+  await page.reload();
+  await page.locator('.chat-head [data-stream="live"]').waitFor({ timeout: LONG });
+  await page.locator(".chat [data-key]").first().waitFor({ timeout: LONG });
+  const box = page.getByLabel("Message the team");
+  await box.fill("And a subtitle under the heading");
+  await box.press("Enter");
+  await page.locator(".msg.user", { hasText: "And a subtitle under the heading" }).waitFor({ timeout: LONG });
+  sent = true;
+  assert.ok((await chatKeys()).length <= before.length, "the message went out before the replay caught up");
+  await waitRun("completed");
+  assert.ok(dropped, "the stream was dropped during the replay");
+  const live = await chatKeys();
+  assertUnique(live, "after a drop mid-replay");
+  assert.deepEqual(live.slice(0, before.length), before, "the replayed lines first, in their order");
+  assert.ok(live.length > before.length + 1, "the new run's lines arrived");
+  await page.unrouteAll({ behavior: "ignoreErrors" });
+  await page.reload();
+  await page.locator(`.chat [data-key="${live[live.length - 1]}"]`).waitFor({ timeout: LONG });
+  assert.deepEqual(await chatKeys(), live, "what arrived across the drop equals a full replay");
 });
 
 test("a message during a run steers it instead of queueing another", async () => {

@@ -43,6 +43,10 @@ type hub struct {
 type member struct {
 	out  chan frame
 	errc chan error
+	// after is the client's position when it joined. A hub still replaying (created by a tab that
+	// started from further back) can be behind a client that resumes after events it received on an
+	// earlier connection: what the hub then catches up on up to after, the client already has.
+	after uint32
 }
 
 // join attaches a client at position after to the session's hub, creating
@@ -83,7 +87,7 @@ func (b *Bridge) join(sub *subscription) (m *member, leave func(), ok bool) {
 	if len(replay) > b.o.Buffer {
 		return nil, nil, false
 	}
-	m = &member{out: make(chan frame, b.o.Buffer), errc: make(chan error, 1)}
+	m = &member{out: make(chan frame, b.o.Buffer), errc: make(chan error, 1), after: sub.after}
 	for _, f := range replay {
 		m.out <- f
 	}
@@ -174,8 +178,9 @@ func (h *hub) follow(ctx context.Context, failures *int) error {
 	}
 }
 
-// deliver appends f to the ring and hands it to every member; a member whose
-// buffer is full is dropped as a slow consumer, the others are not delayed.
+// deliver appends f to the ring and hands it to every member that does not
+// have it yet; a member whose buffer is full is dropped as a slow consumer,
+// the others are not delayed.
 func (h *hub) deliver(f frame) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -189,6 +194,9 @@ func (h *hub) deliver(f frame) {
 		h.ring = h.ring[1:]
 	}
 	for m := range h.subs {
+		if f.seq <= m.after {
+			continue
+		}
 		select {
 		case m.out <- f:
 		default:

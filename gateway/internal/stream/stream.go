@@ -110,15 +110,18 @@ func (b *Bridge) admit(w http.ResponseWriter, r *http.Request, lastEventID strin
 		b.o.Errors.Reason(w, r, errorsv1.ErrorReason_INVALID_ARGUMENT, "session_id: must be a UUID")
 		return nil, false
 	}
+	// Last-Event-ID wins over after_seq: an EventSource reconnects to the URL it was made with,
+	// after_seq and all, adding the id of the last event it received, which is always the newer
+	// position. Taking after_seq then would replay everything in between a second time.
 	var after uint32
-	raw := r.URL.Query().Get("after_seq")
+	raw, field := lastEventID, "Last-Event-ID"
 	if raw == "" {
-		raw = lastEventID
+		raw, field = r.URL.Query().Get("after_seq"), "after_seq"
 	}
 	if raw != "" {
 		n, err := strconv.ParseUint(raw, 10, 32)
 		if err != nil {
-			b.o.Errors.Reason(w, r, errorsv1.ErrorReason_INVALID_ARGUMENT, "after_seq: must be a non-negative integer")
+			b.o.Errors.Reason(w, r, errorsv1.ErrorReason_INVALID_ARGUMENT, field+": must be a non-negative integer")
 			return nil, false
 		}
 		after = uint32(n)

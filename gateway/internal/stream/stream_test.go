@@ -92,7 +92,7 @@ func slotsIn(t *testing.T, url string, max int) *stream.Slots {
 	return stream.NewSlots(rdb, max, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
-func serve(t *testing.T, u *upstream, opts stream.Options) string {
+func serve(t *testing.T, u agentdv1.EventServiceServer, opts stream.Options) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -216,22 +216,34 @@ func TestAdmission(t *testing.T) {
 	replica := serve(t, u, stream.Options{Slots: slotsIn(t, redisURL, 2), Buffer: 4})
 	httpBase := strings.Replace(base, "ws", "http", 1)
 	tests := []struct {
-		name, path string
-		want       int
+		name, path  string
+		lastEventID string
+		want        int
 	}{
-		{"bad uuid", "/ws/nope?user=a", http.StatusBadRequest},
-		{"bad after_seq", "/ws/" + session + "?user=a&after_seq=-1", http.StatusBadRequest},
-		{"huge after_seq", "/ws/" + session + "?user=a&after_seq=99999999999", http.StatusBadRequest},
-		{"unknown session", "/ws/" + strings.Replace(session, "0b", "ff", 1) + "?user=a", http.StatusNotFound},
-		{"sse unknown session", "/sse/" + strings.Replace(session, "0b", "ff", 1) + "?user=a", http.StatusNotFound},
-		{"no user", "/ws/" + session, http.StatusUnauthorized},
+		{"bad uuid", "/ws/nope?user=a", "", http.StatusBadRequest},
+		{"bad after_seq", "/ws/" + session + "?user=a&after_seq=-1", "", http.StatusBadRequest},
+		{"huge after_seq", "/ws/" + session + "?user=a&after_seq=99999999999", "", http.StatusBadRequest},
+		{"unknown session", "/ws/" + strings.Replace(session, "0b", "ff", 1) + "?user=a", "", http.StatusNotFound},
+		{"sse unknown session", "/sse/" + strings.Replace(session, "0b", "ff", 1) + "?user=a", "", http.StatusNotFound},
+		{"sse bad Last-Event-ID", "/sse/" + session + "?user=a&after_seq=3", "x", http.StatusBadRequest},
+		{"no user", "/ws/" + session, "", http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Get(httpBase + tt.path)
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, httpBase+tt.path, nil)
 			require.NoError(t, err)
+			if tt.lastEventID != "" {
+				req.Header.Set("Last-Event-ID", tt.lastEventID)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			require.Equal(t, tt.want, resp.StatusCode)
+			require.NoError(t, err)
+			require.Equal(t, tt.want, resp.StatusCode, "%s", body)
+			if tt.lastEventID != "" {
+				require.Contains(t, string(body), "Last-Event-ID", "the detail names the header that was wrong")
+			}
 		})
 	}
 

@@ -432,6 +432,46 @@ describe("messageSent", () => {
   });
 });
 
+describe("a message sent while the log is still being replayed", () => {
+  // After a page load (or a dropped stream) the console replays the log; the user may send before it
+  // has caught up. What the console shows must end up as a full replay shows it.
+  const session = today[0]!.session_id!;
+  const user = { id: "u2", sender: "user", content: "Now make the heading say hello", timestamp: "2026-11-30T02:05:00Z" };
+  const next: ApiEvent[] = [
+    { type: "message", sender: "user", content: user.content, message_id: user.id, final: true, session_id: session, timestamp: user.timestamp, sequence: 53, run_id: "r2" },
+    { type: "run", sender: "status", content: "started", session_id: session, sequence: 54, run_id: "r2", data: { status: "started" } },
+    { type: "message", sender: "mike", agent: "mike", content: "On it.", message_id: "m2", final: true, session_id: session, sequence: 55, run_id: "r2" },
+    { type: "run", sender: "status", content: "completed", session_id: session, sequence: 56, run_id: "r2", data: { status: "completed" } },
+  ];
+  const full = replay([...today, ...next]);
+
+  for (const sentAfter of [1, 20, 51]) {
+    it(`sent after event ${sentAfter} of 52: the earlier run never passes for the new one, the line lands where a full replay has it`, () => {
+      let v = replay(today.slice(0, sentAfter));
+      v = messageSent(v, { user, run_id: "r2" }, false);
+      v = applyEvents(v, today.slice(sentAfter));
+      // The rest of the replay, the earlier run's start and end included, leaves the new run queued
+      // (a "completed" here would read as the new run having finished).
+      expect(v.run).toMatchObject({ id: "r2", status: "queued", active: true });
+      expect(v.items.at(-1)).toMatchObject({ key: `m:${user.id}`, pending: true });
+      v = applyEvents(v, next.slice(0, 2));
+      expect(v.run).toMatchObject({ id: "r2", status: "running" });
+      v = applyEvents(v, next.slice(2));
+      expect(v.items.map((it) => it.key)).toEqual(full.items.map((it) => it.key));
+      expect(v).toEqual(full);
+    });
+  }
+
+  it("keeps two messages sent mid-replay in the order they were sent", () => {
+    let v = replay(today.slice(0, 10));
+    v = addMessage(v, { id: "a", sender: "user", content: "one" });
+    v = addMessage(v, { id: "b", sender: "user", content: "two" });
+    v = applyEvents(v, today.slice(10));
+    expect(v.items.slice(-2).map((it) => it.key)).toEqual(["m:a", "m:b"]);
+    expect(v.items.slice(0, -2).map((it) => it.key)).toEqual(replay(today).items.map((it) => it.key));
+  });
+});
+
 describe("checkpoint events", () => {
   // As agentd's checkpointEvent writes it after file_write changed index.html (see live-run.json,
   // sequence 26): the snapshot's id, its parent's, the count and the call it follows.

@@ -18,6 +18,13 @@ export interface MessageItem {
   question: boolean;
   at: string;
   runId: string;
+  /**
+   * Shown from the API's answer before its event arrived (the user's own message). Until then it
+   * stays below every line the log adds: a message sent while the log is still being replayed (just
+   * after a page load, or resuming after a drop) comes after everything in that replay, as a full
+   * replay would show it.
+   */
+  pending?: boolean;
 }
 
 export interface ToolItem {
@@ -182,14 +189,27 @@ export function applyEvents(view: SessionView, events: readonly ApiEvent[]): Ses
   const next: SessionView = { ...view, items: view.items.slice() };
   const index = new Map<string, number>();
   next.items.forEach((it, i) => index.set(it.key, i));
+  /** Where the lines the log made end: below them only pending messages of the user. */
+  const logEnd = () => {
+    let end = next.items.length;
+    while (end > 0 && isPending(next.items[end - 1]!)) end--;
+    return end;
+  };
   const put = (item: ChatItem) => {
     const at = index.get(item.key);
-    if (at === undefined) {
+    if (at !== undefined) {
+      next.items[at] = item;
+      return;
+    }
+    // A new line goes above the user's messages still waiting for their events (see pending).
+    const end = logEnd();
+    if (end === next.items.length) {
       index.set(item.key, next.items.length);
       next.items.push(item);
-    } else {
-      next.items[at] = item;
+      return;
     }
+    next.items.splice(end, 0, item);
+    next.items.forEach((it, i) => index.set(it.key, i));
   };
   const get = (key: string) => {
     const at = index.get(key);
@@ -379,7 +399,7 @@ export function applyEvents(view: SessionView, events: readonly ApiEvent[]): Ses
         const paths = ev.paths?.length ? ev.paths : (ev.content ?? "").split(", ").filter(Boolean);
         next.files = { version: next.files.version + 1, changed: paths };
         // It follows the result of the call that wrote the files: show the paths on that call.
-        const last = next.items[next.items.length - 1];
+        const last = next.items[logEnd() - 1];
         if (last?.kind === "tool" && last.agent === agent && (!ev.tool || last.tool === ev.tool)) {
           put({ ...last, paths: [...new Set([...last.paths, ...paths])] });
         } else {
@@ -449,8 +469,14 @@ function toolKey(runId: string, callId: string, messageId: string | undefined, s
 function setRunStatus(view: SessionView, runId: string, status: string, question: string): void {
   const normalized = status === "started" ? "running" : status;
   const cur = view.run;
-  // A stale status of an earlier run never overrides the run that holds the session now.
-  if (cur && cur.active && runId && cur.id && runId !== cur.id && status !== "started") return;
+  // A stale status of an earlier run never overrides the run that holds the session now. Another
+  // run's start does (it took over), unless the run holding the session is one the API reported
+  // queued, which the log never says: a queued run starts only after every run before it ended, so
+  // another run's start arriving then is an earlier run's, replayed (a message sent while the log
+  // was still being replayed, after a page load or a dropped stream). Taking it would show that old
+  // run's progress, then its end, as if the new one had finished.
+  const stale = status !== "started" || cur?.status === "queued";
+  if (cur && cur.active && runId && cur.id && runId !== cur.id && stale) return;
   const active = ACTIVE.has(normalized);
   view.run = { id: runId || cur?.id || "", status: normalized, active, question: normalized === "waiting" ? question || cur?.question || "" : "" };
   if (!active) settle(view);
@@ -468,6 +494,10 @@ function settle(view: SessionView): void {
   });
 }
 
+function isPending(it: ChatItem): boolean {
+  return it.kind === "message" && it.pending === true;
+}
+
 /** The user's own message, shown as soon as the API accepted it; its event later updates it in place. */
 export function addMessage(view: SessionView, m: Message): SessionView {
   if (!m.id || view.items.some((it) => it.key === `m:${m.id}`)) return view;
@@ -482,6 +512,7 @@ export function addMessage(view: SessionView, m: Message): SessionView {
     question: false,
     at: m.timestamp ?? "",
     runId: "",
+    pending: true,
   };
   return { ...view, items: [...view.items, item] };
 }
