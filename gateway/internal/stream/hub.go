@@ -19,7 +19,9 @@ import (
 // client joins a hub only when the hub can hand it every event after its
 // after_seq from its ring of recent events, atomically with joining live
 // delivery; any other client (a replay from far back) gets a stream of its
-// own, as before.
+// own, as before. A member that falls a buffer behind (a long replay into a
+// slow page, a tab in the background) leaves the hub for a stream of its own
+// from its last event, so it neither holds up its siblings nor is dropped.
 
 // ringSize is how many recent events a hub keeps for joining clients.
 const ringSize = 1024
@@ -41,12 +43,17 @@ type hub struct {
 
 // member is one client attached to a hub.
 type member struct {
+	sub  subscription
 	out  chan frame
 	errc chan error
 	// after is the client's position when it joined. A hub still replaying (created by a tab that
 	// started from further back) can be behind a client that resumes after events it received on an
 	// earlier connection: what the hub then catches up on up to after, the client already has.
 	after uint32
+	// last is the last event put on out; own, once set, stops the stream of its own the member left
+	// the hub for. Both are guarded by the hub's mu.
+	last uint32
+	own  context.CancelFunc
 }
 
 // join attaches a client at position after to the session's hub, creating
@@ -87,9 +94,10 @@ func (b *Bridge) join(sub *subscription) (m *member, leave func(), ok bool) {
 	if len(replay) > b.o.Buffer {
 		return nil, nil, false
 	}
-	m = &member{out: make(chan frame, b.o.Buffer), errc: make(chan error, 1), after: sub.after}
+	m = &member{sub: *sub, out: make(chan frame, b.o.Buffer), errc: make(chan error, 1), after: sub.after, last: sub.after}
 	for _, f := range replay {
 		m.out <- f
+		m.last = f.seq
 	}
 	h.subs[m] = struct{}{}
 	return m, func() { h.leave(m) }, true
@@ -98,6 +106,9 @@ func (b *Bridge) join(sub *subscription) (m *member, leave func(), ok bool) {
 // leave detaches m; the last one out stops the upstream stream.
 func (h *hub) leave(m *member) {
 	h.mu.Lock()
+	if m.own != nil {
+		m.own()
+	}
 	delete(h.subs, m)
 	last := len(h.subs) == 0 && !h.done
 	if last {
@@ -179,8 +190,8 @@ func (h *hub) follow(ctx context.Context, failures *int) error {
 }
 
 // deliver appends f to the ring and hands it to every member that does not
-// have it yet; a member whose buffer is full is dropped as a slow consumer,
-// the others are not delayed.
+// have it yet; a member whose buffer is full goes on by itself (detach), the
+// others are not delayed.
 func (h *hub) deliver(f frame) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -199,10 +210,22 @@ func (h *hub) deliver(f frame) {
 		}
 		select {
 		case m.out <- f:
+			m.last = f.seq
 		default:
-			delete(h.subs, m)
-			m.errc <- errSlowConsumer
-			close(m.out)
+			h.detach(m)
 		}
 	}
+}
+
+// detach moves m, whose buffer is full, from the hub to a stream of its own from the last event it
+// was given: that stream waits on the client (agentd's stream is flow-controlled), so a client that
+// reads slowly still gets every event once, in order, and one that stops reading is cut by the
+// write timeout. Called with h.mu held.
+func (h *hub) detach(m *member) {
+	delete(h.subs, m)
+	ctx, cancel := context.WithCancel(auth.NewContext(context.Background(), m.sub.user))
+	m.own = cancel
+	sub := m.sub
+	sub.after = m.last
+	go func() { m.errc <- h.b.pump(ctx, &sub, m.out) }()
 }

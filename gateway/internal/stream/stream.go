@@ -2,10 +2,12 @@
 // StreamEvents, gRPC server streaming) to browsers over WebSocket and
 // Server-Sent Events.
 //
-// Each client connection has its own bounded buffer, so a slow client is
-// dropped without delaying anyone else. A user's clients of one session
-// share one upstream stream on this replica (see hub.go), cancelled the
-// moment the last of them goes. Events are forwarded in sequence order and
+// Each client connection has its own bounded buffer, and a slow client
+// delays nobody else: a client reading slowly gets events at its own pace
+// from an upstream stream of its own (agentd's gRPC stream is
+// flow-controlled), and one that stops reading is cut by the write timeout.
+// A user's clients of one session share one upstream stream on this replica
+// (see hub.go), cancelled the moment the last of them goes. Events are forwarded in sequence order and
 // never twice: the bridge remembers the last sequence it received and, when
 // the upstream stream breaks (an agentd restart), resumes it from there.
 package stream
@@ -32,9 +34,6 @@ import (
 	errorsv1 "github.com/mgx-ai/mgx/proto/gen/mgx/errors/v1"
 )
 
-// errSlowConsumer ends a connection whose client does not keep up.
-var errSlowConsumer = errors.New("slow consumer")
-
 // Options configures a Bridge.
 type Options struct {
 	Events agentdv1.EventServiceClient
@@ -44,8 +43,8 @@ type Options struct {
 	JSON protojson.MarshalOptions
 	// Slots bounds the streams a user keeps open, across replicas.
 	Slots *Slots
-	// Buffer is how many events may wait for a slow client before it is
-	// dropped.
+	// Buffer is how many events may wait for a client: a hub's member that
+	// falls this far behind continues on a stream of its own.
 	Buffer int
 	// PingInterval is the keep-alive period (WebSocket ping, SSE comment).
 	PingInterval time.Duration
@@ -193,8 +192,9 @@ func (b *Bridge) subscribe(ctx context.Context, sub *subscription) (out <-chan f
 // before the client is told to reconnect itself.
 const resumeAttempts = 5
 
-// pump reads the session's events from agentd into out until ctx ends, the
-// upstream ends the stream, or out is full. It closes out when it returns.
+// pump reads the session's events from agentd into out until ctx ends or the
+// upstream ends the stream, waiting on out when it is full (the client's
+// pace). It closes out when it returns.
 func (b *Bridge) pump(ctx context.Context, sub *subscription, out chan<- frame) error {
 	defer close(out)
 	last := sub.after
@@ -204,7 +204,7 @@ func (b *Bridge) pump(ctx context.Context, sub *subscription, out chan<- frame) 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, errSlowConsumer) || errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) {
 			return err
 		}
 		// Unavailable means the connection to agentd broke (a restart, a
@@ -249,8 +249,8 @@ func (b *Bridge) follow(ctx context.Context, session string, last *uint32, out c
 		select {
 		case out <- frame{seq: ev.GetSequence(), data: data}:
 			*last = ev.GetSequence()
-		default:
-			return errSlowConsumer
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

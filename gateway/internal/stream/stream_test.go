@@ -154,7 +154,7 @@ func TestSlowConsumerDroppedOthersUnharmed(t *testing.T) {
 	fast.SetReadLimit(1 << 20)
 
 	// The fast client gets the whole log in order while the slow one, which
-	// reads nothing, is cut off.
+	// reads nothing, is cut off by the write timeout.
 	seqs := readAll(ctx, t, fast, u.total)
 	for i, s := range seqs {
 		require.EqualValues(t, i+1, s)
@@ -170,6 +170,62 @@ func TestSlowConsumerDroppedOthersUnharmed(t *testing.T) {
 		_, _, closeErr = slow.Read(ctx)
 	}
 	require.NotErrorIs(t, closeErr, context.DeadlineExceeded)
+}
+
+// TestSlowReaderGoesAtItsOwnPace: a tab that falls behind its hub (a long replay into a slow page, a
+// tab in the background) leaves the hub for a stream of its own instead of being dropped: it gets every
+// event once, in order, at its pace, while its sibling tab on the same hub is not held up.
+func TestSlowReaderGoesAtItsOwnPace(t *testing.T) {
+	// Far more than the socket buffers hold, so the slow tab's writes really wait on it.
+	u := &upstream{total: 1500, size: 16 << 10, ended: make(chan uint32, 8)}
+	base := serve(t, u, stream.Options{Slots: slots(t, 8), Buffer: 32, WriteTimeout: 5 * time.Second})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	slow, _, err := wsDial(ctx, base+"/ws/"+session+"?user=u", nil)
+	require.NoError(t, err)
+	defer func() { _ = slow.CloseNow() }()
+	slow.SetReadLimit(1 << 20)
+	fast, _, err := wsDial(ctx, base+"/ws/"+session+"?user=u", nil)
+	require.NoError(t, err)
+	defer func() { _ = fast.CloseNow() }()
+	fast.SetReadLimit(1 << 20)
+
+	fastDone := make(chan time.Time, 1)
+	go func() {
+		seqs := readAll(ctx, t, fast, u.total)
+		for i, s := range seqs {
+			if uint32(i+1) != s {
+				t.Errorf("fast tab: event %d has sequence %d", i, s)
+				break
+			}
+		}
+		fastDone <- time.Now()
+	}()
+	// The slow tab reads nothing for a while (in the background), then one event at a time.
+	time.Sleep(500 * time.Millisecond)
+	var seqs []uint32
+	for len(seqs) < u.total {
+		_, msg, err := slow.Read(ctx)
+		require.NoError(t, err, "the slow tab's stream was cut after %d events", len(seqs))
+		var ev struct {
+			Sequence uint32 `json:"sequence"`
+		}
+		require.NoError(t, json.Unmarshal(msg, &ev))
+		seqs = append(seqs, ev.Sequence)
+		time.Sleep(time.Millisecond)
+	}
+	slowDone := time.Now()
+	for i, s := range seqs {
+		require.EqualValues(t, i+1, s, "slow tab: every event once, in order")
+	}
+	select {
+	case at := <-fastDone:
+		require.True(t, at.Before(slowDone), "the fast tab finished first: the slow one did not hold it up")
+	case <-ctx.Done():
+		t.Fatal("the fast tab never got the whole log")
+	}
+	require.GreaterOrEqual(t, u.streams.Load(), int32(2), "the slow tab went on by a stream of its own")
 }
 
 func TestUpstreamClosedWhenClientGoes(t *testing.T) {

@@ -101,8 +101,6 @@ func closeStatus(err error) (websocket.StatusCode, string) {
 	switch {
 	case err == nil, errors.Is(err, io.EOF):
 		return websocket.StatusNormalClosure, "stream ended"
-	case errors.Is(err, errSlowConsumer):
-		return websocket.StatusPolicyViolation, "slow consumer"
 	}
 	switch status.Code(err) {
 	case codes.NotFound:
