@@ -127,9 +127,10 @@ type AgentDialer interface {
 // recorded; a conflict is resolved by looking again, and another session's label means ErrClaimed.
 // Docker cannot change a container's labels, so its claims rest on Redis alone.
 type Claimer interface {
-	// Claim marks inst as sessionID's and returns it as it is now; ErrClaimed when another session's
-	// claim got it first, ErrNotFound when it is gone. Claiming one's own instance again succeeds.
-	Claim(ctx context.Context, inst Instance, sessionID string) (Instance, error)
+	// Claim marks inst as the session's (LabelSession, and LabelOwner userID) and returns it as it is
+	// now; ErrClaimed when another session's claim got it first, ErrNotFound when it is gone.
+	// Claiming one's own instance again succeeds.
+	Claim(ctx context.Context, inst Instance, userID, sessionID string) (Instance, error)
 }
 
 // Driver runs sandboxes.

@@ -122,14 +122,14 @@ func (f *Fleet) Remove(ctx context.Context, inst driver.Instance) {
 	}
 }
 
-// Claim makes a warm instance sessionID's where the driver can make that exclusive (driver.Claimer);
+// Claim makes a warm instance the session's where the driver can make that exclusive (driver.Claimer);
 // elsewhere the pool's atomic pop in Redis is the claim, and inst is returned as it is.
-func (f *Fleet) Claim(ctx context.Context, inst driver.Instance, sessionID string) (driver.Instance, error) {
+func (f *Fleet) Claim(ctx context.Context, inst driver.Instance, userID, sessionID string) (driver.Instance, error) {
 	c, ok := f.drv.(driver.Claimer)
 	if !ok {
 		return inst, nil
 	}
-	claimed, err := c.Claim(ctx, inst, sessionID)
+	claimed, err := c.Claim(ctx, inst, userID, sessionID)
 	if err != nil {
 		return driver.Instance{}, err
 	}

@@ -61,10 +61,10 @@ func New(fleet *instance.Fleet, st Store, opts Options) *Pool {
 	return &Pool{fleet: fleet, st: st, opts: opts, log: opts.Logger, kick: make(chan struct{}, 1)}
 }
 
-// Claim implements sandbox.Pool: a warm instance made sessionID's, or false when none is ready.
+// Claim implements sandbox.Pool: a warm instance made the session's, or false when none is ready.
 // Where the driver makes claims exclusive (driver.Claimer), an entry another session's claim got first
 // (a pop Redis lost in a failover and handed out twice) is left to that session and the next one tried.
-func (p *Pool) Claim(ctx context.Context, sessionID string) (driver.Instance, bool) {
+func (p *Pool) Claim(ctx context.Context, userID, sessionID string) (driver.Instance, bool) {
 	defer p.Kick()
 	for range maxClaimTries {
 		in, ok, err := p.st.PoolClaim(ctx, p.fleet.DriverName())
@@ -75,7 +75,7 @@ func (p *Pool) Claim(ctx context.Context, sessionID string) (driver.Instance, bo
 		if !ok {
 			return driver.Instance{}, false
 		}
-		claimed, err := p.fleet.Claim(ctx, in, sessionID)
+		claimed, err := p.fleet.Claim(ctx, in, userID, sessionID)
 		switch {
 		case err == nil:
 			return claimed, true

@@ -82,8 +82,8 @@ func (o *Options) validate() error {
 
 // Pool hands out warm sandboxes. The pool package implements it.
 type Pool interface {
-	// Claim returns a ready instance, made sessionID's, or false.
-	Claim(ctx context.Context, sessionID string) (driver.Instance, bool)
+	// Claim returns a ready instance, made userID's session sessionID's, or false.
+	Claim(ctx context.Context, userID, sessionID string) (driver.Instance, bool)
 }
 
 // Manager is the sandbox domain service.

@@ -51,7 +51,7 @@ func (m *Manager) provision(ctx context.Context, userID, sessionID string) (driv
 		}
 		return inst, []string{fmt.Sprintf("created %s sandbox %s on a new workspace", m.fleet.DriverName(), inst.Name)}, nil
 	case store.WorkspaceReady:
-		inst, err := m.resume(ctx, sessionID, ws)
+		inst, err := m.resume(ctx, userID, sessionID, ws)
 		if err != nil {
 			return driver.Instance{}, nil, err
 		}
@@ -65,7 +65,7 @@ func (m *Manager) provision(ctx context.Context, userID, sessionID string) (driv
 // when no warm sandbox could be used; the session may then have a pending binding to build on.
 func (m *Manager) claimWarm(ctx context.Context, userID, sessionID string) (driver.Instance, bool, error) {
 	for i := 0; m.pool != nil && i < 3; i++ {
-		inst, ok := m.pool.Claim(ctx, sessionID)
+		inst, ok := m.pool.Claim(ctx, userID, sessionID)
 		if !ok {
 			return driver.Instance{}, false, nil
 		}
@@ -110,7 +110,7 @@ func (m *Manager) createOnNew(ctx context.Context, userID, sessionID string, ws 
 		}
 		return driver.Instance{}, unavailable(err)
 	}
-	inst, err := m.fleet.Create(ctx, m.spec(sessionID, ws.ID, true))
+	inst, err := m.fleet.Create(ctx, m.spec(userID, sessionID, ws.ID, true))
 	if err != nil {
 		return driver.Instance{}, unavailable(err)
 	}
@@ -126,11 +126,11 @@ func (m *Manager) createOnNew(ctx context.Context, userID, sessionID string, ws 
 }
 
 // resume creates an instance on a ready workspace after checking that it is the session's.
-func (m *Manager) resume(ctx context.Context, sessionID string, ws store.Workspace) (driver.Instance, error) {
+func (m *Manager) resume(ctx context.Context, userID, sessionID string, ws store.Workspace) (driver.Instance, error) {
 	if err := m.fleet.CheckWorkspace(ctx, ws.ID); err != nil {
 		return driver.Instance{}, m.loseOn(ctx, ws, err)
 	}
-	inst, err := m.fleet.Create(ctx, m.spec(sessionID, ws.ID, false))
+	inst, err := m.fleet.Create(ctx, m.spec(userID, sessionID, ws.ID, false))
 	if err != nil {
 		if errors.Is(err, driver.ErrVolumeNotFound) {
 			return driver.Instance{}, m.lose(ctx, ws, store.WorkspaceMissing, err)
@@ -153,11 +153,13 @@ func (m *Manager) resume(ctx context.Context, sessionID string, ws store.Workspa
 	return inst, nil
 }
 
-func (m *Manager) spec(sessionID, workspaceID string, fresh bool) driver.Spec {
+// spec is the session's instance. Its labels name the session, its owner and its workspace, so an
+// operator finds a user's sandboxes with the engine's own tools (docker ps, kubectl get pods -l).
+func (m *Manager) spec(userID, sessionID, workspaceID string, fresh bool) driver.Spec {
 	data, meta := instance.VolumeNames(workspaceID)
 	return driver.Spec{
 		Name:   ContainerName(sessionID),
-		Labels: map[string]string{driver.LabelSession: sessionID, driver.LabelWorkspace: workspaceID},
+		Labels: map[string]string{driver.LabelSession: sessionID, driver.LabelOwner: userID, driver.LabelWorkspace: workspaceID},
 		Data:   data, Meta: meta, Fresh: fresh,
 	}
 }

@@ -77,7 +77,7 @@ func TestBenchPool(t *testing.T) {
 		}
 		require.NoError(t, st.PoolAdd(ctx, fleet.DriverName(), in))
 		begin := time.Now()
-		got, ok := warm.Claim(ctx, "session-"+strconv.Itoa(i))
+		got, ok := warm.Claim(ctx, "bench", "session-"+strconv.Itoa(i))
 		took := time.Since(begin)
 		require.True(t, ok)
 		require.Equal(t, in.ID, got.ID)

@@ -566,7 +566,7 @@ func (d *Driver) list(ctx context.Context, extra map[string]string) ([]driver.In
 // it): one round trip when nothing changed the pod since. A conflict means the pod changed: it is
 // looked at again, and it is the session's unless another session's label is on it already
 // (driver.ErrClaimed) or it is gone or going (driver.ErrNotFound).
-func (d *Driver) Claim(ctx context.Context, inst driver.Instance, sessionID string) (driver.Instance, error) {
+func (d *Driver) Claim(ctx context.Context, inst driver.Instance, userID, sessionID string) (driver.Instance, error) {
 	name, uid := splitID(inst.ID)
 	if name == "" || sessionID == "" {
 		return driver.Instance{}, errors.New("claim: no pod or no session")
@@ -577,9 +577,13 @@ func (d *Driver) Claim(ctx context.Context, inst driver.Instance, sessionID stri
 		// Described as another session's at that version: a patch on it would take it away.
 		return driver.Instance{}, driver.ErrClaimed
 	}
-	meta := map[string]any{"labels": map[string]string{driver.LabelSession: mine}}
-	if mine != sessionID {
-		meta["annotations"] = map[string]string{AnnotationPrefix + driver.LabelSession: sessionID}
+	raw := map[string]string{driver.LabelSession: sessionID}
+	if userID != "" {
+		raw[driver.LabelOwner] = userID
+	}
+	meta := map[string]any{"labels": d.labels(raw)}
+	if ann := d.annotations(raw); len(ann) > 0 {
+		meta["annotations"] = ann
 	}
 	if uid != "" {
 		// Never a namesake: the API server refuses a patch that would change the uid.

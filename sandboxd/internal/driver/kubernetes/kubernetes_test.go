@@ -279,6 +279,7 @@ func TestDriver(t *testing.T) {
 		require.NoError(t, err)
 		require.NotEmpty(t, inst.Endpoint, "the agent is reached at the pod")
 		require.Equal(t, session, inst.Labels[driver.LabelSession], "the API server holds the warm pod's claim too")
+		require.Equal(t, "alice", inst.Labels[driver.LabelOwner])
 		replicas := []*sandbox.Manager{a.m, b.m}
 		for i := range 4 {
 			res, err := replicas[i%2].Exec(ctx, "alice", session, sandbox.ExecSpec{Command: "echo turn >> turns && wc -l < turns"})
@@ -308,6 +309,11 @@ func TestDriver(t *testing.T) {
 		again, _, err := b.m.Launch(ctx, "alice", session)
 		require.NoError(t, err, "%s", agents)
 		require.NotEqual(t, sb.InstanceID, again.InstanceID)
+		resumed, err := a.fleet.Inspect(ctx, again.InstanceID)
+		require.NoError(t, err)
+		require.Equal(t, map[string]string{driver.LabelSession: session, driver.LabelOwner: "alice", driver.LabelWorkspace: wsInfo.ID},
+			map[string]string{driver.LabelSession: resumed.Labels[driver.LabelSession], driver.LabelOwner: resumed.Labels[driver.LabelOwner], driver.LabelWorkspace: resumed.Labels[driver.LabelWorkspace]},
+			"the pod's labels name its session, owner and workspace")
 		res, err := a.m.Exec(ctx, "alice", session, sandbox.ExecSpec{Command: "wc -l < turns"})
 		require.NoError(t, err)
 		require.Equal(t, "4", strings.TrimSpace(string(res.Stdout)), "resumed on the same workspace claims")
@@ -400,7 +406,7 @@ func TestDriver(t *testing.T) {
 		require.NoError(t, err)
 		require.NotEqual(t, in.Version, pod.ResourceVersion)
 		callsA()
-		got, err := a.Claim(ctx, in, "session-a")
+		got, err := a.Claim(ctx, in, "user-a", "session-a")
 		require.NoError(t, err)
 		require.Equal(t, "session-a", got.Labels[driver.LabelSession])
 		require.Equal(t, in.ID, got.ID)
@@ -409,11 +415,11 @@ func TestDriver(t *testing.T) {
 
 		// A second claim of the same entry (a pop Redis handed out twice): the conflict, then the other
 		// session's label, and the pod stays session-a's.
-		_, err = b.Claim(ctx, in, "session-b")
+		_, err = b.Claim(ctx, in, "user-b", "session-b")
 		require.ErrorIs(t, err, driver.ErrClaimed)
-		_, err = b.Claim(ctx, got, "session-b")
+		_, err = b.Claim(ctx, got, "user-b", "session-b")
 		require.ErrorIs(t, err, driver.ErrClaimed, "with the current version too")
-		again, err := a.Claim(ctx, in, "session-a")
+		again, err := a.Claim(ctx, in, "user-a", "session-a")
 		require.NoError(t, err, "claiming one's own pod again is no conflict")
 		require.Equal(t, got.ID, again.ID)
 		p, err := c.Client.CoreV1().Pods(ns).Get(ctx, in.Name, metav1.GetOptions{})
@@ -422,10 +428,11 @@ func TestDriver(t *testing.T) {
 		// A session id no label value can carry: hashed in the label, raw in the annotation.
 		long := warm("mgx-pool-long")
 		longID := "user@example.com/" + strings.Repeat("x", 80)
-		gotLong, err := a.Claim(ctx, long, longID)
+		gotLong, err := a.Claim(ctx, long, "alice@example.com", longID)
 		require.NoError(t, err)
 		require.Equal(t, longID, gotLong.Labels[driver.LabelSession])
-		_, err = a.Claim(ctx, driver.Instance{ID: in.Name + "/not-its-uid", Name: in.Name, Version: p.ResourceVersion}, "session-c")
+		require.Equal(t, "alice@example.com", gotLong.Labels[driver.LabelOwner], "the owner too")
+		_, err = a.Claim(ctx, driver.Instance{ID: in.Name + "/not-its-uid", Name: in.Name, Version: p.ResourceVersion}, "user-c", "session-c")
 		require.ErrorIs(t, err, driver.ErrNotFound, "a namesake is never claimed")
 
 		// Replicas racing for one fresh pod with the same recorded version: exactly one wins.
@@ -434,7 +441,7 @@ func TestDriver(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make([]error, len(drivers))
 		for i, d := range drivers {
-			wg.Go(func() { _, errs[i] = d.Claim(ctx, race, "racer-"+strconv.Itoa(i)) })
+			wg.Go(func() { _, errs[i] = d.Claim(ctx, race, "racer", "racer-"+strconv.Itoa(i)) })
 		}
 		wg.Wait()
 		won := 0
@@ -458,16 +465,17 @@ func TestDriver(t *testing.T) {
 		require.NoError(t, st.PoolAdd(ctx, fleet.DriverName(), in))
 		require.NoError(t, st.PoolAdd(ctx, fleet.DriverName(), fresh))
 		warmPool := pool.New(fleet, st, pool.Options{Size: 0, Replica: "b", CreateTimeout: time.Minute})
-		claimed, ok := warmPool.Claim(ctx, "session-d")
+		claimed, ok := warmPool.Claim(ctx, "user-d", "session-d")
 		require.True(t, ok)
 		require.Equal(t, fresh.ID, claimed.ID)
 		require.Equal(t, "mgx-pool-fresh", claimed.WorkspaceID)
 		require.Equal(t, "session-d", claimed.Labels[driver.LabelSession])
+		require.Equal(t, "user-d", claimed.Labels[driver.LabelOwner])
 		p, err = c.Client.CoreV1().Pods(ns).Get(ctx, in.Name, metav1.GetOptions{})
 		require.NoError(t, err, "another session's pod is never discarded by a losing claim")
 		require.Equal(t, "session-a", p.Labels[driver.LabelSession])
 		// Whichever entry the pop took first, the stale one is passed over by this claim or the next.
-		_, ok = warmPool.Claim(ctx, "session-e")
+		_, ok = warmPool.Claim(ctx, "user-e", "session-e")
 		require.False(t, ok, "nothing claimable is left")
 		n, err := st.PoolSize(ctx)
 		require.NoError(t, err)
