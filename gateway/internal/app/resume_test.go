@@ -1,19 +1,18 @@
 package app_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mgx-ai/mgx/gateway/internal/stream/streamtest"
 )
 
 // TestEventStreamCutMidReplay, on the real stack (agentd's log in Redis, the gateway's hub): a
@@ -110,47 +109,19 @@ func TestEventStreamCutMidReplay(t *testing.T) {
 				if len(got) > 0 {
 					hr.Header.Set("Last-Event-ID", strconv.FormatUint(uint64(after), 10))
 				}
-				// No keep-alive: closing the body mid-stream closes the TCP connection, a cut.
-				tr := &http.Transport{DisableKeepAlives: true}
-				defer tr.CloseIdleConnections()
-				resp, err := (&http.Client{Transport: tr}).Do(hr)
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("SSE: %s", resp.Status)
-				}
-				sc := bufio.NewScanner(resp.Body)
-				sc.Buffer(make([]byte, 1<<20), 1<<20)
-				var lastID uint32
-				for sc.Scan() {
-					line := sc.Text()
-					switch {
-					case strings.HasPrefix(line, "id: "):
-						n, err := strconv.ParseUint(strings.TrimPrefix(line, "id: "), 10, 32)
-						if err != nil {
-							return err
-						}
-						lastID = uint32(n)
-					case strings.HasPrefix(line, "data: "):
-						var ev event
-						raw := []byte(strings.TrimPrefix(line, "data: "))
-						if err := json.Unmarshal(raw, &ev); err != nil {
-							return err
-						}
-						if err := json.Unmarshal(raw, &ev.Raw); err != nil {
-							return err
-						}
-						if ev.Sequence != lastID {
-							return fmt.Errorf("SSE id %d carries event %d", lastID, ev.Sequence)
-						}
-						if received(ev) {
-							return nil
-						}
+				return streamtest.ReadSSE(hr, func(lastID uint32, raw []byte) (bool, error) {
+					var ev event
+					if err := json.Unmarshal(raw, &ev); err != nil {
+						return false, err
 					}
-				}
-				return errors.Join(errors.New("SSE ended"), sc.Err())
+					if err := json.Unmarshal(raw, &ev.Raw); err != nil {
+						return false, err
+					}
+					if ev.Sequence != lastID {
+						return false, fmt.Errorf("SSE id %d carries event %d", lastID, ev.Sequence)
+					}
+					return received(ev), nil
+				})
 			}
 
 			// Cut in the middle of the replay: the log so far is replayed from 0.

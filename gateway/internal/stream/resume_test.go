@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/mgx-ai/mgx/gateway/internal/stream"
+	"github.com/mgx-ai/mgx/gateway/internal/stream/streamtest"
 	agentdv1 "github.com/mgx-ai/mgx/proto/gen/mgx/agentd/v1"
 )
 
@@ -173,38 +173,14 @@ func (c *client) follow(ctx context.Context, stop func(seq uint32) bool) error {
 	if len(c.got) > 0 {
 		req.Header.Set("Last-Event-ID", strconv.FormatUint(uint64(after), 10))
 	}
-	// A transport of its own, closed on return: closing the body mid-stream closes the TCP
-	// connection (a cut), and no connection is reused.
-	tr := &http.Transport{DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("SSE: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var id uint32
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "id: "):
-			n, err := strconv.ParseUint(strings.TrimPrefix(line, "id: "), 10, 32)
-			if err != nil {
-				return err
-			}
-			id = uint32(n)
-		case strings.HasPrefix(line, "data: ") && id > 0:
-			if cut, err := received([]byte(strings.TrimPrefix(line, "data: ")), id); err != nil || cut {
-				return cmp.Or(err, errCut)
-			}
-			id = 0
+	// Stopping closes the TCP connection mid-stream: a cut.
+	err = streamtest.ReadSSE(req, func(id uint32, data []byte) (bool, error) {
+		if id == 0 {
+			return false, nil
 		}
-	}
-	return errors.Join(errors.New("SSE ended"), sc.Err())
+		return received(data, id)
+	})
+	return cmp.Or(err, errCut)
 }
 
 // until follows, reconnecting as the console does after any end that was not its own cut
