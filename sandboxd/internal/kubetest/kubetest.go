@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/mgx-ai/mgx/pkg/stacktest"
+	"github.com/mgx-ai/mgx/sandboxd/internal/proctree"
 	"github.com/mgx-ai/mgx/sandboxd/internal/workspace"
 )
 
@@ -319,8 +320,18 @@ type Agents struct {
 }
 
 type agentProc struct {
-	pod, ip, claim string
-	proc           *stacktest.Proc
+	pod, ip, claim, mark string
+	proc                 *stacktest.Proc
+}
+
+// end ends an agent and every process it started, as the end of the pod's container would.
+func (a *Agents) end(ap *agentProc) {
+	ap.proc.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := proctree.End(ctx, proctree.Marked(ap.mark)); err != nil {
+		a.t.Logf("kubetest: processes of pod %s: %v", ap.pod, err)
+	}
 }
 
 // RunAgents starts the stand-in for namespace. Call Stop (defer it) before t ends: the agents it
@@ -366,7 +377,7 @@ func (a *Agents) loop(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for uid, ap := range a.running {
-		ap.proc.Kill()
+		a.end(ap)
 		delete(a.running, uid)
 	}
 }
@@ -396,7 +407,7 @@ func (a *Agents) sync(ctx context.Context) {
 	for uid, ap := range a.running {
 		if !live[uid] {
 			// The pod's container dies with the pod.
-			ap.proc.Kill()
+			a.end(ap)
 			delete(a.running, uid)
 		}
 	}
@@ -443,7 +454,7 @@ func (a *Agents) start(ctx context.Context, p *corev1.Pod) {
 	// kwok may hand a deleted pod's IP to a new one: its agent must go first.
 	for uid, ap := range a.running {
 		if ap.ip == p.Status.PodIP {
-			ap.proc.Kill()
+			a.end(ap)
 			delete(a.running, uid)
 		}
 	}
@@ -468,8 +479,12 @@ func (a *Agents) start(ctx context.Context, p *corev1.Pod) {
 		a.t.Logf("kubetest: port-forward of %s: %v", p.Name, err)
 		return
 	}
-	proc := stacktest.Start(a.t, "agent of "+p.Name, a.binary, nil, args...)
-	a.running[p.UID] = &agentProc{pod: p.Name, ip: p.Status.PodIP, claim: claim, proc: proc}
+	// Every process the agent starts inherits the mark, so the pod's end ends them all, as a
+	// container's end does (the agent runs each command in a process group of its own).
+	mark := "MGX_KUBETEST_POD=" + string(p.UID)
+	name, value, _ := strings.Cut(mark, "=")
+	proc := stacktest.Start(a.t, "agent of "+p.Name, a.binary, map[string]string{name: value}, args...)
+	a.running[p.UID] = &agentProc{pod: p.Name, ip: p.Status.PodIP, claim: claim, proc: proc, mark: mark}
 	a.started++
 }
 
