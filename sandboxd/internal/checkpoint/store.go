@@ -106,11 +106,9 @@ func (s *Store) SetKeep(n int) {
 func (s *Store) Create(m Meta) (Meta, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, created, err := s.create(m)
-	if err == nil {
-		s.maintain()
-	}
-	return m, created, err
+	// Also after a failure: what it left is collected, which may be what a full volume needs.
+	defer s.maintain()
+	return s.create(m)
 }
 
 // pendingName marks a checkpoint in progress in tmp/: left behind by a crash, it says objects may
