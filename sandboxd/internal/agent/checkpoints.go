@@ -16,8 +16,9 @@ import (
 const historyDir = "history"
 
 // checkpoints returns the workspace's history, opening it on first use, with the caller's list of
-// excluded directories (nil: the list in force, for calls that do not walk the workspace).
-func (s *Server) checkpoints(exclude []string) (*checkpoint.Store, error) {
+// excluded directories (nil: the list in force, for calls that do not walk the workspace) and
+// length (0: the length in force).
+func (s *Server) checkpoints(exclude []string, keep int) (*checkpoint.Store, error) {
 	dir, err := s.metaDir()
 	if err != nil {
 		return nil, err
@@ -34,6 +35,7 @@ func (s *Server) checkpoints(exclude []string) (*checkpoint.Store, error) {
 	if exclude != nil {
 		s.history.SetExclude(exclude)
 	}
+	s.history.SetKeep(keep)
 	return s.history, nil
 }
 
@@ -66,7 +68,7 @@ func (s *Server) handleCreateCheckpoint(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, err)
 		return
 	}
-	h, err := s.checkpoints(req.Exclude)
+	h, err := s.checkpoints(req.Exclude, req.Keep)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -84,7 +86,7 @@ func (s *Server) handleListCheckpoints(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 || limit > 500 {
 		limit = 50
 	}
-	h, err := s.checkpoints(nil)
+	h, err := s.checkpoints(nil, 0)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -111,7 +113,7 @@ func (s *Server) handleDiffCheckpoint(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	h, err := s.checkpoints(req.Exclude)
+	h, err := s.checkpoints(req.Exclude, 0)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -138,7 +140,7 @@ func (s *Server) handleRestoreCheckpoint(w http.ResponseWriter, r *http.Request)
 		s.writeError(w, err)
 		return
 	}
-	h, err := s.checkpoints(req.Exclude)
+	h, err := s.checkpoints(req.Exclude, req.Keep)
 	if err != nil {
 		s.writeError(w, err)
 		return

@@ -128,7 +128,8 @@ type Checkpoint = checkpoint.Meta
 
 // CheckpointRequest asks for a snapshot. Exclude names the directories skipped wherever they
 // appear (sandboxd's configured list, sent with every call that walks the workspace; an empty list
-// skips nothing).
+// skips nothing). Keep is the history's length, sent likewise with every call that makes a
+// checkpoint (0: the length in force).
 type CheckpointRequest struct {
 	Kind    string   `json:"kind,omitempty"`
 	Message string   `json:"message,omitempty"`
@@ -136,6 +137,7 @@ type CheckpointRequest struct {
 	RunID   string   `json:"run_id,omitempty"`
 	Step    string   `json:"step,omitempty"`
 	Exclude []string `json:"exclude"`
+	Keep    int      `json:"keep,omitempty"`
 }
 
 // CheckpointResult is the answer to a CheckpointRequest; Created is false when nothing changed since
@@ -163,11 +165,13 @@ type CheckpointDiffRequest struct {
 // CheckpointDiff is the answer to a CheckpointDiffRequest.
 type CheckpointDiff = checkpoint.Diff
 
-// CheckpointRestoreRequest restores checkpoint ID within Path ("." for everything).
+// CheckpointRestoreRequest restores checkpoint ID within Path ("." for everything). The restore
+// checkpoints the state it replaces, hence Keep.
 type CheckpointRestoreRequest struct {
 	ID      string   `json:"id"`
 	Path    string   `json:"path"`
 	Exclude []string `json:"exclude"`
+	Keep    int      `json:"keep,omitempty"`
 }
 
 // CheckpointRestoreResult says which checkpoint holds the state before the restore.

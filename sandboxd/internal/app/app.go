@@ -104,7 +104,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		ExecTimeout: cfg.ExecTimeout.D(), MaxExecTimeout: cfg.MaxExecTimeout.D(),
 		OutputLimit: cfg.OutputLimit, VolumeGrace: cfg.VolumeGrace.D(),
 		WorkspaceLimit: limit, WorkspaceLimitEnforced: enforced,
-		Namespace: cfg.Namespace, CheckpointExclude: cfg.CheckpointExcludes(), Replica: replica, Logger: log,
+		Namespace: cfg.Namespace, CheckpointExclude: cfg.CheckpointExcludes(), CheckpointKeep: cfg.CheckpointKeep,
+		Replica: replica, Logger: log,
 	})
 	if err != nil {
 		return nil, err

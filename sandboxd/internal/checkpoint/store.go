@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +37,12 @@ type Store struct {
 	headTree tree
 	// index caches each file's object by its stat, so unchanged files are not read again.
 	index map[string]indexEntry
+	// count is the number of checkpoints in the log (known once loaded).
+	count int
+	// dropped counts the checkpoints pruned since the last collection; dirty says a collection is
+	// due regardless (a checkpoint failed half-way, or a crash left leftovers).
+	dropped int
+	dirty   bool
 }
 
 type indexEntry struct {
@@ -53,6 +60,9 @@ func Open(root, dir string, opts Options) (*Store, error) {
 	}
 	if opts.Exclude == nil {
 		opts.Exclude = func(string) bool { return false }
+	}
+	if opts.Keep <= 0 {
+		opts.Keep = DefaultKeep
 	}
 	for _, d := range []string{dir, filepath.Join(dir, "objects"), filepath.Join(dir, "trees"), filepath.Join(dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -79,18 +89,47 @@ func (s *Store) SetExclude(names []string) {
 	s.mu.Unlock()
 }
 
+// SetKeep replaces the history's length (n <= 0: the length in force stays). A shorter length
+// takes effect with the next checkpoint.
+func (s *Store) SetKeep(n int) {
+	if n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.opts.Keep = n
+	s.mu.Unlock()
+}
+
 // Create snapshots the workspace. When nothing changed since the latest checkpoint, that one is
 // returned with created false (a "before_restore" is never made twice for one state either).
+// Checkpoints beyond the history's length are dropped, oldest first.
 func (s *Store) Create(m Meta) (Meta, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Also after a failure: what it left is collected, which may be what a full volume needs.
+	defer s.maintain()
 	return s.create(m)
 }
 
-func (s *Store) create(m Meta) (Meta, bool, error) {
+// pendingName marks a checkpoint in progress in tmp/: left behind by a crash, it says objects may
+// have been written that no tree names.
+const pendingName = "create.pending"
+
+func (s *Store) create(m Meta) (_ Meta, _ bool, err error) {
 	if err := s.load(); err != nil {
 		return Meta{}, false, err
 	}
+	pending := filepath.Join(s.dir, "tmp", pendingName)
+	if err := os.WriteFile(pending, nil, 0o600); err != nil {
+		return Meta{}, false, err
+	}
+	defer func() {
+		if err != nil {
+			s.dirty = true // its objects may be orphans: collected by the next checkpoint
+		} else if os.Remove(pending) != nil {
+			s.dirty = true
+		}
+	}()
 	t, err := s.walk(true)
 	if err != nil {
 		return Meta{}, false, err
@@ -124,6 +163,7 @@ func (s *Store) create(m Meta) (Meta, bool, error) {
 	if err := s.appendLog(m); err != nil {
 		return Meta{}, false, err
 	}
+	s.count++
 	s.head, s.headTree = m, t
 	s.saveIndex()
 	return m, true, nil
@@ -229,6 +269,9 @@ func (s *Store) Diff(id, against, scope string) (Diff, error) {
 func (s *Store) Restore(id, scope string) (before Meta, changed int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Pruning waits until the restore is done: the checkpoint restored may be the oldest, which
+	// the "before_restore" one pushes out, and its objects are read below.
+	defer s.maintain()
 	target, err := s.tree(id)
 	if err != nil {
 		return Meta{}, 0, err
@@ -486,15 +529,38 @@ func (s *Store) readWorkspace(p string) ([]byte, error) {
 	return b, err
 }
 
+// logName is the log of the checkpoints, oldest first.
+const logName = "log.jsonl"
+
+func (s *Store) treePath(id string) string { return filepath.Join(s.dir, "trees", id+".json") }
+
 // tree loads checkpoint id's tree.
 func (s *Store) tree(id string) (tree, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("%w: %q is not a checkpoint id", ErrInvalid, id)
 	}
-	if s.loaded && id == s.head.ID {
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	if id == s.head.ID {
 		return s.headTree, nil
 	}
-	b, err := os.ReadFile(filepath.Join(s.dir, "trees", id+".json"))
+	// Until a collection ran, trees may remain of checkpoints a crash interrupted or a prune
+	// dropped: only the log says which are checkpoints.
+	if s.dirty {
+		all, err := s.readLog()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(all, func(m Meta) bool { return m.ID == id }) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+	}
+	return s.readTree(id)
+}
+
+func (s *Store) readTree(id string) (tree, error) {
+	b, err := os.ReadFile(s.treePath(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -518,9 +584,11 @@ func (s *Store) load() error {
 		return err
 	}
 	s.headTree = tree{}
+	s.count = len(all)
+	s.dirty = s.dirty || s.leftovers(len(all))
 	if len(all) > 0 {
 		s.head = all[len(all)-1]
-		if s.headTree, err = s.tree(s.head.ID); err != nil {
+		if s.headTree, err = s.readTree(s.head.ID); err != nil {
 			return err
 		}
 	}
@@ -529,7 +597,7 @@ func (s *Store) load() error {
 }
 
 func (s *Store) readLog() ([]Meta, error) {
-	f, err := os.Open(filepath.Join(s.dir, "log.jsonl"))
+	f, err := os.Open(filepath.Join(s.dir, logName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -555,7 +623,7 @@ func (s *Store) appendLog(m Meta) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, "log.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(s.dir, logName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,9 @@ type Config struct {
 	// build output, caches) names the directories checkpoints skip wherever they appear. "-" skips
 	// nothing.
 	CheckpointExclude string `env:"SANDBOX_CHECKPOINT_EXCLUDE"`
+	// CheckpointKeep is how many checkpoints a workspace's history holds; past it the oldest are
+	// dropped and the content only they held is deleted, so the history fits its meta volume.
+	CheckpointKeep int `env:"SANDBOX_CHECKPOINT_KEEP" envDefault:"500"`
 
 	IdleTimeout    Seconds `env:"SANDBOX_IDLE_TIMEOUT" envDefault:"1200"`
 	GCInterval     Seconds `env:"SANDBOX_GC_INTERVAL" envDefault:"300"`
@@ -160,7 +163,7 @@ func (c *Config) Validate() error {
 		"SANDBOX_CREATE_TIMEOUT": c.CreateTimeout.D().Seconds(), "SANDBOX_EXEC_TIMEOUT": c.ExecTimeout.D().Seconds(),
 		"SANDBOX_EXEC_MAX_TIMEOUT": c.MaxExecTimeout.D().Seconds(),
 		"SANDBOX_OUTPUT_LIMIT":     float64(c.OutputLimit), "SANDBOX_PIDS_LIMIT": float64(c.PidsLimit),
-		"SANDBOXD_PREVIEW_TOKEN_TTL": c.PreviewTokenTTL.D().Seconds(),
+		"SANDBOXD_PREVIEW_TOKEN_TTL": c.PreviewTokenTTL.D().Seconds(), "SANDBOX_CHECKPOINT_KEEP": float64(c.CheckpointKeep),
 	} {
 		if v <= 0 {
 			return fmt.Errorf("%s=%v: %w", name, v, ErrPositive)

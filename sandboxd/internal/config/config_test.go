@@ -30,6 +30,7 @@ func TestLoad(t *testing.T) {
 	require.EqualValues(t, 1<<30, mem)
 	require.InDelta(t, 1.0, cfg.CPU, 0)
 	require.NotEmpty(t, cfg.Namespace)
+	require.Equal(t, 500, cfg.CheckpointKeep)
 
 	other := base()
 	other["SANDBOXD_REDIS_URL"] = "redis://127.0.0.1:6380/0"
@@ -46,6 +47,8 @@ func TestLoad(t *testing.T) {
 		{"bad driver", map[string]string{"SANDBOXD_DRIVER": "podman"}, config.ErrDriver},
 		{"bad memory", map[string]string{"SANDBOX_MEMORY": "lots"}, config.ErrMemory},
 		{"zero cpu", map[string]string{"SANDBOX_CPU": "0"}, config.ErrPositive},
+		{"checkpoint history of 3", map[string]string{"SANDBOX_CHECKPOINT_KEEP": "3"}, nil},
+		{"no checkpoint history", map[string]string{"SANDBOX_CHECKPOINT_KEEP": "0"}, config.ErrPositive},
 		{"negative pool", map[string]string{"SANDBOX_POOL_SIZE": "-1"}, config.ErrNegative},
 		{"missing agent", map[string]string{"SANDBOX_AGENT_BINARY": "/nonexistent/agent"}, config.ErrAgent},
 		// The Kubernetes driver's agent comes from its image: no local binary is needed.

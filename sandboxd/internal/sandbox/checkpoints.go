@@ -42,7 +42,7 @@ func (m *Manager) CreateCheckpoint(ctx context.Context, userID, sessionID string
 	}
 	err = m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) error {
 		res, err := c.CreateCheckpoint(ctx, agentapi.CheckpointRequest{Kind: info.Kind, Message: info.Message, Agent: info.Agent,
-			RunID: info.RunID, Step: info.Step, Exclude: m.opts.CheckpointExclude})
+			RunID: info.RunID, Step: info.Step, Exclude: m.opts.CheckpointExclude, Keep: m.opts.CheckpointKeep})
 		cp, created = res.Checkpoint, res.Created
 		return err
 	})
@@ -92,7 +92,8 @@ func (m *Manager) RestoreCheckpoint(ctx context.Context, userID, sessionID, id, 
 		return Checkpoint{}, 0, err
 	}
 	err = m.withAgent(ctx, userID, sessionID, touch, func(_ store.Record, c *agentclient.Client) error {
-		res, err := c.RestoreCheckpoint(ctx, agentapi.CheckpointRestoreRequest{ID: id, Path: rel, Exclude: m.opts.CheckpointExclude})
+		res, err := c.RestoreCheckpoint(ctx, agentapi.CheckpointRestoreRequest{ID: id, Path: rel,
+			Exclude: m.opts.CheckpointExclude, Keep: m.opts.CheckpointKeep})
 		before, changed = res.Before, res.FilesChanged
 		return err
 	})

@@ -53,6 +53,8 @@ type Options struct {
 	// CheckpointExclude names the directories checkpoints skip wherever they appear (dependencies,
 	// build output).
 	CheckpointExclude []string
+	// CheckpointKeep is how many checkpoints a workspace's history holds (0: the agent's default).
+	CheckpointKeep int
 	// Replica identifies this process in leases (random when empty).
 	Replica string
 	Logger  *slog.Logger
