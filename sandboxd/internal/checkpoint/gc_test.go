@@ -196,7 +196,7 @@ func TestCheckpointsConcurrentWithPruneAndGC(t *testing.T) {
 		for i := range 40 {
 			write(t, root, fmt.Sprintf("f%d.txt", i%7), fmt.Sprintf("step %d\n", i))
 			m, created, err := s.Create(checkpoint.Meta{Kind: checkpoint.KindStep})
-			if !(assertNoError(t, err) && created) {
+			if !assertNoError(t, err) || !created {
 				return
 			}
 			st := files(t, root)
