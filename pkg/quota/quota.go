@@ -95,11 +95,19 @@ func (s *Semaphore) Acquire(ctx context.Context, key string, max int) (*Slot, er
 	return s.hold(ctx, key, holder), nil
 }
 
-// AcquireWait is Acquire that waits, polling, while every slot is held, until ctx ends. With max 1
-// it is a mutex shared by the replicas, whose holder may die without unlocking it for longer than
-// one lease.
-func (s *Semaphore) AcquireWait(ctx context.Context, key string, max int) (*Slot, error) {
-	wait := 10 * time.Millisecond
+// ErrWaited says AcquireWait gave up: every slot stayed held for as long as it was to wait.
+var ErrWaited = errors.New("quota: every slot stayed held")
+
+// AcquireWait is Acquire that waits, polling, while every slot is held, for at most wait (or until
+// ctx ends). With max 1 it is a mutex shared by the replicas, whose holder may die without unlocking
+// it for longer than one lease. The slot it takes is held as Acquire's: until Release or the end of
+// ctx. The bound on the wait is a separate argument because a context bounding it would also end
+// the hold: a lock taken under a timeout context that its caller cancels on return is released the
+// moment it is handed out.
+func (s *Semaphore) AcquireWait(ctx context.Context, key string, max int, wait time.Duration) (*Slot, error) {
+	giveUp := time.NewTimer(wait)
+	defer giveUp.Stop()
+	poll := 10 * time.Millisecond
 	for {
 		slot, err := s.Acquire(ctx, key, max)
 		if !errors.Is(err, ErrFull) {
@@ -108,9 +116,11 @@ func (s *Semaphore) AcquireWait(ctx context.Context, key string, max int) (*Slot
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("quota: wait for %s: %w", key, context.Cause(ctx))
-		case <-time.After(wait):
+		case <-giveUp.C:
+			return nil, fmt.Errorf("%w: %s for %s", ErrWaited, key, wait)
+		case <-time.After(poll):
 		}
-		wait = min(2*wait, 200*time.Millisecond)
+		poll = min(2*poll, 200*time.Millisecond)
 	}
 }
 

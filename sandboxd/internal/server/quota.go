@@ -84,9 +84,8 @@ func (q *Quotas) startProcess(ctx context.Context, m *sandbox.Manager, userID st
 	if q == nil || q.MaxProcesses <= 0 || userID == "" {
 		return func() {}, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, processStartWait)
-	defer cancel()
-	lock, err := q.sem.AcquireWait(wctx, store.KeyUserProcessStart(userID), 1)
+	// Held for the call (ctx), not for the wait: the lock must outlast the start it admits.
+	lock, err := q.sem.AcquireWait(ctx, store.KeyUserProcessStart(userID), 1, processStartWait)
 	if err != nil {
 		return nil, errors.Join(sandbox.ErrUnavailable, err)
 	}
