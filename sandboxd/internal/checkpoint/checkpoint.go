@@ -92,8 +92,8 @@ type Options struct {
 	Exclude func(name string) bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
-	// Keep is how many checkpoints the history holds; a new one beyond drops the oldest (0:
-	// DefaultKeep).
+	// Keep is how many checkpoints the history holds: once a tenth more have gathered, the oldest
+	// beyond Keep are dropped (0: DefaultKeep).
 	Keep int
 }
 

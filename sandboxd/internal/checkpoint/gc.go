@@ -46,14 +46,16 @@ func (s *Store) GC() (GCStats, error) {
 	return s.gc()
 }
 
-// maintain prunes the history to its length and collects when due. Its failures (a full volume) do
+// maintain prunes the history to its length (once it is a tenth past it) and collects when due. Its failures (a full volume) do
 // not fail the checkpoint already made: they leave the history a little longer, and the next
 // checkpoint tries again.
 func (s *Store) maintain() {
 	if !s.loaded {
 		return
 	}
-	if s.count > s.opts.Keep {
+	// Pruned in batches: the log is rewritten (and synced) once a tenth of KEEP has gathered past
+	// it, not on every checkpoint past KEEP.
+	if s.count > s.opts.Keep+s.opts.Keep/10 {
 		if err := s.prune(); err != nil {
 			return
 		}

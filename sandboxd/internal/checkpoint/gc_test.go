@@ -114,6 +114,40 @@ func TestRetentionDropsTheOldestAndTheirObjects(t *testing.T) {
 	require.Len(t, trees, 3, "one tree per kept checkpoint")
 }
 
+// The log is rewritten once a tenth of KEEP has gathered past it, not for every checkpoint past KEEP;
+// the prune then goes back to exactly KEEP, the newest.
+func TestRetentionPrunesInBatches(t *testing.T) {
+	root, dir, s := openKeep(t, 20)
+	logSize := func() int64 {
+		fi, err := os.Stat(filepath.Join(dir, "log.jsonl"))
+		require.NoError(t, err)
+		return fi.Size()
+	}
+	var all []checkpoint.Meta
+	for i := range 23 {
+		write(t, root, "step.txt", fmt.Sprintf("step %d\n", i))
+		m, _, err := s.Create(checkpoint.Meta{Kind: checkpoint.KindStep})
+		require.NoError(t, err)
+		all = append(all, m)
+		l, _, err := s.List(50, "")
+		require.NoError(t, err)
+		switch {
+		case i < 22:
+			require.Len(t, l, i+1, "up to KEEP plus a tenth, nothing is dropped")
+		default:
+			require.Len(t, l, 20, "past it, back to KEEP")
+			require.Equal(t, all[len(all)-1].ID, l[0].ID, "the newest first")
+		}
+	}
+	before := logSize()
+	write(t, root, "step.txt", "one more\n")
+	_, _, err := s.Create(checkpoint.Meta{Kind: checkpoint.KindStep})
+	require.NoError(t, err)
+	require.Greater(t, logSize(), before, "the next checkpoint only appends")
+	_, _, err = s.Restore(all[2].ID, ".")
+	require.ErrorIs(t, err, checkpoint.ErrNotFound, "a dropped one is gone")
+}
+
 func TestGCCollectsLeftoversOfInterruptedCheckpoints(t *testing.T) {
 	root, dir, s := openKeep(t, 10)
 	write(t, root, "a.txt", "kept\n")

@@ -71,6 +71,7 @@ type Cluster struct {
 	// Real is true for a cluster of real nodes (the real-cluster suite): kubelets run the pods' agents.
 	Real bool
 	dir  string
+	dyn  dynamic.Interface // kwok's PortForward objects (simulated cluster only)
 }
 
 // Start runs a cluster for t; everything stops when t ends. Without the binaries it skips t (fails it
@@ -113,6 +114,8 @@ func Start(t *testing.T) *Cluster {
 	c := &Cluster{Config: cfg, Client: cs, Kubeconfig: kubeconfig, AgentPort: stacktest.Port(t), dir: dir,
 		PodCIDR:      fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(150), 1+rand.IntN(250)),
 		SandboxImage: "mgx-sandbox:test", AgentImage: "mgx/sandboxd:test", PullPolicy: corev1.PullNever, StorageClass: StorageClass}
+	c.dyn, err = dynamic.NewForConfig(cfg)
+	require.NoError(t, err)
 	common := []string{"--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig,
 		"--authorization-kubeconfig", kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1"}
 	stacktest.Start(t, "kube-controller-manager", filepath.Join(assets, "kube-controller-manager"), nil, append(common,
@@ -530,10 +533,6 @@ var portForwards = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: 
 // declareForward tells kwok's "kubelet" where the pod's agent port is, so pods/portforward reaches the
 // agent as a kubelet's would. It is the pod's namesake and goes with the namespace.
 func (a *Agents) declareForward(ctx context.Context, p *corev1.Pod) error {
-	dyn, err := dynamic.NewForConfig(a.c.Config)
-	if err != nil {
-		return err
-	}
 	pf := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
 		"metadata": map[string]any{"name": p.Name, "namespace": p.Namespace},
@@ -542,7 +541,7 @@ func (a *Agents) declareForward(ctx context.Context, p *corev1.Pod) error {
 			"target": map[string]any{"port": int64(a.c.AgentPort), "address": p.Status.PodIP},
 		}}},
 	}}
-	_, err = dyn.Resource(portForwards).Namespace(p.Namespace).Create(ctx, pf, metav1.CreateOptions{})
+	_, err := a.c.dyn.Resource(portForwards).Namespace(p.Namespace).Create(ctx, pf, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}

@@ -581,7 +581,11 @@ func (d *Driver) Claim(ctx context.Context, inst driver.Instance, userID, sessio
 	if userID != "" {
 		raw[driver.LabelOwner] = userID
 	}
-	meta := map[string]any{"labels": d.labels(raw)}
+	lbl := make(map[string]string, len(raw))
+	for k, v := range raw {
+		lbl[k] = labelValue(v)
+	}
+	meta := map[string]any{"labels": lbl}
 	if ann := d.annotations(raw); len(ann) > 0 {
 		meta["annotations"] = ann
 	}

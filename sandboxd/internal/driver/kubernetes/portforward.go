@@ -45,6 +45,7 @@ func (d *Driver) DialAgent(ctx context.Context, inst driver.Instance) (net.Conn,
 // portForward opens one SPDY session through the API server to port of the pod, with the protocol's
 // two streams: data (the connection) and error (where the kubelet reports a failed dial).
 func (d *Driver) portForward(ctx context.Context, pod string, port int) (net.Conn, error) {
+	// Per dial: client-go's SPDY round tripper holds the one connection it upgraded.
 	rt, upgrader, err := spdy.RoundTripperFor(d.cfg)
 	if err != nil {
 		return nil, err
